@@ -1,0 +1,17 @@
+"""Bayesian reanalysis of published summary statistics.
+
+Modules, one role each: ``study`` (schema and loading), ``families`` (population
+distributions), ``statistics`` (published-statistic functions), ``simulate`` (cohort
+simulator), ``likelihood`` (synthetic likelihood), ``priors`` (named prior sets), ``group``
+(the group model builder), ``sampling`` (NUTS backend), ``estimands``, ``checks``
+(posterior predictive checks), ``diagnostics``, ``evidence`` (Bayes factors), ``plots``,
+``results`` (result folders and manifests).
+"""
+import logging as _logging
+import warnings as _warnings
+
+# Keep library chatter out of user-facing output: ArviZ 0.23 announces its refactor on
+# import, and pip-installed PyTensor warns that it found no BLAS (the sampler runs on JAX).
+_warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+_warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+_logging.getLogger("pytensor.tensor.blas").setLevel(_logging.ERROR)

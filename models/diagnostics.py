@@ -1,0 +1,59 @@
+"""Sampler diagnostics that every result must pass (R-hat, bulk and tail ESS, divergences)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+#: Thresholds of a trustworthy run (Vehtari et al. 2021, rank-normalised R-hat and ESS).
+MAX_RHAT = 1.01
+MIN_ESS = 400
+MAX_DIVERGENCES = 0
+
+
+@dataclass
+class Diagnostics:
+    """Outcome of the checks; ``problems`` lists each failure in one line."""
+
+    divergences: int
+    max_rhat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict:
+        return {
+            "divergences": self.divergences,
+            "max_rhat": self.max_rhat,
+            "min_ess_bulk": self.min_ess_bulk,
+            "min_ess_tail": self.min_ess_tail,
+            "thresholds": {"max_rhat": MAX_RHAT, "min_ess": MIN_ESS, "max_divergences": MAX_DIVERGENCES},
+            "ok": self.ok,
+            "problems": self.problems,
+        }
+
+
+def check_diagnostics(idata: az.InferenceData, table: pd.DataFrame) -> Diagnostics:
+    """Check divergences and the R-hat / ESS columns of ``table`` (one row per quantity).
+
+    Rows with missing diagnostics (e.g. probabilities) are skipped.
+    """
+    div = int(idata.sample_stats["diverging"].sum())
+    t = table.dropna(subset=["r_hat"])
+    d = Diagnostics(div, float(t["r_hat"].max()), float(t["ess_bulk"].min()), float(t["ess_tail"].min()))
+    if div > MAX_DIVERGENCES:
+        d.problems.append(f"{div} divergent transitions (allowed: {MAX_DIVERGENCES})")
+    for _, row in t.iterrows():
+        name = row.get("estimand", row.name)
+        if not np.isfinite(row["r_hat"]) or row["r_hat"] > MAX_RHAT:
+            d.problems.append(f"{name}: R-hat {row['r_hat']:.3f} > {MAX_RHAT}")
+        for col in ("ess_bulk", "ess_tail"):
+            if not row[col] >= MIN_ESS:
+                d.problems.append(f"{name}: {col.replace('_', ' ')} ESS {row[col]:.0f} < {MIN_ESS}")
+    return d

@@ -1,0 +1,123 @@
+"""The group model: one population distribution per group, fitted to every reported
+summary statistic of that group at once through a synthetic likelihood.
+
+Parameters (per group, dims ``group``):
+
+* ``log_mean`` - log of the population mean relative to the study's ``reference_level``;
+* ``log_cv`` - log of the population coefficient of variation.
+
+Derived: ``mean`` and ``cv`` in natural units.  Estimands (ratios, superiority, ...) are
+computed from the posterior afterwards by :mod:`models.estimands`, outside the graph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from .families import get_family
+from .likelihood import mvn_synthetic_logp, rounding_variance_log
+from .simulate import simulate_group_statistics, sorted_normals
+from .study import Study
+
+#: Simulated cohorts per group and likelihood evaluation.  400 keeps the Monte Carlo error of
+#: the estimated covariance small (relative SE of a variance ~ sqrt(2/400) = 7%) at low cost.
+DEFAULT_REPS = 400
+
+
+@dataclass(frozen=True)
+class GroupData:
+    """What the likelihood of one group needs, derived once from the study file."""
+
+    group: str
+    n: int
+    names: tuple[str, ...]
+    observed: np.ndarray
+    extra_var: np.ndarray
+
+
+def group_data(study: Study) -> list[GroupData]:
+    """Per-group reported statistics and rounding variances, in file order."""
+    width = float(study.assumption("rounding", 0.0) or 0.0)
+    out = []
+    for g in study.group_ids:
+        rep = study.reported(g)
+        obs = np.array(list(rep.values()), dtype=float)
+        # a tiny floor keeps the covariance positive definite when rounding is zero
+        extra = np.maximum(rounding_variance_log(obs, width), 1e-10)
+        out.append(GroupData(g, study.n(g), tuple(rep), obs, extra))
+    return out
+
+
+def _prior(name: str, spec: dict, **kw):
+    dist = spec["dist"]
+    params = {k: v for k, v in spec.items() if k != "dist"}
+    if dist == "normal":
+        return pm.Normal(name, **params, **kw)
+    if dist == "student_t":
+        return pm.StudentT(name, **params, **kw)
+    raise ValueError(f"prior {name}: unsupported distribution {dist!r}")
+
+
+def build_model(
+    study: Study,
+    priors: dict,
+    family: str = "lognormal",
+    reps: int = DEFAULT_REPS,
+    seed: int = 20180302,
+) -> pm.Model:
+    """Build the group model for ``study``.
+
+    Parameters
+    ----------
+    study : Study
+        Validated study; every group with reported statistics enters the likelihood.
+    priors : dict
+        Prior set for model ``"group"`` (see :func:`models.priors.get_priors`).
+    family : str
+        Population family (see :data:`models.families.FAMILIES`).
+    reps : int
+        Simulated cohorts per group for the synthetic likelihood.
+    seed : int
+        Seed of the fixed deviates (common random numbers); part of the model definition.
+
+    Returns
+    -------
+    pm.Model
+        With coords ``group`` and ``statistic_<group>``; observed variables ``stats_<group>``
+        hold the log reported statistics.
+    """
+    fam = get_family(family)
+    data = group_data(study)
+    ref = float(study.assumption("reference_level", 1.0))
+    rng = np.random.default_rng(seed)
+    coords = {"group": study.group_ids}
+    for d in data:
+        coords[f"statistic_{d.group}"] = list(d.names)
+
+    with pm.Model(coords=coords) as model:
+        log_mean = _prior("log_mean", priors["log_mean"], dims="group")
+        log_cv = _prior("log_cv", priors["log_cv"], dims="group")
+        mean = pm.Deterministic("mean", ref * pt.exp(log_mean), dims="group")
+        cv = pm.Deterministic("cv", pt.exp(log_cv), dims="group")
+
+        for i, d in enumerate(data):
+            z = pt.as_tensor(sorted_normals(rng, reps, d.n))
+
+            def logp(value, m, c, _support, d=d, z=z):
+                sim = simulate_group_statistics(pt, fam, z, m, c, d.names)
+                return mvn_synthetic_logp(pt, value, pt.log(sim), d.extra_var)
+
+            pm.CustomDist(
+                f"stats_{d.group}",
+                mean[i],
+                cv[i],
+                np.zeros(len(d.names)),
+                logp=logp,
+                signature="(),(),(s)->(s)",
+                observed=np.log(d.observed),
+                dims=f"statistic_{d.group}",
+            )
+    return model

@@ -1,0 +1,116 @@
+"""Figures for review.  Functions here take results and return matplotlib figures; they
+never sample and never save (the caller decides where figures go)."""
+from __future__ import annotations
+
+import math
+
+import arviz as az
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .study import STATISTIC_LABELS, Study  # noqa: E402
+
+_PUBLISHED = dict(color="crimson", lw=2)
+
+
+def ratio_figure(idata: az.InferenceData, study: Study) -> plt.Figure:
+    """Posterior of each comparison's ratios of medians and of means, with the ratios of the
+    published statistics and any claimed fold threshold marked."""
+    post = idata.posterior
+    comps = list(study.comparisons.items())
+    fig, axes = plt.subplots(len(comps), 2, figsize=(10, 3.6 * len(comps)), squeeze=False)
+    for row, (cid, comp) in enumerate(comps):
+        a, b = comp.groups
+        ra, rb = study.reported(a), study.reported(b)
+        for col, (var, stat) in enumerate((("ratio_of_medians", "median"), ("ratio_of_means", "mean"))):
+            ax = axes[row, col]
+            x = post[var].sel(comparison=cid).values.ravel()
+            ax.hist(x, bins=60, density=True, color="steelblue", alpha=0.75, label="posterior")
+            lo, hi = az.hdi(x, hdi_prob=0.95)
+            ax.axvspan(lo, hi, color="steelblue", alpha=0.12, label=f"95% HDI {lo:.2f}-{hi:.2f}")
+            if stat in ra and stat in rb:
+                pub = ra[stat] / rb[stat]
+                ax.axvline(pub, **_PUBLISHED, label=f"published {stat}s: {ra[stat]:g}/{rb[stat]:g} = {pub:.2f}")
+            for claim in comp.claims.values():
+                if claim.statistic == var and claim.value is not None:
+                    ax.axvline(claim.value, color="k", ls="--", label=f"claim: {claim.relation} {claim.value:g}")
+            ax.set_xlabel(f"{study.groups[a].label} / {study.groups[b].label} ({var.replace('_', ' ')}, fold)")
+            ax.set_ylabel("posterior density (1/fold)")
+            ax.legend(fontsize=8)
+    fig.suptitle(f"{study.id}: ratio of {study.analyte.name} between groups")
+    fig.tight_layout()
+    return fig
+
+
+def group_values_figure(idata: az.InferenceData, study: Study) -> plt.Figure:
+    """Posterior median and 95% HDI of each group's population median and mean, against the
+    published sample median and mean."""
+    post = idata.posterior
+    units = study.analyte.units
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.9 * len(study.group_ids) * 2))
+    y = 0
+    ticks, labels = [], []
+    for g in study.group_ids:
+        rep = study.reported(g)
+        for var, color in (("median", "darkorange"), ("mean", "steelblue")):
+            x = post[var].sel(group=g).values.ravel()
+            lo, hi = az.hdi(x, hdi_prob=0.95)
+            ax.plot([lo, hi], [y, y], color=color, lw=4, solid_capstyle="butt")
+            ax.plot(np.median(x), y, "o", color="white", mec=color, mew=2, ms=8)
+            if var in rep:
+                ax.plot(rep[var], y, "D", color="crimson", ms=7)
+            ticks.append(y)
+            labels.append(f"{study.groups[g].label}: {var}")
+            y += 1
+        y += 0.5
+    ax.set_yticks(ticks, labels)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel(f"{study.analyte.name} ({units}, log scale)")
+    ax.plot([], [], color="gray", lw=4, label="population value: 95% HDI")
+    ax.plot([], [], "o", color="white", mec="gray", mew=2, label="posterior median")
+    ax.plot([], [], "D", color="crimson", label="published sample value")
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title("Group medians and means: model versus paper")
+    fig.tight_layout()
+    return fig
+
+
+def predictive_figure(stats: dict[str, np.ndarray], checks: pd.DataFrame, study: Study) -> plt.Figure:
+    """Posterior predictive distribution of every published statistic, published value marked."""
+    n = len(checks)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, (_, row) in zip(axes.ravel(), checks.iterrows()):
+        sim = stats[row["key"]]
+        if row["kind"] == "number":
+            ax.hist(sim, bins=50, color="gray", alpha=0.7)
+            ax.axvline(row["published"], **_PUBLISHED)
+            ax.set_xlabel(f"{row['item']} ({row['units']})")
+            ax.set_title(f"{row['verdict']} (ppp two-sided {row['ppp_two_sided']:.2f})", fontsize=9)
+        else:
+            ax.hist(np.log10(np.maximum(sim, 1e-300)), bins=50, color="gray", alpha=0.7)
+            claim = row["published"].split()
+            ax.axvline(np.log10(float(claim[-1])), **_PUBLISHED)
+            ax.set_xlabel(f"log10 simulated {claim[0].replace('_', ' ')} ({row['units']})")
+            ax.set_title(f"{row['verdict']}: claim holds in {row['ppp']:.0%}", fontsize=9)
+        ax.set_ylabel("simulated cohorts")
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    fig.suptitle("Posterior predictive check: published value (red) against simulated cohorts of the published sizes")
+    fig.tight_layout()
+    return fig
+
+
+def rank_figure(idata: az.InferenceData, var_names) -> plt.Figure:
+    """ArviZ rank plots of the sampled parameters (uniform ranks across chains = good mixing)."""
+    axes = az.plot_rank(idata, var_names=list(var_names), kind="bars")
+    fig = np.atleast_1d(axes).ravel()[0].figure
+    fig.suptitle("Rank plots by chain: bars should be flat")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,90 @@
+"""Result folders: atomic creation, collision-free names, and the run manifest.
+
+A run writes into a hidden staging folder next to its destination and renames it into place
+only when everything is written, so an interrupted or failed run leaves no half-written
+result folder and never touches an earlier one.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+#: Packages whose versions go into every manifest.
+MANIFEST_PACKAGES = ("pymc", "pytensor", "arviz", "numpy", "scipy", "pandas", "xarray", "jax", "numpyro", "pydantic", "matplotlib")
+STAGING_PREFIX = ".incomplete-"
+
+
+def result_name(study_id: str, model: str, when: dt.datetime | None = None) -> str:
+    """``<study>-<model>-<UTC timestamp>-<random>``; the random suffix keeps two runs started
+    in the same second apart."""
+    when = when or dt.datetime.now(dt.timezone.utc)
+    return f"{study_id}-{model}-{when:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+@contextlib.contextmanager
+def staged_result_dir(parent: Path, name: str):
+    """Yield a staging folder; on success rename it to ``parent/name``, on any failure
+    (including Ctrl-C) remove it.
+
+    The final path is available as ``staging.final`` via the returned object's attribute.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    final = parent / name
+    if final.exists():
+        raise FileExistsError(f"{final} already exists; refusing to overwrite a result")
+    staging = parent / f"{STAGING_PREFIX}{name}"
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    os.replace(staging, final)
+
+
+def git_commit(cwd: Path) -> str | None:
+    """Commit of the project checkout (with ``-dirty`` if it has uncommitted changes)."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for p in MANIFEST_PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = "not installed"
+    return out
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(type(o).__name__)
+
+
+def command_line() -> str:
+    return " ".join([Path(sys.executable).name] + sys.argv)

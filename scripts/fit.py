@@ -1,0 +1,206 @@
+#!/usr/bin/env python
+"""Fit a model to a study's published summary statistics and check it against the paper.
+
+Exit codes: 0 success; 2 bad input (study file, option); 3 sampler diagnostics failed
+(results are still written, marked as failed in manifest.json); 130 interrupted (nothing
+written); 1 unexpected error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+T_START = time.perf_counter()
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_STUDY = ROOT / "data" / "studies" / "lasemi2018.yaml"
+EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_DIAGNOSTICS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from models.families import FAMILIES
+    from models.priors import PRIOR_SETS
+
+    p = argparse.ArgumentParser(
+        prog="fit.py",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1] + "\nResults go to OUT/<study>-<model>-<UTC time>-<random>/.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="study file (YAML); default: %(default)s")
+    p.add_argument("--model", choices=["group"], default="group", help="model to fit (default: %(default)s)")
+    p.add_argument(
+        "--family",
+        choices=list(FAMILIES),
+        default="lognormal",
+        help="population distribution of each group: " + "; ".join(f.description for f in FAMILIES.values()),
+    )
+    p.add_argument("--priors", default="default", choices=list(PRIOR_SETS["group"]), help="named prior set (default: %(default)s)")
+    p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: %(default)s)")
+    p.add_argument("--tune", type=int, default=1000, help="warm-up iterations per chain (default: %(default)s)")
+    p.add_argument("--chains", type=int, default=4, help="number of chains (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=20180302, help="random seed of the whole run (default: %(default)s)")
+    p.add_argument("--reps", type=int, default=None, help="simulated cohorts per likelihood evaluation (default: the model's)")
+    p.add_argument("--ppc-draws", type=int, default=2000, help="posterior draws used for predictive checks (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=ROOT / "results", help="parent folder of the result folder (default: results/)")
+    p.add_argument("--publish-figures", type=Path, default=None, metavar="DIR", help="also copy the figures to DIR (make fit uses figures/)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar while sampling")
+    args = p.parse_args(argv)
+    for name in ("draws", "tune", "chains", "ppc_draws"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.reps is not None and args.reps < 10:
+        p.error("--reps must be >= 10")
+    return args
+
+
+def log(msg: str) -> None:
+    print(f"[{time.perf_counter() - T_START:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from models.study import StudyError, load_study
+
+    try:
+        study = load_study(args.study)
+    except StudyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    log(f"study {study.id}: {', '.join(f'{g} (n={study.n(g)})' for g in study.group_ids)}")
+
+    import shutil
+
+    import arviz as az
+
+    from models import checks, diagnostics, estimands, evidence, plots, results
+    from models.group import DEFAULT_REPS, build_model
+    from models.priors import get_priors
+    from models.sampling import sample_nuts
+
+    timings = {"imports": time.perf_counter() - T_START}
+    priors = get_priors(args.model, args.priors)
+    reps = args.reps or DEFAULT_REPS
+    t = time.perf_counter()
+    model = build_model(study, priors, family=args.family, reps=reps, seed=args.seed)
+    timings["build"] = time.perf_counter() - t
+    log(f"sampling {args.chains} chains x ({args.tune} warm-up + {args.draws} draws), {args.family} family")
+    t = time.perf_counter()
+    idata = sample_nuts(model, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, progressbar=not args.no_progress)
+    timings["sample"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    estimands.add_estimands(idata, study, args.family)
+    table = estimands.estimand_table(idata, study)
+    bf = evidence_rows(study, evidence)
+    diag = diagnostics.check_diagnostics(idata, table)
+    cohorts = checks.simulate_predictive(idata, study, args.family, n_draws=args.ppc_draws, seed=args.seed)
+    pstats = checks.predictive_statistics(cohorts, study)
+    check_tab = checks.check_table(pstats, study)
+    summary = az.summary(idata, hdi_prob=estimands.HDI_PROB, round_to="none")
+    timings["estimands_and_checks"] = time.perf_counter() - t
+
+    name = results.result_name(study.id, args.model)
+    figure_names = []
+    with results.staged_result_dir(args.out, name) as stage:
+        t = time.perf_counter()
+        idata.to_netcdf(stage / "idata.nc")
+        summary.to_csv(stage / "summary.csv")
+        table.to_csv(stage / "estimands.csv", index=False)
+        check_tab.to_csv(stage / "checks.csv", index=False)
+        bf.to_csv(stage / "evidence.csv", index=False)
+        timings["write"] = time.perf_counter() - t
+        t = time.perf_counter()
+        figdir = stage / "figures"
+        figdir.mkdir()
+        figs = {
+            "ratio_posterior.png": plots.ratio_figure(idata, study) if study.comparisons else None,
+            "group_values.png": plots.group_values_figure(idata, study),
+            "predictive_checks.png": plots.predictive_figure(pstats, check_tab, study),
+            "rank_plots.png": plots.rank_figure(idata, [v.name for v in model.free_RVs]),
+        }
+        for fname, fig in figs.items():
+            if fig is not None:
+                fig.savefig(figdir / fname, dpi=110)
+                plots.plt.close(fig)
+                figure_names.append(fname)
+        timings["figures"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - T_START
+        manifest = {
+            "command": results.command_line(),
+            "study": {"id": study.id, "path": str(study.path), "sha256": study.sha256},
+            "model": args.model,
+            "family": args.family,
+            "prior_set": args.priors,
+            "priors": priors,
+            "likelihood": {"kind": "synthetic (multivariate normal on log statistics, common random numbers)", "reps": reps},
+            "seed": args.seed,
+            "sampler": dict(idata.posterior.attrs),
+            "diagnostics": diag.as_dict(),
+            "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
+            "packages": results.package_versions(),
+            "git_commit": results.git_commit(ROOT),
+            "files": sorted(["idata.nc", "summary.csv", "estimands.csv", "checks.csv", "evidence.csv"] + [f"figures/{f}" for f in figure_names]),
+        }
+        results.write_json(stage / "manifest.json", manifest)
+    final = Path(args.out) / name
+    if args.publish_figures:
+        args.publish_figures.mkdir(parents=True, exist_ok=True)
+        for f in figure_names:
+            shutil.copy2(final / "figures" / f, args.publish_figures / f)
+
+    print_report(study, table, check_tab, bf, diag, final, timings)
+    if not diag.ok:
+        print("\n" + "!" * 78, file=sys.stderr)
+        print("SAMPLER DIAGNOSTICS FAILED - do not trust these results:", file=sys.stderr)
+        for p in diag.problems:
+            print(f"  - {p}", file=sys.stderr)
+        print("Try more --tune/--draws; results were written with diagnostics.ok = false.", file=sys.stderr)
+        print("!" * 78, file=sys.stderr)
+        return EXIT_DIAGNOSTICS
+    return EXIT_OK
+
+
+def evidence_rows(study, evidence):
+    """JZS Bayes factors for each comparison whose groups report mean, SD and n."""
+    import pandas as pd
+
+    rows = []
+    for cid, comp in study.comparisons.items():
+        a, b = (study.reported(g) for g in comp.groups)
+        if not all(k in a and k in b for k in ("mean", "sd")):
+            continue
+        t, df = evidence.t_from_summary(a["mean"], a["sd"], study.n(comp.groups[0]), b["mean"], b["sd"], study.n(comp.groups[1]))
+        for r in evidence.bayes_factor_robustness(t, study.n(comp.groups[0]), study.n(comp.groups[1])):
+            rows.append({"comparison": cid, "t": t, "df": df, "prior_scale_r": r["r"], "log10_bf10": r["log10_bf10"]})
+    return pd.DataFrame(rows, columns=["comparison", "t", "df", "prior_scale_r", "log10_bf10"])
+
+
+def print_report(study, table, check_tab, bf, diag, final, timings) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.max_colwidth", 60):
+        print(f"\n== Estimands ({study.id}; posterior median and 95% HDI) ==")
+        t = table[["label", "units", "median", "hdi_low", "hdi_high", "r_hat", "ess_bulk", "ess_tail"]]
+        print(t.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if len(bf):
+            print("\n== Bayes factor for the group difference (JZS, from reported means and SDs) ==")
+            print(bf.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        print("\n== Checks against the published numbers (medians first) ==")
+        c = check_tab[["item", "published", "predictive_median", "predictive_low", "predictive_high", "ppp", "verdict"]]
+        print(c.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(
+        f"\nDiagnostics: {diag.divergences} divergences, max R-hat {diag.max_rhat:.4f}, "
+        f"min bulk ESS {diag.min_ess_bulk:.0f}, min tail ESS {diag.min_ess_tail:.0f} -> {'OK' if diag.ok else 'FAILED'}"
+    )
+    print(f"Results: {final}  (total {timings['total']:.1f} s, sampling {timings['sample']:.1f} s)")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted: no result folder was written", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
