@@ -4,12 +4,12 @@ Every family is written as a *quantile transform* of standard normal deviates,
 ``x = Q(Phi(z); theta)``.  That one choice serves three purposes:
 
 * common random numbers: with the deviates ``z`` held fixed, simulated samples are smooth
-  functions of the parameters, so a synthetic likelihood built on them has gradients and
+  functions of the parameters, so a synthetic likelihood built on them is smooth and
   NUTS can sample it;
 * order statistics for free: ``Q`` is increasing, so if each row of ``z`` is sorted the
   simulated sample is sorted too, and medians, quartiles and ranges are column picks;
-* one simulator: the same function runs on NumPy arrays (posterior predictive checks,
-  calibration) and on PyTensor tensors (the likelihood), selected by the ``xp`` argument.
+* one simulator: the same function feeds the likelihood tables, posterior predictive checks
+  and calibration.  ``xp`` selects NumPy or PyTensor where a family supports both.
 
 Each family is parameterised by its population *mean* and *coefficient of variation* (CV),
 so priors are stated on interpretable scales and are comparable across families.
@@ -77,44 +77,12 @@ def _lognormal_cdf(x, mean, cv):
 
 
 # --- gamma --------------------------------------------------------------------------------
-#: Newton steps of the in-graph gamma quantile; 8 reach double precision from the starts below
-#: for shapes between 0.05 and 10^4 (checked against SciPy in the tests).
-_GAMMA_NEWTON_STEPS = 12
-
-
 def _gamma_std_quantile(xp, z, shape):
-    """Quantile of Gamma(shape, 1) at Phi(z), differentiable in ``shape`` under PyTensor.
-
-    NumPy: SciPy's ``gammaincinv``.  PyTensor: the JAX backend has neither ``gammaincinv``
-    nor a gradient of ``gammainc`` in the shape, so the value is found by Newton steps on the
-    log scale (forward ``gammainc`` only, gradient cut), and the gradient is attached by the
-    implicit function theorem, dx/dk = -(dP/dk) / f(x), with dP/dk from a central difference.
-    """
-    if _is_numpy(xp):
-        return special.gammaincinv(shape, special.ndtr(z))
-    import pytensor.tensor as pt
-    from pytensor.gradient import disconnected_grad as cut
-
-    k = cut(shape)
-    u = 0.5 * pt.erfc(-z / np.sqrt(2.0))  # Phi(z)
-    # Starting points: Wilson-Hilferty for larger shapes, the small-x series x^k/Gamma(k+1)
-    # for small shapes; both on the log scale, where Newton is well behaved.
-    wh = k * (1.0 - 1.0 / (9.0 * k) + z / (3.0 * pt.sqrt(k))) ** 3
-    log_wh = pt.log(pt.maximum(wh, 1e-300))
-    log_small = (pt.log(u) + pt.gammaln(k + 1.0)) / k
-    y = pt.maximum(log_small, log_wh)  # the series start is a lower bound: P(k, x) <= x^k / Gamma(k+1)
-    for _ in range(_GAMMA_NEWTON_STEPS):
-        x = pt.exp(y)
-        log_dens = k * y - x - pt.gammaln(k)  # log of f(x) * x, the derivative in y
-        step = (pt.gammainc(k, x) - u) / pt.exp(log_dens)
-        y = y - pt.clip(step, -2.0, 2.0)
-    x0 = cut(pt.exp(y))
-    h = 1e-5 * k
-    dP_dk = (pt.gammainc(k + h, x0) - pt.gammainc(k - h, x0)) / (2.0 * h)
-    dens = pt.exp((k - 1.0) * pt.log(x0) - x0 - pt.gammaln(k))
-    dx_dk = cut(-dP_dk / dens)
-    # zero in value, carries dx/dk as the gradient with respect to ``shape``
-    return x0 + dx_dk * (shape - k)
+    """Quantile of Gamma(shape, 1) at Phi(z) (NumPy only; the model interpolates tables
+    built with it, see :mod:`models.likelihood`)."""
+    if not _is_numpy(xp):
+        raise NotImplementedError("the gamma quantile transform runs on NumPy only")
+    return special.gammaincinv(shape, special.ndtr(z))
 
 
 def _gamma_quantile(xp, z, mean, cv):
@@ -124,7 +92,7 @@ def _gamma_quantile(xp, z, mean, cv):
 
 def _gamma_median(xp, mean, cv):
     shape = 1.0 / cv**2
-    return _gamma_std_quantile(xp, xp.zeros_like(shape) if _is_numpy(xp) else 0.0 * shape, shape) * (mean / shape)
+    return _gamma_std_quantile(xp, 0.0 * shape, shape) * (mean / shape)
 
 
 def _gamma_cdf(x, mean, cv):

@@ -18,8 +18,8 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .families import get_family
-from .likelihood import mvn_synthetic_logp, rounding_variance_log
-from .simulate import simulate_group_statistics, sorted_normals
+from .likelihood import build_table, mvn_logp, rounding_variance_log, table_moments
+from .simulate import sorted_normals
 from .study import Study
 
 #: Simulated cohorts per group and likelihood evaluation.  400 keeps the Monte Carlo error of
@@ -93,6 +93,7 @@ def build_model(
     data = group_data(study)
     ref = float(study.assumption("reference_level", 1.0))
     rng = np.random.default_rng(seed)
+    q_method = int(study.assumption("quantile_method", 7))
     coords = {"group": study.group_ids}
     for d in data:
         coords[f"statistic_{d.group}"] = list(d.names)
@@ -104,16 +105,16 @@ def build_model(
         cv = pm.Deterministic("cv", pt.exp(log_cv), dims="group")
 
         for i, d in enumerate(data):
-            z = pt.as_tensor(sorted_normals(rng, reps, d.n))
+            table = build_table(fam, sorted_normals(rng, reps, d.n), d.names, q_method)
 
-            def logp(value, m, c, _support, d=d, z=z):
-                sim = simulate_group_statistics(pt, fam, z, m, c, d.names)
-                return mvn_synthetic_logp(pt, value, pt.log(sim), d.extra_var)
+            def logp(value, lm, lc, _support, table=table, extra=d.extra_var):
+                mu, cov = table_moments(pt, table, lm, lc)
+                return mvn_logp(pt, value, mu, cov + pt.diag(extra))
 
             pm.CustomDist(
                 f"stats_{d.group}",
-                mean[i],
-                cv[i],
+                pt.log(mean[i]),
+                log_cv[i],
                 np.zeros(len(d.names)),
                 logp=logp,
                 signature="(),(),(s)->(s)",

@@ -3,10 +3,17 @@
 The reported statistics of a group are treated as one draw of a statistic vector whose
 distribution is approximated by a multivariate normal on the log scale, with mean and
 covariance estimated from ``reps`` cohorts simulated with *fixed* deviates (common random
-numbers).  Holding the deviates fixed makes the log density a smooth, deterministic function
-of the parameters, so gradient-based samplers work.  Unlike the textbook asymptotic normal
-for a sample SD, the covariance here is the finite-sample one of the assumed family, so it
-cannot be inflated by drifting the scale parameter upward (../DESIGN.md, "a measured trap").
+numbers), so the log density is a smooth, deterministic function of the parameters.  Unlike
+the textbook asymptotic normal for a sample SD, the covariance is the finite-sample one of the
+assumed family, so it cannot be widened by drifting the scale upward (DESIGN, "a measured trap").
+
+Scale families make this cheap.  If ``X = mean * X1`` with ``X1`` of mean 1 and the same CV,
+every reported statistic (mean, SD, quantiles, extremes) scales with ``mean``, so on the log
+scale the simulated statistics are ``log(mean) + h(cv)`` with ``h`` independent of the mean.
+Their covariance depends on the CV only.  We therefore simulate once, on a fine grid of
+log CV, and interpolate the mean vector and covariance with cubic splines inside the model:
+the sampler then never simulates, yet every value is the synthetic likelihood of the same
+simulator (the interpolation error is checked in the tests).
 
 Rounding of published values (a declared assumption, width ``w``) adds the variance of a
 uniform rounding error, ``w**2 / 12``, to each statistic (on the log scale, divided by the
@@ -14,7 +21,16 @@ squared reported value).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from scipy.interpolate import CubicSpline
+
+from .families import Family
+from .simulate import simulate_group_statistics
+
+#: Grid of log CV for the interpolation tables: 0.01 <= CV <= 5, spacing ~0.031.
+LOG_CV_GRID = np.linspace(np.log(0.01), np.log(5.0), 201)
 
 
 def rounding_variance_log(observed: np.ndarray, width: float) -> np.ndarray:
@@ -23,38 +39,90 @@ def rounding_variance_log(observed: np.ndarray, width: float) -> np.ndarray:
     return (width**2 / 12.0) / observed**2
 
 
-def mvn_synthetic_logp(xp, observed_log, sim_log, extra_var):
-    """Gaussian synthetic log likelihood of one statistic vector.
+def synthetic_moments(sim_log: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean vector and covariance (``reps - 1`` denominator) of simulated log statistics.
 
     Parameters
     ----------
-    xp : module
-        ``numpy`` or ``pytensor.tensor``.
-    observed_log : array (k,)
-        Log of the reported statistics.
-    sim_log : array (reps, k)
-        Log statistics of cohorts simulated at the current parameters.
-    extra_var : array (k,)
-        Variance added to the diagonal (rounding); also keeps the covariance positive
-        definite when a statistic is nearly deterministic.
-
-    Returns
-    -------
-    scalar
-        ``log N(observed_log | mean(sim_log), cov(sim_log) + diag(extra_var))``.
+    sim_log : array (..., reps, k)
     """
-    reps, k = sim_log.shape if xp is np else (sim_log.type.shape[0], len(extra_var))
-    mu = xp.mean(sim_log, axis=0)
-    centred = sim_log - mu
-    cov = xp.dot(centred.T, centred) / (reps - 1) + xp.diag(xp.as_tensor(extra_var) if xp is not np else extra_var)
+    mu = sim_log.mean(axis=-2)
+    c = sim_log - mu[..., None, :]
+    cov = np.einsum("...ri,...rj->...ij", c, c) / (sim_log.shape[-2] - 1)
+    return mu, cov
+
+
+def mvn_logp(xp, x, mu, cov):
+    """``log N(x | mu, cov)`` for one vector, on NumPy or PyTensor (``xp``)."""
+    k = len(x) if xp is np else x.type.shape[-1]
     if xp is np:
         chol = np.linalg.cholesky(cov)
-        resid = np.linalg.solve(chol, observed_log - mu)
-        logdet = 2.0 * np.sum(np.log(np.diag(chol)))
+        resid = np.linalg.solve(chol, x - mu)
     else:
         from pytensor.tensor.slinalg import cholesky, solve_triangular
 
         chol = cholesky(cov, lower=True)
-        resid = solve_triangular(chol, observed_log - mu, lower=True)
-        logdet = 2.0 * xp.sum(xp.log(xp.diag(chol)))
+        resid = solve_triangular(chol, x - mu, lower=True)
+    logdet = 2.0 * xp.sum(xp.log(xp.diag(chol)))
     return -0.5 * (xp.sum(resid**2) + logdet + k * np.log(2.0 * np.pi))
+
+
+@dataclass(frozen=True)
+class ScaleFamilyTable:
+    """Spline coefficients of ``h(log cv)`` (k) and the covariance (k*k) of the log
+    statistics of one group, over :data:`LOG_CV_GRID`."""
+
+    grid: np.ndarray
+    mean_coef: np.ndarray  # (4, m - 1, k)
+    cov_coef: np.ndarray  # (4, m - 1, k * k)
+    k: int
+
+
+def build_table(family: Family, z_sorted: np.ndarray, names, quantile_method: int = 7, grid=LOG_CV_GRID) -> ScaleFamilyTable:
+    """Simulate standardised cohorts (mean 1) at every grid CV and fit cubic splines.
+
+    Parameters
+    ----------
+    family : Family
+    z_sorted : array (reps, n)
+        Fixed, row-sorted standard normal deviates of this group.
+    names : sequence of str
+        Reported statistics of the group.
+    """
+    cv = np.exp(grid)[:, None, None]
+    sim = simulate_group_statistics(np, family, z_sorted[None], 1.0, cv, names, quantile_method)
+    mu, cov = synthetic_moments(np.log(sim))
+    k = len(names)
+    mean_spline = CubicSpline(grid, mu, axis=0)
+    cov_spline = CubicSpline(grid, cov.reshape(len(grid), k * k), axis=0)
+    return ScaleFamilyTable(grid, mean_spline.c, cov_spline.c, k)
+
+
+def _spline_eval(xp, coef, grid, x):
+    h = grid[1] - grid[0]
+    m = len(grid)
+    xc = xp.clip(x, grid[0], grid[-1])
+    if xp is np:
+        idx = np.clip(np.floor((xc - grid[0]) / h).astype(int), 0, m - 2)
+    else:
+        idx = xp.clip(xp.floor((xc - grid[0]) / h).astype("int64"), 0, m - 2)
+        coef = xp.as_tensor(coef)
+    t = xc - (grid[0] + idx * h)
+    c = coef[:, idx]
+    return ((c[0] * t + c[1]) * t + c[2]) * t + c[3]
+
+
+def table_moments(xp, table: ScaleFamilyTable, log_mean, log_cv):
+    """Mean vector and covariance of the log statistics at (``log_mean``, ``log_cv``)."""
+    h = _spline_eval(xp, table.mean_coef, table.grid, log_cv)
+    cov = _spline_eval(xp, table.cov_coef, table.grid, log_cv).reshape((table.k, table.k))
+    cov = 0.5 * (cov + cov.T)
+    return log_mean + h, cov
+
+
+def synthetic_logp_direct(family: Family, z_sorted, names, observed_log, mean, cv, extra_var, quantile_method: int = 7) -> float:
+    """The synthetic log likelihood computed by simulation at one point (NumPy), without
+    the interpolation table; the reference the table is tested against."""
+    sim = simulate_group_statistics(np, family, z_sorted, mean, cv, names, quantile_method)
+    mu, cov = synthetic_moments(np.log(sim))
+    return float(mvn_logp(np, observed_log, mu, cov + np.diag(extra_var)))

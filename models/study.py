@@ -14,14 +14,18 @@ file, the field and the fix.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 #: Summary statistics a group may report, in the order they are used everywhere.
 STATISTICS = ("mean", "sd", "median", "q1", "q3", "min", "max")
+StatisticName = Literal["mean", "sd", "median", "q1", "q3", "min", "max"]
+assert get_args(StatisticName) == STATISTICS
 #: Human-readable names for reports and error messages.
 STATISTIC_LABELS = {
     "mean": "mean",
@@ -36,6 +40,18 @@ STATISTIC_LABELS = {
 
 class StudyError(Exception):
     """A study file is unreadable or invalid.  ``str()`` is the one-line message for users."""
+
+
+#: pydantic error type of :func:`_rule_error`; ``ctx`` holds the relative field and the text.
+_RULE_ERROR = "study_rule"
+
+
+def _rule_error(field: str, text: str) -> PydanticCustomError:
+    """An error of a model-level rule about ``field``, a dotted path relative to the model.
+
+    The message reads ``"<field>: <text>"``; :func:`load_study` prefixes the model's location.
+    """
+    return PydanticCustomError(_RULE_ERROR, "{field}: {text}", {"field": field, "text": text})
 
 
 class _Strict(BaseModel):
@@ -58,7 +74,8 @@ class Number(_Strict):
     and may say ``where`` in it; ``status: assumption`` numbers must give a ``reason``.
     """
 
-    value: float
+    #: strict: a quoted "45" or a boolean is an error, never silently converted
+    value: float = Field(strict=True)
     status: Literal["published", "assumption"]
     source: str | None = None
     where: str | None = None
@@ -81,27 +98,38 @@ class Number(_Strict):
 
 
 class Count(Number):
-    """A number of subjects: a whole number, at least 1."""
+    """A number of subjects in one level of a breakdown: a whole number, possibly 0.
+
+    A published count of zero (e.g. no primary progressive patients) is a valid count.
+    """
+
+    #: smallest allowed value
+    minimum: ClassVar[int] = 0
 
     @field_validator("value")
     @classmethod
     def _whole(cls, v: float) -> float:
-        if v != int(v) or v < 1:
-            raise ValueError(f"must be a whole number >= 1 (got {v:g})")
+        # runs after Number._finite, so v is finite here
+        if v != int(v) or v < cls.minimum:
+            raise ValueError(f"must be a whole number >= {cls.minimum} (got {v:g})")
         return v
+
+
+class Size(Count):
+    """The number of subjects in a group: a whole number, at least 1."""
+
+    minimum: ClassVar[int] = 1
 
 
 class Group(_Strict):
     """One group of subjects and what was reported about it."""
 
     label: str = Field(min_length=1)
-    n: Count
+    n: Size
     #: Breakdowns of the group by a categorical variable, e.g. sex or disease subtype;
-    #: each breakdown's counts must add up to n.
+    #: each breakdown's counts (each >= 0) must add up to n.
     counts: dict[str, dict[str, Count]] = Field(default_factory=dict)
-    statistics: dict[Literal["mean", "sd", "median", "q1", "q3", "min", "max"], Number] = Field(
-        default_factory=dict
-    )
+    statistics: dict[StatisticName, Number] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Group":
@@ -109,25 +137,23 @@ class Group(_Strict):
         for name, levels in self.counts.items():
             total = int(sum(c.value for c in levels.values()))
             if total != n:
-                raise ValueError(f"counts.{name}: the counts add up to {total}, but n is {n}")
+                raise _rule_error(f"counts.{name}", f"the counts add up to {total}, but n is {n}")
         s = {k: v.value for k, v in self.statistics.items()}
         if "sd" in s and s["sd"] <= 0:
-            raise ValueError(f"statistics.sd: must be > 0 (got {s['sd']:g})")
+            raise _rule_error("statistics.sd", f"must be > 0 (got {s['sd']:g})")
         for k, v in s.items():
             if k != "sd" and v <= 0:
-                raise ValueError(f"statistics.{k}: must be > 0 for a positive measurement (got {v:g})")
+                raise _rule_error(f"statistics.{k}", f"must be > 0 for a positive measurement (got {v:g})")
         order = [k for k in ("min", "q1", "median", "q3", "max") if k in s]
         for lo, hi in zip(order, order[1:]):
             if s[lo] > s[hi]:
-                raise ValueError(
-                    f"statistics: {lo} ({s[lo]:g}) must not exceed {hi} ({s[hi]:g})"
-                )
+                raise _rule_error("statistics", f"{lo} ({s[lo]:g}) must not exceed {hi} ({s[hi]:g})")
         if "mean" in s and "min" in s and "max" in s and not s["min"] <= s["mean"] <= s["max"]:
-            raise ValueError(f"statistics.mean: {s['mean']:g} lies outside min-max")
+            raise _rule_error("statistics.mean", f"{s['mean']:g} lies outside min-max")
         if not s:
-            raise ValueError("statistics: a group must report at least one statistic")
+            raise _rule_error("statistics", "a group must report at least one statistic")
         if n < 2 and "sd" in s:
-            raise ValueError("statistics.sd: an SD needs n >= 2")
+            raise _rule_error("statistics.sd", "an SD needs n >= 2")
         return self
 
 
@@ -141,9 +167,9 @@ class Claim(_Strict):
 
     statistic: str = Field(min_length=1)
     relation: Literal["<", ">", "=", "~"] | None = None
-    value: float | None = None
+    value: float | None = Field(default=None, strict=True)
     direction: Literal["lower", "higher", "none"] | None = None
-    significant: bool | None = None
+    significant: bool | None = Field(default=None, strict=True)
     status: Literal["published", "assumption"] = "published"
     source: str | None = None
     where: str | None = None
@@ -214,13 +240,13 @@ class Study(_Strict):
     @model_validator(mode="after")
     def _cross_references(self) -> "Study":
         if len(self.groups) < 1:
-            raise ValueError("groups: a study needs at least one group")
+            raise _rule_error("groups", "a study needs at least one group")
         known = set(self.sources)
 
         def check_source(where: str, src: str | None) -> None:
             if src is not None and src not in known:
-                raise ValueError(
-                    f"{where}.source: {src!r} is not a key of 'sources' (known: {', '.join(sorted(known))})"
+                raise _rule_error(
+                    f"{where}.source", f"{src!r} is not a key of 'sources' (known: {', '.join(sorted(known))})"
                 )
 
         check_source("analyte", self.analyte.source)
@@ -234,9 +260,9 @@ class Study(_Strict):
         for c, comp in self.comparisons.items():
             for g in comp.groups:
                 if g not in self.groups:
-                    raise ValueError(f"comparisons.{c}.groups: {g!r} is not a group of this study")
+                    raise _rule_error(f"comparisons.{c}.groups", f"{g!r} is not a group of this study")
             if comp.groups[0] == comp.groups[1]:
-                raise ValueError(f"comparisons.{c}.groups: compare two different groups")
+                raise _rule_error(f"comparisons.{c}.groups", "compare two different groups")
             for k, cl in comp.claims.items():
                 check_source(f"comparisons.{c}.claims.{k}", cl.source)
         for a, assoc in self.associations.items():
@@ -264,29 +290,142 @@ class Study(_Strict):
         return default if a is None or a.value is None else a.value
 
 
-def _format_location(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc if not str(p).startswith("function-"))
+# -- error messages -------------------------------------------------------------------------
+def _kind(value: Any) -> str:
+    """Plain name of a YAML value's type, with its article: 'a string', 'a list', 'null'."""
+    if value is None:
+        return "null (an empty value)"
+    if isinstance(value, bool):
+        return "a boolean (true/false)"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    name = type(value).__name__  # e.g. date, set, bytes from YAML's own types
+    return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"
+
+
+def _is_number_text(value: Any) -> bool:
+    """Is ``value`` a string that reads as a number, e.g. ``"45"`` (a quoted number)?"""
+    return isinstance(value, str) and re.fullmatch(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*", value) is not None
 
 
 def _first_error(exc: ValidationError) -> str:
+    """The first validation error as ``"<dotted field path>: <what is wrong>"``."""
     err = exc.errors(include_url=False)[0]
-    loc = _format_location(err["loc"])
+    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    # '[key]' marks an error in a mapping's key (the key itself is the part before it)
+    parts = [str(p) for p in err["loc"] if p != "[key]" and not str(p).startswith("function-")]
     msg = err["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
-    if err["type"] == "extra_forbidden":
+
+    if kind == _RULE_ERROR:
+        # a model-level rule names a field relative to the model that failed
+        parts.append(ctx["field"])
+        msg = ctx["text"]
+    elif "[key]" in err["loc"]:
+        parent = parts[-2] if len(parts) >= 2 else ""
+        if kind == "literal_error":
+            allowed = ", ".join(re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
+            what = "not a statistic; " if parent == "statistics" else ""
+            msg = f"unknown key ({what}use one of {allowed})"
+        else:
+            msg = f"a key must be a string, not {_kind(value)} (put it in quotes)"
+    elif kind == "extra_forbidden":
         msg = "unknown key (remove it or fix its spelling)"
-    elif err["type"] == "missing":
+    elif kind == "missing":
         msg = "required field is missing"
-    elif err["type"] == "literal_error":
-        msg = msg.replace("Input should be", "must be")
-    # model-level validators report a location relative to the model; join the pieces
-    if msg.split(":", 1)[0].replace(".", "").replace("_", "").isalnum() and ":" in msg and loc:
-        head, rest = msg.split(":", 1)
-        if " " not in head:
-            return f"{loc}.{head}:{rest}"
+    elif kind in ("float_type", "float_parsing"):
+        hint = " (write it without quotes)" if _is_number_text(value) else ""
+        msg = f"must be a valid number, not {_kind(value)}{hint}"
+    elif kind == "bool_type":
+        msg = f"must be true or false, not {_kind(value)}"
+    elif kind == "string_type":
+        hint = " (put it in quotes)" if isinstance(value, (int, float)) else ""
+        msg = f"must be a string, not {_kind(value)}{hint}"
+    elif kind in ("model_type", "model_attributes_type"):
+        msg = f"must be a mapping of fields, not {_kind(value)}"
+    elif kind == "dict_type":
+        msg = f"must be a mapping, not {_kind(value)}"
+    elif kind in ("list_type", "tuple_type"):
+        msg = f"must be a list, not {_kind(value)}"
+    elif kind == "string_too_short":
+        msg = "must not be empty"
+    msg = msg.replace("Input should be", "must be")
+    loc = ".".join(p for p in parts if p)
     return f"{loc}: {msg}" if loc else msg
+
+
+# -- YAML ----------------------------------------------------------------------------------
+def _tag_name(tag: str | None) -> str:
+    """A tag as written in YAML: 'tag:yaml.org,2002:python/...' -> '!!python/...'."""
+    tag = str(tag)
+    prefix = "tag:yaml.org,2002:"
+    return "!!" + tag[len(prefix):] if tag.startswith(prefix) else tag
+
+
+class _DuplicateKeyError(yaml.constructor.ConstructorError):
+    def __init__(self, key: Any, node: yaml.Node, first: yaml.Node):
+        super().__init__(None, None, f"duplicate key {key!r}", node.start_mark)
+        self.key, self.line, self.first_line = key, node.start_mark.line + 1, first.start_mark.line + 1
+
+
+class _UnsupportedTagError(yaml.constructor.ConstructorError):
+    def __init__(self, node: yaml.Node):
+        super().__init__(None, None, f"unsupported YAML tag {node.tag!r}", node.start_mark)
+        self.tag, self.line = _tag_name(node.tag), node.start_mark.line + 1
+
+
+class _StudyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also rejects repeated mapping keys.
+
+    Like SafeLoader it builds plain data only (dicts, lists, strings, numbers, booleans,
+    null, and YAML's own dates/sets/binary); any other tag, e.g. ``!!python/object``, is an
+    error, never a constructed Python object.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # '<<: *anchor' merges; explicit keys may override merged ones
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:
+                    continue  # unhashable key: SafeLoader reports it
+                if first is not key_node:
+                    raise _DuplicateKeyError(key, key_node, first)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, AttributeError):
+            # an explicit tag on a value that does not fit it, e.g. '!!int abc'
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{getattr(node, 'value', '')!r} is not a valid {_tag_name(node.tag)}", node.start_mark
+            ) from None
+
+    def _construct_undefined(self, node: yaml.Node) -> Any:
+        raise _UnsupportedTagError(node)
+
+
+# SafeLoader registers the function SafeConstructor.construct_undefined; replace it here only
+_StudyLoader.add_constructor(None, _StudyLoader._construct_undefined)
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"[\r\n]+", " ", text)
 
 
 def load_study(path: str | Path) -> Study:
@@ -308,31 +447,45 @@ def load_study(path: str | Path) -> Study:
         One line, ``"<file>: <field>: <what is wrong>"``, for any unreadable or invalid file.
     """
     path = Path(path)
+
+    def fail(text: str) -> StudyError:
+        return StudyError(_one_line(f"{path}: {text}"))
+
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise StudyError(f"{path}: cannot read the study file ({exc.strerror or exc})") from None
+        raise fail(f"cannot read the study file ({exc.strerror or exc})") from None
     try:
-        # safe_load: YAML tags never construct Python objects from a user file
-        data = yaml.safe_load(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise StudyError(f"{path}: not a UTF-8 text file") from None
+        raise fail("not a UTF-8 text file") from None
+    try:
+        # a SafeLoader: YAML tags never construct Python objects from a user file
+        data = yaml.load(text, Loader=_StudyLoader)  # noqa: S506 - _StudyLoader is a SafeLoader
+    except _DuplicateKeyError as exc:
+        raise fail(
+            f"duplicate key {exc.key!r} at line {exc.line} (first given at line {exc.first_line}; keep only one)"
+        ) from None
+    except _UnsupportedTagError as exc:
+        raise fail(f"unsupported YAML tag {exc.tag!r} at line {exc.line} (study files hold plain data only)") from None
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise fail(f"unsupported YAML{where}: {exc.problem} (study files hold plain data only)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise StudyError(f"{path}: YAML syntax error{where}: {problem}") from None
+        raise fail(f"YAML syntax error{where}: {problem}") from None
     if data is None:
-        raise StudyError(f"{path}: the file is empty; a study file is a YAML mapping (see data/studies/)")
+        raise fail("the file is empty; a study file is a YAML mapping (see data/studies/)")
     if not isinstance(data, dict):
-        raise StudyError(
-            f"{path}: the top level must be a mapping of fields (id, title, groups, ...), not a {type(data).__name__}"
-        )
+        raise fail(f"the top level must be a mapping of fields (id, title, groups, ...), not {_kind(data)}")
     for reserved in ("path", "sha256"):
         if reserved in data:
-            raise StudyError(f"{path}: {reserved}: unknown key (remove it or fix its spelling)")
+            raise fail(f"{reserved}: unknown key (remove it or fix its spelling)")
     try:
         study = Study.model_validate(data)
     except ValidationError as exc:
-        raise StudyError(f"{path}: {_first_error(exc)}") from None
+        raise fail(_first_error(exc)) from None
     return study.model_copy(update={"path": path, "sha256": hashlib.sha256(raw).hexdigest()})

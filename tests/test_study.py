@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from models.study import Number, Study, StudyError, load_study
 
@@ -262,17 +262,19 @@ def test_missing_required_field(write_study, base, dotted):
 
 
 @pytest.mark.parametrize(
-    "dotted, value",
+    "dotted, value, minimum",
     [
-        ("groups.ms.n.value", 45.5),
-        ("groups.ms.n.value", 0),
-        ("groups.ms.counts.sex.male.value", 13.5),
+        ("groups.ms.n.value", 45.5, 1),
+        ("groups.ms.n.value", 0, 1),  # a group has at least one subject
+        ("groups.ms.n.value", -3, 1),
+        ("groups.ms.counts.sex.male.value", 13.5, 0),  # a breakdown level may be 0
+        ("groups.ms.counts.subtype.primary_progressive.value", -1, 0),
     ],
-    ids=["n-fraction", "n-zero", "count-fraction"],
+    ids=["n-fraction", "n-zero", "n-negative", "count-fraction", "count-negative"],
 )
-def test_counts_must_be_whole_numbers(write_study, base, dotted, value):
+def test_counts_must_be_whole_numbers(write_study, base, dotted, value, minimum):
     path = variant(write_study, base, {dotted: value})
-    assert_study_error(path, dotted, rf"must be a whole number >= 1 \(got {value:g}\)")
+    assert_study_error(path, dotted, rf"^must be a whole number >= {minimum} \(got {value:g}\)$")
 
 
 def test_comparison_must_name_known_groups(write_study, base):
@@ -311,13 +313,13 @@ def test_empty_file(tmp_path, text):
 
 @pytest.mark.parametrize(
     "text, kind",
-    [("- id: x\n- title: y\n", "list"), ("just a sentence\n", "str"), ("42\n", "int")],
-    ids=["list", "string", "number"],
+    [("- id: x\n- title: y\n", "a list"), ("just a sentence\n", "a string"), ("42\n", "a number"), ("4.5\n", "a number")],
+    ids=["list", "string", "number", "float"],
 )
 def test_top_level_must_be_a_mapping(tmp_path, text, kind):
     path = tmp_path / "notmap.yaml"
     path.write_text(text, encoding="utf-8")
-    assert_study_error(path, None, rf"top level must be a mapping.*not a {kind}$")
+    assert_study_error(path, None, rf"^the top level must be a mapping of fields \(id, title, groups, \.\.\.\), not {kind}$")
 
 
 def test_yaml_syntax_error(tmp_path):
@@ -402,3 +404,254 @@ def test_three_group_study_loads(write_study):
     assert [study.n(g) for g in study.group_ids] == [10, 12, 8]
     assert study.reported("c") == {"mean": 7, "sd": 1.5}
     assert study.comparisons["a_vs_c"].groups == ("a", "c")
+
+
+# --- exact messages: unknown statistic, strict numbers, wording ----------------------------
+def _exact_error(path: Path, expected: str) -> None:
+    """``load_study(path)`` raises exactly ``"<path>: <expected>"`` (one line)."""
+    msg = assert_study_error(path, None, r"")
+    assert msg == f"{path}: {expected}"
+
+
+def test_unknown_statistic_message_is_exact(write_study, base):
+    stats = base["groups"]["ms"]["statistics"]
+    stats["SD"] = stats.pop("sd")
+    path = variant(write_study, base, {})
+    _exact_error(
+        path,
+        "groups.ms.statistics.SD: unknown key (not a statistic; use one of mean, sd, median, q1, q3, min, max)",
+    )
+
+
+def test_non_string_key_is_named_without_key_marker(write_study, base):
+    levels = base["groups"]["ms"]["counts"]["sex"]
+    levels[1] = levels.pop("male")  # YAML writes the key as the integer 1
+    path = variant(write_study, base, {})
+    _exact_error(path, "groups.ms.counts.sex.1: a key must be a string, not a number (put it in quotes)")
+
+
+@pytest.mark.parametrize(
+    "dotted, value, expected",
+    [
+        ("groups.ms.n.value", "45", "must be a valid number, not a string (write it without quotes)"),
+        ("groups.ms.n.value", True, "must be a valid number, not a boolean (true/false)"),
+        ("groups.ms.statistics.sd.value", "100", "must be a valid number, not a string (write it without quotes)"),
+        ("groups.ms.statistics.sd.value", False, "must be a valid number, not a boolean (true/false)"),
+        ("groups.ms.statistics.mean.value", None, "must be a valid number, not null (an empty value)"),
+        ("groups.ms.statistics.mean.value", [235], "must be a valid number, not a list"),
+        ("groups.ms.counts.sex.male.value", "14", "must be a valid number, not a string (write it without quotes)"),
+        ("groups.ms.counts.sex.male.value", True, "must be a valid number, not a boolean (true/false)"),
+        ("groups.ms.statistics.sd.value", "about 100", "must be a valid number, not a string"),
+        ("comparisons.control_vs_ms.claims.p_value.value", "0.001", "must be a valid number, not a string (write it without quotes)"),
+        ("comparisons.control_vs_ms.claims.fold.value", True, "must be a valid number, not a boolean (true/false)"),
+        ("associations.sex.significant", "yes", "must be true or false, not a string"),
+        ("associations.sex.significant", 1, "must be true or false, not a number"),
+    ],
+    ids=[
+        "n-string", "n-bool", "sd-string", "sd-bool", "mean-null", "mean-list", "count-string",
+        "count-bool", "sd-words", "claim-string", "claim-bool", "significant-string", "significant-int",
+    ],
+)
+def test_numbers_are_strict(write_study, base, dotted, value, expected):
+    """Quoted numbers and booleans are errors naming the field, never silently converted."""
+    path = variant(write_study, base, {dotted: value})
+    node = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key in dotted.split("."):
+        node = node[key]
+    assert node == value and type(node) is type(value)  # really written as a YAML string/bool
+    _exact_error(path, f"{dotted}: {expected}")
+
+
+def test_int_and_float_values_still_load(write_study, base):
+    path = variant(write_study, base, {"groups.ms.statistics.sd.value": 100.5, "groups.ms.n.value": 45})
+    study = load_study(path)
+    assert study.reported("ms")["sd"] == 100.5 and isinstance(study.reported("ms")["sd"], float)
+    assert study.n("ms") == 45
+
+
+@pytest.mark.parametrize(
+    "dotted, value, expected",
+    [
+        ("groups.ms", [1, 2], "groups.ms: must be a mapping of fields, not a list"),
+        ("groups.ms.n", 45, "groups.ms.n: must be a mapping of fields, not a number"),
+        ("analyte", "vitamin K2", "analyte: must be a mapping of fields, not a string"),
+        ("sources", ["abstract"], "sources: must be a mapping, not a list"),
+        ("groups.ms.counts.sex", "31 female", "groups.ms.counts.sex: must be a mapping, not a string"),
+        ("title", 2018, "title: must be a string, not a number (put it in quotes)"),
+        ("comparisons.control_vs_ms.groups", "control", "comparisons.control_vs_ms.groups: must be a list, not a string"),
+        ("title", "", "title: must not be empty"),
+    ],
+    ids=["group-list", "n-number", "analyte-string", "sources-list", "counts-string", "title-number", "groups-string", "title-empty"],
+)
+def test_type_errors_use_plain_type_names(write_study, base, dotted, value, expected):
+    path = variant(write_study, base, {dotted: value})
+    msg = assert_study_error(path, None, r"")
+    assert msg == f"{path}: {expected}"
+    rest = msg[len(f"{path}: "):]
+    assert not re.search(r"\b(int|str|float|dict|NoneType)\b|\ba [aeiouAEIOU]", rest), rest  # no Python names, no "a int"
+
+
+# --- counts of zero ------------------------------------------------------------------------
+def test_breakdown_level_of_zero_loads(write_study, base):
+    path = variant(
+        write_study,
+        base,
+        {
+            "groups.ms.counts.subtype.primary_progressive.value": 0,
+            "groups.ms.counts.subtype.relapsing_remitting.value": 40,
+        },
+    )
+    study = load_study(path)
+    levels = study.groups["ms"].counts["subtype"]
+    assert levels["primary_progressive"].value == 0
+    assert sum(c.value for c in levels.values()) == study.n("ms") == 45
+
+
+def test_breakdown_with_zero_must_still_add_up_to_n(write_study, base):
+    path = variant(write_study, base, {"groups.ms.counts.subtype.primary_progressive.value": 0})
+    _exact_error(path, "groups.ms.counts.subtype: the counts add up to 44, but n is 45")
+
+
+def test_group_size_zero_is_rejected_even_with_zero_counts(write_study, base):
+    data = _minimal({"all": {"label": "All", "n": _pub(0, "paper"), "statistics": {"mean": _pub(3, "paper")}}})
+    data["groups"]["all"]["counts"] = {"sex": {"female": _pub(0, "paper"), "male": _pub(0, "paper")}}
+    path = write_study(data)
+    _exact_error(path, "groups.all.n.value: must be a whole number >= 1 (got 0)")
+
+
+# --- model-level rules report clean dotted paths -------------------------------------------
+@pytest.mark.parametrize(
+    "edits, expected",
+    [
+        ({"groups.ms.statistics.sd.value": -1}, "groups.ms.statistics.sd: must be > 0 (got -1)"),
+        ({"groups.ms.statistics.median.value": -2}, "groups.ms.statistics.median: must be > 0 for a positive measurement (got -2)"),
+        ({"groups.ms.statistics": {}}, "groups.ms.statistics: a group must report at least one statistic"),
+        ({"groups.ms.counts.sex-at-birth": {"female": _pub(1)}}, "groups.ms.counts.sex-at-birth: the counts add up to 1, but n is 45"),
+        ({"groups.ms.counts.sex at birth": {"female": _pub(1)}}, "groups.ms.counts.sex at birth: the counts add up to 1, but n is 45"),
+        ({"groups": {}}, "groups: a study needs at least one group"),
+        ({"comparisons.control_vs_ms.groups": ["ms", "ms"]}, "comparisons.control_vs_ms.groups: compare two different groups"),
+        ({"groups.ms.n.source": "pubmed"}, "groups.ms.n.source: 'pubmed' is not a key of 'sources' (known: abstract, news, overcomingms)"),
+        ({"groups.ms.n.status": "guess"}, "groups.ms.n.status: must be 'published' or 'assumption'"),
+    ],
+    ids=["sd", "median", "no-statistics", "hyphen-breakdown", "space-breakdown", "no-groups", "same-groups", "source", "literal"],
+)
+def test_rule_errors_have_clean_dotted_paths(write_study, base, edits, expected):
+    path = variant(write_study, base, edits)
+    msg = assert_study_error(path, None, r"")
+    assert msg == f"{path}: {expected}"
+    assert "[key]" not in msg and ".." not in msg and ": :" not in msg
+
+
+def test_rule_errors_read_well_without_load_study(base):
+    """Validating directly (no load_study) still gives "<relative field>: <text>" messages."""
+    base["groups"]["ms"]["counts"]["sex"]["female"]["value"] = 30
+    with pytest.raises(ValidationError) as info:
+        Study.model_validate(base)
+    (err,) = info.value.errors()
+    assert err["loc"] == ("groups", "ms")
+    assert err["msg"] == "counts.sex: the counts add up to 44, but n is 45"
+
+
+# --- YAML: duplicate keys and tags ---------------------------------------------------------
+def _line_of(text: str, needle: str) -> int:
+    """1-based number of the only line containing ``needle``."""
+    hits = [i for i, line in enumerate(text.splitlines(), 1) if needle in line]
+    assert len(hits) == 1, (needle, hits)
+    return hits[0]
+
+
+def test_duplicate_key_is_rejected(study_path, tmp_path):
+    text = study_path.read_text(encoding="utf-8")
+    sd_line = "      sd: {value: 100, status: published, source: abstract"
+    first = _line_of(text, sd_line)
+    lines = text.splitlines(keepends=True)
+    lines.insert(first, "      sd: {value: 99, status: published, source: abstract}\n")  # right after
+    path = tmp_path / "dup.yaml"
+    path.write_text("".join(lines), encoding="utf-8")
+    _exact_error(path, f"duplicate key 'sd' at line {first + 1} (first given at line {first}; keep only one)")
+
+
+def test_duplicate_top_level_key_is_rejected(study_path, tmp_path):
+    text = study_path.read_text(encoding="utf-8")
+    path = tmp_path / "dup.yaml"
+    path.write_text(text + "id: lasemi2018b\n", encoding="utf-8")
+    last = len(text.splitlines()) + 1
+    _exact_error(path, f"duplicate key 'id' at line {last} (first given at line {_line_of(text, 'id: lasemi2018')}; keep only one)")
+
+
+def test_duplicate_key_in_flow_mapping_is_rejected(study_path, tmp_path):
+    text = study_path.read_text(encoding="utf-8")
+    old = "n: {value: 45, status: published"
+    line = _line_of(text, old)
+    path = tmp_path / "dup.yaml"
+    path.write_text(text.replace(old, "n: {value: 45, value: 46, status: published"), encoding="utf-8")
+    _exact_error(path, f"duplicate key 'value' at line {line} (first given at line {line}; keep only one)")
+
+
+def test_merge_keys_may_be_overridden(study_path, tmp_path):
+    """'<<: *anchor' is not a duplicate: explicit keys override merged ones, as in YAML."""
+    text = study_path.read_text(encoding="utf-8")
+    text = text.replace(
+        "n: {value: 29, status: published, source: abstract, where: participants}",
+        "n: &n_ctl {value: 29, status: published, source: abstract, where: participants}",
+    ).replace(
+        "n: {value: 45, status: published, source: abstract, where: participants}",
+        "n: {<<: *n_ctl, value: 45}",
+    )
+    assert "<<: *n_ctl" in text
+    path = tmp_path / "merge.yaml"
+    path.write_text(text, encoding="utf-8")
+    study = load_study(path)
+    assert study.n("control") == 29 and study.n("ms") == 45
+    assert study.groups["ms"].n.source == "abstract"
+
+
+@pytest.mark.parametrize("where", ["top", "nested"])
+def test_unsafe_yaml_tag_message_is_exact(study_path, tmp_path, where):
+    marker = tmp_path / "pwned"
+    tag = f'!!python/object/apply:os.system ["touch {marker}"]'
+    if where == "top":
+        text, line = tag + "\n", 1
+    else:
+        original = study_path.read_text(encoding="utf-8")
+        line = _line_of(original, "title: Vitamin K2 in multiple sclerosis patients")
+        text = original.replace("title: Vitamin K2 in multiple sclerosis patients", f"title: {tag}")
+    path = tmp_path / "unsafe.yaml"
+    path.write_text(text, encoding="utf-8")
+    _exact_error(
+        path,
+        f"unsupported YAML tag '!!python/object/apply:os.system' at line {line} (study files hold plain data only)",
+    )
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "value, tag",
+    [("!!python/name:os.system ''", "!!python/name:os.system"), ("!custom 3", "!custom")],
+    ids=["python-name", "local-tag"],
+)
+def test_other_unknown_tags_are_rejected(study_path, tmp_path, value, tag):
+    original = study_path.read_text(encoding="utf-8")
+    line = _line_of(original, "design: >-")
+    path = tmp_path / "tag.yaml"
+    path.write_text(original.replace("design: >-", f"design: {value}\nignored: >-"), encoding="utf-8")
+    _exact_error(path, f"unsupported YAML tag '{tag}' at line {line} (study files hold plain data only)")
+
+
+@pytest.mark.parametrize("value", ["!!int abc", "!!float abc", "!!timestamp yesterday"])
+def test_bad_value_for_standard_tag_is_a_study_error(study_path, tmp_path, value):
+    original = study_path.read_text(encoding="utf-8")
+    line = _line_of(original, "doi: 10.1007")
+    text = re.sub(r"doi: \S+", f"doi: {value}", original)
+    path = tmp_path / "badtag.yaml"
+    path.write_text(text, encoding="utf-8")
+    tag, literal = value.split(" ")
+    _exact_error(
+        path, f"unsupported YAML at line {line}: '{literal}' is not a valid {tag} (study files hold plain data only)"
+    )
+
+
+def test_yaml_syntax_error_is_still_a_syntax_error(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("id: x\n  title: y\n", encoding="utf-8")
+    assert_study_error(path, None, r"^YAML syntax error at line 2, column \d+: \S")
