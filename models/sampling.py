@@ -101,7 +101,8 @@ def sample_nuts(
     t1 = time.perf_counter()
     mcmc.run(
         jax.random.PRNGKey(seed),
-        init_params={k: init[k] for k in names},
+        # NumPyro adds the chain axis itself only when there is more than one chain
+        init_params={k: (init[k] if chains > 1 else init[k][0]) for k in names},
         extra_fields=("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size", "potential_energy"),
     )
     samples = mcmc.get_samples(group_by_chain=True)

@@ -8,6 +8,7 @@ written); 1 unexpected error.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 T_START = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STUDY = ROOT / "data" / "studies" / "lasemi2018.yaml"
+STATE: dict = {"written": None}  # the result folder once it is complete, for the Ctrl-C message
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_DIAGNOSTICS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
@@ -47,12 +49,34 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--publish-figures", type=Path, default=None, metavar="DIR", help="also copy the figures to DIR (make fit uses figures/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar while sampling")
     args = p.parse_args(argv)
-    for name in ("draws", "tune", "chains", "ppc_draws"):
+    for name in ("draws", "tune", "ppc_draws"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.chains < 2:
+        p.error("--chains must be >= 2 (R-hat compares chains)")
+    for opt, path in (("--out", args.out), ("--publish-figures", args.publish_figures)):
+        problem = _unwritable(path) if path is not None else None
+        if problem:
+            p.error(f"{opt} {path}: {problem}")
     if args.reps is not None and args.reps < 10:
         p.error("--reps must be >= 10")
     return args
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot become an output folder, or None.  Checked before any work, so a
+    bad path fails in a second instead of after sampling; nothing is created here."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return "exists and is not a folder"
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent} is not writable"
+    return None
 
 
 def log(msg: str) -> None:
@@ -145,6 +169,7 @@ def main(argv=None) -> int:
         }
         results.write_json(stage / "manifest.json", manifest)
     final = Path(args.out) / name
+    STATE["written"] = final
     if args.publish_figures:
         args.publish_figures.mkdir(parents=True, exist_ok=True)
         for f in figure_names:
@@ -202,5 +227,8 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        print("interrupted: no result folder was written", file=sys.stderr)
+        if STATE["written"]:
+            print(f"interrupted after the results were complete: {STATE['written']}", file=sys.stderr)
+        else:
+            print("interrupted: no result folder was written", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)

@@ -1,0 +1,340 @@
+"""End-to-end tests of scripts/fit.py, run as a subprocess exactly as a user runs it.
+
+A full default fit costs 15-25 s (more on a loaded machine), so the fast tier runs ONE short
+fit (module-scoped fixture ``short_fit``) and every test about its outputs shares that result
+folder.  Bad-input runs stop before sampling and cost ~2 s each.  The ``slow`` tier adds a
+second short fit (reproducibility) and an interrupted default fit (SIGINT).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+FIT = ROOT / "scripts" / "fit.py"
+STUDY = ROOT / "data" / "studies" / "lasemi2018.yaml"
+SEED = 20180302
+#: Short settings: enough for the headline numbers, not necessarily for the ESS >= 400 gate.
+SHORT = ["--draws", "300", "--tune", "300", "--chains", "2", "--ppc-draws", "300", "--seed", str(SEED), "--no-progress"]
+RESULT_NAME = re.compile(r"^lasemi2018-group-\d{8}T\d{6}Z-[0-9a-f]{6}$")
+STAGING_PREFIX = ".incomplete-"
+FIGURES = {"ratio_posterior.png", "group_values.png", "predictive_checks.png", "rank_plots.png"}
+DATA_FILES = {"idata.nc", "summary.csv", "estimands.csv", "checks.csv", "evidence.csv", "manifest.json"}
+FIT_TIMEOUT = 600  # seconds; generous, a short fit takes well under a minute
+
+
+def run_fit(*args: str, timeout: float = FIT_TIMEOUT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(FIT), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def tree_hashes(folder: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file under ``folder`` (folders included as entries)."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "<dir>"
+    return out
+
+
+def describe(proc: subprocess.CompletedProcess) -> str:
+    return f"exit {proc.returncode}\n--- stdout (tail) ---\n{proc.stdout[-3000:]}\n--- stderr (tail) ---\n{proc.stderr[-3000:]}"
+
+
+@dataclass
+class FitRun:
+    proc: subprocess.CompletedProcess
+    out: Path  # the --out folder
+    seconds: float
+
+    @property
+    def entries(self) -> list[Path]:
+        return sorted(self.out.iterdir()) if self.out.is_dir() else []
+
+    @property
+    def folder(self) -> Path:
+        results = [p for p in self.entries if RESULT_NAME.match(p.name)]
+        assert len(results) == 1, f"expected one result folder in {self.out}, found {self.entries}\n{describe(self.proc)}"
+        return results[0]
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads((self.folder / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def short_fit(tmp_path_factory) -> FitRun:
+    """ONE short fit shared by every test of its outputs."""
+    out = tmp_path_factory.mktemp("fit_script") / "results"
+    t = time.perf_counter()
+    proc = run_fit(*SHORT, "--out", str(out))
+    return FitRun(proc, out, time.perf_counter() - t)
+
+
+@pytest.fixture
+def bad_sd_study(write_study) -> Path:
+    """The real study with the MS group's SD set to -1."""
+    data = yaml.safe_load(STUDY.read_text(encoding="utf-8"))
+    data["groups"]["ms"]["statistics"]["sd"]["value"] = -1
+    return write_study(data, name="bad_sd.yaml")
+
+
+# -- 1. --help ------------------------------------------------------------------------------
+def test_help_lists_options_and_exit_codes():
+    proc = run_fit("--help", timeout=120)
+    assert proc.returncode == 0, describe(proc)
+    text = proc.stdout
+    for opt in ("--study", "--family", "--draws", "--chains", "--seed", "--out"):
+        assert opt in text, f"{opt} missing from --help"
+    assert "Exit codes" in text
+    flat = " ".join(text.split())
+    for code, meaning in (("0", "success"), ("2", "bad input"), ("3", "diagnostics failed"), ("130", "interrupted"), ("1", "unexpected")):
+        pattern = rf"(?<![\d.]){code} [^;]*{meaning}"
+        assert re.search(pattern, flat), f"exit code {code} ({meaning}) not documented in --help"
+    assert "Traceback" not in proc.stderr
+
+
+# -- 2. the shared short fit ----------------------------------------------------------------
+def test_short_fit_exit_code_and_diagnostics(short_fit):
+    proc = short_fit.proc
+    assert proc.returncode in (0, 3), describe(proc)
+    assert "Traceback" not in proc.stderr
+    diag = short_fit.manifest["diagnostics"]
+    if proc.returncode == 3:
+        assert "SAMPLER DIAGNOSTICS FAILED" in proc.stderr
+        assert diag["ok"] is False and diag["problems"]
+    else:
+        assert "SAMPLER DIAGNOSTICS FAILED" not in proc.stderr
+        assert diag["ok"] is True and diag["problems"] == []
+
+
+def test_short_fit_writes_exactly_one_complete_result_folder(short_fit):
+    entries = short_fit.entries
+    assert not [p for p in entries if p.name.startswith(STAGING_PREFIX)], entries
+    assert [p.name for p in entries] == [short_fit.folder.name], entries
+    folder = short_fit.folder
+    assert folder.is_dir()
+    names = {p.name for p in folder.iterdir() if p.is_file()}
+    assert DATA_FILES <= names, DATA_FILES - names
+    figures = {p.name for p in (folder / "figures").glob("*.png")}
+    assert figures == FIGURES
+    for p in (folder / "figures").glob("*.png"):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 1000, p
+    # the manifest lists exactly the files written (besides itself)
+    written = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json")
+    assert short_fit.manifest["files"] == written
+    # the folder path is reported on stdout
+    assert str(folder) in short_fit.proc.stdout
+
+
+def test_short_fit_manifest(short_fit):
+    m = short_fit.manifest
+    assert m["seed"] == SEED
+    assert m["study"]["id"] == "lasemi2018"
+    assert m["study"]["sha256"] == hashlib.sha256(STUDY.read_bytes()).hexdigest()
+    assert m["family"] == "lognormal" and m["model"] == "group" and m["prior_set"] == "default"
+    assert isinstance(m["priors"], dict) and m["priors"]
+    for pkg in ("pymc", "arviz", "jax"):
+        assert m["packages"][pkg] == metadata.version(pkg)
+    assert "git_commit" in m
+    assert m["git_commit"] is None or isinstance(m["git_commit"], str)
+    timings = m["timings_seconds"]
+    assert "total" in timings and timings["total"] > 0
+    assert timings["total"] >= timings["sample"] > 0
+    sampler = m["sampler"]
+    assert (sampler["draws"], sampler["tune"], sampler["chains"], sampler["seed"]) == (300, 300, 2, SEED)
+
+
+def test_short_fit_estimands(short_fit):
+    est = pd.read_csv(short_fit.folder / "estimands.csv")
+    keys = list(est["estimand"])
+    expected = [
+        "ratio_of_medians[control_vs_ms]",
+        "ratio_of_means[control_vs_ms]",
+        "difference_in_medians[control_vs_ms]",
+        "prob_superiority[control_vs_ms]",
+        "median[control]",
+        "median[ms]",
+    ]
+    for key in expected:
+        assert key in keys, f"{key} missing from estimands.csv: {keys}"
+    p_rows = est[est["estimand"].str.startswith("P(ratio_of_means")]
+    assert len(p_rows) == 1, keys
+    assert 0 <= p_rows["median"].iloc[0] <= 1
+
+    with_hdi = est.dropna(subset=["hdi_low", "hdi_high"])
+    assert set(expected) <= set(with_hdi["estimand"])
+    for _, row in with_hdi.iterrows():
+        assert row["hdi_low"] <= row["median"] <= row["hdi_high"], row.to_dict()
+
+    rom = est.set_index("estimand").loc["ratio_of_medians[control_vs_ms]"]
+    # 95% HDI inside (2, 7): excludes 1 (no difference) and anything below 2; the published
+    # medians 866/196 give 4.4
+    assert 2 < rom["hdi_low"] <= rom["median"] <= rom["hdi_high"] < 7, rom.to_dict()
+
+
+def test_short_fit_checks_medians_first(short_fit):
+    checks = pd.read_csv(short_fit.folder / "checks.csv")
+    assert list(checks["key"][:2]) == ["control.median", "ms.median"]
+    assert [float(v) for v in checks["published"][:2]] == [866.0, 196.0]
+
+
+def test_short_fit_evidence(short_fit):
+    ev = pd.read_csv(short_fit.folder / "evidence.csv")
+    row = ev[[math.isclose(r, 0.707) for r in ev["prior_scale_r"]]]
+    assert len(row) == 1, ev
+    assert row["log10_bf10"].iloc[0] > 20
+
+
+def test_short_fit_idata_opens(short_fit):
+    import arviz as az
+
+    idata = az.from_netcdf(short_fit.folder / "idata.nc")
+    groups = idata.groups()
+    assert "posterior" in groups and "sample_stats" in groups
+    assert (idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]) == (2, 300)
+    assert "ratio_of_medians" in idata.posterior
+
+
+def test_short_fit_prints_tables(short_fit):
+    out = short_fit.proc.stdout
+    assert "== Estimands" in out
+    assert "== Checks" in out
+
+
+# -- 3. bad input ---------------------------------------------------------------------------
+def _assert_one_line_error(proc, *fragments):
+    assert proc.returncode == 2, describe(proc)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, f"stderr must be one line:\n{proc.stderr}"
+    assert lines[0].startswith("error: "), lines[0]
+    for f in fragments:
+        assert f in lines[0], f"{f!r} not in {lines[0]!r}"
+
+
+@pytest.mark.parametrize("case", ["negative_sd", "missing_file", "empty_file"])
+def test_bad_study_exits_2_with_one_line(case, bad_sd_study, tmp_path):
+    if case == "negative_sd":
+        study, fragments = bad_sd_study, [str(bad_sd_study), "groups.ms.statistics.sd"]
+    elif case == "missing_file":
+        study = tmp_path / "does_not_exist.yaml"
+        fragments = [str(study)]
+    else:
+        study = tmp_path / "empty.yaml"
+        study.write_bytes(b"")
+        fragments = [str(study), "empty"]
+    out = tmp_path / "out"
+    proc = run_fit("--study", str(study), "--out", str(out), "--no-progress", timeout=120)
+    _assert_one_line_error(proc, *fragments)
+    assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
+
+
+def test_draws_zero_is_an_argparse_error(tmp_path):
+    out = tmp_path / "out"
+    proc = run_fit("--draws", "0", "--out", str(out), timeout=120)
+    assert proc.returncode == 2, describe(proc)
+    assert "Traceback" not in proc.stderr
+    assert "usage:" in proc.stderr and "--draws must be >= 1" in proc.stderr
+    assert not out.exists()
+
+
+# -- 4. a failing run never touches an earlier result ----------------------------------------
+def test_bad_input_leaves_existing_result_untouched(short_fit, bad_sd_study):
+    before_entries = [p.name for p in short_fit.entries]
+    before = tree_hashes(short_fit.folder)
+    assert DATA_FILES <= set(before)
+    for args in (["--study", str(bad_sd_study)], ["--draws", "0"]):
+        proc = run_fit(*args, "--out", str(short_fit.out), timeout=120)
+        assert proc.returncode == 2, describe(proc)
+    assert [p.name for p in short_fit.entries] == before_entries
+    assert tree_hashes(short_fit.folder) == before
+
+
+# -- 5. slow: reproducibility and Ctrl-C ------------------------------------------------------
+@pytest.mark.slow
+def test_same_seed_reproduces_tables_byte_for_byte(short_fit, tmp_path):
+    """A second short fit with the same seed (the first is the shared one)."""
+    assert short_fit.proc.returncode in (0, 3), describe(short_fit.proc)
+    out = tmp_path / "again"
+    proc = run_fit(*SHORT, "--out", str(out))
+    assert proc.returncode == short_fit.proc.returncode, describe(proc)
+    again = FitRun(proc, out, 0.0).folder
+    assert again.name != short_fit.folder.name
+    for name in ("estimands.csv", "checks.csv", "evidence.csv"):
+        assert (again / name).read_bytes() == (short_fit.folder / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_sigint_during_sampling_writes_nothing(short_fit, tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    earlier = out / short_fit.folder.name
+    shutil.copytree(short_fit.folder, earlier)
+    before = tree_hashes(earlier)
+
+    stdout_file = (tmp_path / "stdout.txt").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, str(FIT), "--out", str(out)],  # a default (full-length) fit
+        cwd=ROOT,
+        stdout=stdout_file,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stderr_lines: list[str] = []
+    sampling = threading.Event()
+
+    def drain():
+        for line in proc.stderr:
+            stderr_lines.append(line)
+            if "sampling" in line:
+                sampling.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 180
+        while not sampling.wait(0.2):
+            assert proc.poll() is None, f"fit.py exited early ({proc.returncode}):\n{''.join(stderr_lines)}"
+            assert time.monotonic() < deadline, "no 'sampling' line on stderr within 180 s"
+        time.sleep(3)  # let it get into the compiled sampler
+        assert proc.poll() is None, f"fit finished before SIGINT:\n{''.join(stderr_lines)}"
+        t = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("fit.py did not stop within 60 s of SIGINT")
+        latency = time.monotonic() - t
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=10)
+        stdout_file.close()
+    err = "".join(stderr_lines)
+    assert code in (130, -signal.SIGINT), f"exit {code}\n{err[-3000:]}"
+    assert "Traceback" not in err
+    if code == 130:
+        assert "interrupted" in err
+    print(f"SIGINT -> exit {code} after {latency:.1f} s")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [earlier.name], f"left behind: {names}"
+    assert tree_hashes(earlier) == before

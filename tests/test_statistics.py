@@ -1,0 +1,176 @@
+"""Tests for models.statistics: the published-statistic functions agree with NumPy's own
+definitions on NumPy arrays *and* when the same code runs as a PyTensor graph, and the group
+test p-values agree with SciPy (row by row) and with the textbook formulas."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from models.statistics import group_test_pvalue, sample_statistic, sample_statistics
+
+NAMES = ("mean", "sd", "median", "q1", "q3", "min", "max")
+# odd and even n, including sizes where (n - 1) * p is and is not a whole number for p = 1/4,
+# 1/2, 3/4, and the study's group sizes (29, 45)
+SIZES = (2, 3, 4, 5, 6, 7, 8, 10, 29, 45)
+
+
+def _numpy_reference(x: np.ndarray) -> dict[str, np.ndarray]:
+    return {
+        "mean": np.mean(x, axis=-1),
+        "sd": np.std(x, axis=-1, ddof=1),
+        "median": np.median(x, axis=-1),
+        "q1": np.quantile(x, 0.25, axis=-1),
+        "q3": np.quantile(x, 0.75, axis=-1),
+        "min": np.min(x, axis=-1),
+        "max": np.max(x, axis=-1),
+    }
+
+
+def _sorted_rows(n: int, batch=(6,), seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed + n)
+    return np.sort(rng.lognormal(5.0, 0.8, size=(*batch, n)), axis=-1)
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_numpy_statistics_match_numpy_definitions(n):
+    x = _sorted_rows(n)
+    ref = _numpy_reference(x)
+    for name in NAMES:
+        got = sample_statistic(np, x, n, name)
+        assert got.shape == (6,), name
+        np.testing.assert_allclose(got, ref[name], rtol=1e-12, err_msg=name)
+
+
+def test_quartiles_are_interpolated_not_nearest_rank():
+    """n = 6: (n - 1) / 4 = 1.25, so q1 lies a quarter of the way from x[1] to x[2]."""
+    x = np.array([[1.0, 2.0, 4.0, 8.0, 16.0, 32.0]])
+    assert sample_statistic(np, x, 6, "q1")[0] == pytest.approx(2.0 + 0.25 * 2.0)
+    assert sample_statistic(np, x, 6, "median")[0] == pytest.approx(6.0)
+    assert sample_statistic(np, x, 6, "q3")[0] == pytest.approx(8.0 + 0.75 * 8.0)
+    assert sample_statistic(np, x, 6, "sd")[0] == pytest.approx(np.std(x, ddof=1))
+
+
+def test_batched_rows_with_several_leading_axes():
+    n = 9
+    x = _sorted_rows(n, batch=(3, 4, 5))
+    ref = _numpy_reference(x)
+    for name in NAMES:
+        got = sample_statistic(np, x, n, name)
+        assert got.shape == (3, 4, 5)
+        np.testing.assert_allclose(got, ref[name], rtol=1e-12, err_msg=name)
+    # each row on its own gives the same value as in the batch
+    for name in NAMES:
+        np.testing.assert_allclose(sample_statistic(np, x[1, 2], n, name), ref[name][1, 2], rtol=1e-12)
+
+
+def test_sample_statistics_stacks_in_the_order_given():
+    n = 8
+    x = _sorted_rows(n, batch=(4, 3))
+    order = ("max", "median", "mean", "q1", "sd")
+    got = sample_statistics(np, x, n, order)
+    assert got.shape == (4, 3, len(order))
+    ref = _numpy_reference(x)
+    for i, name in enumerate(order):
+        np.testing.assert_allclose(got[..., i], ref[name], rtol=1e-12)
+
+
+@pytest.mark.parametrize("n", (2, 5, 8, 29, 45))
+def test_pytensor_graph_evaluates_to_the_numpy_values(n):
+    import pytensor.tensor as pt
+
+    x = _sorted_rows(n, batch=(4, 3))
+    ref = _numpy_reference(x)
+    # one graph (one compilation) for all statistics
+    got = sample_statistics(pt, pt.constant(x), n, NAMES).eval()
+    assert got.shape == (4, 3, len(NAMES))
+    for i, name in enumerate(NAMES):
+        np.testing.assert_allclose(got[..., i], ref[name], rtol=1e-12, err_msg=name)
+
+
+def test_single_pytensor_statistic_evaluates():
+    import pytensor.tensor as pt
+
+    x = _sorted_rows(7)
+    got = sample_statistic(pt, pt.constant(x), 7, "q3").eval()
+    np.testing.assert_allclose(got, np.quantile(x, 0.75, axis=-1), rtol=1e-12)
+
+
+def test_unknown_statistic_raises_valueerror_naming_it():
+    x = _sorted_rows(5)
+    for bad in ("iqr", "Mean", "", "range"):
+        with pytest.raises(ValueError, match="unknown statistic"):
+            sample_statistic(np, x, 5, bad)
+    with pytest.raises(ValueError, match="'iqr'"):
+        sample_statistics(np, x, 5, ("mean", "iqr"))
+
+
+def test_unimplemented_quantile_method_raises_valueerror():
+    x = _sorted_rows(5)
+    for name in ("q1", "q3"):
+        with pytest.raises(ValueError, match="quantile method 6"):
+            sample_statistic(np, x, 5, name, quantile_method=6)
+
+
+# --- group tests ---------------------------------------------------------------------------
+@pytest.fixture
+def two_groups():
+    rng = np.random.default_rng(11)
+    a = rng.lognormal(6.6, 0.2, size=(8, 29))
+    b = rng.lognormal(5.3, 0.45, size=(8, 45))
+    b[:4] = rng.lognormal(6.55, 0.25, size=(4, 45))  # some rows with a small difference
+    return a, b
+
+
+def test_group_test_pvalues_match_scipy_row_by_row(two_groups):
+    a, b = two_groups
+    scipy_tests = {
+        "mann_whitney": lambda u, v: stats.mannwhitneyu(u, v, alternative="two-sided", method="asymptotic").pvalue,
+        "welch_t": lambda u, v: stats.ttest_ind(u, v, equal_var=False).pvalue,
+        "student_t": lambda u, v: stats.ttest_ind(u, v, equal_var=True).pvalue,
+    }
+    for test, fn in scipy_tests.items():
+        got = group_test_pvalue(a, b, test)
+        assert got.shape == (8,)
+        want = np.array([fn(a[i], b[i]) for i in range(8)])
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=test)
+        assert np.all((got >= 0) & (got <= 1))
+        # the first rows differ little, the rest a lot
+        assert got[4:].max() < 1e-6 < got[:4].max(), test
+
+
+def test_group_test_pvalues_match_textbook_formulas(two_groups):
+    a, b = two_groups
+    na, nb = a.shape[-1], b.shape[-1]
+    va, vb = a.var(-1, ddof=1), b.var(-1, ddof=1)
+    diff = a.mean(-1) - b.mean(-1)
+    # Welch
+    se2 = va / na + vb / nb
+    df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
+    welch = 2 * stats.t.sf(np.abs(diff) / np.sqrt(se2), df)
+    np.testing.assert_allclose(group_test_pvalue(a, b, "welch_t"), welch, rtol=1e-9)
+    # Student (pooled variance)
+    sp2 = ((na - 1) * va + (nb - 1) * vb) / (na + nb - 2)
+    student = 2 * stats.t.sf(np.abs(diff) / np.sqrt(sp2 * (1 / na + 1 / nb)), na + nb - 2)
+    np.testing.assert_allclose(group_test_pvalue(a, b, "student_t"), student, rtol=1e-9)
+    # Mann-Whitney, normal approximation with continuity correction (no ties here)
+    ranks = stats.rankdata(np.concatenate([a, b], axis=-1), axis=-1)
+    u = ranks[:, :na].sum(-1) - na * (na + 1) / 2
+    z = (np.abs(u - na * nb / 2) - 0.5) / np.sqrt(na * nb * (na + nb + 1) / 12)
+    np.testing.assert_allclose(group_test_pvalue(a, b, "mann_whitney"), 2 * stats.norm.sf(z), rtol=1e-9)
+
+
+def test_group_test_pvalues_are_symmetric_in_the_groups(two_groups):
+    a, b = two_groups
+    for test in ("mann_whitney", "welch_t", "student_t"):
+        np.testing.assert_allclose(group_test_pvalue(a, b, test), group_test_pvalue(b, a, test), rtol=1e-12)
+
+
+def test_unknown_group_test_raises_valueerror_listing_the_choices(two_groups):
+    a, b = two_groups
+    with pytest.raises(ValueError) as info:
+        group_test_pvalue(a, b, "kolmogorov")
+    msg = str(info.value)
+    assert "kolmogorov" in msg
+    for name in ("mann_whitney", "welch_t", "student_t"):
+        assert name in msg
