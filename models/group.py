@@ -27,6 +27,16 @@ from .study import Study
 DEFAULT_REPS = 400
 
 
+#: Added to every rounding variance: keeps the covariance positive definite when a study
+#: declares no rounding.
+ROUNDING_FLOOR = 1e-10
+
+
+def rounding_width(study: Study) -> float:
+    """Declared rounding of published values (assumption ``rounding``), 0 if undeclared."""
+    return float(study.assumption("rounding", 0.0) or 0.0)
+
+
 @dataclass(frozen=True)
 class GroupData:
     """What the likelihood of one group needs, derived once from the study file."""
@@ -40,13 +50,12 @@ class GroupData:
 
 def group_data(study: Study) -> list[GroupData]:
     """Per-group reported statistics and rounding variances, in file order."""
-    width = float(study.assumption("rounding", 0.0) or 0.0)
+    width = rounding_width(study)
     out = []
     for g in study.group_ids:
         rep = study.reported(g)
         obs = np.array(list(rep.values()), dtype=float)
-        # a tiny floor keeps the covariance positive definite when rounding is zero
-        extra = np.maximum(rounding_variance_log(obs, width), 1e-10)
+        extra = rounding_variance_log(obs, width) + ROUNDING_FLOOR
         out.append(GroupData(g, study.n(g), tuple(rep), obs, extra))
     return out
 
@@ -93,6 +102,7 @@ def build_model(
     data = group_data(study)
     ref = float(study.assumption("reference_level", 1.0))
     rng = np.random.default_rng(seed)
+    width = rounding_width(study)
     q_method = int(study.assumption("quantile_method", 7))
     coords = {"group": study.group_ids}
     for d in data:
@@ -107,8 +117,11 @@ def build_model(
         for i, d in enumerate(data):
             table = build_table(fam, sorted_normals(rng, reps, d.n), d.names, q_method)
 
-            def logp(value, lm, lc, _support, table=table, extra=d.extra_var):
+            def logp(value, lm, lc, _support, table=table):
                 mu, cov = table_moments(pt, table, lm, lc)
+                # rounding variance from the observed values themselves, so the same graph
+                # serves other data (calibration swaps the data, not the model)
+                extra = rounding_variance_log(pt.exp(value), width) + ROUNDING_FLOOR
                 return mvn_logp(pt, value, mu, cov + pt.diag(extra))
 
             pm.CustomDist(
@@ -118,7 +131,7 @@ def build_model(
                 np.zeros(len(d.names)),
                 logp=logp,
                 signature="(),(),(s)->(s)",
-                observed=np.log(d.observed),
+                observed=pm.Data(f"log_stats_{d.group}", np.log(d.observed), dims=f"statistic_{d.group}"),
                 dims=f"statistic_{d.group}",
             )
     return model

@@ -34,8 +34,8 @@ LOG_CV_GRID = np.linspace(np.log(0.01), np.log(5.0), 201)
 
 
 def rounding_variance_log(observed: np.ndarray, width: float) -> np.ndarray:
-    """Log-scale variance added by rounding each reported value to a multiple of ``width``."""
-    observed = np.asarray(observed, dtype=float)
+    """Log-scale variance added by rounding each reported value to a multiple of ``width``
+    (NumPy arrays or tensors)."""
     return (width**2 / 12.0) / observed**2
 
 
@@ -54,7 +54,7 @@ def synthetic_moments(sim_log: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def mvn_logp(xp, x, mu, cov):
     """``log N(x | mu, cov)`` for one vector, on NumPy or PyTensor (``xp``)."""
-    k = len(x) if xp is np else x.type.shape[-1]
+    k = len(x) if xp is np else x.shape[-1]
     if xp is np:
         chol = np.linalg.cholesky(cov)
         resid = np.linalg.solve(chol, x - mu)

@@ -22,15 +22,22 @@ import pymc as pm  # noqa: E402
 SAMPLER_NAME = "numpyro-nuts (vectorised chains, JAX)"
 
 
-def _jax_functions(model: pm.Model):
+def _jax_functions(model: pm.Model, data_names=()):
+    """JAX potential ``(params, data) -> -logp`` and a vectorised map from unconstrained
+    draws to all unobserved variables.  Data containers named in ``data_names`` become
+    inputs, so one compiled sampler serves any data set of the same shapes."""
     import jax
     from pymc.sampling.jax import get_jaxified_graph
+    from pytensor.graph.replace import graph_replace
 
-    neg_logp = get_jaxified_graph(inputs=model.value_vars, outputs=[-model.logp()])
+    shared = [model[n] for n in data_names]
+    symbolic = [sv.type() for sv in shared]
+    neg_logp = graph_replace(-model.logp(), dict(zip(shared, symbolic)), strict=False)
+    neg_logp_fn = get_jaxified_graph(inputs=model.value_vars + symbolic, outputs=[neg_logp])
     names = [v.name for v in model.value_vars]
 
-    def potential(params):
-        return neg_logp(*[params[n] for n in names])[0]
+    def potential(params, data):
+        return neg_logp_fn(*[params[n] for n in names], *[data[n] for n in data_names])[0]
 
     outputs = model.unobserved_value_vars
     to_outputs = get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
@@ -52,6 +59,131 @@ def _initial_points(model: pm.Model, chains: int, seed: int) -> dict[str, np.nda
     return {k: np.stack([p[k] for p in points]) for k in points[0]}
 
 
+class CompiledNuts:
+    """NUTS for one model structure, compiled once and run on any data of the same shapes.
+
+    Parameters
+    ----------
+    model : pm.Model
+        A model with continuous free variables.
+    data_names : sequence of str
+        ``pm.Data`` containers that :meth:`run` may replace (e.g. the observed statistics,
+        in calibration); the others stay fixed.
+    draws, tune, chains : int
+        Kept draws per chain, warm-up iterations per chain, number of chains.
+    target_accept : float
+        NUTS target acceptance rate (step-size adaptation).
+    progressbar : bool
+        Show a progress bar on stderr.
+    """
+
+    def __init__(self, model, data_names=(), draws=1000, tune=1000, chains=4, target_accept=0.8, progressbar=True):
+        import numpyro
+        import numpyro.distributions as dist
+        from numpyro.infer import MCMC, NUTS
+
+        t0 = time.perf_counter()
+        self.model = model
+        self.data_names = tuple(data_names)
+        self.draws, self.tune, self.chains, self.target_accept = draws, tune, chains, target_accept
+        potential, self._postprocess, self._names, self._out_names = _jax_functions(model, self.data_names)
+        shapes = {n: tuple(model.initial_point()[n].shape) for n in self._names}
+
+        def numpyro_model(data):
+            params = {
+                n: numpyro.sample(n, dist.ImproperUniform(dist.constraints.real, (), event_shape=shapes[n]))
+                for n in self._names
+            }
+            numpyro.factor("log_density", -potential(params, data))
+
+        # jit_model_args: the data are traced arguments, so new data do not recompile
+        self._mcmc = MCMC(
+            NUTS(numpyro_model, target_accept_prob=target_accept),
+            num_warmup=tune,
+            num_samples=draws,
+            num_chains=chains,
+            chain_method="vectorized",
+            progress_bar=progressbar,
+            jit_model_args=True,
+        )
+        self.setup_seconds = time.perf_counter() - t0
+
+    def current_data(self) -> dict[str, np.ndarray]:
+        """The values the model's data containers hold now."""
+        return {n: np.asarray(self.model[n].get_value()) for n in self.data_names}
+
+    def run(self, seed: int = 1, data: dict | None = None) -> az.InferenceData:
+        """Sample and return InferenceData.
+
+        Parameters
+        ----------
+        seed : int
+            Seeds initial points and the sampler; the same seed gives the same draws.
+        data : dict, optional
+            New values for the containers in ``data_names``; default: the model's own.
+
+        Returns
+        -------
+        az.InferenceData
+            Groups ``posterior`` (all unobserved variables, constrained, with the model's
+            dims), ``sample_stats`` (diverging, energy, tree_depth, n_steps,
+            acceptance_rate, step_size, lp) and ``observed_data``; ``posterior.attrs``
+            records the sampler and its timings.
+        """
+        import jax
+
+        t1 = time.perf_counter()
+        data = {**self.current_data(), **(data or {})}
+        init = _initial_points(self.model, self.chains, seed)
+        self._mcmc.run(
+            jax.random.PRNGKey(seed),
+            data,
+            # NumPyro adds the chain axis itself only when there is more than one chain
+            init_params={k: (init[k] if self.chains > 1 else init[k][0]) for k in self._names},
+            extra_fields=("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size", "potential_energy"),
+        )
+        samples = self._mcmc.get_samples(group_by_chain=True)
+        jax.block_until_ready(samples)
+        t2 = time.perf_counter()
+        values = self._postprocess({k: samples[k] for k in self._names})
+        posterior = {n: np.asarray(v) for n, v in zip(self._out_names, values)}
+        extra = self._mcmc.get_extra_fields(group_by_chain=True)
+        n_steps = np.asarray(extra["num_steps"])
+        sample_stats = {
+            "diverging": np.asarray(extra["diverging"]),
+            "energy": np.asarray(extra["energy"]),
+            "n_steps": n_steps,
+            "tree_depth": np.floor(np.log2(np.maximum(n_steps, 1))).astype(int) + 1,
+            "acceptance_rate": np.asarray(extra["accept_prob"]),
+            "step_size": np.asarray(extra["adapt_state.step_size"]),
+            "lp": -np.asarray(extra["potential_energy"]),
+        }
+        model = self.model
+        dims = {k: list(v) for k, v in model.named_vars_to_dims.items()}
+        coords = {k: list(v) for k, v in model.coords.items()}
+        observed = {}
+        for v in model.observed_RVs:
+            obs = model.rvs_to_values[v]
+            name = getattr(obs, "name", None)
+            observed[v.name] = np.asarray(data[name]) if name in data else np.asarray(obs.eval())
+        idata = az.from_dict(posterior=posterior, sample_stats=sample_stats, observed_data=observed, coords=coords, dims=dims)
+        t3 = time.perf_counter()
+        idata.posterior.attrs.update(
+            {
+                "sampler": SAMPLER_NAME,
+                "draws": self.draws,
+                "tune": self.tune,
+                "chains": self.chains,
+                "seed": seed,
+                "target_accept": self.target_accept,
+                "setup_seconds": round(self.setup_seconds, 3),
+                "sampling_seconds": round(t2 - t1, 3),
+                "postprocess_seconds": round(t3 - t2, 3),
+            }
+        )
+        return idata
+
+
 def sample_nuts(
     model: pm.Model,
     draws: int = 1000,
@@ -61,90 +193,9 @@ def sample_nuts(
     target_accept: float = 0.8,
     progressbar: bool = True,
 ) -> az.InferenceData:
-    """Sample ``model`` with NUTS and return InferenceData.
+    """Sample ``model`` once with NUTS; see :class:`CompiledNuts` for parameters and output.
 
-    Parameters
-    ----------
-    model : pm.Model
-        A model with continuous free variables.
-    draws, tune, chains : int
-        Kept draws per chain, warm-up iterations per chain, number of chains.
-    seed : int
-        Seeds initial points and the sampler; the same seed gives the same draws.
-    target_accept : float
-        NUTS target acceptance rate (step-size adaptation).
-    progressbar : bool
-        Show a progress bar on stderr.
-
-    Returns
-    -------
-    az.InferenceData
-        Groups ``posterior`` (all unobserved variables, constrained, with the model's dims),
-        ``sample_stats`` (diverging, energy, tree_depth, n_steps, acceptance_rate, step_size,
-        lp) and ``observed_data``; ``posterior.attrs`` records the sampler and its timings.
+    Compilation happens inside the first sampling call and is included in
+    ``sampling_seconds``.
     """
-    import jax
-    from numpyro.infer import MCMC, NUTS
-
-    t0 = time.perf_counter()
-    potential, postprocess, names, out_names = _jax_functions(model)
-    init = _initial_points(model, chains, seed)
-    kernel = NUTS(potential_fn=potential, target_accept_prob=target_accept)
-    mcmc = MCMC(
-        kernel,
-        num_warmup=tune,
-        num_samples=draws,
-        num_chains=chains,
-        chain_method="vectorized",
-        progress_bar=progressbar,
-    )
-    t1 = time.perf_counter()
-    mcmc.run(
-        jax.random.PRNGKey(seed),
-        # NumPyro adds the chain axis itself only when there is more than one chain
-        init_params={k: (init[k] if chains > 1 else init[k][0]) for k in names},
-        extra_fields=("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size", "potential_energy"),
-    )
-    samples = mcmc.get_samples(group_by_chain=True)
-    jax.block_until_ready(samples)
-    t2 = time.perf_counter()
-    values = postprocess(samples)
-    posterior = {n: np.asarray(v) for n, v in zip(out_names, values)}
-    extra = mcmc.get_extra_fields(group_by_chain=True)
-    n_steps = np.asarray(extra["num_steps"])
-    sample_stats = {
-        "diverging": np.asarray(extra["diverging"]),
-        "energy": np.asarray(extra["energy"]),
-        "n_steps": n_steps,
-        "tree_depth": np.floor(np.log2(np.maximum(n_steps, 1))).astype(int) + 1,
-        "acceptance_rate": np.asarray(extra["accept_prob"]),
-        "step_size": np.asarray(extra["adapt_state.step_size"]),
-        "lp": -np.asarray(extra["potential_energy"]),
-    }
-    dims = {k: list(v) for k, v in model.named_vars_to_dims.items()}
-    coords = {k: list(v) for k, v in model.coords.items()}
-    observed = {
-        v.name: np.asarray(model.rvs_to_values[v].data) for v in model.observed_RVs
-    }
-    idata = az.from_dict(
-        posterior=posterior,
-        sample_stats=sample_stats,
-        observed_data=observed,
-        coords=coords,
-        dims=dims,
-    )
-    t3 = time.perf_counter()
-    idata.posterior.attrs.update(
-        {
-            "sampler": SAMPLER_NAME,
-            "draws": draws,
-            "tune": tune,
-            "chains": chains,
-            "seed": seed,
-            "target_accept": target_accept,
-            "compile_seconds": round(t1 - t0, 3),
-            "sampling_seconds": round(t2 - t1, 3),
-            "postprocess_seconds": round(t3 - t2, 3),
-        }
-    )
-    return idata
+    return CompiledNuts(model, (), draws, tune, chains, target_accept, progressbar).run(seed)
