@@ -114,3 +114,27 @@ def rank_figure(idata: az.InferenceData, var_names) -> plt.Figure:
     fig.suptitle("Rank plots by chain: bars should be flat")
     fig.tight_layout()
     return fig
+
+
+def sbc_ecdf_figure(ranks: pd.DataFrame, ecdf_difference, band: float) -> plt.Figure:
+    """ECDF difference of calibration ranks per parameter with a simultaneous 99% band;
+    a calibrated parameter stays inside the band."""
+    params = list(dict.fromkeys(ranks["parameter"]))
+    cols = min(4, len(params))
+    rows = math.ceil(len(params) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, sharey=True)
+    for ax, p in zip(axes.ravel(), params):
+        z, d = ecdf_difference(ranks.loc[ranks["parameter"] == p, "rank"].values)
+        ax.fill_between(z, -band, band, color="gray", alpha=0.25, label="99% simultaneous band")
+        ax.plot(z, d, color="steelblue")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_title(p, fontsize=9)
+        ax.set_xlabel("fractional rank of true value")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("ECDF - uniform")
+    for ax in axes.ravel()[len(params):]:
+        ax.set_visible(False)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"Simulation-based calibration: {ranks['sim'].nunique()} simulated studies")
+    fig.tight_layout()
+    return fig

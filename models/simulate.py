@@ -40,3 +40,38 @@ def simulate_group_statistics(xp, family: Family, z_sorted, mean, cv, names, qua
     n = int(z_sorted.shape[-1]) if xp is np else int(z_sorted.type.shape[-1])
     x = simulate_group(xp, family, z_sorted, mean, cv)
     return sample_statistics(xp, x, n, names, quantile_method)
+
+
+def simulate_reported(study, family: Family, params: dict[str, tuple[float, float]], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Simulate the statistics a study like ``study`` would publish.
+
+    Parameters
+    ----------
+    study : Study
+        Supplies the design: each group's size, which statistics it reports, the quantile
+        method and the rounding of published values (assumptions ``quantile_method`` and
+        ``rounding``).
+    family : Family
+    params : dict
+        group id -> (population mean, CV).
+    rng : np.random.Generator
+
+    Returns
+    -------
+    dict
+        group id -> reported statistics in the study's order, rounded as the study declares.
+        A value that rounds to zero is reported as half the rounding width (a published
+        positive value cannot be zero).
+    """
+    q_method = int(study.assumption("quantile_method", 7))
+    width = float(study.assumption("rounding", 0.0) or 0.0)
+    out = {}
+    for g in study.group_ids:
+        names = tuple(study.reported(g))
+        z = sorted_normals(rng, 1, study.n(g))
+        mean, cv = params[g]
+        stats = simulate_group_statistics(np, family, z, mean, cv, names, q_method)[0]
+        if width > 0:
+            stats = np.maximum(np.round(stats / width) * width, width / 2)
+        out[g] = stats
+    return out

@@ -1,0 +1,120 @@
+#!/usr/bin/env python
+"""Simulation-based calibration of a model on a study's design.
+
+Draws parameters from the model's prior, simulates the statistics a study with the same
+design (group sizes, reported statistics, rounding) would publish, fits each simulated
+study, and tests whether the ranks of the true values among posterior draws are uniform.
+
+Exit codes: 0 every parameter calibrated; 4 some parameter fails uniformity (chi-square on
+binned ranks, at --alpha with a Bonferroni correction); 2 bad input; 130 interrupted
+(nothing written); 1 unexpected error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_STUDY = ROOT / "data" / "studies" / "lasemi2018.yaml"
+EXIT_OK, EXIT_INPUT, EXIT_MISCALIBRATED, EXIT_INTERRUPTED = 0, 2, 4, 130
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="sbc.py", description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=["group"], default="group", help="model to calibrate (default: %(default)s)")
+    p.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="study whose design is simulated (default: %(default)s)")
+    p.add_argument("--family", choices=["lognormal", "gamma"], default="lognormal", help="population family (default: %(default)s)")
+    p.add_argument("--priors", default="default", help="named prior set (default: %(default)s)")
+    p.add_argument("--sims", type=int, default=100, help="simulated studies (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=1, help="seed (default: %(default)s)")
+    p.add_argument("--draws", type=int, default=250, help="draws per chain per fit (default: %(default)s)")
+    p.add_argument("--tune", type=int, default=500, help="warm-up per chain per fit (default: %(default)s)")
+    p.add_argument("--chains", type=int, default=4, help="chains per fit (default: %(default)s)")
+    p.add_argument("--alpha", type=float, default=0.01, help="family-wise level of the uniformity tests (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=ROOT / "results", help="parent of the result folder (default: results/)")
+    a = p.parse_args(argv)
+    if a.sims < 10:
+        p.error("--sims must be >= 10 for a meaningful uniformity test")
+    if a.chains < 2 or a.draws * a.chains < 99:
+        p.error("need --chains >= 2 and --draws * --chains >= 99")
+    if not 0 < a.alpha < 1:
+        p.error("--alpha must be between 0 and 1")
+    return a
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from models.priors import PriorError, get_priors
+    from models.study import StudyError, load_study
+
+    try:
+        study = load_study(args.study)
+        priors = get_priors(args.model, args.priors)
+    except (StudyError, PriorError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+
+    from models import calibration, plots, results
+    from models.group import build_model
+
+    t0 = time.perf_counter()
+    model = build_model(study, priors, family=args.family, seed=args.seed)
+
+    def progress(done, total, elapsed):
+        eta = elapsed / done * (total - done)
+        print(f"\rcalibration fits {done}/{total}, {elapsed:.0f} s elapsed, ~{eta:.0f} s left", end="", file=sys.stderr, flush=True)
+
+    res = calibration.run_sbc(model, study, args.family, args.sims, args.seed, args.draws, args.tune, args.chains, progress)
+    print(file=sys.stderr)
+    table = calibration.uniformity(res, args.alpha)
+    failed_fits = int(((res.fits["divergences"] > 0) | (res.fits["max_rhat"] > 1.01)).sum())
+    name = results.result_name(study.id, f"sbc-{args.model}-{args.family}")
+    with results.staged_result_dir(args.out, name) as stage:
+        res.ranks.to_csv(stage / "ranks.csv", index=False)
+        res.fits.to_csv(stage / "fits.csv", index=False)
+        table.to_csv(stage / "uniformity.csv", index=False)
+        (stage / "figures").mkdir()
+        fig = plots.sbc_ecdf_figure(res.ranks, calibration.ecdf_difference, calibration.ecdf_band(args.sims, 0.99))
+        fig.savefig(stage / "figures" / "sbc_ecdf.png", dpi=110)
+        results.write_json(
+            stage / "manifest.json",
+            {
+                "command": results.command_line(),
+                "study": {"id": study.id, "path": str(study.path), "sha256": study.sha256},
+                "model": args.model,
+                "family": args.family,
+                "prior_set": args.priors,
+                "priors": priors,
+                "seed": args.seed,
+                "sims": args.sims,
+                "sampler": {"draws": args.draws, "tune": args.tune, "chains": args.chains},
+                "rank_draws": calibration.N_RANK_DRAWS,
+                "alpha": args.alpha,
+                "fits_failing_diagnostics": failed_fits,
+                "seconds": round(time.perf_counter() - t0, 1),
+                "packages": results.package_versions(),
+                "git_commit": results.git_commit(ROOT),
+            },
+        )
+    import pandas as pd
+
+    with pd.option_context("display.width", 160):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"\n{args.sims} simulations in {time.perf_counter() - t0:.0f} s; fits failing diagnostics (divergences or R-hat > 1.01): {failed_fits}")
+    print(f"Results: {Path(args.out) / name}")
+    if not table["uniform"].all():
+        bad = ", ".join(table.loc[~table["uniform"], "parameter"])
+        print(f"MISCALIBRATED at alpha={args.alpha} (Bonferroni): {bad}", file=sys.stderr)
+        return EXIT_MISCALIBRATED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted: no result folder was written", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)

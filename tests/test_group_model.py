@@ -1,0 +1,205 @@
+"""Tests for models.group (and models.priors): the group model built from the real study file
+has the documented structure, a finite log density and gradient everywhere it may be
+evaluated, a density that peaks at the published group means, and a deterministic dependence
+on the seed of its fixed deviates."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytensor
+import pytest
+import yaml
+from scipy import optimize
+
+from models.group import build_model
+from models.priors import PRIOR_SETS, PriorError, get_priors
+from models.study import load_study
+
+PUBLISHED_MEANS = {"control": 812.0, "ms": 235.0}
+
+
+@pytest.fixture(scope="module")
+def study():
+    from pathlib import Path
+
+    return load_study(Path(__file__).resolve().parent.parent / "data" / "studies" / "lasemi2018.yaml")
+
+
+@pytest.fixture(scope="module", params=["lognormal", "gamma"])
+def built(request, study):
+    """(family, model, initial point, logp, dlogp): the model of the real study, its initial
+    point and its compiled density and gradient (compiled once per family: compilation, and
+    for the gamma family the likelihood tables, are most of this file's run time)."""
+    model = build_model(study, get_priors("group"), family=request.param)
+    return request.param, model, model.initial_point(), model.compile_logp(), model.compile_dlogp()
+
+
+def _point(x):
+    """Unconstrained vector (log_mean[2], log_cv[2]) -> model point."""
+    x = np.asarray(x, dtype=float)
+    return {"log_mean": x[:2], "log_cv": x[2:]}
+
+
+def _vector(point):
+    return np.concatenate([point["log_mean"], point["log_cv"]])
+
+
+# --- structure ---------------------------------------------------------------------------------
+def test_coords_variables_and_observed_data(built, study):
+    family, model, *_ = built
+    assert list(model.coords["group"]) == ["control", "ms"]
+    assert list(model.coords["statistic_control"]) == ["mean", "sd", "median"]
+    assert list(model.coords["statistic_ms"]) == ["mean", "sd", "median"]
+    assert [rv.name for rv in model.free_RVs] == ["log_mean", "log_cv"]
+    assert {d.name for d in model.deterministics} == {"mean", "cv"}
+    assert sorted(rv.name for rv in model.observed_RVs) == ["stats_control", "stats_ms"]
+    for name in ("log_mean", "log_cv", "mean", "cv"):
+        assert model.named_vars_to_dims[name] == ("group",)
+    # observed: the log of the published values, in the order of the statistic coords
+    for g in ("control", "ms"):
+        obs = model.rvs_to_values[model[f"stats_{g}"]]
+        obs = obs.get_value() if hasattr(obs, "get_value") else obs.data
+        np.testing.assert_allclose(np.asarray(obs), np.log(list(study.reported(g).values())), rtol=1e-14)
+
+
+def test_point_logps_are_finite(built):
+    _, model, ip, _, _ = built
+    logps = model.point_logps(ip)
+    assert set(logps) == {"log_mean", "log_cv", "stats_control", "stats_ms"}
+    assert all(np.isfinite(v) for v in logps.values()), logps
+
+
+def test_logp_and_gradient_are_finite_at_the_initial_and_random_points(built):
+    _, model, ip, logp, dlogp = built
+    assert np.isfinite(logp(ip))
+    assert np.all(np.isfinite(dlogp(ip)))
+    rng = np.random.default_rng(0)
+    points = [rng.normal([0, 0, np.log(0.5), np.log(0.5)], [2, 2, 1.5, 1.5]) for _ in range(8)]
+    # and beyond the likelihood table's CV grid (0.01 to 5) on both sides
+    points += [np.array([1.0, -0.2, np.log(8.0), np.log(0.005)]), np.array([-3.0, 4.0, np.log(0.003), np.log(20.0)])]
+    for x in points:
+        assert np.isfinite(logp(_point(x))), x
+        assert np.all(np.isfinite(dlogp(_point(x)))), x
+
+
+def test_gradient_matches_finite_differences(built):
+    *_, logp, dlogp = built
+    f = lambda x: logp(_point(x))  # noqa: E731
+    for x in (np.array([0.9, -0.2, np.log(0.25), np.log(0.45)]), np.array([0.3, 0.3, np.log(0.8), np.log(0.3)])):
+        h = 1e-5
+        fd = np.array([(f(x + h * e) - f(x - h * e)) / (2 * h) for e in np.eye(4)])
+        np.testing.assert_allclose(dlogp(_point(x)), fd, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(fd).max()))
+
+
+def test_log_density_peaks_at_the_published_means(built):
+    family, model, ip, logp, dlogp = built
+    x0 = _vector(ip)
+    res = optimize.minimize(
+        lambda x: -logp(_point(x)), x0, jac=lambda x: -dlogp(_point(x)), method="BFGS", options={"gtol": 1e-6}
+    )
+    assert res.success, res.message
+    # the model's own deterministics, as functions of the free (unconstrained) values
+    outs = model.replace_rvs_by_values([model["mean"], model["cv"]])
+    mean, cv = pytensor.function(model.value_vars, outs)(res.x[:2], res.x[2:])
+    for i, g in enumerate(("control", "ms")):
+        assert mean[i] == pytest.approx(PUBLISHED_MEANS[g], rel=0.10), (family, g, mean)
+    # published SD / mean is 0.19 (control) and 0.43 (ms); the fitted CVs are of that order
+    assert 0.1 < cv[0] < 0.4 and 0.25 < cv[1] < 0.7, (family, cv)
+    # and the published means are far better than a mean off by a factor of two
+    off = res.x.copy()
+    off[0] += np.log(2.0)
+    assert logp(_point(res.x)) > logp(_point(off)) + 10
+
+
+def test_unknown_family_is_rejected(study):
+    with pytest.raises(KeyError, match="nope"):
+        build_model(study, get_priors("group"), family="nope")
+
+
+# --- other studies and seeds -----------------------------------------------------------------
+@pytest.fixture
+def three_group_study(tmp_path):
+    """The real study plus a third group that reports only median and quartiles."""
+    src = __import__("pathlib").Path(__file__).resolve().parent.parent / "data" / "studies" / "lasemi2018.yaml"
+    data = copy.deepcopy(yaml.safe_load(src.read_text(encoding="utf-8")))
+    pub = {"status": "published", "source": "abstract"}
+    data["groups"]["nmo"] = {
+        "label": "Neuromyelitis optica patients",
+        "n": {"value": 20, **pub},
+        "statistics": {
+            "median": {"value": 410, **pub},
+            "q1": {"value": 300, **pub},
+            "q3": {"value": 520, **pub},
+        },
+    }
+    path = tmp_path / "three_groups.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return load_study(path)
+
+
+def test_three_group_study_builds_with_finite_logp(three_group_study):
+    model = build_model(three_group_study, get_priors("group"), family="lognormal")
+    assert list(model.coords["group"]) == ["control", "ms", "nmo"]
+    assert list(model.coords["statistic_nmo"]) == ["median", "q1", "q3"]
+    ip = model.initial_point()
+    assert ip["log_mean"].shape == (3,) and ip["log_cv"].shape == (3,)
+    logps = model.point_logps(ip)
+    assert set(logps) == {"log_mean", "log_cv", "stats_control", "stats_ms", "stats_nmo"}
+    assert all(np.isfinite(v) for v in logps.values()), logps
+
+
+def test_same_seed_gives_identical_logp_and_another_seed_a_slightly_different_one(study):
+    priors = get_priors("group")
+    # near the mode and at the initial point
+    points = [_point([1.0, -0.25, np.log(0.24), np.log(0.43)]), _point([0.0, 0.0, np.log(0.5), np.log(0.5)])]
+
+    def logps(seed):
+        model = build_model(study, priors, family="lognormal", seed=seed)
+        # one compilation mode for all three, so "identical" means bit for bit
+        fn = model.compile_logp(mode="FAST_COMPILE")
+        return np.array([fn(p) for p in points])
+
+    a, b, c = logps(20180302), logps(20180302), logps(7)
+    np.testing.assert_array_equal(a, b)
+    assert np.all(a != c)
+    # other Monte Carlo deviates, same synthetic likelihood: near the mode the log density
+    # moves by well under one unit; far from the data (the initial point, logp ~ -90) the
+    # Monte Carlo error of the simulated covariance scales the large Mahalanobis term
+    assert abs(c[0] - a[0]) < 1.0, (a, c)
+    assert abs(c[1] - a[1]) < 0.25 * abs(a[1]), (a, c)
+
+
+# --- priors ----------------------------------------------------------------------------------
+def test_prior_sets_have_the_group_parameters():
+    for name in ("default", "wide", "narrow"):
+        priors = get_priors("group", name)
+        assert set(priors) == {"log_mean", "log_cv"}
+
+
+def test_unknown_prior_set_raises_prior_error_naming_it():
+    with pytest.raises(PriorError, match="'nope'") as info:
+        get_priors("group", "nope")
+    assert "default" in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_unknown_model_raises_prior_error_naming_it():
+    with pytest.raises(PriorError, match="'covariate_model'"):
+        get_priors("covariate_model")
+
+
+def test_unknown_override_key_raises_prior_error_naming_it():
+    with pytest.raises(PriorError, match="'log_sd'") as info:
+        get_priors("group", overrides={"log_sd": {"dist": "normal", "mu": 0.0, "sigma": 1.0}})
+    assert "log_mean" in str(info.value) and "log_cv" in str(info.value)
+
+
+def test_overrides_replace_one_prior_and_never_touch_the_shared_sets():
+    before = copy.deepcopy(PRIOR_SETS)
+    priors = get_priors("group", overrides={"log_cv": {"dist": "student_t", "nu": 4, "mu": 0.0, "sigma": 1.0}})
+    assert priors["log_cv"] == {"dist": "student_t", "nu": 4, "mu": 0.0, "sigma": 1.0}
+    assert priors["log_mean"] == PRIOR_SETS["group"]["default"]["log_mean"]
+    priors["log_mean"]["sigma"] = 99.0
+    assert PRIOR_SETS == before
+    assert get_priors("group")["log_mean"]["sigma"] == 3.0
