@@ -46,6 +46,10 @@ def check_diagnostics(idata: az.InferenceData, table: pd.DataFrame) -> Diagnosti
     """
     div = int(idata.sample_stats["diverging"].sum())
     t = table.dropna(subset=["r_hat"])
+    if t.empty:
+        d = Diagnostics(div, float("nan"), float("nan"), float("nan"))
+        d.problems.append("no quantity with diagnostics to check")
+        return d
     d = Diagnostics(div, float(t["r_hat"].max()), float(t["ess_bulk"].min()), float(t["ess_tail"].min()))
     if div > MAX_DIVERGENCES:
         d.problems.append(f"{div} divergent transitions (allowed: {MAX_DIVERGENCES})")
@@ -55,5 +59,5 @@ def check_diagnostics(idata: az.InferenceData, table: pd.DataFrame) -> Diagnosti
             d.problems.append(f"{name}: R-hat {row['r_hat']:.3f} > {MAX_RHAT}")
         for col in ("ess_bulk", "ess_tail"):
             if not row[col] >= MIN_ESS:
-                d.problems.append(f"{name}: {col.replace('_', ' ')} ESS {row[col]:.0f} < {MIN_ESS}")
+                d.problems.append(f"{name}: {col.split('_')[1]} ESS {row[col]:.0f} < {MIN_ESS}")
     return d

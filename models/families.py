@@ -82,7 +82,13 @@ def _gamma_std_quantile(xp, z, shape):
     built with it, see :mod:`models.likelihood`)."""
     if not _is_numpy(xp):
         raise NotImplementedError("the gamma quantile transform runs on NumPy only")
-    return special.gammaincinv(shape, special.ndtr(z))
+    # upper half through the complementary function: ndtr(z) rounds to 1 for large z
+    z, shape = np.broadcast_arrays(np.asarray(z, dtype=float), np.asarray(shape, dtype=float))
+    return np.where(
+        z > 0,
+        special.gammainccinv(shape, special.ndtr(-np.abs(z))),
+        special.gammaincinv(shape, special.ndtr(-np.abs(z))),
+    )
 
 
 def _gamma_quantile(xp, z, mean, cv):

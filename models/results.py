@@ -33,9 +33,7 @@ def result_name(study_id: str, model: str, when: dt.datetime | None = None) -> s
 @contextlib.contextmanager
 def staged_result_dir(parent: Path, name: str):
     """Yield a staging folder; on success rename it to ``parent/name``, on any failure
-    (including Ctrl-C) remove it.
-
-    The final path is available as ``staging.final`` via the returned object's attribute.
+    (including Ctrl-C) remove it.  The caller knows the final path: ``parent / name``.
     """
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,7 @@ def sample_statistic(xp, x_sorted, n: int, name: str, quantile_method: int = 7):
         m = xp.mean(x_sorted, axis=-1)
         return xp.sqrt(xp.sum((x_sorted - m[..., None]) ** 2, axis=-1) / (n - 1))
     if name == "median":
-        return _quantile_sorted(x_sorted, n, 0.5)
+        return _quantile_sorted(x_sorted, n, 0.5, quantile_method)
     if name == "q1":
         return _quantile_sorted(x_sorted, n, 0.25, quantile_method)
     if name == "q3":

@@ -232,10 +232,21 @@ class Study(_Strict):
     comparisons: dict[str, Comparison] = Field(default_factory=dict)
     associations: dict[str, Association] = Field(default_factory=dict)
     assumptions: dict[str, Assumption] = Field(default_factory=dict)
+    #: Optional external reference data (e.g. values of the analyte measured by another
+    #: method), a path relative to the study file; read by models/plausibility.py, not here,
+    #: so a copied study file still loads when the reference file is not beside it.
+    reference: str | None = Field(default=None, min_length=1)
 
     # filled in by load_study, not part of the file
     path: Path | None = Field(default=None, exclude=True)
     sha256: str | None = Field(default=None, exclude=True)
+
+    @field_validator("reference")
+    @classmethod
+    def _relative_path(cls, v: str | None) -> str | None:
+        if v is not None and (Path(v).is_absolute() or v.startswith("~")):
+            raise ValueError("must be a path relative to the study file (e.g. ../reference/values.yaml)")
+        return v
 
     @model_validator(mode="after")
     def _cross_references(self) -> "Study":
@@ -283,6 +294,14 @@ class Study(_Strict):
         """Reported statistics of ``group`` in canonical order, name -> value."""
         stats = self.groups[group].statistics
         return {k: stats[k].value for k in STATISTICS if k in stats}
+
+    @property
+    def reference_path(self) -> Path | None:
+        """The ``reference`` file resolved against the study file's folder, or None."""
+        if self.reference is None:
+            return None
+        base = self.path.parent if self.path is not None else Path(".")
+        return base / self.reference
 
     def assumption(self, name: str, default: Any = None) -> Any:
         """Value of a declared assumption, or ``default`` when the file does not declare it."""

@@ -47,6 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ppc-draws", type=int, default=2000, help="posterior draws used for predictive checks (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ROOT / "results", help="parent folder of the result folder (default: results/)")
     p.add_argument("--publish-figures", type=Path, default=None, metavar="DIR", help="also copy the figures to DIR (make fit uses figures/)")
+    p.add_argument("--report", action="store_true", help="also write report.html in the result folder (see scripts/report.py)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar while sampling")
     args = p.parse_args(argv)
     for name in ("draws", "tune", "ppc_draws"):
@@ -175,6 +176,10 @@ def main(argv=None) -> int:
         for f in figure_names:
             shutil.copy2(final / "figures" / f, args.publish_figures / f)
 
+    if args.report:
+        from models.report import write_report
+
+        log(f"report: {write_report(final)}")
     print_report(study, table, check_tab, bf, diag, final, timings)
     if not diag.ok:
         print("\n" + "!" * 78, file=sys.stderr)

@@ -5,6 +5,8 @@ on the seed of its fixed deviates."""
 from __future__ import annotations
 
 import copy
+import functools
+from pathlib import Path
 
 import numpy as np
 import pytensor
@@ -16,23 +18,42 @@ from models.group import build_model
 from models.priors import PRIOR_SETS, PriorError, get_priors
 from models.study import load_study
 
+STUDY_PATH = Path(__file__).resolve().parent.parent / "data" / "studies" / "lasemi2018.yaml"
 PUBLISHED_MEANS = {"control": 812.0, "ms": 235.0}
+FAST = {"mode": "FAST_COMPILE"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _single_threaded_blas():
+    """The gradient solves 3x3 triangular systems with matrix right-hand sides; multi-threaded
+    OpenBLAS makes each take milliseconds instead of microseconds when the CPUs are busy."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 @pytest.fixture(scope="module")
 def study():
-    from pathlib import Path
-
-    return load_study(Path(__file__).resolve().parent.parent / "data" / "studies" / "lasemi2018.yaml")
+    return load_study(STUDY_PATH)
 
 
-@pytest.fixture(scope="module", params=["lognormal", "gamma"])
-def built(request, study):
+@functools.cache
+def _built(family: str):
     """(family, model, initial point, logp, dlogp): the model of the real study, its initial
-    point and its compiled density and gradient (compiled once per family: compilation, and
-    for the gamma family the likelihood tables, are most of this file's run time)."""
-    model = build_model(study, get_priors("group"), family=request.param)
-    return request.param, model, model.initial_point(), model.compile_logp(), model.compile_dlogp()
+    point and its compiled density and gradient, once per family.
+
+    Compilation (and, for the gamma family, building the likelihood tables) is most of this
+    file's run time, so everything here is compiled in FAST_COMPILE mode (about 2 s less per
+    family); tests/test_likelihood.py checks the likelihood graph on the default C backend.
+    """
+    model = build_model(load_study(STUDY_PATH), get_priors("group"), family=family)
+    return family, model, model.initial_point(), model.compile_logp(**FAST), model.compile_dlogp(**FAST)
+
+
+@pytest.fixture(params=["lognormal", "gamma"])
+def built(request):
+    return _built(request.param)
 
 
 def _point(x):
@@ -65,7 +86,7 @@ def test_coords_variables_and_observed_data(built, study):
 
 def test_point_logps_are_finite(built):
     _, model, ip, _, _ = built
-    logps = model.point_logps(ip)
+    logps = model.point_logps(ip, **FAST)
     assert set(logps) == {"log_mean", "log_cv", "stats_control", "stats_ms"}
     assert all(np.isfinite(v) for v in logps.values()), logps
 
@@ -101,7 +122,7 @@ def test_log_density_peaks_at_the_published_means(built):
     assert res.success, res.message
     # the model's own deterministics, as functions of the free (unconstrained) values
     outs = model.replace_rvs_by_values([model["mean"], model["cv"]])
-    mean, cv = pytensor.function(model.value_vars, outs)(res.x[:2], res.x[2:])
+    mean, cv = pytensor.function(model.value_vars, outs, **FAST)(res.x[:2], res.x[2:])
     for i, g in enumerate(("control", "ms")):
         assert mean[i] == pytest.approx(PUBLISHED_MEANS[g], rel=0.10), (family, g, mean)
     # published SD / mean is 0.19 (control) and 0.43 (ms); the fitted CVs are of that order
@@ -121,8 +142,7 @@ def test_unknown_family_is_rejected(study):
 @pytest.fixture
 def three_group_study(tmp_path):
     """The real study plus a third group that reports only median and quartiles."""
-    src = __import__("pathlib").Path(__file__).resolve().parent.parent / "data" / "studies" / "lasemi2018.yaml"
-    data = copy.deepcopy(yaml.safe_load(src.read_text(encoding="utf-8")))
+    data = yaml.safe_load(STUDY_PATH.read_text(encoding="utf-8"))
     pub = {"status": "published", "source": "abstract"}
     data["groups"]["nmo"] = {
         "label": "Neuromyelitis optica patients",
@@ -144,23 +164,27 @@ def test_three_group_study_builds_with_finite_logp(three_group_study):
     assert list(model.coords["statistic_nmo"]) == ["median", "q1", "q3"]
     ip = model.initial_point()
     assert ip["log_mean"].shape == (3,) and ip["log_cv"].shape == (3,)
-    logps = model.point_logps(ip)
+    logps = model.point_logps(ip, **FAST)
     assert set(logps) == {"log_mean", "log_cv", "stats_control", "stats_ms", "stats_nmo"}
     assert all(np.isfinite(v) for v in logps.values()), logps
 
 
 def test_same_seed_gives_identical_logp_and_another_seed_a_slightly_different_one(study):
     priors = get_priors("group")
-    # near the mode and at the initial point
-    points = [_point([1.0, -0.25, np.log(0.24), np.log(0.43)]), _point([0.0, 0.0, np.log(0.5), np.log(0.5)])]
+    ref = float(study.assumption("reference_level"))
+    # near the mode (the published means, SD/mean-like CVs) and at the initial point
+    near_mode = [np.log(812.0 / ref), np.log(235.0 / ref), np.log(0.24), np.log(0.43)]
+    points = [_point(near_mode), _point([0.0, 0.0, np.log(0.5), np.log(0.5)])]
 
     def logps(seed):
         model = build_model(study, priors, family="lognormal", seed=seed)
-        # one compilation mode for all three, so "identical" means bit for bit
-        fn = model.compile_logp(mode="FAST_COMPILE")
+        # the same compilation mode as the default model's, so "identical" means bit for bit
+        fn = model.compile_logp(**FAST)
         return np.array([fn(p) for p in points])
 
-    a, b, c = logps(20180302), logps(20180302), logps(7)
+    default_logp = _built("lognormal")[3]  # built with the default seed, 20180302
+    a = np.array([default_logp(p) for p in points])
+    b, c = logps(20180302), logps(7)
     np.testing.assert_array_equal(a, b)
     assert np.all(a != c)
     # other Monte Carlo deviates, same synthetic likelihood: near the mode the log density

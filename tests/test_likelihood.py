@@ -45,7 +45,7 @@ def model_tables(request):
     out = {}
     for g, (n, published) in GROUPS.items():
         z = sorted_normals(rng, REPS[fam.name], n)
-        extra = np.maximum(rounding_variance_log(published, 1.0), 1e-10)
+        extra = rounding_variance_log(published, 1.0) + 1e-10  # rounding + group.py's floor
         out[g] = (z, build_table(fam, z, MODEL_STATS, 7), np.log(published), extra)
     return fam, out
 
@@ -84,8 +84,11 @@ def test_pytensor_table_logp_used_by_the_model_matches_direct_simulation(model_t
     inputs, outputs = [], []
     for g, (z, table, obs, extra) in groups.items():
         lm, lc = pt.dscalar(f"log_mean_{g}"), pt.dscalar(f"log_cv_{g}")
+        value = pt.as_tensor(obs)
         mu, cov = table_moments(pt, table, lm, lc)
-        logp = mvn_logp(pt, pt.as_tensor(obs), mu, cov + pt.diag(pt.as_tensor(extra)))
+        # as in the model: the rounding variance computed in the graph from the observed value
+        extra_t = rounding_variance_log(pt.exp(value), 1.0) + 1e-10
+        logp = mvn_logp(pt, value, mu, cov + pt.diag(extra_t))
         inputs += [lm, lc]
         outputs += [logp, mu, cov]
     fn = pytensor.function(inputs, outputs)
