@@ -122,7 +122,7 @@ def build_model(
                 # rounding variance from the observed values themselves, so the same graph
                 # serves other data (calibration swaps the data, not the model)
                 extra = rounding_variance_log(pt.exp(value), width) + ROUNDING_FLOOR
-                return mvn_logp(pt, value, mu, cov + pt.diag(extra))
+                return mvn_logp(pt, value, mu, cov + pt.diag(extra), k=table.k)
 
             pm.CustomDist(
                 f"stats_{d.group}",

@@ -52,19 +52,32 @@ def synthetic_moments(sim_log: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mu, cov
 
 
-def mvn_logp(xp, x, mu, cov):
-    """``log N(x | mu, cov)`` for one vector, on NumPy or PyTensor (``xp``)."""
-    k = len(x) if xp is np else x.shape[-1]
+def mvn_logp(xp, x, mu, cov, k: int | None = None):
+    """``log N(x | mu, cov)`` for one vector, on NumPy or PyTensor (``xp``).
+
+    Under PyTensor the dimension ``k`` must be given: the Cholesky factorisation and the
+    triangular solve are then unrolled into scalar operations.  For the handful of
+    statistics a paper reports this is much faster than LAPACK calls, whose fixed overhead
+    dominated the sampler's run time on the JAX backend.
+    """
     if xp is np:
         chol = np.linalg.cholesky(cov)
         resid = np.linalg.solve(chol, x - mu)
-    else:
-        from pytensor.tensor.slinalg import cholesky, solve_triangular
-
-        chol = cholesky(cov, lower=True)
-        resid = solve_triangular(chol, x - mu, lower=True)
-    logdet = 2.0 * xp.sum(xp.log(xp.diag(chol)))
-    return -0.5 * (xp.sum(resid**2) + logdet + k * np.log(2.0 * np.pi))
+        return -0.5 * (np.sum(resid**2) + 2.0 * np.sum(np.log(np.diag(chol))) + len(x) * np.log(2.0 * np.pi))
+    if k is None:
+        raise ValueError("mvn_logp on tensors needs the static dimension k")
+    L = [[None] * k for _ in range(k)]
+    for j in range(k):
+        L[j][j] = xp.sqrt(cov[j, j] - sum((L[j][m] ** 2 for m in range(j)), 0.0))
+        for i in range(j + 1, k):
+            L[i][j] = (cov[i, j] - sum((L[i][m] * L[j][m] for m in range(j)), 0.0)) / L[j][j]
+    r = x - mu
+    y = []
+    for i in range(k):
+        y.append((r[i] - sum((L[i][m] * y[m] for m in range(i)), 0.0)) / L[i][i])
+    quad = sum(yi**2 for yi in y)
+    logdet = 2.0 * sum(xp.log(L[i][i]) for i in range(k))
+    return -0.5 * (quad + logdet + k * np.log(2.0 * np.pi))
 
 
 @dataclass(frozen=True)
