@@ -88,7 +88,7 @@ def test_pytensor_table_logp_used_by_the_model_matches_direct_simulation(model_t
         mu, cov = table_moments(pt, table, lm, lc)
         # as in the model: the rounding variance computed in the graph from the observed value
         extra_t = rounding_variance_log(pt.exp(value), 1.0) + 1e-10
-        logp = mvn_logp(pt, value, mu, cov + pt.diag(extra_t))
+        logp = mvn_logp(pt, value, mu, cov + pt.diag(extra_t), k=table.k)
         inputs += [lm, lc]
         outputs += [logp, mu, cov]
     fn = pytensor.function(inputs, outputs)
@@ -192,15 +192,19 @@ def test_mvn_logp_equals_scipy(k):
         assert mvn_logp(np, x, mu, cov) == pytest.approx(want, rel=1e-10, abs=1e-10)
 
 
-def test_mvn_logp_on_pytensor_equals_scipy():
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_mvn_logp_on_pytensor_equals_scipy(k):
+    """The unrolled Cholesky of the tensor path, for every size a group can report."""
     import pytensor.tensor as pt
 
     rng = np.random.default_rng(9)
-    a = rng.standard_normal((3, 3))
-    cov = a @ a.T + 0.1 * np.eye(3)
-    mu, x = rng.standard_normal(3), rng.standard_normal(3)
-    got = mvn_logp(pt, pt.as_tensor(x), pt.as_tensor(mu), pt.as_tensor(cov)).eval()
+    a = rng.standard_normal((k, k))
+    cov = a @ a.T + 0.1 * np.eye(k)
+    mu, x = rng.standard_normal(k), rng.standard_normal(k)
+    got = mvn_logp(pt, pt.as_tensor(x), pt.as_tensor(mu), pt.as_tensor(cov), k=k).eval()
     assert float(got) == pytest.approx(stats.multivariate_normal(mean=mu, cov=cov).logpdf(x), rel=1e-10)
+    with pytest.raises(ValueError, match="static dimension k"):
+        mvn_logp(pt, pt.as_tensor(x), pt.as_tensor(mu), pt.as_tensor(cov))
 
 
 def test_rounding_variance_log_is_width_squared_over_12_over_value_squared():

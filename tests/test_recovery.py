@@ -43,6 +43,8 @@ TRUE_RANGES = {
     "control": {"mean": (500.0, 1100.0), "cv": (0.12, 0.40)},
     "ms": {"mean": (150.0, 400.0), "cv": (0.25, 0.70)},
 }
+#: R-hat above which a recovery fit (2 chains x 500 draws) counts as not converged.
+MAX_RHAT_RECOVERY = 1.05
 #: Seed of the true parameters and simulated cohorts; fit i uses sampler seed i.
 RECOVERY_SEED = 20240611
 #: Seed of the real-study fit: the one scripts/fit.py uses by default.
@@ -161,6 +163,15 @@ def test_lognormal_recovery_coverage_per_parameter(lognormal_recovery):
     assert len(per) == 4
     low = {k: v for k, v in per.items() if v < 16}
     assert not low, f"parameters covered in fewer than 16/20 studies: {low} (all: {per})"
+
+
+@pytest.mark.parametrize("run", ["lognormal_recovery", "gamma_recovery"])
+def test_recovery_fits_converged(run, request):
+    """A chain stuck in a spurious mode widens the HDI until it "covers" everything; such a
+    fit is no evidence of recovery, so every fit must have converged."""
+    df = request.getfixturevalue(run)
+    bad = df.loc[df["r_hat"] > MAX_RHAT_RECOVERY, ["study", "group", "parameter", "r_hat", "hdi_low", "hdi_high"]]
+    assert bad.empty, f"fits with R-hat > {MAX_RHAT_RECOVERY}:\n{bad.to_string(index=False)}"
 
 
 def test_gamma_recovery_coverage_per_parameter(gamma_recovery):
