@@ -60,6 +60,20 @@ def group_data(study: Study) -> list[GroupData]:
     return out
 
 
+def starting_values(study: Study, ref: float, priors: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Moment estimates of (log_mean, log_cv) per group from whatever each group reports:
+    the mean (else the median, else the first statistic) and SD / mean (else the prior's
+    centre), with the CV clipped to [0.02, 3]."""
+    lm, lc = [], []
+    for g in study.group_ids:
+        rep = study.reported(g)
+        centre = rep.get("mean", rep.get("median", next(iter(rep.values()))))
+        cv = rep["sd"] / rep["mean"] if "sd" in rep and "mean" in rep else float(np.exp(priors["log_cv"].get("mu", np.log(0.5))))
+        lm.append(np.log(centre / ref))
+        lc.append(np.log(np.clip(cv, 0.02, 3.0)))
+    return np.array(lm), np.array(lc)
+
+
 def _prior(name: str, spec: dict, **kw):
     dist = spec["dist"]
     params = {k: v for k, v in spec.items() if k != "dist"}
@@ -109,8 +123,12 @@ def build_model(
         coords[f"statistic_{d.group}"] = list(d.names)
 
     with pm.Model(coords=coords) as model:
-        log_mean = _prior("log_mean", priors["log_mean"], dims="group")
-        log_cv = _prior("log_cv", priors["log_cv"], dims="group")
+        start_mean, start_cv = starting_values(study, ref, priors)
+        # Chains start (jittered) at moment estimates from the reported statistics: from the
+        # prior's centre, a chain can reach a spurious local mode of the synthetic likelihood
+        # at very large CV (seen with the gamma family) and stay there.
+        log_mean = _prior("log_mean", priors["log_mean"], dims="group", initval=start_mean)
+        log_cv = _prior("log_cv", priors["log_cv"], dims="group", initval=start_cv)
         mean = pm.Deterministic("mean", ref * pt.exp(log_mean), dims="group")
         cv = pm.Deterministic("cv", pt.exp(log_cv), dims="group")
 

@@ -12,6 +12,7 @@ The choice follows the measurements in ``benchmarks/README.md``:
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 # JAX reads this once, at import; double precision matters for the Cholesky factors of the
@@ -242,6 +243,9 @@ def sample_nuts(
             target_accept=target_accept,
             progressbar=progressbar,
             compute_convergence_checks=False,
+            # forking a process that has started JAX is unsafe (calibration and sampling in
+            # one session); otherwise fork is the fastest start
+            mp_ctx="forkserver" if "jax" in sys.modules else None,
             model=model,
         )
     finally:

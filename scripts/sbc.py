@@ -32,6 +32,7 @@ def parse_args(argv=None):
     p.add_argument("--draws", type=int, default=250, help="draws per chain per fit (default: %(default)s)")
     p.add_argument("--tune", type=int, default=500, help="warm-up per chain per fit (default: %(default)s)")
     p.add_argument("--chains", type=int, default=4, help="chains per fit (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes for the fits (default: %(default)s)")
     p.add_argument("--alpha", type=float, default=0.01, help="family-wise level of the uniformity tests (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ROOT / "results", help="parent of the result folder (default: results/)")
     a = p.parse_args(argv)
@@ -57,16 +58,14 @@ def main(argv=None) -> int:
         return EXIT_INPUT
 
     from models import calibration, plots, results
-    from models.group import build_model
 
     t0 = time.perf_counter()
-    model = build_model(study, priors, family=args.family, seed=args.seed)
 
     def progress(done, total, elapsed):
         eta = elapsed / done * (total - done)
         print(f"\rcalibration fits {done}/{total}, {elapsed:.0f} s elapsed, ~{eta:.0f} s left", end="", file=sys.stderr, flush=True)
 
-    res = calibration.run_sbc(model, study, args.family, args.sims, args.seed, args.draws, args.tune, args.chains, progress)
+    res = calibration.run_sbc(study, priors, args.family, args.sims, args.seed, args.draws, args.tune, args.chains, args.workers, progress=progress)
     print(file=sys.stderr)
     table = calibration.uniformity(res, args.alpha)
     failed_fits = int(((res.fits["divergences"] > 0) | (res.fits["max_rhat"] > 1.01)).sum())
@@ -89,7 +88,7 @@ def main(argv=None) -> int:
                 "priors": priors,
                 "seed": args.seed,
                 "sims": args.sims,
-                "sampler": {"draws": args.draws, "tune": args.tune, "chains": args.chains},
+                "sampler": {"draws": args.draws, "tune": args.tune, "chains": args.chains, "workers": args.workers},
                 "rank_draws": calibration.N_RANK_DRAWS,
                 "alpha": args.alpha,
                 "fits_failing_diagnostics": failed_fits,
