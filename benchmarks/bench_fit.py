@@ -91,15 +91,9 @@ def loadavg() -> list[float] | None:
 
 
 def versions() -> dict[str, str]:
-    from importlib import metadata
+    from models.results import package_versions
 
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    return package_versions(PACKAGES)
 
 
 def machine() -> dict:

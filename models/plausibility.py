@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from .study import Study, _first_error, _one_line, _rule_error, _StudyLoader
+from .study import Source, StrictModel, Study, _first_error, _one_line, _rule_error, _StudyLoader
 
 #: Fold-difference from which a level counts as implausible as an absolute concentration
 #: (more than an order of magnitude above the highest upper end of the reference ranges).
@@ -42,17 +42,7 @@ class PlausibilityError(Exception):
     ``str()`` is one line."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RefSource(_Strict):
-    citation: str = Field(min_length=1)
-    url: str | None = None
-    note: str | None = None
-
-
-class RefValue(_Strict):
+class RefValue(StrictModel):
     """One reported value: a range ``{low, high}``, a mean and SD ``{mean, sd}``, or the
     highest value seen ``{max}``."""
 
@@ -118,7 +108,7 @@ class RefValue(_Strict):
         return f"up to {self.max:g}"
 
 
-class Measurement(_Strict):
+class Measurement(StrictModel):
     id: str = Field(min_length=1)
     analyte: str = Field(min_length=1)
     population: str = Field(min_length=1)
@@ -130,7 +120,7 @@ class Measurement(_Strict):
     where: str | None = None
 
 
-class RefNote(_Strict):
+class RefNote(StrictModel):
     """A qualitative finding (e.g. a method comparison) that is not a value."""
 
     id: str = Field(min_length=1)
@@ -140,12 +130,12 @@ class RefNote(_Strict):
     assay: str | None = None
 
 
-class ReferenceSet(_Strict):
+class ReferenceSet(StrictModel):
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     title: str = Field(min_length=1)
     method: str = Field(min_length=1)
     description: str | None = None
-    sources: dict[str, RefSource]
+    sources: dict[str, Source]
     measurements: list[Measurement] = Field(min_length=1)
     notes: list[RefNote] = Field(default_factory=list)
 

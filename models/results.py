@@ -62,14 +62,27 @@ def git_commit(cwd: Path) -> str | None:
         return None
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(packages=MANIFEST_PACKAGES) -> dict[str, str]:
+    """Python's and each package's installed version (``"not installed"`` if missing)."""
     out = {"python": platform.python_version()}
-    for p in MANIFEST_PACKAGES:
+    for p in packages:
         try:
             out[p] = metadata.version(p)
         except metadata.PackageNotFoundError:
             out[p] = "not installed"
     return out
+
+
+def run_manifest(study, project_root: Path, **fields) -> dict:
+    """The part of a manifest every script writes (command, study file and its SHA-256,
+    package versions, git commit), followed by the script's own ``fields``."""
+    return {
+        "command": command_line(),
+        "study": {"id": study.id, "path": str(study.path), "sha256": study.sha256},
+        **fields,
+        "packages": package_versions(),
+        "git_commit": git_commit(project_root),
+    }
 
 
 def write_json(path: Path, obj) -> None:

@@ -54,12 +54,13 @@ def _rule_error(field: str, text: str) -> PydanticCustomError:
     return PydanticCustomError(_RULE_ERROR, "{field}: {text}", {"field": field, "text": text})
 
 
-class _Strict(BaseModel):
-    # unknown keys are an error, never silently ignored
+class StrictModel(BaseModel):
+    """Base of every schema model: unknown keys are an error, never silently ignored."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Source(_Strict):
+class Source(StrictModel):
     """A citable source of published numbers."""
 
     citation: str = Field(min_length=1)
@@ -67,7 +68,7 @@ class Source(_Strict):
     note: str | None = None
 
 
-class Number(_Strict):
+class Number(StrictModel):
     """One number with its provenance.
 
     ``status: published`` numbers must name a ``source`` (a key of the file's ``sources``)
@@ -121,7 +122,7 @@ class Size(Count):
     minimum: ClassVar[int] = 1
 
 
-class Group(_Strict):
+class Group(StrictModel):
     """One group of subjects and what was reported about it."""
 
     label: str = Field(min_length=1)
@@ -157,7 +158,7 @@ class Group(_Strict):
         return self
 
 
-class Claim(_Strict):
+class Claim(StrictModel):
     """A reported comparison or association, numeric or qualitative.
 
     Examples: ``p_value < 0.001`` for a group difference; ``ratio_of_means > 3`` for
@@ -187,7 +188,7 @@ class Claim(_Strict):
         return self
 
 
-class Comparison(_Strict):
+class Comparison(StrictModel):
     """A comparison of two groups: ``groups[0]`` over ``groups[1]`` in every ratio."""
 
     groups: tuple[str, str]
@@ -201,7 +202,7 @@ class Association(Claim):
     statistic: str = "association"
 
 
-class Assumption(_Strict):
+class Assumption(StrictModel):
     """Something the paper does not say that the reanalysis must assume."""
 
     status: Literal["assumption"] = "assumption"
@@ -211,14 +212,14 @@ class Assumption(_Strict):
     vary: list[Any] | None = None
 
 
-class Analyte(_Strict):
+class Analyte(StrictModel):
     name: str = Field(min_length=1)
     units: str = Field(min_length=1)
     assay: str | None = None
     source: str | None = None
 
 
-class Study(_Strict):
+class Study(StrictModel):
     """A validated study file."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")

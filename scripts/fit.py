@@ -152,22 +152,20 @@ def main(argv=None) -> int:
                 figure_names.append(fname)
         timings["figures"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - T_START
-        manifest = {
-            "command": results.command_line(),
-            "study": {"id": study.id, "path": str(study.path), "sha256": study.sha256},
-            "model": args.model,
-            "family": args.family,
-            "prior_set": args.priors,
-            "priors": priors,
-            "likelihood": {"kind": "synthetic (multivariate normal on log statistics, common random numbers)", "reps": reps},
-            "seed": args.seed,
-            "sampler": dict(idata.posterior.attrs),
-            "diagnostics": diag.as_dict(),
-            "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
-            "packages": results.package_versions(),
-            "git_commit": results.git_commit(ROOT),
-            "files": sorted(["idata.nc", "summary.csv", "estimands.csv", "checks.csv", "evidence.csv"] + [f"figures/{f}" for f in figure_names]),
-        }
+        manifest = results.run_manifest(
+            study,
+            ROOT,
+            model=args.model,
+            family=args.family,
+            prior_set=args.priors,
+            priors=priors,
+            likelihood={"kind": "synthetic (multivariate normal on log statistics, common random numbers)", "reps": reps},
+            seed=args.seed,
+            sampler=dict(idata.posterior.attrs),
+            diagnostics=diag.as_dict(),
+            timings_seconds={k: round(v, 3) for k, v in timings.items()},
+            files=sorted(["idata.nc", "summary.csv", "estimands.csv", "checks.csv", "evidence.csv"] + [f"figures/{f}" for f in figure_names]),
+        )
         results.write_json(stage / "manifest.json", manifest)
     final = Path(args.out) / name
     STATE["written"] = final

@@ -79,23 +79,21 @@ def main(argv=None) -> int:
         fig.savefig(stage / "figures" / "sbc_ecdf.png", dpi=110)
         results.write_json(
             stage / "manifest.json",
-            {
-                "command": results.command_line(),
-                "study": {"id": study.id, "path": str(study.path), "sha256": study.sha256},
-                "model": args.model,
-                "family": args.family,
-                "prior_set": args.priors,
-                "priors": priors,
-                "seed": args.seed,
-                "sims": args.sims,
-                "sampler": {"draws": args.draws, "tune": args.tune, "chains": args.chains, "workers": args.workers},
-                "rank_draws": calibration.N_RANK_DRAWS,
-                "alpha": args.alpha,
-                "fits_failing_diagnostics": failed_fits,
-                "seconds": round(time.perf_counter() - t0, 1),
-                "packages": results.package_versions(),
-                "git_commit": results.git_commit(ROOT),
-            },
+            results.run_manifest(
+                study,
+                ROOT,
+                model=args.model,
+                family=args.family,
+                prior_set=args.priors,
+                priors=priors,
+                seed=args.seed,
+                sims=args.sims,
+                sampler={"draws": args.draws, "tune": args.tune, "chains": args.chains, "workers": args.workers},
+                rank_draws=calibration.N_RANK_DRAWS,
+                alpha=args.alpha,
+                fits_failing_diagnostics=failed_fits,
+                seconds=round(time.perf_counter() - t0, 1),
+            ),
         )
     import pandas as pd
 
