@@ -6,6 +6,7 @@ import math
 
 import arviz as az
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -136,5 +137,75 @@ def sbc_ecdf_figure(ranks: pd.DataFrame, ecdf_difference, band: float) -> plt.Fi
         ax.set_visible(False)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(f"Simulation-based calibration: {ranks['sim'].nunique()} simulated studies")
+    fig.tight_layout()
+    return fig
+
+
+def effects_forest_figure(idata: az.InferenceData, study: Study) -> plt.Figure:
+    """Forest plot of the between-group effects (ratios, probability of superiority): median,
+    50% and 95% intervals, with the no-difference value marked."""
+    post = idata.posterior
+    rows = []
+    for cid, comp in study.comparisons.items():
+        a, b = (study.groups[g].label for g in comp.groups)
+        for var, label, null in (
+            ("ratio_of_medians", f"ratio of medians, {a} / {b}", 1.0),
+            ("ratio_of_means", f"ratio of means, {a} / {b}", 1.0),
+            ("prob_superiority", f"P({a} > {b})", 0.5),
+        ):
+            rows.append((label, post[var].sel(comparison=cid).values.ravel(), null, var))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 1.2 + 0.6 * max(1, len(rows))), gridspec_kw={"width_ratios": [2, 1]})
+    for ax, kinds, xlabel in (
+        (axes[0], ("ratio_of_medians", "ratio_of_means"), "ratio (fold, log scale)"),
+        (axes[1], ("prob_superiority",), "probability of superiority"),
+    ):
+        sel = [r for r in rows if r[3] in kinds]
+        for y, (label, x, null, _) in enumerate(sel):
+            lo, hi = az.hdi(x, hdi_prob=0.95)
+            q25, q50, q75 = np.quantile(x, [0.25, 0.5, 0.75])
+            ax.plot([lo, hi], [y, y], color="steelblue", lw=1.5)
+            ax.plot([q25, q75], [y, y], color="steelblue", lw=5)
+            ax.plot(q50, y, "o", color="white", mec="steelblue", mew=2)
+        if sel:
+            ax.axvline(sel[0][2], color="k", ls=":", lw=1, label="no difference")
+            ax.set_yticks(range(len(sel)), [r[0] for r in sel], fontsize=8)
+            ax.invert_yaxis()
+            ax.legend(fontsize=8)
+        if "ratio_of_means" in kinds:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(xlabel)
+    fig.suptitle("Between-group effects: median, 50% and 95% intervals")
+    fig.tight_layout()
+    return fig
+
+
+def prior_posterior_figure(idata: az.InferenceData, var_names) -> plt.Figure:
+    """Prior (from ``idata.prior``, drawn by the caller) against posterior for each sampled
+    parameter and coordinate."""
+    panels = []
+    for v in var_names:
+        da = idata.posterior[v]
+        extra = [d for d in da.dims if d not in ("chain", "draw")]
+        coords = da[extra[0]].values if extra else [None]
+        for c in coords:
+            sel = {extra[0]: c} if extra else {}
+            panels.append((f"{v}[{c}]" if extra else v, idata.prior[v].sel(sel).values.ravel(), da.sel(sel).values.ravel()))
+    cols = min(4, len(panels))
+    rows_n = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3.6 * cols, 2.8 * rows_n), squeeze=False)
+    for ax, (label, prior, post) in zip(axes.ravel(), panels):
+        lo, hi = np.quantile(np.concatenate([prior, post]), [0.005, 0.995])
+        bins = np.linspace(lo, hi, 80)
+        ax.hist(prior, bins=bins, density=True, color="gray", alpha=0.5, label="prior")
+        ax.hist(post, bins=bins, density=True, color="steelblue", alpha=0.8, label="posterior")
+        ax.set_xlabel(f"{label} (natural log)")
+        ax.set_ylabel("density")
+        ax.set_title(f"posterior SD / prior SD = {np.std(post) / np.std(prior):.2f}", fontsize=8)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Prior versus posterior of the sampled parameters")
     fig.tight_layout()
     return fig

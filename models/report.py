@@ -64,6 +64,18 @@ KNOWN_FIGURES = {
         "ratio of the published sample statistics; dashed: a claimed threshold. Look for a red or dashed line in a tail: "
         "the published ratio or claim is then hard to reconcile with the other numbers.",
     ),
+    "effects_forest.png": (
+        "effects",
+        "Forest plot of the between-group effects with 95% intervals",
+        "Every between-group effect on one axis: point, posterior median; thick bar, 50% interval; thin bar, 95% HDI. "
+        "Look at where the bars sit relative to the no-difference line (1 for ratios, 0.5 for the probability of superiority).",
+    ),
+    "prior_posterior.png": (
+        "prior",
+        "Prior and posterior densities of each group parameter",
+        "Prior (grey) and posterior (blue) of each sampled parameter. A posterior much narrower than its prior is "
+        "informed by the published numbers; one that looks like its prior is driven by the prior and assumptions.",
+    ),
     "rank_plots.png": (
         "diagnostics",
         "Rank histograms of the sampled parameters for each chain",
@@ -415,6 +427,8 @@ SECTIONS = [
     ("estimands", "Headline estimands"),
     ("checks", "Published numbers versus the model"),
     ("groups", "Group values and ratios"),
+    ("effects", "Effects (forest plot)"),
+    ("prior", "Prior versus posterior"),
     ("diagnostics", "Sampler diagnostics"),
     ("sensitivity", "Sensitivity"),
     ("assumptions", "Assumptions"),
@@ -556,6 +570,11 @@ def _figures_for(r: ResultFolder, section: str) -> list[str]:
         if sec == section:
             out.append(figure(data, alt, cap, f"fig-{Path(name).stem}"))
     return out
+
+
+def section_figures(r: ResultFolder, section: str, missing: str) -> str:
+    figs = _figures_for(r, section)
+    return "".join(figs) if figs else _p(missing, "note")
 
 
 def section_groups(r: ResultFolder) -> str:
@@ -778,6 +797,8 @@ def render_report(result_dir: Path, sensitivity_dir: Path | None = None, command
         "estimands": section_estimands(r),
         "checks": section_checks(r),
         "groups": section_groups(r),
+        "effects": section_figures(r, "effects", "The result folder has no effects forest plot."),
+        "prior": section_figures(r, "prior", "The result folder has no prior-versus-posterior figure."),
         "diagnostics": section_diagnostics(r, energy_png, bfmi),
         "sensitivity": section_sensitivity(sens),
         "assumptions": section_assumptions(r),

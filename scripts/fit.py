@@ -98,6 +98,7 @@ def main(argv=None) -> int:
     import shutil
 
     import arviz as az
+    import pymc as pm
 
     from models import checks, diagnostics, estimands, evidence, plots, results
     from models.group import DEFAULT_REPS, build_model
@@ -116,6 +117,9 @@ def main(argv=None) -> int:
     timings["sample"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    # prior draws of the sampled parameters, for the prior-versus-posterior figure
+    free = [v.name for v in model.free_RVs]
+    idata.extend(pm.sample_prior_predictive(draws=2000, model=model, var_names=free, random_seed=args.seed))
     estimands.add_estimands(idata, study, args.family)
     table = estimands.estimand_table(idata, study)
     bf = evidence_rows(study, evidence)
@@ -143,7 +147,9 @@ def main(argv=None) -> int:
             "ratio_posterior.png": plots.ratio_figure(idata, study) if study.comparisons else None,
             "group_values.png": plots.group_values_figure(idata, study),
             "predictive_checks.png": plots.predictive_figure(pstats, check_tab, study),
-            "rank_plots.png": plots.rank_figure(idata, [v.name for v in model.free_RVs]),
+            "effects_forest.png": plots.effects_forest_figure(idata, study) if study.comparisons else None,
+            "prior_posterior.png": plots.prior_posterior_figure(idata, free),
+            "rank_plots.png": plots.rank_figure(idata, free),
         }
         for fname, fig in figs.items():
             if fig is not None:

@@ -34,7 +34,7 @@ SEED = 20180302
 SHORT = ["--draws", "300", "--tune", "300", "--chains", "2", "--ppc-draws", "300", "--seed", str(SEED), "--no-progress"]
 RESULT_NAME = re.compile(r"^lasemi2018-group-\d{8}T\d{6}Z-[0-9a-f]{6}$")
 STAGING_PREFIX = ".incomplete-"
-FIGURES = {"ratio_posterior.png", "group_values.png", "predictive_checks.png", "rank_plots.png"}
+FIGURES = {"ratio_posterior.png", "group_values.png", "predictive_checks.png", "rank_plots.png", "effects_forest.png", "prior_posterior.png"}
 DATA_FILES = {"idata.nc", "summary.csv", "estimands.csv", "checks.csv", "evidence.csv", "manifest.json"}
 FIT_TIMEOUT = 600  # seconds; generous, a short fit takes well under a minute
 
