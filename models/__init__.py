@@ -5,7 +5,8 @@ distributions), ``statistics`` (published-statistic functions), ``simulate`` (co
 simulator), ``likelihood`` (synthetic likelihood), ``priors`` (named prior sets), ``group``
 (the group model builder), ``sampling`` (NUTS backend), ``estimands``, ``checks``
 (posterior predictive checks), ``diagnostics``, ``evidence`` (Bayes factors), ``plots``,
-``results`` (result folders and manifests).
+``results`` (result folders and manifests), ``calibration`` (simulation-based calibration),
+``plausibility`` (external reference ranges), ``report`` (self-contained HTML report).
 """
 import logging as _logging
 import warnings as _warnings
