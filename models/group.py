@@ -45,18 +45,15 @@ class GroupData:
     n: int
     names: tuple[str, ...]
     observed: np.ndarray
-    extra_var: np.ndarray
 
 
 def group_data(study: Study) -> list[GroupData]:
-    """Per-group reported statistics and rounding variances, in file order."""
-    width = rounding_width(study)
+    """Per-group reported statistics, in file order.  (Their rounding variance is computed
+    inside the model from the observed values, so swapped data get their own.)"""
     out = []
     for g in study.group_ids:
         rep = study.reported(g)
-        obs = np.array(list(rep.values()), dtype=float)
-        extra = rounding_variance_log(obs, width) + ROUNDING_FLOOR
-        out.append(GroupData(g, study.n(g), tuple(rep), obs, extra))
+        out.append(GroupData(g, study.n(g), tuple(rep), np.array(list(rep.values()), dtype=float)))
     return out
 
 

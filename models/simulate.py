@@ -37,7 +37,7 @@ def simulate_group(xp, family: Family, z_sorted, mean, cv):
 
 def simulate_group_statistics(xp, family: Family, z_sorted, mean, cv, names, quantile_method: int = 7):
     """Reported statistics (``names``, last axis) of simulated samples of one group."""
-    n = int(z_sorted.shape[-1]) if xp is np else int(z_sorted.type.shape[-1])
+    n = int(z_sorted.shape[-1])
     x = simulate_group(xp, family, z_sorted, mean, cv)
     return sample_statistics(xp, x, n, names, quantile_method)
 
