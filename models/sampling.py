@@ -213,6 +213,8 @@ def sample_nuts(
     seed: int = 1,
     target_accept: float = 0.8,
     progressbar: bool = True,
+    cores: int | None = None,
+    step_factory=None,
 ) -> az.InferenceData:
     """Sample ``model`` once with PyMC's own NUTS (C backend), chains in parallel processes.
 
@@ -222,8 +224,14 @@ def sample_nuts(
     deterministics), ``sample_stats`` and ``observed_data``; ``posterior.attrs`` records the
     sampler and its timings.  Ctrl-C raises ``KeyboardInterrupt`` after the samplers stop,
     even though PyMC itself would return the partial trace.
+
+    ``cores`` (default: one process per chain, up to the CPU count) lets a pool worker run
+    its chains one after another.  ``step_factory(chains, seed, target_accept) -> (initial points, step)``
+    supplies a NUTS step on an already compiled log density (:class:`models.analysis.CompiledCache`);
+    its chains always run in this process.
     """
     import signal
+    import threading
 
     interrupted = []
 
@@ -231,25 +239,35 @@ def sample_nuts(
         interrupted.append(True)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    # signal handlers can only be installed from the main thread (a Dask worker runs tasks
+    # in threads; there the worker process handles signals itself)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+    cores = min(chains, os.cpu_count() or 1) if cores is None else cores
+    extra = {"target_accept": target_accept}
+    if step_factory is not None:
+        # the step carries target_accept; pm.sample rejects step options it does not use
+        initvals, step = step_factory(chains, seed, target_accept)
+        extra, cores = {"step": step, "initvals": initvals}, 1
     t0 = time.perf_counter()
     try:
         idata = pm.sample(
             draws=draws,
             tune=tune,
             chains=chains,
-            cores=min(chains, os.cpu_count() or 1),
+            cores=cores,
             random_seed=seed,
-            target_accept=target_accept,
             progressbar=progressbar,
             compute_convergence_checks=False,
             # forking a process that has started JAX is unsafe (calibration and sampling in
             # one session); otherwise fork is the fastest start
             mp_ctx="forkserver" if "jax" in sys.modules else None,
             model=model,
+            **extra,
         )
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
     if interrupted:
         raise KeyboardInterrupt
     idata.posterior.attrs.update(

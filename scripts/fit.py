@@ -21,6 +21,7 @@ EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_DIAGNOSTICS, EXIT_INTERRUPTED = 0, 1, 2, 3
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    from models.analysis import MODELS
     from models.families import FAMILIES
     from models.priors import PRIOR_SETS
 
@@ -31,7 +32,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="study file (YAML); default: %(default)s")
-    p.add_argument("--model", choices=["group"], default="group", help="model to fit (default: %(default)s)")
+    p.add_argument("--model", choices=list(MODELS), default="group", help="model to fit (default: %(default)s)")
     p.add_argument(
         "--family",
         choices=list(FAMILIES),
@@ -97,38 +98,28 @@ def main(argv=None) -> int:
 
     import shutil
 
-    import arviz as az
-    import pymc as pm
-
-    from models import checks, diagnostics, estimands, evidence, plots, results
-    from models.group import DEFAULT_REPS, build_model
-    from models.priors import get_priors
-    from models.sampling import sample_nuts
+    from models import evidence, plots, results
+    from models.analysis import run_analysis
 
     timings = {"imports": time.perf_counter() - T_START}
-    priors = get_priors(args.model, args.priors)
-    reps = args.reps or DEFAULT_REPS
-    t = time.perf_counter()
-    model = build_model(study, priors, family=args.family, reps=reps, seed=args.seed)
-    timings["build"] = time.perf_counter() - t
-    log(f"sampling {args.chains} chains x ({args.tune} warm-up + {args.draws} draws), {args.family} family")
-    t = time.perf_counter()
-    idata = sample_nuts(model, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, progressbar=not args.no_progress)
-    timings["sample"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    # prior draws of the sampled parameters, for the prior-versus-posterior figure
-    free = [v.name for v in model.free_RVs]
-    idata.extend(pm.sample_prior_predictive(draws=2000, model=model, var_names=free, random_seed=args.seed))
-    estimands.add_estimands(idata, study, args.family)
-    table = estimands.estimand_table(idata, study)
+    analysis = run_analysis(
+        study,
+        model=args.model,
+        family=args.family,
+        priors=args.priors,
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        seed=args.seed,
+        reps=args.reps,
+        ppc_draws=args.ppc_draws,
+        progressbar=not args.no_progress,
+        log=log,
+    )
+    timings.update(analysis.timings)
+    idata, table, diag, free = analysis.idata, analysis.table, analysis.diagnostics, analysis.free
+    check_tab, pstats, summary, priors, reps = analysis.checks, analysis.pstats, analysis.summary, analysis.priors, analysis.reps
     bf = evidence_rows(study, evidence)
-    diag = diagnostics.check_diagnostics(idata, table)
-    cohorts = checks.simulate_predictive(idata, study, args.family, n_draws=args.ppc_draws, seed=args.seed)
-    pstats = checks.predictive_statistics(cohorts, study)
-    check_tab = checks.check_table(pstats, study)
-    summary = az.summary(idata, hdi_prob=estimands.HDI_PROB, round_to="none")
-    timings["estimands_and_checks"] = time.perf_counter() - t
 
     name = results.result_name(study.id, args.model)
     figure_names = []

@@ -1,0 +1,439 @@
+"""One analysis of a study, from model building to checks: the pipeline shared by
+``scripts/fit.py`` (one fit) and :mod:`models.sensitivity` (many refits).
+
+The model is looked up by name in :data:`MODELS`, a registry of modules.  A model module
+exports ``build_model(study, priors, family=..., reps=..., seed=...) -> pm.Model`` and
+``DEFAULT_REPS``.  It may also export its own post-processing, under the names the group
+model gets from :mod:`models.estimands` and :mod:`models.checks` (see :func:`model_api`), so
+the runner below holds no model-specific code.
+
+Repeated fits of one model structure can share one compiled log density
+(:class:`CompiledCache`): prior parameters enter the graph as shared variables, so scenarios
+that change only values (a prior set, an assumption the graph does not read) reuse the
+compiled function instead of compiling it again.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .study import Study
+
+#: Model name -> module exporting ``build_model`` and ``DEFAULT_REPS``.
+MODELS: dict[str, str] = {"group": "models.group"}
+
+#: Post-processing a model module may override; the defaults are the group model's.
+_DEFAULT_HOOKS = {
+    "add_estimands": "models.estimands",
+    "estimand_table": "models.estimands",
+    "simulate_predictive": "models.checks",
+    "predictive_statistics": "models.checks",
+    "check_table": "models.checks",
+}
+
+
+class AnalysisError(ValueError):
+    """An unknown model name or an option the model does not support."""
+
+
+@dataclass(frozen=True)
+class ModelAPI:
+    """The functions of one registered model (see :func:`model_api`)."""
+
+    name: str
+    build_model: Callable
+    default_reps: int
+    families: tuple[str, ...]
+    default_family: str
+    add_estimands: Callable
+    estimand_table: Callable
+    simulate_predictive: Callable
+    predictive_statistics: Callable
+    check_table: Callable
+
+
+def model_api(name: str) -> ModelAPI:
+    """Resolve model ``name`` through :data:`MODELS`.
+
+    The module's own ``add_estimands(idata, study, family)``, ``estimand_table(idata, study)``,
+    ``simulate_predictive(idata, study, family, n_draws=, seed=)``,
+    ``predictive_statistics(cohorts, study)``, ``check_table(pstats, study)``, ``FAMILIES``
+    and ``DEFAULT_FAMILY`` are used when it defines them; otherwise those of the group model
+    (:mod:`models.estimands`, :mod:`models.checks`, :data:`models.families.FAMILIES`).
+
+    Raises
+    ------
+    AnalysisError
+        If ``name`` is not registered.
+    """
+    if name not in MODELS:
+        raise AnalysisError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    mod = importlib.import_module(MODELS[name])
+    hooks = {}
+    for fn, default_module in _DEFAULT_HOOKS.items():
+        hooks[fn] = getattr(mod, fn, None) or getattr(importlib.import_module(default_module), fn)
+    families = getattr(mod, "FAMILIES", None)
+    if families is None:
+        from .families import FAMILIES as families
+    families = tuple(families)
+    default_family = getattr(mod, "DEFAULT_FAMILY", families[0])
+    return ModelAPI(name, mod.build_model, int(mod.DEFAULT_REPS), families, default_family, **hooks)
+
+
+@dataclass
+class Analysis:
+    """Everything one analysis produced.
+
+    Attributes
+    ----------
+    idata : az.InferenceData
+        Posterior (with estimands), sample_stats, observed_data, and prior draws of the
+        sampled parameters when requested.
+    table : pd.DataFrame
+        Estimands (posterior median, 95% HDI, diagnostics); see ``estimand_table``.
+    diagnostics : models.diagnostics.Diagnostics
+        Divergences, R-hat and ESS against the thresholds.
+    checks : pd.DataFrame
+        Posterior predictive checks against every published number.
+    pstats : dict
+        The simulated statistics behind ``checks``.
+    summary : pd.DataFrame or None
+        ``az.summary`` of every variable (None when not requested).
+    timings : dict
+        Seconds per phase: ``build``, ``sample``, ``estimands_and_checks``.
+    priors : dict
+        The prior set's values (plain numbers).
+    free : list of str
+        Names of the sampled parameters.
+    model : pm.Model
+        The model sampled (with a compiled cache, its shared inputs hold this analysis'
+        values only until the next analysis of the same structure).
+    """
+
+    idata: Any
+    table: Any
+    diagnostics: Any
+    checks: Any
+    pstats: dict
+    summary: Any
+    timings: dict
+    priors: dict
+    free: list
+    model: Any
+    model_name: str
+    family: str
+    prior_set: str
+    reps: int
+    seed: int
+    cache_hit: bool = False
+
+
+def run_analysis(
+    study: Study,
+    model: str = "group",
+    family: str = "lognormal",
+    priors: str = "default",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int = 20180302,
+    reps: int | None = None,
+    ppc_draws: int = 2000,
+    progressbar: bool = True,
+    prior_draws: int = 2000,
+    summary: bool = True,
+    cores: int | None = None,
+    cache: "CompiledCache | None" = None,
+    log: Callable[[str], None] | None = None,
+) -> Analysis:
+    """Build, sample, compute estimands, diagnostics and predictive checks.
+
+    Parameters
+    ----------
+    study : Study
+        Validated study (possibly modified by a sensitivity scenario).
+    model, family, priors : str
+        Registered model (:data:`MODELS`), population family, named prior set.
+    draws, tune, chains, seed : int
+        NUTS settings; ``seed`` also fixes the likelihood's deviates and the checks.
+    reps : int, optional
+        Simulated cohorts per likelihood evaluation (default: the model's).
+    ppc_draws : int
+        Posterior draws used for predictive checks.
+    progressbar : bool
+        Sampling progress bar on stderr.
+    prior_draws : int
+        Prior draws of the sampled parameters added to ``idata`` (0: none).
+    summary : bool
+        Also compute ``az.summary`` of every variable.
+    cores : int, optional
+        Processes for the chains (default: one per chain up to the CPU count); a pool
+        worker passes 1 so workers x chains do not oversubscribe the machine.
+    cache : CompiledCache, optional
+        Reuse compiled log densities across calls (chains then run in this process).
+    log : callable, optional
+        Receives one-line progress messages.
+
+    Returns
+    -------
+    Analysis
+
+    Raises
+    ------
+    AnalysisError, models.priors.PriorError
+        Unknown model, family or prior set.
+    """
+    fit = fit_posterior(study, model, family, priors, draws, tune, chains, seed, reps, progressbar, prior_draws, cores, cache, log)
+    return summarise(fit, study, ppc_draws=ppc_draws, summary=summary)
+
+
+def fit_posterior(
+    study: Study,
+    model: str = "group",
+    family: str = "lognormal",
+    priors: str = "default",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int = 20180302,
+    reps: int | None = None,
+    progressbar: bool = True,
+    prior_draws: int = 2000,
+    cores: int | None = None,
+    cache: "CompiledCache | None" = None,
+    log: Callable[[str], None] | None = None,
+) -> Analysis:
+    """The sampling half of :func:`run_analysis` (same parameters): an :class:`Analysis`
+    whose ``idata`` holds the posterior (and prior draws) but no estimands or checks yet."""
+    from .priors import get_priors
+    from .sampling import sample_nuts
+
+    api = model_api(model)
+    if family not in api.families:
+        raise AnalysisError(f"unknown family {family!r} for model {model!r}; choose one of: {', '.join(api.families)}")
+    prior_values = get_priors(model, priors)
+    reps = reps or api.default_reps
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    cache_hit = False
+    if cache is None:
+        pm_model = api.build_model(study, prior_values, family=family, reps=reps, seed=seed)
+        step_factory = None
+    else:
+        pm_model, step_factory, cache_hit = cache.get(api, study, prior_values, family, reps, seed)
+        cores = 1
+    timings["build"] = time.perf_counter() - t
+    if log:
+        reuse = "" if cache is None else f" (compiled model {'reused' if cache_hit else 'new'})"
+        log(f"sampling {chains} chains x ({tune} warm-up + {draws} draws), {family} family{reuse}")
+    t = time.perf_counter()
+    idata = sample_nuts(
+        pm_model, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=progressbar, cores=cores, step_factory=step_factory
+    )
+    timings["sample"] = time.perf_counter() - t
+    t = time.perf_counter()
+    free = [v.name for v in pm_model.free_RVs]
+    if prior_draws:
+        import pymc as pm
+
+        # prior draws of the sampled parameters, for the prior-versus-posterior figure
+        idata.extend(pm.sample_prior_predictive(draws=prior_draws, model=pm_model, var_names=free, random_seed=seed))
+    timings["prior_draws"] = time.perf_counter() - t
+    return Analysis(
+        idata=idata, table=None, diagnostics=None, checks=None, pstats={}, summary=None, timings=timings,
+        priors=prior_values, free=free, model=pm_model, model_name=model, family=family, prior_set=priors,
+        reps=reps, seed=seed, cache_hit=cache_hit,
+    )
+
+
+def summarise(fit: Analysis, study: Study, ppc_draws: int = 2000, summary: bool = True) -> Analysis:
+    """Add estimands, diagnostics and predictive checks for ``study`` to a fitted posterior.
+
+    ``fit.idata`` gains the estimands in place; pass a copy to summarise one posterior for
+    several studies (e.g. scenarios that differ only in assumptions the model does not read).
+    Returns ``fit`` with ``table``, ``diagnostics``, ``checks``, ``pstats`` and ``summary``
+    filled in; the prior-draw time is folded into ``timings["estimands_and_checks"]``.
+    """
+    import arviz as az
+
+    from . import diagnostics
+    from .estimands import HDI_PROB
+
+    api = model_api(fit.model_name)
+    t = time.perf_counter()
+    idata, family = fit.idata, fit.family
+    api.add_estimands(idata, study, family)
+    fit.table = api.estimand_table(idata, study)
+    fit.diagnostics = diagnostics.check_diagnostics(idata, fit.table)
+    cohorts = api.simulate_predictive(idata, study, family, n_draws=ppc_draws, seed=fit.seed)
+    fit.pstats = api.predictive_statistics(cohorts, study)
+    fit.checks = api.check_table(fit.pstats, study)
+    fit.summary = az.summary(idata, hdi_prob=HDI_PROB, round_to="none") if summary else None
+    timings = {k: v for k, v in fit.timings.items() if k != "prior_draws"}
+    timings["estimands_and_checks"] = fit.timings.get("prior_draws", 0.0) + time.perf_counter() - t
+    fit.timings = timings
+    return fit
+
+
+# -- compiled-model cache --------------------------------------------------------------------
+#: Prefix of the shared variables that carry prior parameters.
+PRIOR_PREFIX = "prior."
+
+
+def _shared_priors(priors: dict) -> tuple[dict, dict]:
+    """A copy of ``priors`` whose numeric parameters are PyTensor shared scalars, and those
+    shared variables by name (``prior.<parameter>.<key>``)."""
+    import pytensor
+
+    out, shared = {}, {}
+    for param, spec in priors.items():
+        out[param] = {}
+        for key, value in spec.items():
+            if key != "dist" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                sv = pytensor.shared(np.float64(value), name=f"{PRIOR_PREFIX}{param}.{key}")
+                shared[sv.name] = sv
+                out[param][key] = sv
+            else:
+                out[param][key] = value
+    return out, shared
+
+
+def structure_key(model) -> str:
+    """SHA-256 of everything a compiled NUTS step depends on except shared-variable values.
+
+    Covers the log density and deterministics as graphs (operations, constants by value,
+    shared variables by name, type and shape), the initial values and the coords.  Two
+    models with the same key can share one compiled ``logp_dlogp`` function once their
+    shared variables hold the same values.
+    """
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import io_toposort
+
+    h = hashlib.sha256()
+    outputs = [model.logp()] + list(model.deterministics)
+    ids: dict = {}
+
+    def leaf(v) -> str:
+        if isinstance(v, SharedVariable):
+            value = np.asarray(v.get_value(borrow=True))
+            return f"shared:{v.name}:{v.type}:{value.shape}"
+        if isinstance(v, Constant):
+            data = np.asarray(v.data)
+            return f"const:{v.type}:{data.shape}:{hashlib.sha256(data.tobytes()).hexdigest()}"
+        return f"var:{v.name}:{v.type}"
+
+    def ref(v) -> str:
+        if v not in ids:
+            ids[v] = f"L{len(ids)}"
+            h.update(f"{ids[v]}={leaf(v)};".encode())
+        return ids[v]
+
+    for node in io_toposort([], outputs):
+        args = ",".join(ref(i) for i in node.inputs)
+        h.update(f"{node.op}({args});".encode())
+        for o in node.outputs:
+            ids[o] = f"N{len(ids)}"
+            h.update(f"{ids[o]};".encode())
+    for o in outputs:
+        h.update(f"out:{ids.get(o, ref(o))};".encode())
+    for rv, iv in model.rvs_to_initial_values.items():
+        h.update(f"init:{rv.name}:{np.asarray(iv).tobytes().hex() if iv is not None else None};".encode())
+    h.update(repr(sorted((k, tuple(v)) for k, v in model.coords.items())).encode())
+    return h.hexdigest()
+
+
+@dataclass
+class _Entry:
+    model: Any
+    shared: dict
+    logp_dlogp: Any
+
+
+@dataclass
+class CompiledCache:
+    """Per-process cache of compiled log densities, keyed by :func:`structure_key`.
+
+    A model is built for every analysis (cheap); when its structure is already cached, the
+    cached model is sampled instead, with its shared variables (prior parameters, data)
+    set to the new values, so PyTensor does not compile the same log density again.  The
+    oldest entry is dropped beyond ``size`` entries.
+    """
+
+    size: int = 8
+    entries: "OrderedDict[str, _Entry]" = field(default_factory=OrderedDict)
+    hits: int = 0
+    misses: int = 0
+
+    def get(self, api: ModelAPI, study: Study, priors: dict, family: str, reps: int, seed: int):
+        """Return ``(model, step_factory, hit)`` for an analysis with these settings.
+
+        ``step_factory(chains, seed, target_accept)`` gives per-chain initial points and a NUTS step on the
+        cached compiled function, initialised as ``pm.sample(init="jitter+adapt_diag")``.
+        """
+        from pytensor.compile.sharedvalue import SharedVariable
+
+        try:
+            tensor_priors, _ = _shared_priors(priors)
+            model = api.build_model(study, tensor_priors, family=family, reps=reps, seed=seed)
+        except TypeError:
+            # the builder needs a prior parameter as a number (e.g. for starting values):
+            # then the prior values are part of the structure
+            model = api.build_model(study, priors, family=family, reps=reps, seed=seed)
+        key = f"{api.name}:{structure_key(model)}"
+        shared = {v.name: v for v in _shared_inputs(model) if isinstance(v, SharedVariable) and v.name}
+        entry = self.entries.get(key)
+        hit = entry is not None
+        if hit:
+            self.hits += 1
+            self.entries.move_to_end(key)
+            for name, sv in shared.items():
+                if name in entry.shared:
+                    entry.shared[name].set_value(sv.get_value())
+        else:
+            self.misses += 1
+            entry = _Entry(model, shared, None)
+            self.entries[key] = entry
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+        return entry.model, (lambda chains, seed, target_accept=0.8: self._step(entry, chains, seed, target_accept)), hit
+
+    @staticmethod
+    def _step(entry: _Entry, chains: int, seed: int, target_accept: float = 0.8):
+        import pymc as pm
+        from pymc.blocking import DictToArrayBijection
+        from pymc.sampling.mcmc import _get_seeds_per_chain, _init_jitter
+        from pymc.step_methods.hmc import quadpotential
+
+        model = entry.model
+        if entry.logp_dlogp is None:
+            entry.logp_dlogp = model.logp_dlogp_function(ravel_inputs=True)
+            entry.logp_dlogp.trust_input = True
+        func = entry.logp_dlogp
+        seeds = _get_seeds_per_chain(seed, chains)
+
+        def logp_fn(ip):
+            q, _ = DictToArrayBijection.map(ip)
+            return func([q], extra_vars={})[0]
+
+        # the same initialisation as pm.sample's default (init_nuts, "jitter+adapt_diag"),
+        # on the cached function, so a reused model samples exactly as a fresh one
+        points = _init_jitter(model, [None] * chains, seeds=seeds, jitter=True, jitter_max_retries=10, logp_fn=logp_fn)
+        data = [DictToArrayBijection.map(p).data for p in points]
+        mean = np.mean(data, axis=0)
+        potential = quadpotential.QuadPotentialDiagAdapt(len(mean), mean, np.ones_like(mean), 10, rng=seeds[0])
+        step = pm.NUTS(potential=potential, model=model, rng=seeds[0], initial_point=points[0], logp_dlogp_func=func, target_accept=target_accept)
+        names = {v.name for v in model.value_vars}
+        return [{k: v for k, v in p.items() if k in names} for p in points], step
+
+
+def _shared_inputs(model):
+    from pytensor.graph.traversal import graph_inputs
+
+    return list(graph_inputs([model.logp()] + list(model.deterministics)))
