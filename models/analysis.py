@@ -377,17 +377,7 @@ class CompiledCache:
         ``step_factory(chains, seed, target_accept)`` gives per-chain initial points and a NUTS step on the
         cached compiled function, initialised as ``pm.sample(init="jitter+adapt_diag")``.
         """
-        from pytensor.compile.sharedvalue import SharedVariable
-
-        try:
-            tensor_priors, _ = _shared_priors(priors)
-            model = api.build_model(study, tensor_priors, family=family, reps=reps, seed=seed)
-        except TypeError:
-            # the builder needs a prior parameter as a number (e.g. for starting values):
-            # then the prior values are part of the structure
-            model = api.build_model(study, priors, family=family, reps=reps, seed=seed)
-        key = f"{api.name}:{structure_key(model)}"
-        shared = {v.name: v for v in _shared_inputs(model) if isinstance(v, SharedVariable) and v.name}
+        model, key, shared = build_keyed(api, study, priors, family, reps, seed)
         entry = self.entries.get(key)
         hit = entry is not None
         if hit:
@@ -431,6 +421,38 @@ class CompiledCache:
         step = pm.NUTS(potential=potential, model=model, rng=seeds[0], initial_point=points[0], logp_dlogp_func=func, target_accept=target_accept)
         names = {v.name for v in model.value_vars}
         return [{k: v for k, v in p.items() if k in names} for p in points], step
+
+
+def build_keyed(api: ModelAPI, study: Study, priors: dict, family: str, reps: int, seed: int):
+    """Build a model with prior parameters as shared variables where the builder allows it.
+
+    Returns ``(model, structure key, shared variables by name)``; see :func:`structure_key`.
+    """
+    from pytensor.compile.sharedvalue import SharedVariable
+
+    try:
+        tensor_priors, _ = _shared_priors(priors)
+        model = api.build_model(study, tensor_priors, family=family, reps=reps, seed=seed)
+    except TypeError:
+        # the builder needs a prior parameter as a number (e.g. for starting values):
+        # then the prior values are part of the structure
+        model = api.build_model(study, priors, family=family, reps=reps, seed=seed)
+    key = f"{api.name}:{structure_key(model)}"
+    shared = {v.name: v for v in _shared_inputs(model) if isinstance(v, SharedVariable) and v.name}
+    return model, key, shared
+
+
+def posterior_key(api: ModelAPI, study: Study, priors: dict, family: str, reps: int, seed: int) -> str:
+    """A key equal for two analyses exactly when they sample the same posterior with the
+    same draws: same structure, same shared-variable values, same seed.  (Sampler settings
+    are not included; callers add them.)"""
+    _, key, shared = build_keyed(api, study, priors, family, reps, seed)
+    h = hashlib.sha256(key.encode())
+    for name in sorted(shared):
+        value = np.asarray(shared[name].get_value(borrow=True))
+        h.update(f"{name}:{value.dtype}:{value.shape}:".encode() + value.tobytes())
+    h.update(f"seed:{seed}".encode())
+    return h.hexdigest()
 
 
 def _shared_inputs(model):
