@@ -433,9 +433,10 @@ def build_keyed(api: ModelAPI, study: Study, priors: dict, family: str, reps: in
     try:
         tensor_priors, _ = _shared_priors(priors)
         model = api.build_model(study, tensor_priors, family=family, reps=reps, seed=seed)
-    except TypeError:
-        # the builder needs a prior parameter as a number (e.g. for starting values):
-        # then the prior values are part of the structure
+    except Exception:  # noqa: BLE001
+        # the builder needs a prior parameter as a number (e.g. for starting values; PyTensor
+        # raises TypeError there): then the prior values are part of the structure.  Any
+        # real error of the builder is raised again by this second call.
         model = api.build_model(study, priors, family=family, reps=reps, seed=seed)
     key = f"{api.name}:{structure_key(model)}"
     shared = {v.name: v for v in _shared_inputs(model) if isinstance(v, SharedVariable) and v.name}

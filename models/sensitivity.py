@@ -376,7 +376,7 @@ def run_task(task: dict) -> list[dict]:
         with lock:
             fit = fit_posterior(
                 first["study"], first["model"], first["family"], first["priors"], s["draws"], s["tune"], s["chains"],
-                s["seed"], s["reps"], progressbar=False, prior_draws=0, cores=1, cache=_worker_cache() if use_cache else None,
+                s["seed"], s["reps"], progressbar=False, prior_draws=0, cores=task.get("cores", 1), cache=_worker_cache() if use_cache else None,
             )
             psens = None
             if task.get("psens"):
@@ -393,7 +393,10 @@ def run_task(task: dict) -> list[dict]:
         try:
             this = copy.copy(fit)
             this.idata = copy.deepcopy(fit.idata) if i < len(members) - 1 else fit.idata
-            summarise(this, m["study"], ppc_draws=s["ppc_draws"], summary=False)
+            # extreme scenarios (e.g. a CV the data barely constrain) simulate degenerate
+            # cohorts; their diagnostics say so, numpy's warnings would only clutter stderr
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                summarise(this, m["study"], ppc_draws=s["ppc_draws"], summary=False)
             out.append(_scenario_result(m, this, sample_seconds if i == 0 else 0.0, time.perf_counter() - t1, shared_with=None if i == 0 else first["name"], psens=psens if i == 0 else None))
         except Exception as exc:  # noqa: BLE001
             out.append(_failed(m, _reason(exc), time.perf_counter() - t1))
@@ -517,20 +520,35 @@ def _psens_table(fit, study: Study) -> list[dict] | None:
 
 
 # -- orchestration ---------------------------------------------------------------------------
+#: Simulated cohorts of the models built only to compare scenarios' posteriors.
+KEY_REPS = 10
+
+
 def group_by_posterior(specs: list[Spec], sampling: Sampling) -> list[list[Spec]]:
     """Scenarios that sample exactly the same posterior (see
-    :func:`models.analysis.posterior_key`), in grid order, the default's group first."""
+    :func:`models.analysis.posterior_key`), in grid order, the default's group first.
+
+    Keys are computed on models built with :data:`KEY_REPS` simulated cohorts: building the
+    full likelihood tables for every scenario here would cost seconds each, and a builder
+    reads the same study fields whatever the number of cohorts, so equal keys mean equal
+    posteriors at the real number too.  A scenario whose model cannot be built gets a group
+    of its own, so its worker records the error.
+    """
+    import pytensor
+
     from .analysis import model_api, posterior_key
     from .priors import get_priors
 
     groups: dict[str, list[Spec]] = {}
-    for i, sp in enumerate(specs):
-        api = model_api(sp.model)
-        try:
-            key = posterior_key(api, sp.study, get_priors(sp.model, sp.priors), sp.family, sampling.reps or api.default_reps, sampling.seed)
-        except Exception:  # noqa: BLE001 - the model cannot be built: the worker records why
-            key = f"unbuildable-{i}"
-        groups.setdefault(key, []).append(sp)
+    # no stack traces on graph nodes: graph building is about a third faster
+    with pytensor.config.change_flags(traceback__limit=0):
+        for i, sp in enumerate(specs):
+            api = model_api(sp.model)
+            try:
+                key = posterior_key(api, sp.study, get_priors(sp.model, sp.priors), sp.family, KEY_REPS, sampling.seed)
+            except Exception:  # noqa: BLE001 - the model cannot be built: the worker records why
+                key = f"unbuildable-{i}"
+            groups.setdefault(key, []).append(sp)
     return list(groups.values())
 
 
@@ -579,13 +597,17 @@ def run_grid(
     results: dict[str, dict] = {}
     t0 = time.perf_counter()
 
+    tasks_done = [0]
+
     def record(batch: list[dict]) -> None:
         for r in batch:
             results[r["name"]] = r
+        tasks_done[0] += 1
         if progress:
             done = len(results)
             elapsed = time.perf_counter() - t0
-            remaining = elapsed / done * (total - done) if done else float("nan")
+            # by tasks, not scenarios: scenarios sharing a posterior finish together
+            remaining = elapsed / tasks_done[0] * (len(tasks) - tasks_done[0])
             last = f"{batch[0]['name']} {batch[0]['status']}"
             if len(batch) > 1:
                 last += f", +{len(batch) - 1} sharing its posterior"
@@ -596,7 +618,8 @@ def run_grid(
     elif workers <= 1:
         _worker_init_logging()
         for task in tasks:
-            record(run_task(task))
+            # no pool: the chains may use every core, as a single fit.py run does
+            record(run_task({**task, "cores": None}))
     else:
         _run_pool(tasks, record, workers)
     return results
@@ -644,12 +667,14 @@ def _run_dask(tasks: list[dict], record, client=None, scheduler: str | None = No
     own = client is None
     if own:
         client = Client(scheduler, timeout="20s")
+    futures = []
     try:
         futures = [client.submit(run_task, t, pure=False) for t in tasks]
         for fut in as_completed(futures):
             record(fut.result())
     except BaseException:
-        for fut in locals().get("futures", []):
+        # Ctrl-C or a lost cluster: do not leave the tasks running on the cluster
+        for fut in futures:
             fut.cancel()
         raise
     finally:

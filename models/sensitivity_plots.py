@@ -3,6 +3,7 @@ figures; they never sample and never save."""
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -30,27 +31,44 @@ def forest_figure(table: pd.DataFrame, estimand: str, default: str = "default") 
     """
     t = table[table["estimand"] == estimand].reset_index(drop=True)
     n = len(t)
-    fig, ax = plt.subplots(figsize=(8.5, 1.2 + 0.28 * n))
+    fig, ax = plt.subplots(figsize=(10, 1.4 + 0.28 * n))
     d = t[t["scenario"] == default]
     if len(d) and np.isfinite(d["hdi_low"].iloc[0]):
         ax.axvspan(d["hdi_low"].iloc[0], d["hdi_high"].iloc[0], color=_DEFAULT["color"], alpha=0.08, lw=0)
     if len(d):
         ax.axvline(d["median"].iloc[0], color=_DEFAULT["color"], lw=0.8, alpha=0.6)
+    null = t["null"].dropna()
+    null_value = float(null.iloc[0]) if len(null) else None
+    # ratios on a log axis: symmetric in "k-fold up or down"
+    log_scale = null_value == 1.0 and (t[["hdi_low", "median"]].min().min() > 0)
+    lo, hi = _limits(t, 0.5 if estimand.startswith("P(") else null_value, log_scale)
     labels = []
     for i, r in t.iterrows():
         y = n - 1 - i
         style = _DEFAULT if r["scenario"] == default else (_FAILED if r["status"] != "ok" else _OTHER)
         if np.isfinite(r["hdi_low"]) and np.isfinite(r["hdi_high"]):
-            ax.plot([r["hdi_low"], r["hdi_high"]], [y, y], lw=3, solid_capstyle="butt", **style)
-        ax.plot([r["median"]], [y], "o", ms=5, mfc="white" if r["status"] != "ok" else style["color"], mec=style["color"])
-        name = r["scenario"] if len(r["scenario"]) <= 60 else r["scenario"][:57] + "..."
+            a, b = max(r["hdi_low"], lo), min(r["hdi_high"], hi)
+            ax.plot([a, b], [y, y], lw=3, solid_capstyle="butt", **style)
+            # an interval beyond the axis (a badly identified scenario) ends in an arrow
+            if r["hdi_low"] < lo:
+                ax.plot([lo], [y], marker="<", ms=6, **style)
+            if r["hdi_high"] > hi:
+                ax.plot([hi], [y], marker=">", ms=6, **style)
+        if lo <= r["median"] <= hi:
+            ax.plot([r["median"]], [y], "o", ms=5, mfc="white" if r["status"] != "ok" else style["color"], mec=style["color"])
+        name = r["scenario"] if len(r["scenario"]) <= 75 else r["scenario"][:72] + "..."
         shared = r.get("same_posterior_as")
         note = f" [fit of {shared}]" if isinstance(shared, str) and shared else ""
         labels.append(name + note + (" (failed)" if r["status"] != "ok" else ""))
-    null = t["null"].dropna()
-    if len(null):
-        ax.axvline(float(null.iloc[0]), color="black", ls="--", lw=0.8, label=f"no effect ({float(null.iloc[0]):g})")
-        ax.legend(loc="lower right", fontsize=8, frameon=False)
+    if log_scale:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.set_xlim(lo, hi)
+    if estimand.startswith("P(") and lo <= 0.5 <= hi:
+        ax.axvline(0.5, color="black", ls="--", lw=0.8)
+    if null_value is not None and lo <= null_value <= hi:
+        ax.axvline(null_value, color="black", ls="--", lw=0.8)
     ax.set_yticks(range(n))
     ax.set_yticklabels(labels[::-1], fontsize=8)
     for tick, (_, r) in zip(ax.get_yticklabels()[::-1], t.iterrows()):
@@ -59,10 +77,33 @@ def forest_figure(table: pd.DataFrame, estimand: str, default: str = "default") 
             tick.set_fontweight("bold")
     units = t["units"].dropna().iloc[0] if t["units"].notna().any() else ""
     label = t["label"].dropna().iloc[0] if t["label"].notna().any() else estimand
-    interval = "posterior probability" if estimand.startswith("P(") else "posterior median and 95% HDI"
-    ax.set_xlabel(f"{label} ({units})")
+    interval = "posterior probability; dashed: 0.5" if estimand.startswith("P(") else "dot: posterior median, bar: 95% HDI"
+    extra = "; log scale" if log_scale else ""
+    if null_value is not None:
+        extra += f"; dashed: no effect ({null_value:g})"
+    ax.set_xlabel(f"{label} ({units})\n{interval}{extra}")
     ax.set_ylim(-0.7, n - 0.3)
-    ax.set_title(f"{estimand}: {interval} per scenario", fontsize=10)
+    ax.set_title(estimand, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _limits(t: pd.DataFrame, null: float | None, log_scale: bool) -> tuple[float, float]:
+    """x-limits covering the intervals of the scenarios that passed their diagnostics (all
+    scenarios if none did), the null value, and a margin; failed scenarios' intervals may
+    be far wider and are clipped with an arrow instead of squashing the rest."""
+    ok = t[t["status"] == "ok"]
+    use = ok if len(ok) else t
+    vals = pd.concat([use["hdi_low"], use["hdi_high"], use["median"]]).dropna().to_numpy(dtype=float)
+    if null is not None:
+        vals = np.append(vals, null)
+    if not len(vals):
+        return 0.0, 1.0
+    if log_scale:
+        a, b = np.log(vals.min()), np.log(vals.max())
+        pad = 0.08 * (b - a) or 0.1
+        return float(np.exp(a - pad)), float(np.exp(b + pad))
+    a, b = vals.min(), vals.max()
+    pad = 0.08 * (b - a) or 0.05 * (abs(a) or 1.0)
+    return float(a - pad), float(b + pad)
