@@ -26,7 +26,7 @@ import numpy as np
 from .study import Study
 
 #: Model name -> module exporting ``build_model`` and ``DEFAULT_REPS``.
-MODELS: dict[str, str] = {"group": "models.group"}
+MODELS: dict[str, str] = {"group": "models.group", "hierarchical": "models.hierarchical"}
 
 #: Post-processing a model module may override; the defaults are the group model's.
 _DEFAULT_HOOKS = {
@@ -268,10 +268,10 @@ def summarise(fit: Analysis, study: Study, ppc_draws: int = 2000, summary: bool 
     api = model_api(fit.model_name)
     t = time.perf_counter()
     idata, family = fit.idata, fit.family
-    api.add_estimands(idata, study, family)
+    api.add_estimands(idata, study, family, **_model_kw(api.add_estimands, fit.model))
     fit.table = api.estimand_table(idata, study)
     fit.diagnostics = diagnostics.check_diagnostics(idata, fit.table)
-    cohorts = api.simulate_predictive(idata, study, family, n_draws=ppc_draws, seed=fit.seed)
+    cohorts = api.simulate_predictive(idata, study, family, n_draws=ppc_draws, seed=fit.seed, **_model_kw(api.simulate_predictive, fit.model))
     fit.pstats = api.predictive_statistics(cohorts, study)
     fit.checks = api.check_table(fit.pstats, study)
     fit.summary = az.summary(idata, hdi_prob=HDI_PROB, round_to="none") if summary else None
@@ -279,6 +279,14 @@ def summarise(fit: Analysis, study: Study, ppc_draws: int = 2000, summary: bool 
     timings["estimands_and_checks"] = fit.timings.get("prior_draws", 0.0) + time.perf_counter() - t
     fit.timings = timings
     return fit
+
+
+def _model_kw(fn: Callable, model) -> dict:
+    """``{"model": model}`` for hooks that take the fitted model (covariate models need its
+    simulated design), else nothing."""
+    import inspect
+
+    return {"model": model} if "model" in inspect.signature(fn).parameters else {}
 
 
 # -- compiled-model cache --------------------------------------------------------------------

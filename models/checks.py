@@ -66,10 +66,11 @@ def predictive_statistics(cohorts: dict[str, np.ndarray], study: Study) -> dict[
     """Every published statistic computed on the simulated cohorts.
 
     Keys are ``"<group>.<statistic>"`` for group statistics and
-    ``"<comparison>.<claim>"`` for comparison claims (p-value, ratios).
+    ``"<comparison>.<claim>"`` for comparison claims (p-value, ratios).  Entries of
+    ``cohorts`` named ``"association.*"`` (covariate models) are passed through.
     """
     q_method = int(study.assumption("quantile_method", 7))
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray] = {k: v for k, v in cohorts.items() if k.startswith("association.")}
     for g in study.group_ids:
         x = cohorts[g]
         rep = study.reported(g)
@@ -160,4 +161,32 @@ def check_table(stats: dict[str, np.ndarray], study: Study) -> pd.DataFrame:
                     "verdict": _verdict_claim(prob),
                 }
             )
+    for a, assoc in study.associations.items():
+        key = f"association.{a}"
+        if key not in stats:
+            continue
+        sim = stats[key]
+        prob = float(np.mean(stats[f"{key}.holds"]))
+        rows.append(
+            {
+                "item": f"association '{a}': {assoc.text or assoc.covariate}",
+                "key": key,
+                "kind": "claim",
+                "units": "% per unit",
+                "published": _association_text(assoc),
+                "predictive_median": float(np.median(sim)),
+                "predictive_low": float(np.quantile(sim, 0.025)),
+                "predictive_high": float(np.quantile(sim, 0.975)),
+                "ppp": prob,
+                "ppp_two_sided": np.nan,
+                "verdict": _verdict_claim(prob),
+            }
+        )
     return pd.DataFrame(rows)
+
+
+def _association_text(assoc) -> str:
+    """Short form of an association claim for the checks table, e.g. "~ -10 %", "lower (significant)"."""
+    if assoc.relation is not None:
+        return f"{assoc.relation} {assoc.value:g} %"
+    return f"{assoc.direction}{' (significant)' if assoc.significant else ''}"

@@ -73,20 +73,30 @@ def add_estimands(idata: az.InferenceData, study: Study, family: str) -> az.Infe
 ESTIMAND_VARS = ("median", "mean", "cv", "ratio_of_medians", "ratio_of_means", "difference_in_medians", "prob_superiority")
 
 
-def estimand_table(idata: az.InferenceData, study: Study) -> pd.DataFrame:
+def estimand_table(idata: az.InferenceData, study: Study, variables=ESTIMAND_VARS, labels: dict | None = None) -> pd.DataFrame:
     """One row per estimand: posterior median, 95% HDI, mean, SD and diagnostics.
 
     Also one row per numeric fold-change claim of the study ("ratio > value"): the posterior
     probability that the population ratio exceeds the claimed value.
+
+    Parameters
+    ----------
+    variables : sequence of str
+        Posterior variables to tabulate (those present); entries that are undefined (all
+        draws NaN, e.g. a slope of a covariate a group does not have) are left out.
+    labels : dict, optional
+        name -> (label, units template), added to :data:`LABELS`.
     """
     units = study.analyte.units
-    names = [v for v in ESTIMAND_VARS if v in idata.posterior]
+    labels = {**LABELS, **(labels or {})}
+    names = [v for v in variables if v in idata.posterior]
     summ = az.summary(idata, var_names=names, hdi_prob=HDI_PROB, stat_focus="mean", round_to="none")
+    summ = summ[summ["mean"].notna()]
     post = idata.posterior
     rows = []
     for key, row in summ.iterrows():
         var = key.split("[")[0]
-        label, unit = LABELS[var]
+        label, unit = labels[var]
         index = key[len(var) + 1 : -1] if "[" in key else ""
         draws = _draws_for(post, var, index)
         rows.append(
@@ -134,5 +144,5 @@ def _draws_for(post, var: str, index: str) -> np.ndarray:
     da = post[var]
     extra = [d for d in da.dims if d not in ("chain", "draw")]
     if extra:
-        da = da.sel({extra[0]: index})
+        da = da.sel(dict(zip(extra, [i.strip() for i in index.split(",")])))
     return da.values.ravel()

@@ -19,6 +19,7 @@ import pytensor.tensor as pt
 
 from .families import get_family
 from .likelihood import build_table, mvn_logp, rounding_variance_log, table_moments
+from .priors import prior_variable
 from .simulate import sorted_normals
 from .study import Study
 
@@ -71,16 +72,6 @@ def starting_values(study: Study, ref: float, priors: dict) -> tuple[np.ndarray,
     return np.array(lm), np.array(lc)
 
 
-def _prior(name: str, spec: dict, **kw):
-    dist = spec["dist"]
-    params = {k: v for k, v in spec.items() if k != "dist"}
-    if dist == "normal":
-        return pm.Normal(name, **params, **kw)
-    if dist == "student_t":
-        return pm.StudentT(name, **params, **kw)
-    raise ValueError(f"prior {name}: unsupported distribution {dist!r}")
-
-
 def build_model(
     study: Study,
     priors: dict,
@@ -124,8 +115,8 @@ def build_model(
         # Chains start (jittered) at moment estimates from the reported statistics: from the
         # prior's centre, a chain can reach a spurious local mode of the synthetic likelihood
         # at very large CV (seen with the gamma family) and stay there.
-        log_mean = _prior("log_mean", priors["log_mean"], dims="group", initval=start_mean)
-        log_cv = _prior("log_cv", priors["log_cv"], dims="group", initval=start_cv)
+        log_mean = prior_variable("log_mean", priors["log_mean"], dims="group", initval=start_mean)
+        log_cv = prior_variable("log_cv", priors["log_cv"], dims="group", initval=start_cv)
         mean = pm.Deterministic("mean", ref * pt.exp(log_mean), dims="group")
         cv = pm.Deterministic("cv", pt.exp(log_cv), dims="group")
 

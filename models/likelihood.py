@@ -44,11 +44,12 @@ def synthetic_moments(sim_log: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Parameters
     ----------
-    sim_log : array (..., reps, k)
+    sim_log : array or tensor (..., reps, k)
+        NumPy array or PyTensor tensor (written with broadcasting only, so both work).
     """
     mu = sim_log.mean(axis=-2)
     c = sim_log - mu[..., None, :]
-    cov = np.einsum("...ri,...rj->...ij", c, c) / (sim_log.shape[-2] - 1)
+    cov = (c[..., :, :, None] * c[..., :, None, :]).sum(axis=-3) / (sim_log.shape[-2] - 1)
     return mu, cov
 
 

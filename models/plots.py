@@ -94,6 +94,16 @@ def predictive_figure(stats: dict[str, np.ndarray], checks: pd.DataFrame, study:
             ax.axvline(row["published"], **_PUBLISHED)
             ax.set_xlabel(f"{row['item']} ({row['units']})")
             ax.set_title(f"{row['verdict']} (ppp two-sided {row['ppp_two_sided']:.2f})", fontsize=9)
+        elif row["key"].startswith("association."):
+            # a covariate association: the cohort's estimate in percent per unit; the claim
+            # is a direction (and significance) or an approximate value
+            ax.hist(sim, bins=50, color="gray", alpha=0.7)
+            ax.axvline(0.0, color="k", ls=":", lw=1)
+            claim = row["published"].split()
+            if claim[0] in ("~", "<", ">", "="):
+                ax.axvline(float(claim[1]), **_PUBLISHED)
+            ax.set_xlabel(f"simulated estimate, {row['key'].split('.', 1)[1]} (% per unit)")
+            ax.set_title(f"{row['verdict']}: '{row['published']}' holds in {row['ppp']:.0%}", fontsize=9)
         else:
             ax.hist(np.log10(np.maximum(sim, 1e-300)), bins=50, color="gray", alpha=0.7)
             claim = row["published"].split()

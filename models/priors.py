@@ -32,6 +32,62 @@ PRIOR_SETS: dict[str, dict[str, dict[str, dict]]] = {
 }
 
 
+# The hierarchical covariate model (models/hierarchical.py).  Effects are on the log scale
+# per unit of the covariate's model scale (e.g. per decade); ``"claimed"`` as a prior mean is
+# resolved from the study file's claims (see models.hierarchical.resolve_priors), so the
+# enthusiastic set is centred on what the paper says, without study-specific code.
+_H_COMMON = {
+    # log level of the first group's reference subject, relative to reference_level
+    "intercept": {"dist": "normal", "mu": 0.0, "sigma": 3.0},
+    # residual SD on the log scale: 95% between about 0.07 and 3.5
+    "log_sigma": {"dist": "normal", "mu": math.log(0.5), "sigma": 1.0},
+    # between-group SD of a covariate's slope (partial pooling across groups)
+    "effect_spread": {"dist": "halfnormal", "sigma": 0.1},
+    # SD of the categorical (subtype) effects
+    "category_spread": {"dist": "halfnormal", "sigma": 0.3},
+    # degrees of freedom of Student-t residuals (used with --family student_t only)
+    "residual_df": {"dist": "fixed", "value": 5.0},
+}
+PRIOR_SETS["hierarchical"] = {
+    # Weakly informative: groups within a factor of ~50 of each other (95%), effects within
+    # a factor of ~2.7 per unit (95%).
+    "default": {
+        **_H_COMMON,
+        "group_difference": {"dist": "normal", "mu": 0.0, "sigma": 2.0},
+        "effect": {"dist": "normal", "mu": 0.0, "sigma": 0.5},
+    },
+    # Centred on no difference and no effect: groups within a factor of ~2 (95%), effects
+    # within about +-20% per unit (95%).
+    "skeptical": {
+        **_H_COMMON,
+        "group_difference": {"dist": "normal", "mu": 0.0, "sigma": 0.35},
+        "effect": {"dist": "normal", "mu": 0.0, "sigma": 0.1},
+    },
+    # Centred on the published claims ("claimed"), moderately sure; a claim that gives only a
+    # direction is centred at claimed_size in that direction.
+    "enthusiastic": {
+        **_H_COMMON,
+        "group_difference": {"dist": "normal", "mu": "claimed", "sigma": 0.3},
+        "effect": {"dist": "normal", "mu": "claimed", "sigma": 0.15, "claimed_size": 0.2},
+    },
+    # Scale variants of the default, for sensitivity runs.
+    "wide": {
+        **_H_COMMON,
+        "log_sigma": {"dist": "normal", "mu": math.log(0.5), "sigma": 2.0},
+        "effect_spread": {"dist": "halfnormal", "sigma": 0.3},
+        "group_difference": {"dist": "normal", "mu": 0.0, "sigma": 4.0},
+        "effect": {"dist": "normal", "mu": 0.0, "sigma": 1.0},
+    },
+    "narrow": {
+        **_H_COMMON,
+        "log_sigma": {"dist": "normal", "mu": math.log(0.5), "sigma": 0.5},
+        "effect_spread": {"dist": "halfnormal", "sigma": 0.05},
+        "group_difference": {"dist": "normal", "mu": 0.0, "sigma": 1.0},
+        "effect": {"dist": "normal", "mu": 0.0, "sigma": 0.25},
+    },
+}
+
+
 class PriorError(ValueError):
     """An unknown prior set or parameter."""
 
@@ -55,3 +111,16 @@ def get_priors(model: str, name: str = "default", overrides: dict | None = None)
             raise PriorError(f"unknown prior parameter {key!r}; known: {', '.join(priors)}")
         priors[key] = dict(value)
     return priors
+
+
+def prior_variable(name: str, spec: dict, **kw):
+    """A PyMC random variable from a prior value ``{"dist": ..., **parameters}`` (inside a
+    model context); ``kw`` (dims, initval, ...) is passed on."""
+    import pymc as pm
+
+    dists = {"normal": pm.Normal, "student_t": pm.StudentT, "halfnormal": pm.HalfNormal}
+    dist = spec["dist"]
+    if dist not in dists:
+        raise PriorError(f"prior {name}: unsupported distribution {dist!r}; use one of {', '.join(dists)}")
+    params = {k: v for k, v in spec.items() if k != "dist"}
+    return dists[dist](name, **params, **kw)

@@ -14,6 +14,7 @@ file, the field and the fix.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
@@ -196,10 +197,68 @@ class Comparison(StrictModel):
 
 
 class Association(Claim):
-    """A covariate association claim (sex, age, attacks, ...), used by covariate models."""
+    """A covariate association claim (sex, age, attacks, ...), used by covariate models.
+
+    What the paper leaves unsaid about a claim is named here and declared under
+    ``assumptions``: ``subjects`` (an assumption whose value lists the groups the claim was
+    computed on; default: the groups where the covariate is defined), ``tolerance`` (for
+    ``relation: "~"``, the half-width in percentage points of what "approximately" allows)
+    and ``alpha`` (for ``significant: true``, the one-sided significance level).
+    """
 
     covariate: str = Field(min_length=1)
     statistic: str = "association"
+    subjects: str | None = None
+    tolerance: str | None = None
+    alpha: str | None = None
+
+
+class CovariateDistribution(StrictModel):
+    """How an unreported covariate is distributed in a group (the value of an assumption):
+    ``normal`` and ``gamma`` take ``mean`` and ``sd``; ``bernoulli`` takes ``share``."""
+
+    distribution: Literal["normal", "gamma", "bernoulli"]
+    mean: float | None = Field(default=None, strict=False)
+    sd: float | None = Field(default=None, gt=0, strict=False)
+    share: float | None = Field(default=None, ge=0, le=1, strict=False)
+
+    @model_validator(mode="after")
+    def _parameters(self) -> "CovariateDistribution":
+        need = ("share",) if self.distribution == "bernoulli" else ("mean", "sd")
+        extra = [k for k in ("mean", "sd", "share") if k not in need and getattr(self, k) is not None]
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing or extra:
+            raise ValueError(f"a {self.distribution} distribution takes {' and '.join(need)}")
+        if self.distribution == "gamma" and self.mean <= 0:
+            raise ValueError("a gamma distribution needs mean > 0")
+        return self
+
+
+class Covariate(StrictModel):
+    """A subject-level covariate of the cohort model.
+
+    Either fixed by published ``counts`` (``"sex.female"``: an indicator of one level of a
+    breakdown; ``"subtype"``: a categorical breakdown, modelled as a random effect), or drawn
+    from the distribution an ``assumption`` declares.  Covariates enter the model in units of
+    ``per`` (e.g. decades of age), so effects are per ``per`` units.
+    """
+
+    label: str = Field(min_length=1)
+    counts: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?$")
+    assumption: str | None = None
+    groups: list[str] | None = None
+    per: float = Field(default=1.0, gt=0, strict=False)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Covariate":
+        if (self.counts is None) == (self.assumption is None):
+            raise ValueError("give exactly one of 'counts' (published breakdown) or 'assumption' (declared distribution)")
+        return self
+
+    @property
+    def categorical(self) -> bool:
+        """A whole breakdown (random effect) rather than an indicator or a number."""
+        return self.counts is not None and "." not in self.counts
 
 
 class Assumption(StrictModel):
@@ -232,6 +291,7 @@ class Study(StrictModel):
     groups: dict[str, Group]
     comparisons: dict[str, Comparison] = Field(default_factory=dict)
     associations: dict[str, Association] = Field(default_factory=dict)
+    covariates: dict[str, Covariate] = Field(default_factory=dict)
     assumptions: dict[str, Assumption] = Field(default_factory=dict)
     #: Optional external reference data (e.g. values of the analyte measured by another
     #: method), a path relative to the study file; read by models/plausibility.py, not here,
@@ -279,7 +339,60 @@ class Study(StrictModel):
                 check_source(f"comparisons.{c}.claims.{k}", cl.source)
         for a, assoc in self.associations.items():
             check_source(f"associations.{a}", assoc.source)
+        self._check_covariates()
+        self._check_association_assumptions()
         return self
+
+    def _assumption_ref(self, field: str, name: str):
+        if name not in self.assumptions:
+            known = ", ".join(sorted(self.assumptions)) or "none declared"
+            raise _rule_error(field, f"{name!r} is not a key of 'assumptions' (known: {known})")
+        a = self.assumptions[name]
+        return [a.value] + list(a.vary or [])
+
+    def _check_covariates(self) -> None:
+        for c, cov in self.covariates.items():
+            for g in cov.groups or []:
+                if g not in self.groups:
+                    raise _rule_error(f"covariates.{c}.groups", f"{g!r} is not a group of this study")
+            if cov.counts is not None:
+                breakdown, _, level = cov.counts.partition(".")
+                having = [g for g, grp in self.groups.items() if breakdown in grp.counts]
+                if not having:
+                    raise _rule_error(f"covariates.{c}.counts", f"no group has counts of {breakdown!r}")
+                for g in cov.groups or having:
+                    levels = self.groups[g].counts.get(breakdown)
+                    if levels is None:
+                        raise _rule_error(f"covariates.{c}.counts", f"group {g!r} has no counts of {breakdown!r}")
+                    if level and level not in levels:
+                        raise _rule_error(
+                            f"covariates.{c}.counts", f"group {g!r} has no level {level!r} of {breakdown!r} (levels: {', '.join(levels)})"
+                        )
+            else:
+                for i, value in enumerate(self._assumption_ref(f"covariates.{c}.assumption", cov.assumption)):
+                    where = f"assumptions.{cov.assumption}." + ("value" if i == 0 else f"vary.{i - 1}")
+                    try:
+                        CovariateDistribution.model_validate(value)
+                    except ValidationError as exc:
+                        raise _rule_error(where, f"not a covariate distribution ({_first_error(exc)})") from None
+
+    def _check_association_assumptions(self) -> None:
+        for a, assoc in self.associations.items():
+            where = f"associations.{a}"
+            if assoc.subjects is not None:
+                for i, value in enumerate(self._assumption_ref(f"{where}.subjects", assoc.subjects)):
+                    bad = not isinstance(value, list) or not value or any(g not in self.groups for g in value)
+                    if bad:
+                        field = f"assumptions.{assoc.subjects}." + ("value" if i == 0 else f"vary.{i - 1}")
+                        raise _rule_error(field, f"must be a list of group ids ({', '.join(self.groups)})")
+            for key, lo, hi in (("tolerance", 0.0, math.inf), ("alpha", 0.0, 0.5)):
+                name = getattr(assoc, key)
+                if name is None:
+                    continue
+                for i, value in enumerate(self._assumption_ref(f"{where}.{key}", name)):
+                    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo < value < hi:
+                        field = f"assumptions.{name}." + ("value" if i == 0 else f"vary.{i - 1}")
+                        raise _rule_error(field, f"must be a number in ({lo:g}, {hi:g})")
 
     # -- convenience views used by the models ----------------------------------------------
     @property
@@ -303,6 +416,21 @@ class Study(StrictModel):
             return None
         base = self.path.parent if self.path is not None else Path(".")
         return base / self.reference
+
+    def covariate_groups(self, name: str) -> list[str]:
+        """Groups in which covariate ``name`` is defined (declared, else every group with
+        its breakdown, else all groups)."""
+        cov = self.covariates[name]
+        if cov.groups:
+            return list(cov.groups)
+        if cov.counts is not None:
+            breakdown = cov.counts.split(".")[0]
+            return [g for g, grp in self.groups.items() if breakdown in grp.counts]
+        return self.group_ids
+
+    def covariate_distribution(self, name: str) -> CovariateDistribution:
+        """The declared distribution of an assumption-based covariate."""
+        return CovariateDistribution.model_validate(self.assumption(self.covariates[name].assumption))
 
     def assumption(self, name: str, default: Any = None) -> Any:
         """Value of a declared assumption, or ``default`` when the file does not declare it."""

@@ -33,13 +33,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="study file (YAML); default: %(default)s")
     p.add_argument("--model", choices=list(MODELS), default="group", help="model to fit (default: %(default)s)")
+    from models.hierarchical import FAMILIES as RESIDUAL_FAMILIES
+
     p.add_argument(
         "--family",
-        choices=list(FAMILIES),
-        default="lognormal",
-        help="population distribution of each group: " + "; ".join(f.description for f in FAMILIES.values()),
+        choices=list(FAMILIES) + list(RESIDUAL_FAMILIES),
+        default=None,
+        help="group model: population distribution of each group ("
+        + "; ".join(f.description for f in FAMILIES.values())
+        + "); hierarchical model: "
+        + "; ".join(f"{k}: {v}" for k, v in RESIDUAL_FAMILIES.items())
+        + " (default: lognormal / normal)",
     )
-    p.add_argument("--priors", default="default", choices=list(PRIOR_SETS["group"]), help="named prior set (default: %(default)s)")
+    prior_names = sorted({n for sets in PRIOR_SETS.values() for n in sets})
+    p.add_argument("--priors", default="default", choices=prior_names, help="named prior set (default: %(default)s; skeptical and enthusiastic: hierarchical model)")
     p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: %(default)s)")
     p.add_argument("--tune", type=int, default=1000, help="warm-up iterations per chain (default: %(default)s)")
     p.add_argument("--chains", type=int, default=4, help="number of chains (default: %(default)s)")
@@ -99,8 +106,18 @@ def main(argv=None) -> int:
     import shutil
 
     from models import evidence, plots, results
-    from models.analysis import run_analysis
+    from models.analysis import AnalysisError, model_api, run_analysis
+    from models.priors import PriorError, get_priors
 
+    api = model_api(args.model)
+    args.family = args.family or api.default_family
+    try:
+        if args.family not in api.families:
+            raise AnalysisError(f"--family {args.family} does not apply to the {args.model} model; choose one of: {', '.join(api.families)}")
+        get_priors(args.model, args.priors)
+    except (AnalysisError, PriorError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
     timings = {"imports": time.perf_counter() - T_START}
     analysis = run_analysis(
         study,

@@ -1,0 +1,333 @@
+"""Cohort design and cohort statistics for covariate models.
+
+A simulated cohort has the study's groups, with the published breakdowns (sex, subtype, ...)
+exactly as counted and the unreported covariates (age, attack rate, ...) drawn from the
+distributions the study file declares as assumptions.  The design is drawn once per model,
+``reps`` cohorts at a time, from *fixed* uniforms (common random numbers): changing an
+assumption's value moves every simulated subject smoothly instead of redrawing them, and the
+synthetic likelihood stays a deterministic function of the parameters.
+
+The functions here are NumPy at build time (:func:`build_design`, :func:`claim_design`) and
+``xp``-generic where they act on simulated outcomes (:func:`regression_estimate`,
+:func:`group_test_statistic`), so the likelihood, posterior predictive checks and calibration
+compute a published claim the same way.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from .study import Association, Study
+
+
+@dataclass(frozen=True)
+class Design:
+    """Covariates of ``reps`` simulated cohorts (subjects ordered by group, in file order).
+
+    Attributes
+    ----------
+    groups : tuple of str
+    slices : dict
+        group id -> slice of its subjects.
+    group_index : array (N,)
+        Group number of each subject.
+    covariates : tuple of str
+        Names of the non-categorical covariates, in ``x``'s last axis.
+    x : array (reps, N, C)
+        Covariates on the model scale, ``value / per`` centred at its average over the
+        subjects where it is defined (over all cohorts); 0 where undefined.
+    defined : array (G, C) of bool
+        Whether covariate ``c`` is defined in group ``g``.
+    categorical : str or None
+        The categorical covariate (at most one), modelled as a random effect.
+    levels : tuple of str
+        Its levels.
+    onehot : array (reps, N, L)
+        Level indicators centred at the group's level shares; all 0 for subjects of groups
+        without the breakdown.
+    """
+
+    groups: tuple[str, ...]
+    slices: dict
+    group_index: np.ndarray
+    covariates: tuple[str, ...]
+    x: np.ndarray
+    defined: np.ndarray
+    categorical: str | None
+    levels: tuple[str, ...]
+    onehot: np.ndarray
+
+    @property
+    def reps(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[1]
+
+
+def _exact_indicator(u: np.ndarray, count: int) -> np.ndarray:
+    """Exactly ``count`` ones per row: the subjects with the smallest uniforms."""
+    ranks = np.argsort(np.argsort(u, axis=-1), axis=-1)
+    return (ranks < count).astype(float)
+
+
+def _draw(dist, u: np.ndarray) -> np.ndarray:
+    """Covariate values from fixed uniforms ``u`` (one group, ``(reps, n)``)."""
+    if dist.distribution == "normal":
+        return dist.mean + dist.sd * special.ndtri(u)
+    if dist.distribution == "gamma":
+        shape = (dist.mean / dist.sd) ** 2
+        return special.gammaincinv(shape, u) * dist.mean / shape
+    # bernoulli: the share is a proportion of the group, so draw an exact count
+    return _exact_indicator(u, int(round(dist.share * u.shape[-1])))
+
+
+def build_design(study: Study, reps: int, seed: int) -> Design:
+    """Draw the covariates of ``reps`` cohorts like the study's.
+
+    Parameters
+    ----------
+    study : Study
+        Group sizes, breakdown counts, covariate declarations and assumptions.
+    reps : int
+    seed : int
+        The uniforms depend on the seed, the group sizes and the covariate names only, not on
+        assumption values, so scenarios that change an assumption share the same subjects.
+    """
+    groups = tuple(study.group_ids)
+    sizes = [study.n(g) for g in groups]
+    starts = np.cumsum([0] + sizes)
+    slices = {g: slice(int(starts[i]), int(starts[i + 1])) for i, g in enumerate(groups)}
+    N = int(starts[-1])
+    group_index = np.repeat(np.arange(len(groups)), sizes)
+    rng = np.random.default_rng(seed)
+    # one block of uniforms per covariate, in sorted name order, so adding a covariate to the
+    # file does not reshuffle the others
+    uniforms = {c: rng.uniform(1e-12, 1 - 1e-12, size=(reps, N)) for c in sorted(study.covariates)}
+
+    names = [c for c, cov in study.covariates.items() if not cov.categorical]
+    cats = [c for c, cov in study.covariates.items() if cov.categorical]
+    if len(cats) > 1:
+        raise ValueError(f"covariates: at most one categorical breakdown is supported (got {', '.join(cats)})")
+    x = np.zeros((reps, N, len(names)))
+    defined = np.zeros((len(groups), len(names)), dtype=bool)
+    for j, c in enumerate(names):
+        cov = study.covariates[c]
+        for g in study.covariate_groups(c):
+            sl, gi = slices[g], groups.index(g)
+            defined[gi, j] = True
+            u = uniforms[c][:, sl]
+            if cov.counts is not None:
+                breakdown, level = cov.counts.split(".")
+                raw = _exact_indicator(u, int(study.groups[g].counts[breakdown][level].value))
+            else:
+                raw = _draw(study.covariate_distribution(c), u)
+            x[:, sl, j] = raw / cov.per
+        # centred at the design average where defined: the intercepts then describe an
+        # average subject, which removes most of their posterior correlation with the slopes
+        # (an uncentred sex indicator made the sampler crawl); effects are unchanged
+        inside = np.zeros(N, dtype=bool)
+        for g in study.covariate_groups(c):
+            inside[slices[g]] = True
+        x[:, inside, j] -= x[:, inside, j].mean()
+
+    categorical, levels, onehot = None, (), np.zeros((reps, N, 0))
+    if cats:
+        categorical = cats[0]
+        breakdown = study.covariates[categorical].counts
+        levels = tuple(dict.fromkeys(lv for g in study.covariate_groups(categorical) for lv in study.groups[g].counts[breakdown]))
+        onehot = np.zeros((reps, N, len(levels)))
+        for g in study.covariate_groups(categorical):
+            sl = slices[g]
+            ranks = np.argsort(np.argsort(uniforms[categorical][:, sl], axis=-1), axis=-1)
+            lo = 0
+            for lv, cnt in study.groups[g].counts[breakdown].items():
+                hi = lo + int(cnt.value)
+                onehot[:, sl, levels.index(lv)] = ((ranks >= lo) & (ranks < hi)).astype(float)
+                lo = hi
+            # centred within the group (as the other covariates): a level effect then moves
+            # subjects relative to their group's average, not the group's level itself, which
+            # was confounded with the group difference (posterior correlation -0.77)
+            onehot[:, sl, :] -= onehot[:, sl, :].mean(axis=(0, 1))
+    return Design(groups, slices, group_index, tuple(names), x, defined, categorical, levels, onehot)
+
+
+def residual_deviates(reps: int, n: int, seed: int, df: float | None = None) -> np.ndarray:
+    """Fixed residual deviates ``(reps, n)``: standard normal, or Student-t with ``df``
+    degrees of freedom (a normal divided by an independent sqrt(chi2/df)), as common random
+    numbers."""
+    rng = np.random.default_rng([seed, 1])
+    z = rng.standard_normal((reps, n))
+    if df is None:
+        return z
+    w = special.gammaincinv(df / 2.0, rng.uniform(1e-12, 1 - 1e-12, size=(reps, n))) * 2.0 / df
+    return z / np.sqrt(w)
+
+
+def cohort_log_levels(xp, alpha, slope, u, sigma, x, onehot, eps, group_index):
+    """Log levels (relative to the reference level) of simulated cohorts.
+
+    Parameters
+    ----------
+    alpha : (G,); slope : (G, C); u : (L,) or None; sigma : (G,)
+        Parameters (NumPy arrays or tensors); ``u`` is None without a categorical covariate.
+    x : (reps, N, C); onehot : (reps, N, L); eps : (reps, N); group_index : (N,)
+        Design and residual deviates.
+    """
+    # ellipsis indexing: the same code serves one parameter set (tensors, in the model) and
+    # a batch of posterior draws on leading axes (NumPy, for estimands and checks)
+    eta = alpha[..., group_index] + (x * slope[..., group_index, :]).sum(axis=-1) + sigma[..., group_index] * eps
+    if u is not None:
+        eta = eta + (onehot * u).sum(axis=-1)
+    return eta
+
+
+@dataclass(frozen=True)
+class ClaimDesign:
+    """How one association claim is computed on a simulated cohort: the least-squares
+    coefficient of the covariate in a regression of log levels on one intercept per group
+    among the claim's subjects plus the covariate.
+
+    Attributes
+    ----------
+    name, covariate : str
+    subjects : tuple of str
+        Groups the claim was computed on (a declared assumption).
+    index : array (m,)
+        Subject positions within the cohort.
+    X : array (reps, m, p)
+        Regressors; the covariate is the last column.
+    P : array (reps, p, m)
+        ``(X'X)^-1 X'`` per cohort, so coefficients are a product with the outcome.
+    v : array (reps,)
+        The covariate's diagonal element of ``(X'X)^-1``.
+    df : int
+        Residual degrees of freedom, ``m - p``.
+    kind : {"interval", "below", "above"}
+        How the claim constrains the estimate (see :func:`claim_rule`).
+    statistic : {"coefficient", "t"}
+    bounds : tuple of float
+        Interval ends (kind ``interval``) or the threshold.
+    """
+
+    name: str
+    covariate: str
+    subjects: tuple[str, ...]
+    index: np.ndarray
+    X: np.ndarray
+    P: np.ndarray
+    v: np.ndarray
+    df: int
+    kind: str
+    statistic: str
+    bounds: tuple[float, ...]
+
+
+def claim_rule(study: Study, assoc: Association, df: int) -> tuple[str, str, tuple[float, ...]]:
+    """What a published association says about the cohort estimate, from the claim and its
+    declared assumptions.
+
+    * ``relation: "~"`` with ``value`` v (percent per unit) and tolerance t (percentage
+      points): the coefficient lies in ``[log(1 + (v - t)/100), log(1 + (v + t)/100)]``;
+    * ``significant: true`` with a direction and level alpha: the t statistic is beyond the
+      one-sided critical value of Student's t with ``df`` degrees of freedom;
+    * otherwise a direction only: the coefficient has that sign.
+    """
+    from scipy import stats as sps
+
+    if assoc.relation == "~":
+        tol = float(study.assumption(assoc.tolerance)) if assoc.tolerance else 5.0
+        lo, hi = assoc.value - tol, assoc.value + tol
+        if lo <= -100:
+            raise ValueError(f"associations: the tolerance of {assoc.covariate} reaches -100%")
+        return "interval", "coefficient", (math.log1p(lo / 100.0), math.log1p(hi / 100.0))
+    if assoc.relation is not None:
+        raise ValueError(f"association on {assoc.covariate}: relation {assoc.relation!r} is not supported; use '~' or a direction")
+    sign = -1.0 if assoc.direction == "lower" else 1.0
+    if assoc.significant:
+        alpha = float(study.assumption(assoc.alpha)) if assoc.alpha else 0.05
+        crit = float(sps.t.ppf(1.0 - alpha, df))
+        return ("below" if sign < 0 else "above"), "t", (sign * crit,)
+    return ("below" if sign < 0 else "above"), "coefficient", (0.0,)
+
+
+def modelled_associations(study: Study) -> dict[str, Association]:
+    """Associations the covariate model can use: a declared covariate and a direction or
+    an approximate value (``direction: none`` claims are reported, not modelled)."""
+    return {
+        a: assoc
+        for a, assoc in study.associations.items()
+        if assoc.covariate in study.covariates and assoc.direction != "none" and not study.covariates[assoc.covariate].categorical
+    }
+
+
+def claim_design(study: Study, design: Design, name: str, assoc: Association) -> ClaimDesign:
+    """Regression design of one association claim on the simulated cohorts."""
+    c = assoc.covariate
+    subjects = tuple(study.assumption(assoc.subjects)) if assoc.subjects else tuple(study.covariate_groups(c))
+    missing = [g for g in subjects if g not in study.covariate_groups(c)]
+    if missing:
+        raise ValueError(f"associations.{name}: covariate {c!r} is not defined in group(s) {', '.join(missing)}")
+    index = np.concatenate([np.arange(design.n)[design.slices[g]] for g in subjects])
+    j = design.covariates.index(c)
+    dummies = np.stack([(design.group_index[index] == design.groups.index(g)).astype(float) for g in subjects], axis=-1)
+    X = np.concatenate([np.broadcast_to(dummies, (design.reps,) + dummies.shape), design.x[:, index, j : j + 1]], axis=-1)
+    XtX = np.einsum("rmi,rmj->rij", X, X)
+    if np.any(np.abs(np.linalg.det(XtX)) < 1e-10):
+        raise ValueError(f"associations.{name}: covariate {c!r} does not vary within the claim's subjects")
+    inv = np.linalg.inv(XtX)
+    P = np.einsum("rij,rmj->rim", inv, X)
+    df = len(index) - X.shape[-1]
+    kind, statistic, bounds = claim_rule(study, assoc, df)
+    return ClaimDesign(name, c, subjects, index, X, P, inv[:, -1, -1], df, kind, statistic, bounds)
+
+
+def regression_estimate(xp, y, X, P, v, df: int):
+    """Covariate coefficient and its t statistic for each cohort.
+
+    Parameters
+    ----------
+    y : array (reps, m)
+        Log levels of the claim's subjects.
+    X, P, v, df
+        From :class:`ClaimDesign`.
+    """
+    b = (P * y[:, None, :]).sum(axis=-1)
+    resid = y - (X * b[:, None, :]).sum(axis=-1)
+    s2 = (resid**2).sum(axis=-1) / df
+    coef = b[:, -1]
+    return coef, coef / xp.sqrt(s2 * v)
+
+
+def group_test_statistic(xp, a, b, na: int, nb: int, test: str, smooth: float = 0.05):
+    """A two-group test statistic per cohort, oriented so that larger means ``a`` higher.
+
+    Parameters
+    ----------
+    a, b : array (reps, n_a), (reps, n_b)
+        Levels of the two groups (natural scale).
+    na, nb : int
+        Group sizes (given because tensor shapes are symbolic).
+    test : {"welch_t", "student_t", "mann_whitney"}
+        ``mann_whitney`` returns the normal score of U with every pairwise comparison
+        smoothed by a logistic of the log-ratio over ``smooth`` (exact as ``smooth -> 0``),
+        so the statistic is differentiable for the sampler.
+    """
+    if test in ("welch_t", "student_t"):
+        ma, mb = a.mean(axis=-1), b.mean(axis=-1)
+        va = ((a - ma[:, None]) ** 2).sum(axis=-1) / (na - 1)
+        vb = ((b - mb[:, None]) ** 2).sum(axis=-1) / (nb - 1)
+        if test == "welch_t":
+            se2 = va / na + vb / nb
+        else:
+            se2 = ((na - 1) * va + (nb - 1) * vb) / (na + nb - 2) * (1.0 / na + 1.0 / nb)
+        return (ma - mb) / xp.sqrt(se2)
+    if test == "mann_whitney":
+        d = (xp.log(a)[:, :, None] - xp.log(b)[:, None, :]) / smooth
+        u = (1.0 / (1.0 + xp.exp(-d))).sum(axis=(-1, -2))
+        return (u - na * nb / 2.0) / math.sqrt(na * nb * (na + nb + 1) / 12.0)
+    raise ValueError(f"unknown group test {test!r}; use mann_whitney, welch_t or student_t")

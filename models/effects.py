@@ -1,0 +1,218 @@
+"""Estimands and posterior predictive cohorts of the hierarchical covariate model.
+
+Effects are reported in percent (``100 * (exp(b) - 1)`` for a log-scale coefficient ``b``),
+per unit of the covariate's model scale (e.g. per decade).  Group contrasts are given two
+ways: *adjusted* (the ratio of the two groups' typical levels for subjects with the same sex
+mix and age, each group's own disease covariates at their cohort averages) and *marginal*
+(population medians and means of cohorts like the study's, simulated from the design).
+"""
+from __future__ import annotations
+
+import arviz as az
+import numpy as np
+import xarray as xr
+
+from .cohort import Design, build_design, claim_design, cohort_log_levels, modelled_associations, regression_estimate, residual_deviates
+from .study import Study
+
+#: Cohorts of the design used per posterior draw for the marginal medians and means
+#: (reps x n values per group and draw).
+MARGINAL_REPS = 40
+
+LABELS = {
+    "effect_percent": ("population effect (pooled over groups)", "% per unit"),
+    "slope_percent": ("group-specific effect", "% per unit"),
+    "category_spread_percent": ("spread of the categorical effects (1 SD)", "%"),
+    "adjusted_ratio": ("ratio of typical levels adjusted for shared covariates", "fold"),
+}
+
+
+def _post_arrays(post: xr.Dataset, design: Design) -> dict[str, np.ndarray]:
+    """Posterior parameters flattened to (draws, ...)."""
+    def flat(name):
+        v = post[name].values
+        return v.reshape((-1,) + v.shape[2:])
+
+    out = {"alpha": flat("alpha"), "slope": flat("slope"), "sigma": flat("sigma")}
+    out["u"] = flat("u") if design.levels else None
+    return out
+
+
+def _levels(p: dict, design: Design, eps: np.ndarray, idx) -> np.ndarray:
+    """Log levels of cohorts for the draws ``idx`` (one cohort set per draw, shared design)."""
+    u = p["u"][idx][:, None, None, :] if p["u"] is not None else None
+    return cohort_log_levels(
+        np,
+        p["alpha"][idx][:, None, :],
+        p["slope"][idx][:, None, :, :],
+        u,
+        p["sigma"][idx][:, None, :],
+        design.x,
+        design.onehot,
+        eps,
+        design.group_index,
+    )
+
+
+def reference_covariates(design: Design, a: str, b: str) -> dict[str, np.ndarray]:
+    """Covariate values at which groups ``a`` and ``b`` are compared: the pooled average of a
+    covariate defined in both (sex mix, age), each group's own average otherwise."""
+    ia, ib = design.groups.index(a), design.groups.index(b)
+    out = {}
+    for g, i in ((a, ia), (b, ib)):
+        xg = design.x[:, design.slices[g], :].mean(axis=(0, 1))
+        both = design.defined[ia] & design.defined[ib]
+        pooled = np.concatenate([design.x[:, design.slices[a], :], design.x[:, design.slices[b], :]], axis=1).mean(axis=(0, 1))
+        out[g] = np.where(both, pooled, xg)
+        out[g + ".levels"] = design.onehot[:, design.slices[g], :].mean(axis=(0, 1))
+    return out
+
+
+def add_effects(idata: az.InferenceData, study: Study, design: Design, units_ref: float | None = None) -> az.InferenceData:
+    """Add the hierarchical model's estimands to ``idata.posterior`` (in place).
+
+    Adds ``effect_percent`` (covariate), ``slope_percent`` (group, covariate; NaN where a
+    covariate is undefined), ``category_spread_percent``, and per comparison
+    ``adjusted_ratio``, ``ratio_of_medians``, ``ratio_of_means``, ``difference_in_medians``,
+    ``prob_superiority`` (marginal, from simulated cohorts), plus ``median`` and ``mean``
+    per group.
+    """
+    post = idata.posterior
+    ref = float(study.assumption("reference_level", 1.0)) if units_ref is None else units_ref
+    post["effect_percent"] = 100.0 * np.expm1(post["effect"])
+    slope = 100.0 * np.expm1(post["slope"])
+    post["slope_percent"] = slope.where(xr.DataArray(design.defined, dims=("group", "covariate"), coords={"group": post.group, "covariate": post.covariate}))
+    if "category_spread" in post:
+        post["category_spread_percent"] = 100.0 * np.expm1(post["category_spread"])
+
+    p = _post_arrays(post, design)
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    n_draws = shape[0] * shape[1]
+    sub = Design(
+        design.groups, design.slices, design.group_index, design.covariates,
+        design.x[:MARGINAL_REPS], design.defined, design.categorical, design.levels, design.onehot[:MARGINAL_REPS],
+    )
+    eps = residual_deviates(design.reps, design.n, 0)[:MARGINAL_REPS]  # fresh deviates, not the likelihood's
+    med = np.empty((n_draws, len(design.groups)))
+    mean = np.empty_like(med)
+    samples: dict[str, list] = {g: [] for g in design.groups}
+    chunk = 250
+    rng = np.random.default_rng(1)
+    keep = 400  # values per group and draw kept for the probability of superiority
+    for start in range(0, n_draws, chunk):
+        idx = np.arange(start, min(start + chunk, n_draws))
+        lev = ref * np.exp(_levels(p, sub, eps, idx))
+        for i, g in enumerate(design.groups):
+            vals = lev[:, :, design.slices[g]].reshape(len(idx), -1)
+            med[idx, i] = np.median(vals, axis=-1)
+            mean[idx, i] = vals.mean(axis=-1)
+            samples[g].append(vals[:, rng.choice(vals.shape[1], size=min(keep, vals.shape[1]), replace=False)])
+    coords = {"chain": post.chain, "draw": post.draw}
+    post["median"] = xr.DataArray(med.reshape(shape + (-1,)), dims=("chain", "draw", "group"), coords={**coords, "group": post.group})
+    post["mean"] = xr.DataArray(mean.reshape(shape + (-1,)), dims=("chain", "draw", "group"), coords={**coords, "group": post.group})
+
+    pairs = [(cid, c.groups[0], c.groups[1]) for cid, c in study.comparisons.items()]
+    if not pairs:
+        return idata
+    out = {k: [] for k in ("adjusted_ratio", "ratio_of_medians", "ratio_of_means", "difference_in_medians", "prob_superiority")}
+    for _, a, b in pairs:
+        ia, ib = design.groups.index(a), design.groups.index(b)
+        rc = reference_covariates(design, a, b)
+        adj = []
+        for g, i in ((a, ia), (b, ib)):
+            level = p["alpha"][:, i] + p["slope"][:, i, :] @ rc[g]
+            if p["u"] is not None:
+                level = level + p["u"] @ rc[g + ".levels"]
+            adj.append(level)
+        out["adjusted_ratio"].append(np.exp(adj[0] - adj[1]))
+        out["ratio_of_medians"].append(med[:, ia] / med[:, ib])
+        out["ratio_of_means"].append(mean[:, ia] / mean[:, ib])
+        out["difference_in_medians"].append(med[:, ia] - med[:, ib])
+        sa, sb = np.concatenate(samples[a]), np.sort(np.concatenate(samples[b]), axis=-1)
+        below = np.stack([np.searchsorted(sb[d], sa[d]) for d in range(n_draws)])
+        out["prob_superiority"].append(below.mean(axis=-1) / sb.shape[-1])
+    ccoords = {**coords, "comparison": [c for c, _, _ in pairs]}
+    for name, arrs in out.items():
+        post[name] = xr.DataArray(np.stack(arrs, axis=-1).reshape(shape + (len(pairs),)), dims=("chain", "draw", "comparison"), coords=ccoords)
+    return idata
+
+
+def simulate_predictive(idata: az.InferenceData, study: Study, design: Design, family_df: float | None, n_draws: int = 2000, seed: int = 0):
+    """Posterior predictive cohorts: one fresh cohort (new covariates and residuals) per
+    thinned posterior draw, and every published association computed on it.
+
+    Returns
+    -------
+    cohorts : dict
+        group id -> (n_draws, n) sorted levels (natural units), as
+        :func:`models.checks.simulate_predictive` returns for the group model.
+    associations : dict
+        ``"association.<name>"`` -> estimate in percent per unit, and
+        ``"association.<name>.holds"`` -> whether the cohort shows the claimed pattern.
+    """
+    post = idata.posterior
+    rng = np.random.default_rng(seed)
+    total = post.sizes["chain"] * post.sizes["draw"]
+    pick = np.sort(rng.choice(total, size=min(n_draws, total), replace=False))
+    fresh = build_design(study, pick.size, seed + 7919)
+    eps = residual_deviates(pick.size, fresh.n, seed + 7919, family_df)
+    p = _post_arrays(post, design)
+    ref = float(study.assumption("reference_level", 1.0))
+    # one cohort per draw: draw d uses cohort d of the fresh design
+    u = p["u"][pick][:, None, :] if p["u"] is not None else None
+    eta = cohort_log_levels(np, p["alpha"][pick], p["slope"][pick], u, p["sigma"][pick], fresh.x, fresh.onehot, eps, fresh.group_index)
+    cohorts = {g: np.sort(ref * np.exp(eta[:, fresh.slices[g]]), axis=-1) for g in fresh.groups}
+    assoc = {}
+    for name, a in modelled_associations(study).items():
+        cd = claim_design(study, fresh, name, a)
+        coef, t = regression_estimate(np, eta[:, cd.index], cd.X, cd.P, cd.v, cd.df)
+        stat = coef if cd.statistic == "coefficient" else t
+        if cd.kind == "interval":
+            holds = (stat >= cd.bounds[0]) & (stat <= cd.bounds[1])
+        elif cd.kind == "below":
+            holds = stat < cd.bounds[0]
+        else:
+            holds = stat > cd.bounds[0]
+        assoc[f"association.{name}"] = 100.0 * np.expm1(coef)
+        assoc[f"association.{name}.holds"] = holds
+    return cohorts, assoc
+
+
+# -- hooks of the analysis pipeline (models.analysis.model_api) ------------------------------
+EFFECT_VARS = (
+    "adjusted_ratio", "ratio_of_medians", "ratio_of_means", "difference_in_medians", "prob_superiority",
+    "median", "mean", "effect_percent", "slope_percent", "category_spread_percent",
+)
+
+
+def add_estimands(idata: az.InferenceData, study: Study, family: str, model=None) -> az.InferenceData:
+    """Pipeline hook: :func:`add_effects` with the design the model was fitted on."""
+    return add_effects(idata, study, model.design)
+
+
+def estimand_table(idata: az.InferenceData, study: Study):
+    """Pipeline hook: the estimand table, plus the posterior probability that each modelled
+    association's population effect points the claimed way."""
+    import pandas as pd
+
+    from . import estimands
+
+    table = estimands.estimand_table(idata, study, EFFECT_VARS, LABELS)
+    rows = []
+    for a, assoc in modelled_associations(study).items():
+        x = idata.posterior["effect_percent"].sel(covariate=assoc.covariate).values.ravel()
+        lower = assoc.direction == "lower"
+        p = float(np.mean(x < 0) if lower else np.mean(x > 0))
+        rows.append({
+            "estimand": f"P(effect_percent[{assoc.covariate}] {'<' if lower else '>'} 0)",
+            "label": f"posterior probability that the {assoc.covariate} effect is {assoc.direction}, as claimed",
+            "units": "probability", "median": p, "hdi_low": np.nan, "hdi_high": np.nan, "mean": p,
+            "sd": float(np.sqrt(p * (1 - p) / x.size)), "r_hat": np.nan, "ess_bulk": np.nan, "ess_tail": np.nan, "mcse_mean": np.nan,
+        })
+    return pd.concat([table, pd.DataFrame(rows)], ignore_index=True) if rows else table
+
+
+def predictive_cohorts(idata: az.InferenceData, study: Study, family: str, n_draws: int = 2000, seed: int = 0, model=None) -> dict:
+    """Pipeline hook (``simulate_predictive``): cohorts and association estimates in one dict."""
+    cohorts, assoc = simulate_predictive(idata, study, model.design, model.residual_df, n_draws=n_draws, seed=seed)
+    return {**cohorts, **assoc}
