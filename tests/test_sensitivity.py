@@ -305,3 +305,20 @@ def test_dask_local_cluster_runs_the_grid(study):
     pd_ = {c["key"]: c["ppp"] for c in d["checks"]}
     assert "control_vs_ms.p_value" in pd_
     assert d["psens"] and not w["psens"]
+
+
+def test_compiled_model_cache_reuses_and_does_not_change_the_draws(study):
+    """A scenario that changes only prior values reuses the compiled model, and its draws do
+    not depend on whether the compiled model was new or reused."""
+    from models.analysis import CompiledCache, fit_posterior
+
+    kw = dict(draws=50, tune=50, chains=2, reps=20, progressbar=False, prior_draws=0)
+    cache = CompiledCache()
+    first = fit_posterior(study, priors="default", cache=cache, **kw).idata.posterior["log_mean"].values
+    wide = fit_posterior(study, priors="wide", cache=cache, **kw)
+    again = fit_posterior(study, priors="default", cache=cache, **kw)
+    assert wide.cache_hit and again.cache_hit and (cache.hits, cache.misses) == (2, 1)
+    np.testing.assert_array_equal(first, again.idata.posterior["log_mean"].values)
+    assert not np.array_equal(first, wide.idata.posterior["log_mean"].values)  # the new prior acts
+    fresh = fit_posterior(study, priors="wide", cache=CompiledCache(), **kw)
+    np.testing.assert_array_equal(wide.idata.posterior["log_mean"].values, fresh.idata.posterior["log_mean"].values)
