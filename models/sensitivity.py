@@ -502,12 +502,25 @@ def _psens_table(fit, study: Study) -> list[dict] | None:
     finally:
         model.rvs_to_initial_values = saved
     # estimands are computed after sampling; psens reweights their draws like any variable
-    from .analysis import model_api
+    from .analysis import _model_kw, model_api
 
-    model_api(fit.model_name).add_estimands(idata, study, fit.family)
+    add = model_api(fit.model_name).add_estimands
+    add(idata, study, fit.family, **_model_kw(add, fit.model))
+    import logging
+    import warnings
+
     out = {}
     for component in ("prior", "likelihood"):
-        ds = az.psens(idata, component=component)
+        # a variable with (near) constant draws gives 0/0 inside psens: its value is NaN in
+        # the table, the warnings would only clutter stderr
+        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            level = logging.getLogger("arviz").level
+            logging.getLogger("arviz").setLevel(logging.ERROR)
+            try:
+                ds = az.psens(idata, component=component)
+            finally:
+                logging.getLogger("arviz").setLevel(level)
         for var in ds.data_vars:
             da = ds[var]
             if da.ndim == 0:
