@@ -3,10 +3,14 @@
 Modules, one role each: ``study`` (schema and loading), ``families`` (population
 distributions), ``statistics`` (published-statistic functions), ``simulate`` (cohort
 simulator), ``likelihood`` (synthetic likelihood), ``priors`` (named prior sets), ``group``
-(the group model builder), ``sampling`` (NUTS backend), ``estimands``, ``checks``
-(posterior predictive checks), ``diagnostics``, ``evidence`` (Bayes factors), ``plots``,
-``results`` (result folders and manifests), ``calibration`` (simulation-based calibration),
-``plausibility`` (external reference ranges), ``report`` (self-contained HTML report).
+(the group model builder), ``cohort`` (covariate design and claim statistics),
+``hierarchical`` (the covariate model builder), ``effects`` (its estimands and predictive
+cohorts), ``analysis`` (the fit pipeline), ``sampling`` (NUTS backend), ``estimands``,
+``checks`` (posterior predictive checks), ``diagnostics``, ``informativeness`` (contraction
+and power-scaling sensitivity), ``evidence`` (Bayes factors), ``plots``, ``results`` (result
+folders and manifests), ``calibration`` (simulation-based calibration), ``sensitivity``
+(scenario grids) and ``sensitivity_plots``, ``plausibility`` (external reference ranges),
+``report`` (self-contained HTML report).
 """
 import logging as _logging
 import warnings as _warnings

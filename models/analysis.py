@@ -242,8 +242,10 @@ def fit_posterior(
     if prior_draws:
         import pymc as pm
 
-        # prior draws of the sampled parameters, for the prior-versus-posterior figure
-        idata.extend(pm.sample_prior_predictive(draws=prior_draws, model=pm_model, var_names=free, random_seed=seed))
+        # prior draws of the sampled parameters (prior-versus-posterior figure) and of the
+        # deterministics the estimands read (posterior-to-prior contraction)
+        names = free + [d.name for d in pm_model.deterministics]
+        idata.extend(pm.sample_prior_predictive(draws=prior_draws, model=pm_model, var_names=names, random_seed=seed))
     timings["prior_draws"] = time.perf_counter() - t
     return Analysis(
         idata=idata, table=None, diagnostics=None, checks=None, pstats={}, summary=None, timings=timings,

@@ -18,7 +18,9 @@ For subject ``i`` of group ``g`` in a simulated cohort (design from :mod:`models
 Likelihood, one observed term per published item:
 
 * each group's reported statistics (mean, SD, median, ...): multivariate normal synthetic
-  likelihood of the log statistics over ``reps`` cohorts, plus declared rounding;
+  likelihood of the log statistics over ``reps`` cohorts, plus declared rounding; quantiles
+  are kernel-smoothed over a few ranks so the log density has no gradient jumps
+  (:func:`models.statistics.smooth_sample_statistics`);
 * each association claim: the probability, under a normal approximation of the estimate's
   distribution over the simulated cohorts, that a cohort's estimate satisfies the claim
   (an interval for "approximately", a one-sided t threshold for "significantly", a sign
@@ -38,7 +40,7 @@ from .cohort import Design, build_design, claim_design, cohort_log_levels, group
 from .group import ROUNDING_FLOOR, rounding_width
 from .likelihood import mvn_logp, rounding_variance_log, synthetic_moments
 from .priors import PriorError, prior_variable
-from .statistics import sample_statistics
+from .statistics import smooth_sample_statistics
 from .study import Study
 
 #: Residual families on the log scale.
@@ -120,14 +122,16 @@ def resolve_priors(study: Study, priors: dict, design: Design) -> dict:
 def log_ndtr(z):
     """``log Phi(z)`` for tensors, stable in the lower tail and differentiable everywhere.
 
-    Written with ``erfc`` and an asymptotic series (relative error < 1e-5 below -5) instead
-    of PyMC's ``normal_lcdf``, whose ``erfcx`` has no JAX implementation.
+    Written with ``erfc`` (accurate in double precision down to z = -20) and an asymptotic
+    series below -20 (relative error < 1e-12 there), instead of PyMC's ``normal_lcdf``, whose
+    ``erfcx`` has no JAX implementation.
     """
-    zc = pt.maximum(z, -5.0)
+    zc = pt.maximum(z, -20.0)
     main = pt.log(0.5 * pt.erfc(-zc / math.sqrt(2.0)))
-    zt = pt.minimum(z, -5.0)
-    tail = -0.5 * zt**2 - pt.log(-zt) - 0.5 * math.log(2.0 * math.pi) + pt.log1p(-1.0 / zt**2 + 3.0 / zt**4 - 15.0 / zt**6)
-    return pt.switch(z < -5.0, tail, main)
+    zt = pt.minimum(z, -20.0)
+    series = 1.0 - 1.0 / zt**2 + 3.0 / zt**4 - 15.0 / zt**6 + 105.0 / zt**8
+    tail = -0.5 * zt**2 - pt.log(-zt) - 0.5 * math.log(2.0 * math.pi) + pt.log(series)
+    return pt.switch(z < -20.0, tail, main)
 
 
 def normal_lcdf(mu, sigma, x):
@@ -217,6 +221,8 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
         raise ValueError(f"{study.id}: the hierarchical model needs 'covariates' in the study file")
     design = build_design(study, reps, seed)
     pr = resolve_priors(study, priors, design)
+    if family == "student_t" and "residual_df" not in pr:
+        raise PriorError("the student_t family needs 'residual_df' ({'dist': 'fixed', 'value': ...}) in the prior set")
     df = float(pr["residual_df"]["value"]) if family == "student_t" else None
     eps = residual_deviates(reps, design.n, seed, df)
     ref = float(study.assumption("reference_level", 1.0))
@@ -278,7 +284,7 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
             k = len(names)
             n = study.n(g)
             level = pt.sort(pt.exp(eta[:, design.slices[g]]), axis=-1)
-            sim = pt.log(sample_statistics(pt, level, n, names, q_method))
+            sim = pt.log(smooth_sample_statistics(pt, level, n, names, quantile_method=q_method))
 
             def logp(value, sim, _support, k=k):
                 mu, cov = synthetic_moments(sim)

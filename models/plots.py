@@ -219,3 +219,37 @@ def prior_posterior_figure(idata: az.InferenceData, var_names) -> plt.Figure:
     fig.suptitle("Prior versus posterior of the sampled parameters")
     fig.tight_layout()
     return fig
+
+
+def percent_effects_figure(idata: az.InferenceData, study: Study, info=None) -> plt.Figure:
+    """Forest plot of the covariate effects in percent per unit (pooled and per group):
+    median, 50% and 95% intervals, zero marked, and each row's informativeness label."""
+    post = idata.posterior
+    labels_by_key = dict(zip(info["estimand"], info["label"])) if info is not None and len(info) else {}
+    rows = []
+    for c in post["effect_percent"].covariate.values:
+        name = study.covariates[str(c)].label if str(c) in study.covariates else str(c)
+        key = f"effect_percent[{c}]"
+        rows.append((f"{name}: pooled", post["effect_percent"].sel(covariate=c).values.ravel(), labels_by_key.get(key, "")))
+        for g in post["slope_percent"].group.values:
+            x = post["slope_percent"].sel(group=g, covariate=c).values.ravel()
+            if np.all(np.isnan(x)) or post["slope_percent"].sel(covariate=c).notnull().all(dim=("chain", "draw")).sum() < 2:
+                continue
+            rows.append((f"{name}: {study.groups[str(g)].label}", x, labels_by_key.get(f"slope_percent[{g}, {c}]", "")))
+    if "category_spread_percent" in post:
+        rows.append(("spread of subtype effects (1 SD)", post["category_spread_percent"].values.ravel(), labels_by_key.get("category_spread_percent", "")))
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.45 * len(rows)))
+    for y, (label, x, _) in enumerate(rows):
+        lo, hi = az.hdi(x, hdi_prob=0.95)
+        q25, q50, q75 = np.quantile(x, [0.25, 0.5, 0.75])
+        ax.plot([lo, hi], [y, y], color="steelblue", lw=1.5)
+        ax.plot([q25, q75], [y, y], color="steelblue", lw=5)
+        ax.plot(q50, y, "o", color="white", mec="steelblue", mew=2)
+    ax.axvline(0.0, color="k", ls=":", lw=1, label="no effect")
+    ax.set_yticks(range(len(rows)), [f"{r[0]}  [{r[2]}]" if r[2] else r[0] for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"change in {study.analyte.name} (% per unit of each covariate, as labelled)")
+    ax.legend(fontsize=8)
+    ax.set_title("Covariate effects: median, 50% and 95% intervals  [informativeness]")
+    fig.tight_layout()
+    return fig

@@ -484,52 +484,11 @@ def _scenario_result(member: dict, fit, sample_seconds: float, summary_seconds: 
 
 
 def _psens_table(fit, study: Study) -> list[dict] | None:
-    """Power-scaling sensitivity (``az.psens``) of every posterior variable and element,
-    for prior and likelihood; needs the log_prior and log_likelihood groups, computed here."""
-    import arviz as az
-    import pymc as pm
+    """Power-scaling sensitivity of the default fit (:func:`models.informativeness.psens_table`)
+    as records."""
+    from .informativeness import psens_table
 
-    idata = copy.deepcopy(fit.idata)
-    model = fit.model
-    # PyMC refuses to convert a model with custom initial values (the group model starts
-    # chains at moment estimates); they play no part in the log densities, so drop them
-    # for this computation and put them back
-    saved = dict(model.rvs_to_initial_values)
-    try:
-        model.rvs_to_initial_values = {rv: None for rv in saved}
-        pm.compute_log_likelihood(idata, model=model, progressbar=False)
-        pm.compute_log_prior(idata, model=model, progressbar=False)
-    finally:
-        model.rvs_to_initial_values = saved
-    # estimands are computed after sampling; psens reweights their draws like any variable
-    from .analysis import _model_kw, model_api
-
-    add = model_api(fit.model_name).add_estimands
-    add(idata, study, fit.family, **_model_kw(add, fit.model))
-    import logging
-    import warnings
-
-    out = {}
-    for component in ("prior", "likelihood"):
-        # a variable with (near) constant draws gives 0/0 inside psens: its value is NaN in
-        # the table, the warnings would only clutter stderr
-        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)
-            level = logging.getLogger("arviz").level
-            logging.getLogger("arviz").setLevel(logging.ERROR)
-            try:
-                ds = az.psens(idata, component=component)
-            finally:
-                logging.getLogger("arviz").setLevel(level)
-        for var in ds.data_vars:
-            da = ds[var]
-            if da.ndim == 0:
-                out.setdefault(var, {})[component] = float(da)
-                continue
-            for idx in itertools.product(*[da[d].values for d in da.dims]):
-                key = f"{var}[{', '.join(str(i) for i in idx)}]"
-                out.setdefault(key, {})[component] = float(da.sel(dict(zip(da.dims, idx))))
-    return [{"estimand": k, "psens_prior": v.get("prior", np.nan), "psens_likelihood": v.get("likelihood", np.nan)} for k, v in out.items()]
+    return psens_table(fit, study).to_dict("records")
 
 
 # -- orchestration ---------------------------------------------------------------------------

@@ -137,6 +137,9 @@ def main(argv=None) -> int:
     idata, table, diag, free = analysis.idata, analysis.table, analysis.diagnostics, analysis.free
     check_tab, pstats, summary, priors, reps = analysis.checks, analysis.pstats, analysis.summary, analysis.priors, analysis.reps
     bf = evidence_rows(study, evidence)
+    t = time.perf_counter()
+    info = informativeness_rows(analysis, study, table)
+    timings["informativeness"] = time.perf_counter() - t
 
     name = results.result_name(study.id, args.model)
     figure_names = []
@@ -147,6 +150,7 @@ def main(argv=None) -> int:
         table.to_csv(stage / "estimands.csv", index=False)
         check_tab.to_csv(stage / "checks.csv", index=False)
         bf.to_csv(stage / "evidence.csv", index=False)
+        info.to_csv(stage / "informativeness.csv", index=False)
         timings["write"] = time.perf_counter() - t
         t = time.perf_counter()
         figdir = stage / "figures"
@@ -156,6 +160,7 @@ def main(argv=None) -> int:
             "group_values.png": plots.group_values_figure(idata, study),
             "predictive_checks.png": plots.predictive_figure(pstats, check_tab, study),
             "effects_forest.png": plots.effects_forest_figure(idata, study) if study.comparisons else None,
+            "percent_effects.png": plots.percent_effects_figure(idata, study, info) if "effect_percent" in idata.posterior else None,
             "prior_posterior.png": plots.prior_posterior_figure(idata, free),
             "rank_plots.png": plots.rank_figure(idata, free),
         }
@@ -178,7 +183,7 @@ def main(argv=None) -> int:
             sampler=dict(idata.posterior.attrs),
             diagnostics=diag.as_dict(),
             timings_seconds={k: round(v, 3) for k, v in timings.items()},
-            files=sorted(["idata.nc", "summary.csv", "estimands.csv", "checks.csv", "evidence.csv"] + [f"figures/{f}" for f in figure_names]),
+            files=sorted(["idata.nc", "summary.csv", "estimands.csv", "checks.csv", "evidence.csv", "informativeness.csv"] + [f"figures/{f}" for f in figure_names]),
         )
         results.write_json(stage / "manifest.json", manifest)
     final = Path(args.out) / name
@@ -192,7 +197,7 @@ def main(argv=None) -> int:
         from models.report import write_report
 
         log(f"report: {write_report(final)}")
-    print_report(study, table, check_tab, bf, diag, final, timings)
+    print_report(study, table, check_tab, bf, diag, final, timings, info)
     if not diag.ok:
         print("\n" + "!" * 78, file=sys.stderr)
         print("SAMPLER DIAGNOSTICS FAILED - do not trust these results:", file=sys.stderr)
@@ -219,7 +224,23 @@ def evidence_rows(study, evidence):
     return pd.DataFrame(rows, columns=["comparison", "t", "df", "prior_scale_r", "log10_bf10"])
 
 
-def print_report(study, table, check_tab, bf, diag, final, timings) -> None:
+def informativeness_rows(analysis, study, table):
+    """Contraction, power-scaling sensitivity and a plain label per estimand.  A failure
+    here (e.g. a model whose likelihood PyMC cannot evaluate per draw) is reported and
+    leaves an empty table; it never discards the fit."""
+    import pandas as pd
+
+    from models import informativeness as inf
+
+    try:
+        ps = inf.psens_table(analysis, study)
+        return inf.informativeness_table(table, analysis.idata.posterior, inf.prior_estimands(analysis, study), ps)
+    except Exception as exc:  # noqa: BLE001
+        log(f"warning: informativeness not computed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+        return pd.DataFrame(columns=["estimand", "contraction", "psens_prior", "psens_likelihood", "label"])
+
+
+def print_report(study, table, check_tab, bf, diag, final, timings, info=None) -> None:
     import pandas as pd
 
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.max_colwidth", 60):
@@ -232,6 +253,9 @@ def print_report(study, table, check_tab, bf, diag, final, timings) -> None:
         print("\n== Checks against the published numbers (medians first) ==")
         c = check_tab[["item", "published", "predictive_median", "predictive_low", "predictive_high", "ppp", "verdict"]]
         print(c.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if info is not None and len(info):
+            print("\n== How much each estimand comes from the paper (contraction, power-scaling sensitivity) ==")
+            print(info.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(
         f"\nDiagnostics: {diag.divergences} divergences, max R-hat {diag.max_rhat:.4f}, "
         f"min bulk ESS {diag.min_ess_bulk:.0f}, min tail ESS {diag.min_ess_tail:.0f} -> {'OK' if diag.ok else 'FAILED'}"
