@@ -12,7 +12,7 @@ import pandas as pd
 
 from .families import get_family
 from .simulate import simulate_group, sorted_normals
-from .statistics import group_test_pvalue, sample_statistic
+from .statistics import DEFAULT_GROUP_TEST, group_test_pvalue, sample_statistic
 from .study import STATISTIC_LABELS, STATISTICS, Study
 
 #: Posterior predictive p-value (two-sided) below which a number is "not reproduced", and
@@ -80,7 +80,7 @@ def predictive_statistics(cohorts: dict[str, np.ndarray], study: Study) -> dict[
             # the direction of skew: one family cannot put the mean below the median in one
             # group and above it in another, so this is checked on its own (DESIGN section 2)
             out[f"{g}.mean_minus_median"] = out[f"{g}.mean"] - out[f"{g}.median"]
-    test = study.assumption("group_test", "mann_whitney")
+    test = study.assumption("group_test", DEFAULT_GROUP_TEST)
     for cid, comp in study.comparisons.items():
         a, b = cohorts[comp.groups[0]], cohorts[comp.groups[1]]
         for claim_id, claim in comp.claims.items():
@@ -101,22 +101,34 @@ def _claim_holds(x: np.ndarray, relation: str, value: float) -> np.ndarray:
     return np.isclose(x, value, rtol=0.05)
 
 
-def _number_row(sim: np.ndarray, pub: float, item: str, key: str, units: str) -> dict:
-    upper = float(np.mean(sim >= pub))
-    two = float(min(1.0, 2 * min(upper, 1 - upper + np.mean(sim == pub))))
+def _row(sim: np.ndarray, kind: str, item: str, key: str, units: str, published, ppp: float, two: float, verdict: str) -> dict:
+    """One checks-table row: the simulated statistic's predictive median and 95% interval
+    next to the published item and its verdict."""
     return {
         "item": item,
         "key": key,
-        "kind": "number",
+        "kind": kind,
         "units": units,
-        "published": pub,
+        "published": published,
         "predictive_median": float(np.median(sim)),
         "predictive_low": float(np.quantile(sim, 0.025)),
         "predictive_high": float(np.quantile(sim, 0.975)),
-        "ppp": upper,
+        "ppp": ppp,
         "ppp_two_sided": two,
-        "verdict": _verdict_number(two),
+        "verdict": verdict,
     }
+
+
+def _number_row(sim: np.ndarray, pub: float, item: str, key: str, units: str) -> dict:
+    upper = float(np.mean(sim >= pub))
+    two = float(min(1.0, 2 * min(upper, 1 - upper + np.mean(sim == pub))))
+    return _row(sim, "number", item, key, units, pub, upper, two, _verdict_number(two))
+
+
+def _claim_row(sim: np.ndarray, holds: np.ndarray, item: str, key: str, units: str, published: str) -> dict:
+    """A claim's row: ``ppp`` is the share of simulated cohorts in which the claim holds."""
+    prob = float(np.mean(holds))
+    return _row(sim, "claim", item, key, units, published, prob, np.nan, _verdict_claim(prob))
 
 
 def check_table(stats: dict[str, np.ndarray], study: Study) -> pd.DataFrame:
@@ -145,42 +157,22 @@ def check_table(stats: dict[str, np.ndarray], study: Study) -> pd.DataFrame:
             if key not in stats or claim.relation is None:
                 continue
             sim = stats[key]
-            prob = float(np.mean(_claim_holds(sim, claim.relation, claim.value)))
             rows.append(
-                {
-                    "item": f"{comp.groups[0]} vs {comp.groups[1]}: claim '{claim_id}'",
-                    "key": key,
-                    "kind": "claim",
-                    "units": "p-value" if claim.statistic == "p_value" else "fold",
-                    "published": f"{claim.statistic} {claim.relation} {claim.value:g}",
-                    "predictive_median": float(np.median(sim)),
-                    "predictive_low": float(np.quantile(sim, 0.025)),
-                    "predictive_high": float(np.quantile(sim, 0.975)),
-                    "ppp": prob,
-                    "ppp_two_sided": np.nan,
-                    "verdict": _verdict_claim(prob),
-                }
+                _claim_row(
+                    sim,
+                    _claim_holds(sim, claim.relation, claim.value),
+                    f"{comp.groups[0]} vs {comp.groups[1]}: claim '{claim_id}'",
+                    key,
+                    "p-value" if claim.statistic == "p_value" else "fold",
+                    f"{claim.statistic} {claim.relation} {claim.value:g}",
+                )
             )
     for a, assoc in study.associations.items():
         key = f"association.{a}"
         if key not in stats:
             continue
-        sim = stats[key]
-        prob = float(np.mean(stats[f"{key}.holds"]))
         rows.append(
-            {
-                "item": f"association '{a}': {assoc.text or assoc.covariate}",
-                "key": key,
-                "kind": "claim",
-                "units": "% per unit",
-                "published": _association_text(assoc),
-                "predictive_median": float(np.median(sim)),
-                "predictive_low": float(np.quantile(sim, 0.025)),
-                "predictive_high": float(np.quantile(sim, 0.975)),
-                "ppp": prob,
-                "ppp_two_sided": np.nan,
-                "verdict": _verdict_claim(prob),
-            }
+            _claim_row(stats[key], stats[f"{key}.holds"], f"association '{a}': {assoc.text or assoc.covariate}", key, "% per unit", _association_text(assoc))
         )
     return pd.DataFrame(rows)
 

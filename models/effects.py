@@ -8,6 +8,8 @@ mix and age, each group's own disease covariates at their cohort averages) and *
 """
 from __future__ import annotations
 
+import dataclasses
+
 import arviz as az
 import numpy as np
 import xarray as xr
@@ -58,27 +60,27 @@ def reference_covariates(design: Design, a: str, b: str) -> dict[str, np.ndarray
     """Covariate values at which groups ``a`` and ``b`` are compared: the pooled average of a
     covariate defined in both (sex mix, age), each group's own average otherwise."""
     ia, ib = design.groups.index(a), design.groups.index(b)
+    both = design.defined[ia] & design.defined[ib]
+    pooled = np.concatenate([design.x[:, design.slices[a], :], design.x[:, design.slices[b], :]], axis=1).mean(axis=(0, 1))
     out = {}
-    for g, i in ((a, ia), (b, ib)):
-        xg = design.x[:, design.slices[g], :].mean(axis=(0, 1))
-        both = design.defined[ia] & design.defined[ib]
-        pooled = np.concatenate([design.x[:, design.slices[a], :], design.x[:, design.slices[b], :]], axis=1).mean(axis=(0, 1))
-        out[g] = np.where(both, pooled, xg)
+    for g in (a, b):
+        out[g] = np.where(both, pooled, design.x[:, design.slices[g], :].mean(axis=(0, 1)))
         out[g + ".levels"] = design.onehot[:, design.slices[g], :].mean(axis=(0, 1))
     return out
 
 
-def add_effects(idata: az.InferenceData, study: Study, design: Design, units_ref: float | None = None) -> az.InferenceData:
+def add_effects(idata: az.InferenceData, study: Study, design: Design, residual_df: float | None = None) -> az.InferenceData:
     """Add the hierarchical model's estimands to ``idata.posterior`` (in place).
 
     Adds ``effect_percent`` (covariate), ``slope_percent`` (group, covariate; NaN where a
     covariate is undefined), ``category_spread_percent``, and per comparison
     ``adjusted_ratio``, ``ratio_of_medians``, ``ratio_of_means``, ``difference_in_medians``,
     ``prob_superiority`` (marginal, from simulated cohorts), plus ``median`` and ``mean``
-    per group.
+    per group.  ``residual_df`` is the Student-t residuals' degrees of freedom (None:
+    normal residuals), so the simulated cohorts have the fitted model's residual family.
     """
     post = idata.posterior
-    ref = float(study.assumption("reference_level", 1.0)) if units_ref is None else units_ref
+    ref = float(study.assumption("reference_level", 1.0))
     post["effect_percent"] = 100.0 * np.expm1(post["effect"])
     slope = 100.0 * np.expm1(post["slope"])
     post["slope_percent"] = slope.where(xr.DataArray(design.defined, dims=("group", "covariate"), coords={"group": post.group, "covariate": post.covariate}))
@@ -88,11 +90,8 @@ def add_effects(idata: az.InferenceData, study: Study, design: Design, units_ref
     p = _post_arrays(post, design)
     shape = (post.sizes["chain"], post.sizes["draw"])
     n_draws = shape[0] * shape[1]
-    sub = Design(
-        design.groups, design.slices, design.group_index, design.covariates,
-        design.x[:MARGINAL_REPS], design.defined, design.categorical, design.levels, design.onehot[:MARGINAL_REPS],
-    )
-    eps = residual_deviates(design.reps, design.n, 0)[:MARGINAL_REPS]  # fresh deviates, not the likelihood's
+    sub = dataclasses.replace(design, x=design.x[:MARGINAL_REPS], onehot=design.onehot[:MARGINAL_REPS])
+    eps = residual_deviates(sub.reps, sub.n, 0, residual_df)  # fresh deviates, not the likelihood's
     med = np.empty((n_draws, len(design.groups)))
     mean = np.empty_like(med)
     samples: dict[str, list] = {g: [] for g in design.groups}
@@ -186,8 +185,9 @@ EFFECT_VARS = (
 
 
 def add_estimands(idata: az.InferenceData, study: Study, family: str, model=None) -> az.InferenceData:
-    """Pipeline hook: :func:`add_effects` with the design the model was fitted on."""
-    return add_effects(idata, study, model.design)
+    """Pipeline hook: :func:`add_effects` with the design and residual family the model was
+    fitted on."""
+    return add_effects(idata, study, model.design, model.residual_df)
 
 
 def estimand_table(idata: az.InferenceData, study: Study):

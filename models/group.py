@@ -58,17 +58,24 @@ def group_data(study: Study) -> list[GroupData]:
     return out
 
 
+def moment_estimates(rep: dict[str, float], prefer: str = "mean", default_cv: float = 0.5) -> tuple[float, float]:
+    """A group's centre and CV from whatever it reports: the ``prefer``-red statistic (else
+    the mean, else the median, else the first one) and SD / mean (else ``default_cv``),
+    with the CV clipped to [0.02, 3]."""
+    centre = rep.get(prefer, rep.get("mean", rep.get("median", next(iter(rep.values())))))
+    cv = rep["sd"] / rep["mean"] if "sd" in rep and "mean" in rep else default_cv
+    return centre, float(np.clip(cv, 0.02, 3.0))
+
+
 def starting_values(study: Study, ref: float, priors: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Moment estimates of (log_mean, log_cv) per group from whatever each group reports:
-    the mean (else the median, else the first statistic) and SD / mean (else the prior's
-    centre), with the CV clipped to [0.02, 3]."""
+    """Moment estimates of (log_mean, log_cv) per group (:func:`moment_estimates`; without
+    a reported SD, the CV at the prior's centre)."""
     lm, lc = [], []
     for g in study.group_ids:
-        rep = study.reported(g)
-        centre = rep.get("mean", rep.get("median", next(iter(rep.values()))))
-        cv = rep["sd"] / rep["mean"] if "sd" in rep and "mean" in rep else float(np.exp(priors["log_cv"].get("mu", np.log(0.5))))
+        default_cv = float(np.exp(priors["log_cv"].get("mu", np.log(0.5))))
+        centre, cv = moment_estimates(study.reported(g), prefer="mean", default_cv=default_cv)
         lm.append(np.log(centre / ref))
-        lc.append(np.log(np.clip(cv, 0.02, 3.0)))
+        lc.append(np.log(cv))
     return np.array(lm), np.array(lc)
 
 

@@ -37,10 +37,10 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .cohort import Design, build_design, claim_design, cohort_log_levels, group_test_statistic, modelled_associations, regression_estimate, residual_deviates
-from .group import ROUNDING_FLOOR, rounding_width
+from .group import ROUNDING_FLOOR, moment_estimates, rounding_width
 from .likelihood import mvn_logp, rounding_variance_log, synthetic_moments
 from .priors import PriorError, prior_variable
-from .statistics import smooth_sample_statistics
+from .statistics import DEFAULT_GROUP_TEST, smooth_sample_statistics
 from .study import Study
 
 #: Residual families on the log scale.
@@ -165,7 +165,7 @@ def comparison_claims(study: Study) -> list[dict]:
     from scipy import stats as sps
 
     out = []
-    test = study.assumption("group_test", "welch_t")
+    test = study.assumption("group_test", DEFAULT_GROUP_TEST)
     for cid, comp in study.comparisons.items():
         for k, cl in comp.claims.items():
             if cl.statistic in _REDUNDANT and all(_REDUNDANT[cl.statistic] in study.reported(g) for g in comp.groups):
@@ -178,15 +178,14 @@ def comparison_claims(study: Study) -> list[dict]:
 
 
 def starting_point(study: Study, design: Design, ref: float) -> dict:
-    """Moment-based starting values: group levels from the reported medians (else means) and
-    residual SDs from the reported CV; every effect at 0."""
+    """Starting values from the group model's moment estimates
+    (:func:`models.group.moment_estimates`): group levels at the reported medians (log
+    levels are median-like) and residual SDs from the reported CV; every effect at 0."""
     lev, sig = [], []
     for g in design.groups:
-        rep = study.reported(g)
-        centre = rep.get("median", rep.get("mean", next(iter(rep.values()))))
-        cv = rep["sd"] / rep["mean"] if "sd" in rep and "mean" in rep else 0.5
+        centre, cv = moment_estimates(study.reported(g), prefer="median", default_cv=0.5)
         lev.append(math.log(centre / ref))
-        sig.append(math.log(math.sqrt(math.log1p(min(cv, 3.0) ** 2))))
+        sig.append(math.log(math.sqrt(math.log1p(cv**2))))
     return {"intercept": lev[0], "group_difference": np.array(lev[1:]) - lev[0], "log_sigma": np.array(sig)}
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import html
 import io
 import json
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .results import file_sha256
 from .study import STATISTIC_LABELS, Study, StudyError, load_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -720,10 +720,6 @@ def section_plausibility(r: ResultFolder, audit, plaus_png: bytes | None) -> str
     return "".join(out)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def section_colophon(r: ResultFolder, audit, sens: Sensitivity | None, command: str) -> str:
     m = r.manifest
     st = m.get("study") or {}
@@ -738,7 +734,7 @@ def section_colophon(r: ResultFolder, audit, sens: Sensitivity | None, command: 
         ["study file now", "unchanged since the fit" if not r.study_changed else f"CHANGED since the fit (now {r.study.sha256})"],
     ]
     if audit is not None and audit.reference.path is not None:
-        rows.append(["reference file (read now)", f"{Path(audit.reference.path).resolve()} sha256 {_sha256(audit.reference.path)}"])
+        rows.append(["reference file (read now)", f"{Path(audit.reference.path).resolve()} sha256 {file_sha256(audit.reference.path)}"])
     if sens is not None:
         rows.append(["sensitivity result", str(sens.path)])
     sampler = m.get("sampler") or {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -15,6 +16,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -99,3 +101,18 @@ def _json_default(o):
 
 def command_line() -> str:
     return " ".join([Path(sys.executable).name] + sys.argv)
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (manifests and colophons record the inputs they read)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def progress_logger(t_start: float):
+    """A ``log(msg)`` that prints ``[elapsed s] msg`` to stderr, timed from ``t_start``
+    (a ``time.perf_counter()`` value taken when the script started)."""
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - t_start:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    return log

@@ -101,6 +101,10 @@ def sample_statistics(xp, x_sorted, n: int, names, quantile_method: int = 7):
     return xp.stack([sample_statistic(xp, x_sorted, n, s, quantile_method) for s in names], axis=-1)
 
 
+#: The group test assumed when a study file does not declare ``group_test``.
+DEFAULT_GROUP_TEST = "mann_whitney"
+
+
 def group_test_pvalue(a: np.ndarray, b: np.ndarray, test: str) -> np.ndarray:
     """Two-sided p-value of a two-group test, vectorised over leading axes (NumPy only).
 

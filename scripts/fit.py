@@ -16,6 +16,12 @@ from pathlib import Path
 T_START = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STUDY = ROOT / "data" / "studies" / "lasemi2018.yaml"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from models.results import progress_logger  # noqa: E402 (stdlib only: keeps --help fast)
+
+log = progress_logger(T_START)
 STATE: dict = {"written": None}  # the result folder once it is complete, for the Ctrl-C message
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_DIAGNOSTICS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -86,10 +92,6 @@ def _unwritable(path: Path) -> str | None:
     if not os.access(parent, os.W_OK | os.X_OK):
         return f"{parent} is not writable"
     return None
-
-
-def log(msg: str) -> None:
-    print(f"[{time.perf_counter() - T_START:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
 def main(argv=None) -> int:
@@ -264,7 +266,6 @@ def print_report(study, table, check_tab, bf, diag, final, timings, info=None) -
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))  # run from a checkout without installing
     try:
         sys.exit(main())
     except KeyboardInterrupt:

@@ -18,6 +18,12 @@ T_START = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STUDY = ROOT / "data" / "studies" / "lasemi2018.yaml"
 DEFAULT_GRID = ROOT / "data" / "sensitivity" / "default.yaml"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from models.results import file_sha256, progress_logger  # noqa: E402 (stdlib only: keeps --help fast)
+
+log = progress_logger(T_START)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -46,10 +52,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         if v is not None and v < low:
             p.error(f"--{name.replace('_', '-')} must be >= {low}")
     return args
-
-
-def log(msg: str) -> None:
-    print(f"[{time.perf_counter() - T_START:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
 def main(argv=None) -> int:
@@ -96,7 +98,7 @@ def main(argv=None) -> int:
         timings["total"] = time.perf_counter() - T_START
         manifest = res.run_manifest(
             study, ROOT,
-            grid={"path": str(args.grid), "sha256": _sha256(args.grid), "description": grid.description,
+            grid={"path": str(args.grid), "sha256": file_sha256(args.grid), "description": grid.description,
                   "factorial_reason": grid.factorial.reason if grid.factorial else None},
             sampling=sampling.model_dump(),
             execution={"backend": "dask.distributed" if client else "process pool" if args.workers > 1 else "in process",
@@ -111,12 +113,6 @@ def main(argv=None) -> int:
     log(f"wrote {final} ({time.perf_counter() - t:.1f} s)")
     print_report(tables, specs, final, timings, failed)
     return sens.EXIT_FAILED if failed else sens.EXIT_OK
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def print_report(tables, specs, final, timings, failed) -> None:
@@ -142,7 +138,6 @@ def print_report(tables, specs, final, timings, failed) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))  # run from a checkout without installing
     try:
         sys.exit(main())
     except KeyboardInterrupt:

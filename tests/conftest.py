@@ -15,6 +15,12 @@ def study_path() -> Path:
 
 
 @pytest.fixture
+def base(study_path) -> dict:
+    """A fresh, mutable copy of the real study file as plain YAML data."""
+    return yaml.safe_load(study_path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture
 def write_study(tmp_path):
     """Factory: ``write_study(data, name="study.yaml") -> Path`` dumps ``data`` as YAML."""
 
@@ -24,3 +30,15 @@ def write_study(tmp_path):
         return path
 
     return _write
+
+
+# --- model tests ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def single_threaded_blas():
+    """The gradients solve small triangular systems with matrix right-hand sides;
+    multi-threaded OpenBLAS makes each take milliseconds instead of microseconds when the
+    CPUs are busy.  Use with ``pytestmark = pytest.mark.usefixtures("single_threaded_blas")``."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

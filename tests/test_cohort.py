@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from scipy import stats
 
 from models import cohort
@@ -28,11 +26,11 @@ from models.cohort import (
     regression_estimate,
     residual_deviates,
 )
-from models.study import StudyError, load_study
+from models.study import load_study
+from tests.studyfiles import MISSING, assert_study_error, variant
 
 STUDY_PATH = Path(__file__).resolve().parent.parent / "data" / "studies" / "lasemi2018.yaml"
 SEED = 20180302
-_MISSING = object()
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -44,45 +42,6 @@ def study():
 @pytest.fixture(scope="module")
 def design(study):
     return build_design(study, reps=200, seed=SEED)
-
-
-@pytest.fixture
-def base() -> dict:
-    """A fresh, mutable copy of the real study file as plain YAML data."""
-    return yaml.safe_load(STUDY_PATH.read_text(encoding="utf-8"))
-
-
-def _edit(data: dict, dotted: str, value=_MISSING) -> None:
-    *parents, last = dotted.split(".")
-    node = data
-    for key in parents:
-        node = node[key]
-    if value is _MISSING:
-        del node[last]
-    else:
-        node[last] = copy.deepcopy(value)
-
-
-def variant(write_study, base: dict, edits: dict) -> Path:
-    """Write a copy of the real study with ``edits`` ({dotted path: value or _MISSING})."""
-    data = copy.deepcopy(base)
-    for dotted, value in edits.items():
-        _edit(data, dotted, value)
-    return write_study(data, "variant.yaml")
-
-
-def assert_study_error(path: Path, field: str, phrase: str) -> str:
-    """``load_study(path)`` raises a one-line StudyError "<path>: <field>: <phrase ...>"."""
-    with pytest.raises(StudyError) as info:
-        load_study(path)
-    msg = str(info.value)
-    assert "\n" not in msg and "\r" not in msg, f"message is not one line: {msg!r}"
-    prefix = f"{path}: "
-    assert msg.startswith(prefix), f"message does not start with the file path: {msg!r}"
-    rest = msg[len(prefix):]
-    assert rest.startswith(f"{field}: "), f"message does not name field {field!r}: {msg!r}"
-    assert re.search(phrase, rest[len(field) + 2:]), f"message does not say {phrase!r}: {msg!r}"
-    return msg
 
 
 def _col(design, name):
@@ -118,7 +77,7 @@ def test_lasemi_covariates_load(study):
     [
         # exactly one of counts / assumption
         ({"covariates.female.assumption": "age_distribution"}, "covariates.female", "exactly one of 'counts'"),
-        ({"covariates.female.counts": _MISSING}, "covariates.female", "exactly one of 'counts'"),
+        ({"covariates.female.counts": MISSING}, "covariates.female", "exactly one of 'counts'"),
         # counts naming a missing breakdown or level
         ({"covariates.female.counts": "gender.female"}, "covariates.female.counts", "no group has counts of 'gender'"),
         ({"covariates.female.counts": "sex.woman"}, "covariates.female.counts", "no level 'woman' of 'sex'"),

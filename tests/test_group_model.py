@@ -23,14 +23,7 @@ PUBLISHED_MEANS = {"control": 812.0, "ms": 235.0}
 FAST = {"mode": "FAST_COMPILE"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_threaded_blas():
-    """The gradient solves 3x3 triangular systems with matrix right-hand sides; multi-threaded
-    OpenBLAS makes each take milliseconds instead of microseconds when the CPUs are busy."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("single_threaded_blas")
 
 
 @pytest.fixture(scope="module")

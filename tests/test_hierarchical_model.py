@@ -32,12 +32,7 @@ OBSERVED = ["stats_control", "stats_ms", "claim_sex", "claim_age", "claim_attack
 COVARIATES = ["female", "age_decades", "attacks_per_year", "optic_lesion"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_threaded_blas():
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+pytestmark = pytest.mark.usefixtures("single_threaded_blas")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ says what is wrong.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 import re
@@ -16,56 +15,14 @@ import pytest
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from models.study import Number, Study, StudyError, load_study
+from models.study import Number, Study, load_study
+from tests.studyfiles import MISSING, assert_study_error, edit, variant
 
-_MISSING = object()
 
 
 # --- helpers -------------------------------------------------------------------------------
-@pytest.fixture
-def base(study_path) -> dict:
-    """A fresh, mutable copy of the real study file as plain YAML data."""
-    return yaml.safe_load(study_path.read_text(encoding="utf-8"))
-
-
 def _pub(value, source="abstract"):
     return {"value": value, "status": "published", "source": source}
-
-
-def _edit(data: dict, dotted: str, value=_MISSING) -> None:
-    """Set (or, without ``value``, delete) the entry at a dotted path like 'groups.ms.n'."""
-    *parents, last = dotted.split(".")
-    node = data
-    for key in parents:
-        node = node[key]
-    if value is _MISSING:
-        del node[last]
-    else:
-        node[last] = copy.deepcopy(value)
-
-
-def variant(write_study, base: dict, edits: dict, name: str = "variant.yaml") -> Path:
-    """Write a copy of the real study with ``edits`` ({dotted path: value or _MISSING})."""
-    data = copy.deepcopy(base)
-    for dotted, value in edits.items():
-        _edit(data, dotted, value)
-    return write_study(data, name)
-
-
-def assert_study_error(path: Path, field: str | None, phrase: str) -> str:
-    """``load_study(path)`` raises a one-line StudyError "<path>: <field>: <phrase ...>"."""
-    with pytest.raises(StudyError) as info:
-        load_study(path)
-    msg = str(info.value)
-    assert "\n" not in msg and "\r" not in msg, f"message is not one line: {msg!r}"
-    prefix = f"{path}: "
-    assert msg.startswith(prefix), f"message does not start with the file path: {msg!r}"
-    rest = msg[len(prefix):]
-    if field is not None:
-        assert rest.startswith(f"{field}: "), f"message does not name field {field!r}: {msg!r}"
-        rest = rest[len(field) + 2:]
-    assert re.search(phrase, rest), f"message does not say {phrase!r}: {msg!r}"
-    return msg
 
 
 def _walk(obj):
@@ -223,7 +180,7 @@ def test_unknown_statistic_name_is_rejected(write_study, base):
     ids=["statistic", "n", "count", "claim", "association"],
 )
 def test_published_number_needs_a_source(write_study, base, dotted, field, phrase):
-    assert_study_error(variant(write_study, base, {dotted: _MISSING}), field, phrase)
+    assert_study_error(variant(write_study, base, {dotted: MISSING}), field, phrase)
 
 
 @pytest.mark.parametrize(
@@ -249,7 +206,7 @@ def test_assumption_number_needs_a_reason(write_study, base):
 
 
 def test_declared_assumption_needs_a_reason(write_study, base):
-    path = variant(write_study, base, {"assumptions.rounding.reason": _MISSING})
+    path = variant(write_study, base, {"assumptions.rounding.reason": MISSING})
     assert_study_error(path, "assumptions.rounding.reason", r"required field is missing")
 
 
@@ -258,7 +215,7 @@ def test_declared_assumption_needs_a_reason(write_study, base):
     ["title", "groups.ms.n", "sources", "analyte.units", "groups.control.label", "groups.ms.statistics.sd.status"],
 )
 def test_missing_required_field(write_study, base, dotted):
-    assert_study_error(variant(write_study, base, {dotted: _MISSING}), dotted, r"required field is missing")
+    assert_study_error(variant(write_study, base, {dotted: MISSING}), dotted, r"required field is missing")
 
 
 @pytest.mark.parametrize(
