@@ -58,13 +58,13 @@ def group_data(study: Study) -> list[GroupData]:
     return out
 
 
-def moment_estimates(rep: dict[str, float], prefer: str = "mean", default_cv: float = 0.5) -> tuple[float, float]:
+def moment_estimates(rep: dict[str, float], prefer: str = "mean") -> tuple[float, float | None]:
     """A group's centre and CV from whatever it reports: the ``prefer``-red statistic (else
-    the mean, else the median, else the first one) and SD / mean (else ``default_cv``),
-    with the CV clipped to [0.02, 3]."""
+    the mean, else the median, else the first one) and SD / mean clipped to [0.02, 3]
+    (None without both)."""
     centre = rep.get(prefer, rep.get("mean", rep.get("median", next(iter(rep.values())))))
-    cv = rep["sd"] / rep["mean"] if "sd" in rep and "mean" in rep else default_cv
-    return centre, float(np.clip(cv, 0.02, 3.0))
+    cv = float(np.clip(rep["sd"] / rep["mean"], 0.02, 3.0)) if "sd" in rep and "mean" in rep else None
+    return centre, cv
 
 
 def starting_values(study: Study, ref: float, priors: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -72,8 +72,11 @@ def starting_values(study: Study, ref: float, priors: dict) -> tuple[np.ndarray,
     a reported SD, the CV at the prior's centre)."""
     lm, lc = [], []
     for g in study.group_ids:
-        default_cv = float(np.exp(priors["log_cv"].get("mu", np.log(0.5))))
-        centre, cv = moment_estimates(study.reported(g), prefer="mean", default_cv=default_cv)
+        centre, cv = moment_estimates(study.reported(g), prefer="mean")
+        if cv is None:
+            # read only here: a prior given as a shared variable (compiled-model cache) is
+            # then not needed as a number
+            cv = float(np.clip(np.exp(priors["log_cv"].get("mu", np.log(0.5))), 0.02, 3.0))
         lm.append(np.log(centre / ref))
         lc.append(np.log(cv))
     return np.array(lm), np.array(lc)

@@ -183,7 +183,8 @@ def starting_point(study: Study, design: Design, ref: float) -> dict:
     levels are median-like) and residual SDs from the reported CV; every effect at 0."""
     lev, sig = [], []
     for g in design.groups:
-        centre, cv = moment_estimates(study.reported(g), prefer="median", default_cv=0.5)
+        centre, cv = moment_estimates(study.reported(g), prefer="median")
+        cv = 0.5 if cv is None else cv
         lev.append(math.log(centre / ref))
         sig.append(math.log(math.sqrt(math.log1p(cv**2))))
     return {"intercept": lev[0], "group_difference": np.array(lev[1:]) - lev[0], "log_sigma": np.array(sig)}
