@@ -205,6 +205,8 @@ class ClaimDesign:
         ``(X'X)^-1 X'`` per cohort, so coefficients are a product with the outcome.
     v : array (reps,)
         The covariate's diagonal element of ``(X'X)^-1``.
+    leverage : array (reps, m)
+        Diagonal of the hat matrix ``X P``.
     df : int
         Residual degrees of freedom, ``m - p``.
     kind : {"interval", "below", "above"}
@@ -221,6 +223,7 @@ class ClaimDesign:
     X: np.ndarray
     P: np.ndarray
     v: np.ndarray
+    leverage: np.ndarray
     df: int
     kind: str
     statistic: str
@@ -283,7 +286,8 @@ def claim_design(study: Study, design: Design, name: str, assoc: Association) ->
     P = np.einsum("rij,rmj->rim", inv, X)
     df = len(index) - X.shape[-1]
     kind, statistic, bounds = claim_rule(study, assoc, df)
-    return ClaimDesign(name, c, subjects, index, X, P, inv[:, -1, -1], df, kind, statistic, bounds)
+    leverage = np.einsum("rmi,rim->rm", X, P)
+    return ClaimDesign(name, c, subjects, index, X, P, inv[:, -1, -1], leverage, df, kind, statistic, bounds)
 
 
 def regression_estimate(xp, y, X, P, v, df: int):

@@ -13,20 +13,27 @@ For subject ``i`` of group ``g`` in a simulated cohort (design from :mod:`models
 * ``u = category_spread * category_z``: the categorical breakdown (subtype) as a random
   effect with a hierarchical scale;
 * residuals ``eps``: standard normal (family ``normal``, i.e. lognormal levels) or Student-t
-  (family ``student_t``), fixed deviates (common random numbers).
+  (family ``student_t``, represented in the likelihood as an 8-node scale mixture of normals,
+  :func:`models.asymptotic.residual_nodes`).
 
-Likelihood, one observed term per published item:
+The covariates come from a fixed design of ``reps`` cohorts (:func:`models.cohort.build_design`),
+which serves as a quadrature of the covariate distribution: a group's population is the
+equal-weight mixture of the lognormals of its design subjects.  Likelihood, one observed
+term per published item, all in closed form (no simulation inside the sampler):
 
-* each group's reported statistics (mean, SD, median, ...): multivariate normal synthetic
-  likelihood of the log statistics over ``reps`` cohorts, plus declared rounding; quantiles
-  are kernel-smoothed over a few ranks so the log density has no gradient jumps
-  (:func:`models.statistics.smooth_sample_statistics`);
-* each association claim: the probability, under a normal approximation of the estimate's
-  distribution over the simulated cohorts, that a cohort's estimate satisfies the claim
-  (an interval for "approximately", a one-sided t threshold for "significantly", a sign
-  otherwise) - a censored observation of the estimate;
+* each group's reported statistics (mean, SD, quantiles): multivariate normal on the log scale
+  with the large-sample moments of the mixture, corrected to the group's sample size with
+  simulated tables of the residual family (:mod:`models.asymptotic`), plus declared rounding;
+* each association claim: observed to hold (1) or not (0), with the probability, averaged over
+  the design cohorts, that the claim's least-squares estimate satisfies it - an interval for
+  "approximately", a one-sided t threshold for "significantly", a sign otherwise
+  (:func:`association_log_prob`);
 * each comparison claim that is not a function of reported numbers (``p_value``): the same,
-  for the declared group test's statistic.
+  for the declared group test's statistic (:func:`group_test_log_prob`).
+
+An earlier version simulated cohorts inside the likelihood (40 per evaluation): sample
+quantiles made the log density jump with every rank swap (NUTS step size 0.026), and a first
+fit to the real study took 262 s and failed its sampler checks (README, "hierarchical model").
 """
 from __future__ import annotations
 
@@ -36,11 +43,12 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from .cohort import Design, build_design, claim_design, cohort_log_levels, group_test_statistic, modelled_associations, regression_estimate, residual_deviates
+from .asymptotic import SUPPORTED, build_correction, corrected_moments, ndtr, residual_nodes
+from .cohort import Design, build_design, claim_design, cohort_log_levels, modelled_associations
 from .group import ROUNDING_FLOOR, moment_estimates, rounding_width
-from .likelihood import mvn_logp, rounding_variance_log, synthetic_moments
+from .likelihood import mvn_logp, rounding_variance_log
 from .priors import PriorError, prior_variable
-from .statistics import DEFAULT_GROUP_TEST, smooth_sample_statistics
+from .statistics import DEFAULT_GROUP_TEST
 from .study import Study
 
 #: Residual families on the log scale.
@@ -49,17 +57,15 @@ FAMILIES = {
     "student_t": "Student-t residuals on the log scale (heavier tails; df from the prior set)",
 }
 DEFAULT_FAMILY = "normal"
-#: Simulated cohorts per likelihood evaluation.  Each cohort has every subject of the study,
-#: so the cost per evaluation is reps x N; 40 keeps the relative Monte Carlo error of the
-#: estimated SDs of the statistics near sqrt(1/80) = 11% (measured trade-off: README, speed).
-DEFAULT_REPS = 40
+#: Cohorts of the fixed design (the quadrature of the covariate distribution): reps x N
+#: mixture components per evaluation, a few vector operations each.
+DEFAULT_REPS = 10
 #: Comparison-claim statistics that are functions of reported numbers when those are given;
 #: they enter through the numbers and are only checked, never counted twice.
 _REDUNDANT = {"ratio_of_means": "mean", "ratio_of_medians": "median"}
-#: Cohorts used for group-test claims.  A rank statistic compares every pair of subjects
-#: (n_a x n_b per cohort), which made it half the cost of a likelihood evaluation at 100
-#: cohorts; the normal approximation of its distribution needs only its mean and SD.
-TEST_REPS = 20
+#: Design cohorts used for a rank test's P(X_a > X_b): it compares every pair of components,
+#: (TEST_REPS n_a) x (TEST_REPS n_b) of them.
+TEST_REPS = 2
 
 
 def resolve_priors(study: Study, priors: dict, design: Design) -> dict:
@@ -134,29 +140,125 @@ def log_ndtr(z):
     return pt.switch(z < -20.0, tail, main)
 
 
-def normal_lcdf(mu, sigma, x):
-    """``log P(X <= x)`` for ``X ~ Normal(mu, sigma)``."""
-    return log_ndtr((x - mu) / sigma)
+def event_log_prob(kind: str, bounds, lcdf):
+    """Log probability of a claim's event for an estimate whose log CDF is ``lcdf(x)``
+    (``lcdf_upper(x) = log P(E > x)`` is ``lcdf`` of the mirrored estimate).
+
+    ``kind``: ``interval`` (lo < E < hi), ``below`` (E < lo), ``above`` (E > lo), ``beyond``
+    (|E| > lo).
+    """
+    lower, upper = lcdf
+    lo, hi = bounds[0], bounds[-1]
+    if kind == "interval":
+        # the difference of the two tail probabilities on the side where they are small
+        # (the lower tails when the estimate is centred above the interval), so that it
+        # does not cancel to 0 far from the interval
+        with_lower = _logdiffexp(lower(hi), lower(lo))
+        with_upper = _logdiffexp(upper(lo), upper(hi))
+        return pt.switch(lower(0.5 * (lo + hi)) < math.log(0.5), with_lower, with_upper)
+    if kind == "below":
+        return lower(lo)
+    if kind == "above":
+        return upper(lo)
+    if kind == "beyond":
+        return pm.math.logaddexp(lower(-lo), upper(lo))
+    raise ValueError(kind)
 
 
-def _claim_logp(kind: str):
-    """Log probability that the simulated estimates ``sim`` (reps,) satisfy a claim with
-    bounds ``(lo, hi)``, under a normal approximation of their distribution."""
+def _logdiffexp(a, b):
+    """``log(exp(a) - exp(b))`` for ``a > b``, finite (with finite gradients) even when the
+    two cancel in floating point: both branches of a ``switch`` are differentiated, and an
+    infinite gradient times 0 would be NaN."""
+    return a + pt.log1mexp(pt.minimum(b - a, -1e-30))
 
-    def logp(lo, sim, hi):
-        m = pt.mean(sim)
-        s = pt.sqrt(pt.sum((sim - m) ** 2) / (sim.shape[0] - 1)) + 1e-9
-        if kind == "interval":
-            return pm.math.logdiffexp(normal_lcdf(m, s, hi), normal_lcdf(m, s, lo))
-        if kind == "below":
-            return normal_lcdf(m, s, lo)
-        if kind == "above":
-            return normal_lcdf(-m, s, -lo)
-        if kind == "beyond":  # |statistic| > lo
-            return pm.math.logaddexp(normal_lcdf(m, s, -lo), normal_lcdf(-m, s, -lo))
-        raise ValueError(kind)
 
-    return logp
+def _claim_logp(value, lp):
+    """A claim observed to hold (``value`` 1) or not (0), given the log probabilities
+    ``lp`` (one per design cohort) that it holds; the cohorts are averaged."""
+    r = lp.shape[0]
+    held = pm.math.logsumexp(lp) - pt.log(r)
+    return pt.switch(value > 0.5, held, pt.log1mexp(pt.minimum(held, -1e-30)))
+
+
+def association_log_prob(cd, data, y, var):
+    """Per design cohort, the log probability that the claim ``cd`` holds.
+
+    Given the design, the claim's least-squares coefficient ``b = P y`` is normal with mean
+    ``P m`` and variance ``sum P^2 var`` (``m``: the subjects' expected log levels, ``var``:
+    their residual variances).  A t statistic ``b / se`` divides by an estimated standard
+    error; with ``se^2 = v E[RSS] / df`` (lack of fit included) and ``se_hat = se sqrt(W/df)``,
+    ``W ~ chi2(df)``, the event ``T < x`` is ``b - x se_hat < 0``, approximately normal with
+    mean ``P m - x se (1 - 1/(4 df))`` and variance ``var_b + x^2 se^2 / (2 df)``
+    (the classical normal approximation to the noncentral t).
+
+    Parameters
+    ----------
+    cd : ClaimDesign
+        Structure of the claim (kind, statistic, df).
+    data : dict
+        Its arrays ``X``, ``P``, ``v``, ``leverage``, ``bounds`` as tensors (they depend on
+        assumption values).
+    y, var : tensors (R, m), (m,)
+        Expected log levels and residual variances of the claim's subjects.
+    """
+    P, X = data["P"], data["X"]
+    b = (P * y[:, None, :]).sum(axis=-1)  # (R, p)
+    mean = b[:, -1]
+    var_b = (P[:, -1, :] ** 2 * var[None, :]).sum(axis=-1)
+    if cd.statistic == "coefficient":
+        a, d = 1.0, 0.0
+    else:
+        lack = ((y - (X * b[:, None, :]).sum(axis=-1)) ** 2).sum(axis=-1)
+        rss = (var[None, :] * (1.0 - data["leverage"])).sum(axis=-1) + lack
+        se2 = data["v"] * rss / cd.df
+        a, d = pt.sqrt(se2) * (1.0 - 1.0 / (4.0 * cd.df)), se2 / (2.0 * cd.df)
+
+    def lower(x):
+        return log_ndtr((x * a - mean) / pt.sqrt(var_b + x**2 * d))
+
+    def upper(x):
+        return log_ndtr((mean - x * a) / pt.sqrt(var_b + x**2 * d))
+
+    return event_log_prob(cd.kind, data["bounds"], (lower, upper))
+
+
+def group_test_log_prob(cc, comps_a, comps_b, na: int, nb: int):
+    """Log probability that the declared group test's statistic satisfies a comparison claim.
+
+    ``comps_a``/``comps_b`` are ``(m, s)`` component arrays of the two groups' populations.
+    Welch/Student: the statistic is approximately normal with mean
+    ``(mu_a - mu_b) / se`` and SD 1.  Mann-Whitney: its normal score has mean
+    ``(A - 1/2) / sd0`` with ``A = P(X_a > X_b)`` (pairs of components) and
+    ``sd0^2 = (na + nb + 1) / (12 na nb)``, and SD from Hanley & McNeil's (1982) variance of
+    the area under the curve.
+    """
+    (ma, sa), (mb, sb) = comps_a, comps_b
+    if cc["test"] in ("welch_t", "student_t"):
+        mua, mub = pt.exp(ma + 0.5 * sa**2).mean(), pt.exp(mb + 0.5 * sb**2).mean()
+        va, vb = pt.exp(2 * ma + 2 * sa**2).mean() - mua**2, pt.exp(2 * mb + 2 * sb**2).mean() - mub**2
+        se_w = pt.sqrt(va / na + vb / nb)
+        if cc["test"] == "welch_t":
+            mean, sd = (mua - mub) / se_w, 1.0
+        else:
+            se = pt.sqrt(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2) * (1.0 / na + 1.0 / nb))
+            mean, sd = (mua - mub) / se, se_w / se
+    elif cc["test"] == "mann_whitney":
+        A = ndtr(pt, (ma[:, None] - mb[None, :]) / pt.sqrt(sa[:, None] ** 2 + sb[None, :] ** 2)).mean()
+        A = pt.clip(A, 1e-12, 1.0 - 1e-12)
+        q1, q2 = A / (2.0 - A), 2.0 * A**2 / (1.0 + A)
+        var_a = (A * (1.0 - A) + (na - 1) * (q1 - A**2) + (nb - 1) * (q2 - A**2)) / (na * nb)
+        sd0 = math.sqrt((na + nb + 1) / (12.0 * na * nb))
+        mean, sd = (A - 0.5) / sd0, pt.sqrt(pt.maximum(var_a, 1e-12)) / sd0
+    else:
+        raise ValueError(f"unknown group test {cc['test']!r}; use mann_whitney, welch_t or student_t")
+
+    def lower(x):
+        return log_ndtr((x - mean) / sd)
+
+    def upper(x):
+        return log_ndtr((mean - x) / sd)
+
+    return event_log_prob(cc["kind"], cc["bounds"], (lower, upper))
 
 
 def comparison_claims(study: Study) -> list[dict]:
@@ -203,17 +305,18 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
     family : {"normal", "student_t"}
         Residual family on the log scale.
     reps : int
-        Simulated cohorts per likelihood evaluation.
+        Cohorts of the fixed design (the quadrature of the covariate distribution).
     seed : int
-        Seed of the fixed design and deviates; part of the model definition.
+        Seed of the fixed design; part of the model definition.
 
     Returns
     -------
     pm.Model
         Free parameters ``intercept``, ``group_difference``, ``effect``, ``effect_spread``,
         ``effect_z``, ``category_spread``, ``category_z``, ``log_sigma``; deterministics
-        ``alpha``, ``slope`` (group x covariate), ``sigma``, ``u``.  Design arrays and
-        observed values are ``pm.Data``, so scenarios that change only values can swap them.
+        ``alpha``, ``slope`` (group x covariate), ``sigma``, ``u``.  Observed: ``stats_<group>``
+        (log statistics) and ``claim_<name>`` (1 when the claim holds).  Observed values are
+        ``pm.Data``, so scenarios that change only values can swap them.
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown residual family {family!r}; use one of: {', '.join(FAMILIES)}")
@@ -224,10 +327,10 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
     if family == "student_t" and "residual_df" not in pr:
         raise PriorError("the student_t family needs 'residual_df' ({'dist': 'fixed', 'value': ...}) in the prior set")
     df = float(pr["residual_df"]["value"]) if family == "student_t" else None
-    eps = residual_deviates(reps, design.n, seed, df)
+    nodes = residual_nodes(df)
+    tau = float(nodes.mean())  # residual variance in units of sigma^2
     ref = float(study.assumption("reference_level", 1.0))
     width = rounding_width(study)
-    q_method = int(study.assumption("quantile_method", 7))
     G, C = len(design.groups), len(design.covariates)
     pooled = [j for j in range(C) if design.defined[:, j].sum() > 1]
     pooled_names = [design.covariates[j] for j in pooled]
@@ -240,15 +343,22 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
     }
     for g in design.groups:
         coords[f"statistic_{g}"] = list(study.reported(g))
+        unsupported = [s for s in study.reported(g) if s not in SUPPORTED]
+        if unsupported:
+            raise ValueError(
+                f"groups.{g}.statistics: the hierarchical model cannot use {', '.join(unsupported)} (no large-sample "
+                f"distribution); it uses {', '.join(SUPPORTED)} - fit the group model instead"
+            )
     start = starting_point(study, design, ref)
     assoc = {name: claim_design(study, design, name, a) for name, a in modelled_associations(study).items()}
+    corrections = {g: build_correction(nodes, study.n(g), list(study.reported(g)), seed=seed) for g in design.groups}
 
     with pm.Model(coords=coords) as model:
+        gi = design.group_index
+        # the design depends on assumption values (age spread, shares, ...), so it is data:
+        # scenarios that change only those reuse the compiled model (models.analysis)
         x = pm.Data("design_x", design.x)
         onehot = pm.Data("design_levels", design.onehot)
-        e = pm.Data("residual_deviates", eps)
-        gi = design.group_index
-
         intercept = prior_variable("intercept", pr["intercept"], initval=start["intercept"])
         if G > 1:
             gd = pm.Normal(
@@ -277,59 +387,48 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
         log_sigma = prior_variable("log_sigma", pr["log_sigma"], dims="group", initval=start["log_sigma"])
         sigma = pm.Deterministic("sigma", pt.exp(log_sigma), dims="group")
 
-        eta = cohort_log_levels(pt, alpha, slope, u, sigma, x, onehot, e, gi)
+        # expected log levels of every subject of every design cohort (no residual)
+        m = cohort_log_levels(pt, alpha, slope, u, pt.zeros(G), x, onehot, np.zeros((reps, design.n)), gi)
+        components = {}
+        for k, g in enumerate(design.groups):
+            mg = m[:, design.slices[g]].reshape((-1,))
+            # one component per subject and residual-scale node
+            components[g] = (pt.repeat(mg, len(nodes)), pt.tile(sigma[k] * np.sqrt(nodes), reps * study.n(g)))
 
         for g in design.groups:
             names = list(study.reported(g))
             k = len(names)
-            n = study.n(g)
-            level = pt.sort(pt.exp(eta[:, design.slices[g]]), axis=-1)
-            sim = pt.log(smooth_sample_statistics(pt, level, n, names, quantile_method=q_method))
+            mu, cov = corrected_moments(pt, corrections[g], *components[g], study.n(g), names)
+            observed = np.log(np.array([study.reported(g)[s] for s in names]) / ref)
 
-            def logp(value, sim, _support, k=k):
-                mu, cov = synthetic_moments(sim)
+            def logp(value, mu, cov, k=k):
                 extra = rounding_variance_log(pt.exp(value) * ref, width) + ROUNDING_FLOOR
                 return mvn_logp(pt, value, mu, cov + pt.diag(extra), k=k)
 
-            observed = np.log(np.array([study.reported(g)[s] for s in names]) / ref)
             pm.CustomDist(
                 f"stats_{g}",
-                sim,
-                np.zeros(k),
+                mu,
+                cov,
                 logp=logp,
-                signature="(r,s),(s)->(s)",
+                signature="(s),(s,s)->(s)",
                 observed=pm.Data(f"log_stats_{g}", observed, dims=f"statistic_{g}"),
                 dims=f"statistic_{g}",
             )
 
+        var = (sigma**2 * tau)[gi]
         for name, cd in assoc.items():
-            y = eta[:, cd.index]
-            coef, tstat = regression_estimate(
-                pt, y, pm.Data(f"claim_X_{name}", cd.X), pm.Data(f"claim_P_{name}", cd.P), pm.Data(f"claim_v_{name}", cd.v), cd.df
-            )
-            sim = coef if cd.statistic == "coefficient" else tstat
-            lo, hi = (cd.bounds[0], cd.bounds[-1])
-            pm.CustomDist(
-                f"claim_{name}",
-                sim,
-                pm.Data(f"claim_hi_{name}", hi),
-                logp=_claim_logp(cd.kind),
-                signature="(r),()->()",
-                observed=pm.Data(f"claim_lo_{name}", lo),
-            )
+            data = {f: pm.Data(f"claim_{f}_{name}", np.asarray(getattr(cd, f), dtype=float)) for f in ("X", "P", "v", "leverage", "bounds")}
+            lp = association_log_prob(cd, data, m[:, cd.index], var[cd.index])
+            pm.CustomDist(f"claim_{name}", lp, logp=_claim_logp, signature="(r)->()", observed=pm.Data(f"claim_holds_{name}", 1.0))
 
         for cc in comparison_claims(study):
-            a, b = (pt.exp(eta[:TEST_REPS, design.slices[g]]) for g in cc["groups"])
-            sim = group_test_statistic(pt, a, b, *(study.n(g) for g in cc["groups"]), cc["test"])
+            ga, gb = cc["groups"]
+            # every pair of components: two design cohorts keep it to a few thousand pairs
+            sub = {g: (m[:TEST_REPS, design.slices[g]].reshape((-1,)), pt.sqrt(var[design.slices[g]][0]) + pt.zeros(TEST_REPS * study.n(g))) for g in (ga, gb)}
+            comps = {g: (components[g] if cc["test"] != "mann_whitney" else sub[g]) for g in (ga, gb)}
+            lp = group_test_log_prob(cc, comps[ga], comps[gb], study.n(ga), study.n(gb))
             safe = cc["name"].replace(".", "_")
-            pm.CustomDist(
-                f"claim_{safe}",
-                sim,
-                cc["bounds"][0],
-                logp=_claim_logp(cc["kind"]),
-                signature="(r),()->()",
-                observed=pm.Data(f"claim_lo_{safe}", cc["bounds"][0]),
-            )
+            pm.CustomDist(f"claim_{safe}", lp[None], logp=_claim_logp, signature="(r)->()", observed=pm.Data(f"claim_holds_{safe}", 1.0))
     # kept for estimands and predictive checks (plain NumPy, no I/O)
     model.design, model.residual_df = design, df
     return model

@@ -1,7 +1,7 @@
 """Tests for models.hierarchical (the covariate model built from the real study file) and
 models.effects (its estimands and posterior predictive cohorts).
 
-Fast tier: no sampling.  The model is built once with ``reps=20``; the per-term log
+Fast tier: no sampling.  The model is built once with ``reps=10``; the per-term log
 densities are compiled once into one function (FAST_COMPILE) and evaluated at modified
 initial points, so each claim term can be checked for the direction it rewards.  The
 estimands and predictive checks run on a small fake posterior made with ``az.from_dict``.
@@ -27,7 +27,7 @@ from models.study import load_study
 
 STUDY_PATH = Path(__file__).resolve().parent.parent / "data" / "studies" / "lasemi2018.yaml"
 FAST = {"mode": "FAST_COMPILE"}
-REPS = 20
+REPS = 10
 OBSERVED = ["stats_control", "stats_ms", "claim_sex", "claim_age", "claim_attacks", "claim_optic", "claim_control_vs_ms_p_value"]
 COVARIATES = ["female", "age_decades", "attacks_per_year", "optic_lesion"]
 
@@ -162,13 +162,48 @@ def test_p_value_claim_responds_to_group_difference(model):
 
 
 # --- families, errors, priors ---------------------------------------------------------------
-def test_student_t_family(study):
+def test_student_t_family(study, model):
+    """Student-t residuals: a scale mixture in the likelihood, with heavier tails, so the
+    same effects give a different fit to the reported statistics."""
     m = build_model(study, get_priors("hierarchical"), family="student_t", reps=REPS)
     assert m.residual_df == 5.0
-    t = m["residual_deviates"].get_value()
-    z = _model()["residual_deviates"].get_value()
-    assert t.shape == z.shape and np.all(np.sign(t) == np.sign(z))
-    assert np.abs(t).max() > np.abs(z).max()  # heavier tails
+    point = _point(model)
+    t_terms = m.point_logps(point)
+    n_terms = model.point_logps(point)
+    assert np.isfinite(t_terms["stats_ms"]) and t_terms["stats_ms"] != n_terms["stats_ms"]
+
+
+def test_gradient_finite_far_from_the_mode(model):
+    """Regression: a jittered start with large effects made a claim certain, and the unused
+    branch of a switch (log of 1 - probability) turned the whole gradient into NaN, so the
+    chain never moved (300 divergences)."""
+    grad = model.compile_dlogp(**FAST)
+    for effect in ([0.9, -0.47, -0.71, -0.83], [-1.0, 1.0, 1.0, 1.0], [2.0, -2.0, -2.0, 2.0]):
+        point = _point(model, effect=effect, log_sigma=[-2.5, -2.5])
+        assert np.all(np.isfinite(grad(point))), effect
+
+
+def test_claim_observed_not_to_hold(model):
+    """A claim observed not to hold (as in simulated studies) contributes log(1 - p)."""
+    point = _point(model, age_decades=math.log(0.9))
+    held = _term_logps()(point)["claim_age"]
+    data = model["claim_holds_age"]
+    data.set_value(np.asarray(0.0))
+    try:
+        fn = pytensor.function(model.value_vars, model.logp(vars=[model["claim_age"]]), on_unused_input="ignore", **FAST)
+        not_held = float(fn(*[point[v.name] for v in model.value_vars]))
+    finally:
+        data.set_value(np.asarray(1.0))
+    assert not_held == pytest.approx(math.log(-math.expm1(held)), rel=1e-9)
+
+
+def test_statistic_without_large_sample_distribution(tmp_path):
+    def edit(d):
+        d["groups"]["ms"]["statistics"]["max"] = {"value": 600, "status": "published", "source": "abstract"}
+
+    study = load_study(_variant(tmp_path, edit))
+    with pytest.raises(ValueError, match="groups.ms.statistics: the hierarchical model cannot use max"):
+        build_model(study, get_priors("hierarchical"), reps=REPS)
 
 
 def test_student_t_family_needs_residual_df(study):
