@@ -56,6 +56,7 @@ class ModelAPI:
     simulate_predictive: Callable
     predictive_statistics: Callable
     check_table: Callable
+    target_accept: float = 0.8
 
 
 def model_api(name: str) -> ModelAPI:
@@ -83,7 +84,8 @@ def model_api(name: str) -> ModelAPI:
         from .families import FAMILIES as families
     families = tuple(families)
     default_family = getattr(mod, "DEFAULT_FAMILY", families[0])
-    return ModelAPI(name, mod.build_model, int(mod.DEFAULT_REPS), families, default_family, **hooks)
+    target_accept = float(getattr(mod, "TARGET_ACCEPT", 0.8))
+    return ModelAPI(name, mod.build_model, int(mod.DEFAULT_REPS), families, default_family, **hooks, target_accept=target_accept)
 
 
 @dataclass
@@ -234,7 +236,8 @@ def fit_posterior(
         log(f"sampling {chains} chains x ({tune} warm-up + {draws} draws), {family} family{reuse}")
     t = time.perf_counter()
     idata = sample_nuts(
-        pm_model, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=progressbar, cores=cores, step_factory=step_factory
+        pm_model, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=progressbar, cores=cores, step_factory=step_factory,
+        target_accept=api.target_accept,
     )
     timings["sample"] = time.perf_counter() - t
     t = time.perf_counter()

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from .statistics import QUANTILE_P
+
 SQRT2 = math.sqrt(2.0)
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
-#: Quantile statistics and their probabilities (as :data:`models.statistics.QUANTILE_P`).
-QUANTILE_P = {"median": 0.5, "q1": 0.25, "q3": 0.75}
 #: Statistics with a large-sample normal distribution; sample extremes have none.
 SUPPORTED = ("mean", "sd", *QUANTILE_P)
 #: Newton steps for a population quantile.  From the moment-matched normal start the

@@ -17,7 +17,8 @@ from scipy import stats as sps
 
 from .families import get_family
 from .sampling import CompiledNuts
-from .simulate import simulate_reported
+from .cohort import modelled_associations
+from .simulate import round_reported, simulate_reported
 from .study import Study
 
 #: Thinned posterior draws each true value is ranked among; ranks take 0..L (L + 1 values).
@@ -58,8 +59,9 @@ def run_sbc(
     workers: int = 2,
     chunk: int = 10,
     progress=None,
+    model: str = "group",
 ) -> SbcResult:
-    """Run ``sims`` calibration fits of the group model.
+    """Run ``sims`` calibration fits of ``model`` (``"group"`` or ``"hierarchical"``).
 
     Prior draws and simulated data are made here, in one seeded stream; the fits run in
     ``workers`` processes, each compiling the sampler once and reusing it for ``chunk``
@@ -82,33 +84,18 @@ def run_sbc(
         Worker processes, and simulated studies per worker task.
     progress : callable, optional
         Called as ``progress(done, total, elapsed_seconds)`` as fits complete.
+    model : str
+        Registered model (:data:`models.analysis.MODELS`).
     """
     import concurrent.futures as cf
     import multiprocessing as mp
 
-    from .group import build_model
-
     if draws * chains < N_RANK_DRAWS:
         raise ValueError(f"draws * chains must be >= {N_RANK_DRAWS}")
     t0 = time.perf_counter()
-    fam = get_family(family)
-    model = build_model(study, priors, family=family, seed=seed)
-    prior = pm.draw([model["log_mean"], model["log_cv"], model["mean"], model["cv"]], draws=sims, random_seed=seed)
-    log_mean, log_cv, mean, cv = (np.asarray(a) for a in prior)
-    rng = np.random.default_rng(seed)
-    tasks = []
-    for s in range(sims):
-        truth = {g: (mean[s, i], cv[s, i]) for i, g in enumerate(study.group_ids)}
-        reported = simulate_reported(study, fam, truth, rng)
-        tasks.append(
-            {
-                "sim": s,
-                "truth": {"log_mean": log_mean[s], "log_cv": log_cv[s]},
-                "data": {f"log_stats_{g}": np.log(reported[g]) for g in study.group_ids},
-                "reported": {g: " ".join(f"{v:g}" for v in reported[g]) for g in study.group_ids},
-            }
-        )
-    setup = dict(study_path=str(study.path), priors=priors, family=family, seed=seed, draws=draws, tune=tune, chains=chains)
+    make_tasks = {"group": _group_tasks, "hierarchical": _hierarchical_tasks}[model]
+    tasks = make_tasks(study, priors, family, sims, seed)
+    setup = dict(study_path=str(study.path), priors=priors, family=family, seed=seed, draws=draws, tune=tune, chains=chains, model=model)
     chunks = [tasks[i : i + chunk] for i in range(0, sims, chunk)]
     rank_rows, fit_rows, done = [], [], 0
     ctx = mp.get_context("spawn")  # JAX is not fork-safe
@@ -131,23 +118,118 @@ def run_sbc(
     return SbcResult(ranks, fits, time.perf_counter() - t0)
 
 
+def _group_tasks(study: Study, priors: dict, family: str, sims: int, seed: int) -> list[dict]:
+    """Prior draws and simulated reported statistics for the group model."""
+    from .group import build_model
+
+    fam = get_family(family)
+    model = build_model(study, priors, family=family, seed=seed)
+    prior = pm.draw([model["log_mean"], model["log_cv"], model["mean"], model["cv"]], draws=sims, random_seed=seed)
+    log_mean, log_cv, mean, cv = (np.asarray(a) for a in prior)
+    rng = np.random.default_rng(seed)
+    tasks = []
+    for s in range(sims):
+        truth = {g: (mean[s, i], cv[s, i]) for i, g in enumerate(study.group_ids)}
+        reported = simulate_reported(study, fam, truth, rng)
+        tasks.append(
+            {
+                "sim": s,
+                "truth": {"log_mean": log_mean[s], "log_cv": log_cv[s]},
+                "data": {f"log_stats_{g}": np.log(reported[g]) for g in study.group_ids},
+                "reported": {g: " ".join(f"{v:g}" for v in reported[g]) for g in study.group_ids},
+            }
+        )
+    return tasks
+
+
+def simulate_covariate_studies(study: Study, model: pm.Model, values: dict, seed: int) -> dict[str, np.ndarray]:
+    """Simulated studies of the hierarchical covariate model, one per parameter draw.
+
+    Each draw gets one cohort (fresh covariates and residuals,
+    :func:`models.effects.simulate_predictive`); the result is what the paper would show:
+    its reported statistics (rounded as declared) and whether each modelled claim holds.
+
+    Parameters
+    ----------
+    values : dict
+        ``alpha``, ``slope``, ``sigma`` (and ``u`` with a categorical covariate), each with a
+        leading axis over draws.
+
+    Returns
+    -------
+    dict
+        Observed-data name of the model (``log_stats_<group>``, ``claim_holds_<name>``) ->
+        array over draws, ready for ``pm.Data.set_value`` or a compiled sampler.
+    """
+    from .effects import simulate_predictive
+    from .hierarchical import comparison_claims
+    from .statistics import group_test_pvalue, sample_statistics
+
+    shown = [n for n in ("alpha", "slope", "sigma", "u") if n in values]
+    draws = len(values["alpha"])
+    dims = {n: list(model.named_vars_to_dims.get(n, ())) for n in shown}
+    coords = {k: list(v) for k, v in model.coords.items()}
+    fake = az.from_dict(posterior={n: np.asarray(values[n])[None] for n in shown}, coords=coords, dims=dims)
+    cohorts, assoc = simulate_predictive(fake, study, model.design, model.residual_df, n_draws=draws, seed=seed)
+    q_method = int(study.assumption("quantile_method", 7))
+    width = float(study.assumption("rounding", 0.0) or 0.0)
+    data = {}
+    for g in study.group_ids:
+        stats = sample_statistics(np, cohorts[g], study.n(g), list(study.reported(g)), q_method)
+        data[f"log_stats_{g}"] = np.log(round_reported(stats, width))
+    for name in modelled_associations(study):
+        data[f"claim_holds_{name}"] = assoc[f"association.{name}.holds"].astype(float)
+    for cc in comparison_claims(study):
+        a, b = (cohorts[g] for g in cc["groups"])
+        p = group_test_pvalue(a, b, cc["test"])
+        data[f"claim_holds_{cc['name'].replace('.', '_')}"] = (p < 2 * sps.norm.sf(cc["bounds"][0])).astype(float)
+    return data
+
+
+def _hierarchical_tasks(study: Study, priors: dict, family: str, sims: int, seed: int) -> list[dict]:
+    """Prior draws and simulated studies (:func:`simulate_covariate_studies`) for the
+    hierarchical covariate model."""
+    from .hierarchical import build_model
+
+    model = build_model(study, priors, family=family, seed=seed)
+    free = [rv.name for rv in model.free_RVs]
+    shown = ["alpha", "slope", "sigma"] + (["u"] if "u" in model.named_vars else [])
+    values = pm.draw([model[n] for n in free + shown], draws=sims, random_seed=seed)
+    values = dict(zip(free + shown, (np.asarray(v) for v in values)))
+    data = simulate_covariate_studies(study, model, values, seed + 1)
+    tasks = []
+    for s in range(sims):
+        tasks.append(
+            {
+                "sim": s,
+                "truth": {n: values[n][s] for n in free},
+                "data": {k: v[s] for k, v in data.items()},
+                "reported": {g: " ".join(f"{v:g}" for v in np.exp(data[f"log_stats_{g}"][s])) for g in study.group_ids},
+            }
+        )
+    return tasks
+
+
 def _fit_chunk(setup: dict, tasks: list[dict]) -> tuple[list[dict], list[dict]]:
     """Worker: build the model and its compiled sampler once, fit each simulated study."""
-    from .group import build_model
+    from .analysis import model_api
     from .study import load_study
 
+    api = model_api(setup["model"])
     study = load_study(setup["study_path"])
-    model = build_model(study, setup["priors"], family=setup["family"], seed=setup["seed"])
+    model = api.build_model(study, setup["priors"], family=setup["family"], seed=setup["seed"])
     params = parameter_names(model)
-    data_names = [f"log_stats_{g}" for g in study.group_ids]
-    runner = CompiledNuts(model, data_names, draws=setup["draws"], tune=setup["tune"], chains=setup["chains"], progressbar=False)
+    data_names = list(tasks[0]["data"])
+    runner = CompiledNuts(
+        model, data_names, draws=setup["draws"], tune=setup["tune"], chains=setup["chains"], target_accept=api.target_accept, progressbar=False
+    )
     rank_rows, fit_rows = [], []
     for task in tasks:
         s = task["sim"]
         t = time.perf_counter()
         idata = runner.run(seed=setup["seed"] + 1 + s, data=task["data"])
         post = idata.posterior
-        summ = az.summary(idata, var_names=["log_mean", "log_cv"], kind="diagnostics")
+        summ = az.summary(idata, var_names=list(dict.fromkeys(v for _, v, _ in params)), kind="diagnostics")
         fit_rows.append(
             {
                 "sim": s,

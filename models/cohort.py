@@ -8,8 +8,8 @@ assumption's value moves every simulated subject smoothly instead of redrawing t
 synthetic likelihood stays a deterministic function of the parameters.
 
 The functions here are NumPy at build time (:func:`build_design`, :func:`claim_design`) and
-``xp``-generic where they act on simulated outcomes (:func:`regression_estimate`,
-:func:`group_test_statistic`), so the likelihood, posterior predictive checks and calibration
+``xp``-generic where they act on simulated outcomes (:func:`cohort_log_levels`,
+:func:`regression_estimate`), so estimands, posterior predictive checks and calibration
 compute a published claim the same way.
 """
 from __future__ import annotations
@@ -48,6 +48,9 @@ class Design:
     onehot : array (reps, N, L)
         Level indicators centred at the group's level shares; all 0 for subjects of groups
         without the breakdown.
+    centre : array (C,)
+        What was subtracted from each covariate (model scale), so ``(x + centre) * per``
+        is the covariate in its own units where it is defined.
     """
 
     groups: tuple[str, ...]
@@ -59,6 +62,7 @@ class Design:
     categorical: str | None
     levels: tuple[str, ...]
     onehot: np.ndarray
+    centre: np.ndarray | None = None
 
     @property
     def reps(self) -> int:
@@ -115,6 +119,7 @@ def build_design(study: Study, reps: int, seed: int) -> Design:
         raise ValueError(f"covariates: at most one categorical breakdown is supported (got {', '.join(cats)})")
     x = np.zeros((reps, N, len(names)))
     defined = np.zeros((len(groups), len(names)), dtype=bool)
+    centre = np.zeros(len(names))
     for j, c in enumerate(names):
         cov = study.covariates[c]
         for g in study.covariate_groups(c):
@@ -133,7 +138,8 @@ def build_design(study: Study, reps: int, seed: int) -> Design:
         inside = np.zeros(N, dtype=bool)
         for g in study.covariate_groups(c):
             inside[slices[g]] = True
-        x[:, inside, j] -= x[:, inside, j].mean()
+        centre[j] = x[:, inside, j].mean()
+        x[:, inside, j] -= centre[j]
 
     categorical, levels, onehot = None, (), np.zeros((reps, N, 0))
     if cats:
@@ -153,7 +159,7 @@ def build_design(study: Study, reps: int, seed: int) -> Design:
             # subjects relative to their group's average, not the group's level itself, which
             # was confounded with the group difference (posterior correlation -0.77)
             onehot[:, sl, :] -= onehot[:, sl, :].mean(axis=(0, 1))
-    return Design(groups, slices, group_index, tuple(names), x, defined, categorical, levels, onehot)
+    return Design(groups, slices, group_index, tuple(names), x, defined, categorical, levels, onehot, centre)
 
 
 def residual_deviates(reps: int, n: int, seed: int, df: float | None = None) -> np.ndarray:
@@ -305,33 +311,3 @@ def regression_estimate(xp, y, X, P, v, df: int):
     s2 = (resid**2).sum(axis=-1) / df
     coef = b[:, -1]
     return coef, coef / xp.sqrt(s2 * v)
-
-
-def group_test_statistic(xp, a, b, na: int, nb: int, test: str, smooth: float = 0.05):
-    """A two-group test statistic per cohort, oriented so that larger means ``a`` higher.
-
-    Parameters
-    ----------
-    a, b : array (reps, n_a), (reps, n_b)
-        Levels of the two groups (natural scale).
-    na, nb : int
-        Group sizes (given because tensor shapes are symbolic).
-    test : {"welch_t", "student_t", "mann_whitney"}
-        ``mann_whitney`` returns the normal score of U with every pairwise comparison
-        smoothed by a logistic of the log-ratio over ``smooth`` (exact as ``smooth -> 0``),
-        so the statistic is differentiable for the sampler.
-    """
-    if test in ("welch_t", "student_t"):
-        ma, mb = a.mean(axis=-1), b.mean(axis=-1)
-        va = ((a - ma[:, None]) ** 2).sum(axis=-1) / (na - 1)
-        vb = ((b - mb[:, None]) ** 2).sum(axis=-1) / (nb - 1)
-        if test == "welch_t":
-            se2 = va / na + vb / nb
-        else:
-            se2 = ((na - 1) * va + (nb - 1) * vb) / (na + nb - 2) * (1.0 / na + 1.0 / nb)
-        return (ma - mb) / xp.sqrt(se2)
-    if test == "mann_whitney":
-        d = (xp.log(a)[:, :, None] - xp.log(b)[:, None, :]) / smooth
-        u = (1.0 / (1.0 + xp.exp(-d))).sum(axis=(-1, -2))
-        return (u - na * nb / 2.0) / math.sqrt(na * nb * (na + nb + 1) / 12.0)
-    raise ValueError(f"unknown group test {test!r}; use mann_whitney, welch_t or student_t")

@@ -177,6 +177,68 @@ def simulate_predictive(idata: az.InferenceData, study: Study, design: Design, f
     return cohorts, assoc
 
 
+def covariate_axes(study: Study, design: Design) -> tuple[str, str] | None:
+    """The covariates of the level-versus-covariate figure: a continuous covariate drawn
+    from an assumption in every group (x axis; age) and a breakdown fixed by published
+    counts in every group (colour; sex), or None if the study has no such pair."""
+    everywhere = [c for j, c in enumerate(design.covariates) if design.defined[:, j].all()]
+    cont = [c for c in everywhere if study.covariates[c].counts is None and study.covariate_distribution(c).distribution != "bernoulli"]
+    split = [c for c in everywhere if study.covariates[c].counts is not None]
+    return (cont[0], split[0]) if cont and split else None
+
+
+def covariate_view(idata: az.InferenceData, study: Study, design: Design, residual_df: float | None, n_cohorts: int = 3, seed: int = 0):
+    """Data of the level-versus-covariate figure (no plotting here).
+
+    Returns
+    -------
+    dict or None
+        ``x``, ``split``: covariate names; ``cohorts``: list of dicts (group, x in the
+        covariate's units, split indicator, level in natural units) for ``n_cohorts``
+        posterior predictive cohorts; ``lines``: (group, split value) -> (grid, median,
+        5%, 95%) of the typical level (exp of the linear predictor, other covariates at
+        their averages) over posterior draws.
+    """
+    axes = covariate_axes(study, design)
+    if axes is None:
+        return None
+    cx, cs = axes
+    jx, js = design.covariates.index(cx), design.covariates.index(cs)
+    per_x, per_s = study.covariates[cx].per, study.covariates[cs].per
+    ref = float(study.assumption("reference_level", 1.0))
+    p = _post_arrays(idata.posterior, design)
+    rng = np.random.default_rng(seed)
+    total = p["alpha"].shape[0]
+    pick = rng.choice(total, size=n_cohorts, replace=False)
+    fresh = build_design(study, n_cohorts, seed + 104729)
+    eps = residual_deviates(n_cohorts, fresh.n, seed + 104729, residual_df)
+    u = p["u"][pick][:, None, :] if p["u"] is not None else None
+    eta = cohort_log_levels(np, p["alpha"][pick], p["slope"][pick], u, p["sigma"][pick], fresh.x, fresh.onehot, eps, fresh.group_index)
+    cohorts = []
+    for r in range(n_cohorts):
+        for g in fresh.groups:
+            sl = fresh.slices[g]
+            cohorts.append({
+                "group": g,
+                "x": (fresh.x[r, sl, jx] + fresh.centre[jx]) * per_x,
+                "split": np.round((fresh.x[r, sl, js] + fresh.centre[js]) * per_s),
+                "level": ref * np.exp(eta[r, sl]),
+            })
+    xs = np.concatenate([c["x"] for c in cohorts])
+    grid = np.linspace(np.quantile(xs, 0.02), np.quantile(xs, 0.98), 40)
+    lines = {}
+    for k, g in enumerate(design.groups):
+        for v in (0.0, 1.0):
+            lin = (
+                p["alpha"][:, k, None]
+                + p["slope"][:, k, jx, None] * (grid[None, :] / per_x - design.centre[jx])
+                + p["slope"][:, k, js, None] * (v / per_s - design.centre[js])
+            )
+            q = ref * np.exp(np.quantile(lin, [0.5, 0.05, 0.95], axis=0))
+            lines[(g, v)] = (grid, *q)
+    return {"x": cx, "split": cs, "cohorts": cohorts, "lines": lines}
+
+
 # -- hooks of the analysis pipeline (models.analysis.model_api) ------------------------------
 EFFECT_VARS = (
     "adjusted_ratio", "ratio_of_medians", "ratio_of_means", "difference_in_medians", "prob_superiority",

@@ -253,3 +253,38 @@ def percent_effects_figure(idata: az.InferenceData, study: Study, info=None) -> 
     ax.set_title("Covariate effects: median, 50% and 95% intervals  [informativeness]")
     fig.tight_layout()
     return fig
+
+
+def covariate_figure(view: dict, study: Study) -> plt.Figure:
+    """Levels against a covariate (age) by group and by a published breakdown (sex):
+    subjects of a few posterior predictive cohorts, the posterior typical level per
+    breakdown level (median and 90% band, other covariates at their averages) and the
+    group's published median.  ``view`` comes from :func:`models.effects.covariate_view`."""
+    groups = list(dict.fromkeys(c["group"] for c in view["cohorts"]))
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.2 * len(groups), 4.4), sharey=True, squeeze=False)
+    cx, cs = study.covariates[view["x"]], study.covariates[view["split"]]
+    split_name = cs.label.split(" (")[0]
+    colours = {1.0: "tab:red", 0.0: "tab:blue"}
+    names = {1.0: split_name, 0.0: f"not {split_name}"}
+    markers = "o^sDv"
+    for ax, g in zip(axes[0], groups):
+        for r, c in enumerate([c for c in view["cohorts"] if c["group"] == g]):
+            for v in (0.0, 1.0):
+                sel = c["split"] == v
+                ax.scatter(c["x"][sel], c["level"][sel], s=14, alpha=0.55, color=colours[v], marker=markers[r % len(markers)],
+                           label=f"{names[v]}, predictive cohort {r + 1}" if r < 2 else None)
+        for v in (0.0, 1.0):
+            grid, med, lo, hi = view["lines"][(g, v)]
+            ax.plot(grid, med, color=colours[v], lw=2, label=f"{names[v]}: typical level (posterior median)")
+            ax.fill_between(grid, lo, hi, color=colours[v], alpha=0.15)
+        reported = study.reported(g)
+        if "median" in reported:
+            ax.axhline(reported["median"], color="k", ls="--", lw=1, label=f"published median {reported['median']:g} {study.analyte.units}")
+        ax.set_title(study.groups[g].label)
+        ax.set_xlabel(f"{cx.label.split(' (')[0]} ({cx.units})" if cx.units else cx.label)
+        ax.set_yscale("log")
+        ax.legend(fontsize=6.5, loc="lower left")
+    axes[0][0].set_ylabel(f"{study.analyte.name} ({study.analyte.units}, log scale)")
+    fig.suptitle(f"{study.analyte.name} against {cx.label.split(' (')[0]}: predictive cohorts and posterior regression (90% band)", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -71,7 +71,14 @@ def simulate_reported(study, family: Family, params: dict[str, tuple[float, floa
         z = sorted_normals(rng, 1, study.n(g))
         mean, cv = params[g]
         stats = simulate_group_statistics(np, family, z, mean, cv, names, q_method)[0]
-        if width > 0:
-            stats = np.maximum(np.round(stats / width) * width, width / 2)
-        out[g] = stats
+        out[g] = round_reported(stats, width)
     return out
+
+
+def round_reported(stats: np.ndarray, width: float) -> np.ndarray:
+    """Round simulated statistics as a paper would publish them (multiples of ``width``;
+    0 = no rounding); a value that rounds to zero is reported as half the width, since a
+    published positive value cannot be zero."""
+    if width > 0:
+        return np.maximum(np.round(stats / width) * width, width / 2)
+    return stats

@@ -64,36 +64,8 @@ def sample_statistic(xp, x_sorted, n: int, name: str, quantile_method: int = 7):
     raise ValueError(f"unknown statistic {name!r}")
 
 
-def smooth_quantile_weights(n: int, p: float, bandwidth: float) -> np.ndarray:
-    """Weights over the ``n`` order statistics of a kernel-smoothed sample quantile: a
-    Gaussian kernel (SD ``bandwidth`` ranks) centred at the type-7 position ``(n - 1) p``."""
-    k = np.arange(n)
-    w = np.exp(-0.5 * ((k - (n - 1) * p) / bandwidth) ** 2)
-    return w / w.sum()
-
-
 #: Quantile statistics and their probabilities.
 QUANTILE_P = {"median": 0.5, "q1": 0.25, "q3": 0.75}
-
-
-def smooth_sample_statistics(xp, x_sorted, n: int, names, bandwidth: float = 2.0, quantile_method: int = 7):
-    """:func:`sample_statistics` with kernel-smoothed quantiles (median, quartiles).
-
-    A sample quantile is one order statistic, so inside a model where subjects with
-    different covariates swap ranks as parameters move, its gradient jumps at every swap;
-    those jumps made NUTS take steps 7 times smaller (measured on the covariate model).
-    Averaging the order statistics within a few ranks of the quantile makes the jumps small,
-    and changes the statistic's distribution very little (its mean moves by the local
-    curvature over +-``bandwidth`` ranks).  Predictive checks still use the exact statistic.
-    """
-    out = []
-    for s in names:
-        if s in QUANTILE_P:
-            w = smooth_quantile_weights(n, QUANTILE_P[s], bandwidth)
-            out.append((x_sorted * w).sum(axis=-1))
-        else:
-            out.append(sample_statistic(xp, x_sorted, n, s, quantile_method))
-    return xp.stack(out, axis=-1)
 
 
 def sample_statistics(xp, x_sorted, n: int, names, quantile_method: int = 7):

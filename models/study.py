@@ -240,10 +240,12 @@ class Covariate(StrictModel):
     Either fixed by published ``counts`` (``"sex.female"``: an indicator of one level of a
     breakdown; ``"subtype"``: a categorical breakdown, modelled as a random effect), or drawn
     from the distribution an ``assumption`` declares.  Covariates enter the model in units of
-    ``per`` (e.g. decades of age), so effects are per ``per`` units.
+    ``per`` (e.g. decades of age), so effects are per ``per`` units; ``units`` names the
+    covariate's own units (e.g. years) for figures.
     """
 
     label: str = Field(min_length=1)
+    units: str | None = None
     counts: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?$")
     assumption: str | None = None
     groups: list[str] | None = None

@@ -143,6 +143,14 @@ def main(argv=None) -> int:
     info = informativeness_rows(analysis, study, table)
     timings["informativeness"] = time.perf_counter() - t
 
+    # level-versus-covariate view of a covariate model (predictive cohorts, regression lines)
+    design = getattr(analysis.model, "design", None)
+    view = None
+    if design is not None:
+        from models.effects import covariate_view
+
+        view = covariate_view(idata, study, design, analysis.model.residual_df, seed=args.seed)
+
     name = results.result_name(study.id, args.model)
     figure_names = []
     with results.staged_result_dir(args.out, name) as stage:
@@ -163,6 +171,7 @@ def main(argv=None) -> int:
             "predictive_checks.png": plots.predictive_figure(pstats, check_tab, study),
             "effects_forest.png": plots.effects_forest_figure(idata, study) if study.comparisons else None,
             "percent_effects.png": plots.percent_effects_figure(idata, study, info) if "effect_percent" in idata.posterior else None,
+            "level_vs_covariate.png": plots.covariate_figure(view, study) if view is not None else None,
             "prior_posterior.png": plots.prior_posterior_figure(idata, free),
             "rank_plots.png": plots.rank_figure(idata, free),
         }

@@ -23,9 +23,12 @@ EXIT_OK, EXIT_INPUT, EXIT_MISCALIBRATED, EXIT_INTERRUPTED = 0, 2, 4, 130
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="sbc.py", description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=["group"], default="group", help="model to calibrate (default: %(default)s)")
+    p.add_argument("--model", choices=["group", "hierarchical"], default="group", help="model to calibrate (default: %(default)s)")
     p.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="study whose design is simulated (default: %(default)s)")
-    p.add_argument("--family", choices=["lognormal", "gamma"], default="lognormal", help="population family (default: %(default)s)")
+    p.add_argument(
+        "--family", choices=["lognormal", "gamma", "normal", "student_t"], default=None,
+        help="population family (group model: lognormal, gamma; hierarchical: normal, student_t residuals on the log scale; default: lognormal / normal)",
+    )
     p.add_argument("--priors", default="default", help="named prior set (default: %(default)s)")
     p.add_argument("--sims", type=int, default=100, help="simulated studies (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="seed (default: %(default)s)")
@@ -36,6 +39,11 @@ def parse_args(argv=None):
     p.add_argument("--alpha", type=float, default=0.01, help="family-wise level of the uniformity tests (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ROOT / "results", help="parent of the result folder (default: results/)")
     a = p.parse_args(argv)
+    families = {"group": ("lognormal", "gamma"), "hierarchical": ("normal", "student_t")}[a.model]
+    if a.family is None:
+        a.family = families[0]
+    elif a.family not in families:
+        p.error(f"--family {a.family} does not apply to the {a.model} model; use one of: {', '.join(families)}")
     if a.sims < 10:
         p.error("--sims must be >= 10 for a meaningful uniformity test")
     if a.chains < 2 or a.draws * a.chains < 99:
@@ -65,7 +73,7 @@ def main(argv=None) -> int:
         eta = elapsed / done * (total - done)
         print(f"\rcalibration fits {done}/{total}, {elapsed:.0f} s elapsed, ~{eta:.0f} s left", end="", file=sys.stderr, flush=True)
 
-    res = calibration.run_sbc(study, priors, args.family, args.sims, args.seed, args.draws, args.tune, args.chains, args.workers, progress=progress)
+    res = calibration.run_sbc(study, priors, args.family, args.sims, args.seed, args.draws, args.tune, args.chains, args.workers, progress=progress, model=args.model)
     print(file=sys.stderr)
     table = calibration.uniformity(res, args.alpha)
     failed_fits = int(((res.fits["divergences"] > 0) | (res.fits["max_rhat"] > 1.01)).sum())

@@ -21,7 +21,6 @@ from models.cohort import (
     claim_design,
     claim_rule,
     cohort_log_levels,
-    group_test_statistic,
     modelled_associations,
     regression_estimate,
     residual_deviates,
@@ -377,48 +376,6 @@ def test_claim_rule_tolerance_reaching_minus_100(write_study, base):
     st = load_study(variant(write_study, base, {"assumptions.age_claim_tolerance.value": 95}))
     with pytest.raises(ValueError, match="reaches -100%"):
         claim_rule(st, st.associations["age"], 71)
-
-
-# --- 5. group test statistics -------------------------------------------------------------
-@pytest.fixture(scope="module")
-def two_samples():
-    rng = np.random.default_rng(11)
-    a = np.exp(rng.normal(6.7, 0.2, size=(5, 29)))
-    b = np.exp(rng.normal(5.4, 0.45, size=(5, 45)))
-    return a, b
-
-
-@pytest.mark.parametrize("test, equal_var", [("welch_t", False), ("student_t", True)])
-def test_t_statistics_match_scipy(two_samples, test, equal_var):
-    a, b = two_samples
-    got = group_test_statistic(np, a, b, 29, 45, test)
-    want = stats.ttest_ind(a, b, axis=-1, equal_var=equal_var).statistic
-    np.testing.assert_allclose(got, want, rtol=1e-10)
-    np.testing.assert_allclose(group_test_statistic(np, b, a, 45, 29, test), -want, rtol=1e-10)
-
-
-def test_mann_whitney_smoothed_matches_exact():
-    rng = np.random.default_rng(5)
-    a = np.exp(rng.normal(0.3, 1.0, size=(8, 29)))  # overlapping, so U is not at its extreme
-    b = np.exp(rng.normal(0.0, 1.0, size=(8, 45)))
-    with np.errstate(over="ignore"):  # exp(-d) overflows to inf for far-apart pairs: a 0 contribution
-        got = group_test_statistic(np, a, b, 29, 45, "mann_whitney", smooth=0.001)
-    u = stats.mannwhitneyu(a, b, axis=-1).statistic  # U of the first sample
-    z = (u - 29 * 45 / 2) / math.sqrt(29 * 45 * (29 + 45 + 1) / 12)
-    assert np.max(np.abs(got - z)) < 0.05
-    assert np.std(z) > 0.3  # the comparison is not between constants
-
-
-def test_group_tests_orientation(two_samples):
-    a, b = two_samples  # a clearly higher
-    for test in ("welch_t", "student_t", "mann_whitney"):
-        assert np.all(group_test_statistic(np, a, b, 29, 45, test) > 3)
-        assert np.all(group_test_statistic(np, b, a, 45, 29, test) < -3)
-
-
-def test_group_test_unknown():
-    with pytest.raises(ValueError, match="unknown group test 'ranksum'"):
-        group_test_statistic(np, np.ones((1, 3)), np.ones((1, 3)), 3, 3, "ranksum")
 
 
 # --- 6. cohort log levels --------------------------------------------------------------------
