@@ -35,13 +35,16 @@ class SbcResult:
 
 
 def parameter_names(model: pm.Model) -> list[tuple[str, str, int | None]]:
-    """Scalar top-level parameters as (label, variable, index) for every free variable."""
+    """Scalar top-level parameters as (label, variable, flat index) for every free variable
+    (a matrix such as ``effect_z[group, covariate]`` gives one entry per element)."""
+    import itertools
+
     out = []
     for rv in model.free_RVs:
         dims = model.named_vars_to_dims.get(rv.name, ())
         if dims:
-            for i, c in enumerate(model.coords[dims[0]]):
-                out.append((f"{rv.name}[{c}]", rv.name, i))
+            for i, combo in enumerate(itertools.product(*(model.coords[d] for d in dims))):
+                out.append((f"{rv.name}[{', '.join(map(str, combo))}]", rv.name, i))
         else:
             out.append((rv.name, rv.name, None))
     return out
@@ -245,7 +248,7 @@ def _fit_chunk(setup: dict, tasks: list[dict]) -> tuple[list[dict], list[dict]]:
         keep = np.linspace(0, total - 1, N_RANK_DRAWS).round().astype(int)
         for label, var, idx in params:
             x = post[var].values.reshape(total, -1)[:, idx if idx is not None else 0]
-            true = float(task["truth"][var][idx] if idx is not None else task["truth"][var])
+            true = float(np.ravel(task["truth"][var])[idx] if idx is not None else task["truth"][var])
             lo50, hi50, lo90, hi90 = np.quantile(x, [0.25, 0.75, 0.05, 0.95])
             rank_rows.append(
                 {

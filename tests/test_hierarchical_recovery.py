@@ -81,3 +81,16 @@ def test_recovers_age_and_sex_effects(model):
     for j, c in enumerate(COVARIATES):
         lo, hi = hdi[j]
         assert lo <= TRUE_EFFECT[c] <= hi, (c, lo, TRUE_EFFECT[c], hi)
+
+
+def test_calibration_parameters_cover_every_element(model):
+    """SBC ranks every scalar of every free variable, matrices included (a 2-D effect_z
+    once stopped the hierarchical calibration with a TypeError)."""
+    from models.calibration import parameter_names
+
+    params = parameter_names(model)
+    assert len(params) == sum(int(np.prod(model.initial_point()[v.name].shape)) for v in model.value_vars)
+    labels = [p[0] for p in params]
+    assert "effect_z[ms, female]" in labels and "log_sigma[control]" in labels and "intercept" in labels
+    label, var, idx = params[labels.index("effect_z[ms, female]")]
+    assert var == "effect_z" and idx == 2  # row-major over (group, pooled_covariate)
