@@ -84,6 +84,13 @@ def quantile_log(xp, m, s, p: float, steps: int = NEWTON_STEPS):
     return step(y, m, s)
 
 
+def mixture_mean_cv2(xp, m, s):
+    """Log of the mean and squared CV of the equal-weight mixture of ``lognormal(m_i, s_i)``
+    (the squared CV is the variance in units of the squared mean)."""
+    log_mu = xp.log(xp.exp(m + 0.5 * s**2).mean())
+    return log_mu, xp.exp(2.0 * (m - log_mu) + 2.0 * s**2).mean() - 1.0
+
+
 def statistic_moments(xp, m, s, n: int, names):
     """Approximate mean vector and covariance of the log of reported sample statistics.
 
@@ -112,14 +119,13 @@ def statistic_moments(xp, m, s, n: int, names):
         )
     stack = (lambda v: np.stack(v)) if xp is np else xp.stack
     # work in units of the population mean (Y = X / mu) so central moments do not cancel
-    log_mu = xp.log(xp.exp(m + 0.5 * s**2).mean())
+    log_mu, var = mixture_mean_cv2(xp, m, s)
     mc = m - log_mu
 
     def raw(k):
         return xp.exp(k * mc + 0.5 * k**2 * s**2).mean()
 
-    e2, e3, e4 = raw(2), raw(3), raw(4)
-    var = e2 - 1.0
+    e2, e3, e4 = var + 1.0, raw(3), raw(4)
     sd = xp.sqrt(var)
     mu3 = e3 - 3.0 * e2 + 2.0
     mu4 = e4 - 4.0 * e3 + 6.0 * e2 - 3.0
@@ -267,8 +273,7 @@ def corrected_moments(xp, correction: FiniteSampleCorrection, m, s, n: int, name
     from .likelihood import _spline_eval
 
     mu, cov = statistic_moments(xp, m, s, n, names)
-    log_mu = xp.log(xp.exp(m + 0.5 * s**2).mean())
-    log_cv = 0.5 * xp.log(xp.exp(2.0 * (m - log_mu) + 2.0 * s**2).mean() - 1.0)
+    log_cv = 0.5 * xp.log(mixture_mean_cv2(xp, m, s)[1])
     delta = _spline_eval(xp, correction.delta_coef, correction.grid, log_cv)
     weight = _spline_eval(xp, correction.weight_coef, correction.grid, log_cv).reshape((correction.k, correction.k))
     weight = 0.5 * (weight + weight.T)

@@ -43,7 +43,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from .asymptotic import SUPPORTED, build_correction, corrected_moments, ndtr, residual_nodes
+from .asymptotic import SUPPORTED, build_correction, corrected_moments, mixture_mean_cv2, ndtr, residual_nodes
 from .cohort import Design, build_design, claim_design, modelled_associations
 from .group import ROUNDING_FLOOR, moment_estimates, rounding_width
 from .likelihood import mvn_logp, rounding_variance_log
@@ -145,8 +145,8 @@ def log_ndtr(z):
 
 
 def event_log_prob(kind: str, bounds, lcdf):
-    """Log probability of a claim's event for an estimate whose log CDF is ``lcdf(x)``
-    (``lcdf_upper(x) = log P(E > x)`` is ``lcdf`` of the mirrored estimate).
+    """Log probability of a claim's event for an estimate ``E``, given ``lcdf = (lower,
+    upper)`` with ``lower(x) = log P(E < x)`` and ``upper(x) = log P(E > x)``.
 
     ``kind``: ``interval`` (lo < E < hi), ``below`` (E < lo), ``above`` (E > lo), ``beyond``
     (|E| > lo).
@@ -238,8 +238,9 @@ def group_test_log_prob(cc, comps_a, comps_b, na: int, nb: int):
     """
     (ma, sa), (mb, sb) = comps_a, comps_b
     if cc["test"] in ("welch_t", "student_t"):
-        mua, mub = pt.exp(ma + 0.5 * sa**2).mean(), pt.exp(mb + 0.5 * sb**2).mean()
-        va, vb = pt.exp(2 * ma + 2 * sa**2).mean() - mua**2, pt.exp(2 * mb + 2 * sb**2).mean() - mub**2
+        (la, cva), (lb, cvb) = mixture_mean_cv2(pt, ma, sa), mixture_mean_cv2(pt, mb, sb)
+        mua, mub = pt.exp(la), pt.exp(lb)
+        va, vb = cva * mua**2, cvb * mub**2
         se_w = pt.sqrt(va / na + vb / nb)
         if cc["test"] == "welch_t":
             mean, sd = (mua - mub) / se_w, 1.0
