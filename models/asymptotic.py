@@ -39,10 +39,12 @@ SQRT2 = math.sqrt(2.0)
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 #: Statistics with a large-sample normal distribution; sample extremes have none.
 SUPPORTED = ("mean", "sd", *QUANTILE_P)
-#: Newton steps for a population quantile.  From the moment-matched normal start the
-#: log-scale mixture CDF converges to 1e-12 in at most 5 steps in the tests; 8 leaves margin
-#: and keeps the graph small.
-NEWTON_STEPS = 8
+#: Newton steps for a population quantile.  With each step clipped to half the mixture's
+#: log-scale SD, 6 steps reach 1e-10 (in units of the component scale) from the
+#: moment-matched normal start even for bimodal mixtures whose location spread is 8 times
+#: the component scale (measured on 200 random mixtures each); the former 1-log-unit clip
+#: cycled there without converging.
+NEWTON_STEPS = 6
 
 
 def ndtr(xp, z):
@@ -56,20 +58,43 @@ def npdf(xp, z):
     return xp.exp(-0.5 * z**2 - LOG_SQRT_2PI)
 
 
-def quantile_log(xp, m, s, p: float, steps: int = NEWTON_STEPS):
-    """Log of the ``p`` quantile of the equal-weight mixture of ``lognormal(m_i, s_i)``.
+def _wmean(f, w):
+    """Mean over the last axis, weighted by ``w`` (weights summing to 1; ``None``: equal)."""
+    return f.mean(axis=-1) if w is None else (w * f).sum(axis=-1)
 
-    Newton's method on ``G(y) = mean_i Phi((y - m_i)/s_i) - p``, started at the quantile of
-    the normal with the mixture's log-scale mean and variance; each step is clipped to one
+
+def quantile_log(xp, m, s, p, steps: int = NEWTON_STEPS, w=None):
+    """Log of the ``p`` quantile(s) of the weighted mixture of ``lognormal(m_i, s_i)``.
+
+    Newton's method on ``G(y) = sum_i w_i Phi((y - m_i)/s_i) - p``, started at the quantile
+    of the normal with the mixture's log-scale mean and variance; each step is clipped to one
     log unit so a flat start cannot throw it far.  In a graph the iterations carry no
     gradient: one more Newton step from the converged root gives the implicit-function
     derivative ``-dG/dtheta / G'`` exactly, with a fraction of the graph.
+
+    Parameters
+    ----------
+    m, s : array (..., M)
+        Component locations and scales (leading axes: independent mixtures, e.g. groups).
+    p : float or array (Q,)
+        Probabilities.
+    w : array (..., M), optional
+        Component weights summing to 1 (zero for padding); default equal weights.
+
+    Returns
+    -------
+    array (...) for a scalar ``p``, else (..., Q).
     """
     from scipy.stats import norm
 
+    scalar = np.ndim(p) == 0
+    p = np.atleast_1d(np.asarray(p, dtype=float))
+    wq = None if w is None else w[..., None, :]
+
     def step(y, m, s):
-        z = (y - m) / s
-        return y - xp.clip((ndtr(xp, z).mean() - p) / (npdf(xp, z) / s).mean(), -1.0, 1.0)
+        z = (y[..., :, None] - m[..., None, :]) / s[..., None, :]
+        g = _wmean(ndtr(xp, z), wq) - p
+        return y - xp.clip(g / _wmean(npdf(xp, z) / s[..., None, :], wq), -half_sd, half_sd)
 
     if xp is np:
         m0, s0 = m, s
@@ -77,39 +102,51 @@ def quantile_log(xp, m, s, p: float, steps: int = NEWTON_STEPS):
         from pytensor.gradient import disconnected_grad
 
         m0, s0 = disconnected_grad(m), disconnected_grad(s)
-    mean = m0.mean()
-    y = mean + float(norm.ppf(p)) * xp.sqrt(((m0 - mean) ** 2).mean() + (s0**2).mean())
+    mean = _wmean(m0, w)
+    sd = xp.sqrt(_wmean((m0 - mean[..., None]) ** 2 + s0**2, w))[..., None]
+    half_sd = 0.5 * sd
+    y = mean[..., None] + norm.ppf(p) * sd
     for _ in range(steps - 1):
         y = step(y, m0, s0)
-    return step(y, m, s)
+    y = step(y, m, s)
+    return y[..., 0] if scalar else y
 
 
-def mixture_mean_cv2(xp, m, s):
-    """Log of the mean and squared CV of the equal-weight mixture of ``lognormal(m_i, s_i)``
-    (the squared CV is the variance in units of the squared mean)."""
-    log_mu = xp.log(xp.exp(m + 0.5 * s**2).mean())
-    return log_mu, xp.exp(2.0 * (m - log_mu) + 2.0 * s**2).mean() - 1.0
+def mixture_mean_cv2(xp, m, s, w=None):
+    """Log of the mean and squared CV of the weighted mixture of ``lognormal(m_i, s_i)``
+    over the last axis (the squared CV is the variance in units of the squared mean)."""
+    log_mu = xp.log(_wmean(xp.exp(m + 0.5 * s**2), w))
+    return log_mu, _wmean(xp.exp(2.0 * (m - log_mu[..., None]) + 2.0 * s**2), w) - 1.0
 
 
-def statistic_moments(xp, m, s, n: int, names):
+def statistic_moments(xp, m, s, n, names, w=None):
     """Approximate mean vector and covariance of the log of reported sample statistics.
+
+    Every statistic's influence function is a combination of the functions
+    ``phi = (1, Y, Y^2, 1{Y <= q_1}, ..., 1{Y <= q_Q})`` (``Y``: a level in units of the
+    population mean; mean ``Y - 1``; SD ``((Y - 1)^2 - var) / (2 sd)``; quantile ``p``
+    ``(p - 1{Y <= q_p}) / f(q_p)``), so their joint covariance is ``A E[phi phi'] A'`` with
+    a coefficient matrix ``A`` and the Gram matrix of ``phi``, whose entries are raw and
+    partial moments of the lognormal components.  All of it is vectorised over leading axes.
 
     Parameters
     ----------
     xp : module
         ``numpy`` or ``pytensor.tensor``.
-    m, s : array (M,)
-        Log-scale locations and scales of the mixture components (equal weights).
-    n : int
-        Sample size of the group.
+    m, s : array (..., M)
+        Log-scale locations and scales of the mixture components.
+    n : int or array (...)
+        Sample size(s).
     names : sequence of str
         Statistics among :data:`SUPPORTED`, in the order of the result.
+    w : array (..., M), optional
+        Component weights summing to 1 (zero for padding); default equal weights.
 
     Returns
     -------
-    mu : array (k,)
+    mu : array (..., k)
         Approximate ``E log(statistic)``.
-    cov : array (k, k)
+    cov : array (..., k, k)
         Approximate covariance of the log statistics.
     """
     unknown = [s_ for s_ in names if s_ not in SUPPORTED]
@@ -117,72 +154,70 @@ def statistic_moments(xp, m, s, n: int, names):
         raise ValueError(
             f"statistic(s) {', '.join(unknown)} have no large-sample normal distribution; the covariate model uses {', '.join(SUPPORTED)}"
         )
-    stack = (lambda v: np.stack(v)) if xp is np else xp.stack
+    stack = np.stack if xp is np else xp.stack
+    k = len(names)
+    n = np.asarray(n, dtype=float)
     # work in units of the population mean (Y = X / mu) so central moments do not cancel
-    log_mu, var = mixture_mean_cv2(xp, m, s)
-    mc = m - log_mu
+    log_mu, var = mixture_mean_cv2(xp, m, s, w)
+    mc = m - log_mu[..., None]
 
-    def raw(k):
-        return xp.exp(k * mc + 0.5 * k**2 * s**2).mean()
+    def raw(j, z=None):
+        """``E[Y^j]``, or with ``z`` the partial moments ``E[Y^j 1{Y <= q}]`` (..., Q)."""
+        term = xp.exp(j * mc + 0.5 * j**2 * s**2)
+        if z is None:
+            return _wmean(term, w)
+        return _wmean(term[..., None, :] * ndtr(xp, z - j * s[..., None, :]), None if w is None else w[..., None, :])
 
     e2, e3, e4 = var + 1.0, raw(3), raw(4)
+    one = xp.ones_like(var)
     sd = xp.sqrt(var)
-    mu3 = e3 - 3.0 * e2 + 2.0
     mu4 = e4 - 4.0 * e3 + 6.0 * e2 - 3.0
     kurt = mu4 / var**2
-    # value (in Y units), influence-function pieces per statistic
-    value, log_value = {}, {}
-    quant = {}
-    for name in names:
-        if name in QUANTILE_P:
-            p = QUANTILE_P[name]
-            y = quantile_log(xp, m, s, p)
-            z = (y - m) / s
-            dens_log = (npdf(xp, z) / s).mean()  # density of log X at y
-            q = xp.exp(y - log_mu)
-            f = dens_log / q  # density of Y at q
-            pm1 = (xp.exp(mc + 0.5 * s**2) * ndtr(xp, z - s)).mean()
-            pm2 = (xp.exp(2.0 * mc + 2.0 * s**2) * ndtr(xp, z - 2.0 * s)).mean()
-            quant[name] = (p, f, pm1, pm2)
-            value[name], log_value[name] = q, y - log_mu
-        elif name == "mean":
-            value[name], log_value[name] = 1.0, 0.0
+    quantiles = [x for x in names if x in QUANTILE_P]
+    Q = len(quantiles)
+    p = np.array([QUANTILE_P[x] for x in quantiles])
+    rows = [[one, one, e2], [one, e2, e3], [e2, e3, e4]]
+    gram = stack([stack(r, axis=-1) for r in rows], axis=-2)
+    if Q:
+        y = quantile_log(xp, m, s, p, w=w)  # (..., Q)
+        z = (y[..., :, None] - m[..., None, :]) / s[..., None, :]
+        dens_log = _wmean(npdf(xp, z) / s[..., None, :], None if w is None else w[..., None, :])
+        f = dens_log / xp.exp(y - log_mu[..., None])  # density of Y at its quantiles
+        right = stack([p * one[..., None], raw(1, z), raw(2, z)], axis=-2)  # (..., 3, Q)
+        corner = np.minimum.outer(p, p) * one[..., None, None]
+        gram = xp.concatenate(
+            [xp.concatenate([gram, right], axis=-1), xp.concatenate([xp.swapaxes(right, -1, -2), corner], axis=-1)], axis=-2
+        )
+    # coefficient rows: a constant pattern scaled per statistic, the SD row with -var at 1
+    pattern, minus_var = np.zeros((k, 3 + Q)), np.zeros((k, 3 + Q))
+    scale, log_value = [], []
+    for i, name in enumerate(names):
+        if name == "mean":
+            pattern[i, :2] = (-1.0, 1.0)
+            scale.append(one)
+            log_value.append(0.0 * one)
+        elif name == "sd":
+            pattern[i, :3] = (1.0, -2.0, 1.0)
+            minus_var[i, 0] = 1.0
+            scale.append(0.5 / sd)
+            log_value.append(0.5 * xp.log(var))
         else:
-            value[name], log_value[name] = sd, 0.5 * xp.log(var)
-
-    def cov_y(a, b):
-        """n * Cov of statistics a and b (Y units)."""
-        kinds = (a if a in ("mean", "sd") else "q", b if b in ("mean", "sd") else "q")
-        if kinds == ("mean", "mean"):
-            return var
-        if kinds == ("sd", "sd"):
-            return (mu4 - var**2) / (4.0 * var)
-        if set(kinds) == {"mean", "sd"}:
-            return mu3 / (2.0 * sd)
-        if kinds == ("q", "q"):
-            (p1, f1, *_), (p2, f2, *_) = quant[a], quant[b]
-            return (min(p1, p2) - p1 * p2) / (f1 * f2)
-        qn, other = (a, b) if kinds[0] == "q" else (b, a)
-        p, f, pm1, pm2 = quant[qn]
-        if other == "mean":
-            return -(pm1 - p) / f
-        return -(pm2 - 2.0 * pm1 + p - var * p) / (2.0 * sd * f)
-
-    k = len(names)
-    cov = [[None] * k for _ in range(k)]
-    for i, a in enumerate(names):
-        for j in range(i, k):
-            b = names[j]
-            cov[i][j] = cov[j][i] = cov_y(a, b) / (n * value[a] * value[b])
-    mean = []
-    for i, a in enumerate(names):
-        lv = log_value[a]
-        if a == "sd":
-            # E s = sigma (1 - (kurtosis - 1) / (8 n)) to first order (E s^2 = sigma^2),
-            # written as an exponential so that it stays positive at any kurtosis
-            lv = lv - (kurt - 1.0) / (8.0 * n)
-        mean.append(log_mu + lv - 0.5 * cov[i][i])
-    return stack(mean), stack([stack(row) for row in cov])
+            j = quantiles.index(name)
+            pattern[i, 0], pattern[i, 3 + j] = p[j], -1.0
+            scale.append(1.0 / f[..., j])
+            log_value.append(y[..., j] - log_mu)
+    A = (pattern - var[..., None, None] * minus_var) * stack(scale, axis=-1)[..., :, None]
+    AG = (A[..., :, :, None] * gram[..., None, :, :]).sum(axis=-2)
+    cov_y = (AG[..., :, None, :] * A[..., None, :, :]).sum(axis=-1)  # n * Cov, Y units
+    log_value = stack(log_value, axis=-1)
+    value = xp.exp(log_value)
+    cov = cov_y / (n[..., None, None] * value[..., :, None] * value[..., None, :])
+    is_sd = np.array([x == "sd" for x in names], dtype=float)
+    # E s = sigma (1 - (kurtosis - 1) / (8 n)) to first order (E s^2 = sigma^2), written as
+    # an exponential so that it stays positive at any kurtosis; the -var/2 makes
+    # E exp(log stat) the statistic's expectation
+    mean = log_mu[..., None] + log_value - 0.5 * (cov * np.eye(k)).sum(axis=-1) - is_sd * ((kurt - 1.0) / (8.0 * n))[..., None]
+    return mean, cov
 
 
 def residual_nodes(df: float | None, k: int = 8) -> np.ndarray:
@@ -263,19 +298,52 @@ def build_correction(nodes: np.ndarray, n: int, names, reps: int = 2000, seed: i
     return FiniteSampleCorrection(np.asarray(grid), d.c, w.c, k)
 
 
-def corrected_moments(xp, correction: FiniteSampleCorrection, m, s, n: int, names):
-    """:func:`statistic_moments` corrected to finite samples with ``correction``.
+def stack_corrections(corrections) -> FiniteSampleCorrection:
+    """Stack the tables of several groups (same grid and statistics) on a leading axis, for
+    :func:`corrected_moments` on batched components."""
+    first = corrections[0]
+    if any(c.k != first.k or not np.array_equal(c.grid, first.grid) for c in corrections):
+        raise ValueError("corrections to stack need the same grid and statistics")
+    return FiniteSampleCorrection(
+        first.grid, np.stack([c.delta_coef for c in corrections]), np.stack([c.weight_coef for c in corrections]), first.k
+    )
+
+
+def _spline(xp, coef, grid, x):
+    """Cubic spline with coefficients ``coef`` (..., 4, m - 1, K) (SciPy's ``c`` layout,
+    stacked on leading axes) at ``x`` (...); returns (..., K).  The interval of each batch
+    element is gathered from a flattened table with one integer index (a fast take, whose
+    gradient is never needed: the tables are constants)."""
+    h = grid[1] - grid[0]
+    nint = len(grid) - 1
+    batch = coef.shape[:-3]
+    size = int(np.prod(batch, dtype=int))
+    flat = np.moveaxis(coef, -3, -2).reshape((size * nint, 4, coef.shape[-1]))
+    xc = xp.clip(x, grid[0], grid[-1]).reshape((size,))
+    if xp is np:
+        idx = np.clip(np.floor((xc - grid[0]) / h).astype(int), 0, nint - 1)
+    else:
+        idx = xp.clip(xp.floor((xc - grid[0]) / h).astype("int64"), 0, nint - 1)
+        flat = xp.as_tensor(flat)
+    c = flat[idx + nint * np.arange(size)]  # (size, 4, K)
+    t = (xc - (grid[0] + idx * h))[:, None]
+    out = ((c[:, 0] * t + c[:, 1]) * t + c[:, 2]) * t + c[:, 3]
+    return out.reshape((*batch, coef.shape[-1]))
+
+
+def corrected_moments(xp, correction: FiniteSampleCorrection, m, s, n, names, w=None):
+    """:func:`statistic_moments` corrected to finite samples with ``correction`` (one table,
+    or tables stacked with :func:`stack_corrections` along the leading axis of ``m``).
 
     Returns
     -------
-    mu : array (k,); cov : array (k, k)
+    mu : array (..., k); cov : array (..., k, k)
     """
-    from .likelihood import _spline_eval
-
-    mu, cov = statistic_moments(xp, m, s, n, names)
-    log_cv = 0.5 * xp.log(mixture_mean_cv2(xp, m, s)[1])
-    delta = _spline_eval(xp, correction.delta_coef, correction.grid, log_cv)
-    weight = _spline_eval(xp, correction.weight_coef, correction.grid, log_cv).reshape((correction.k, correction.k))
-    weight = 0.5 * (weight + weight.T)
-    sd = xp.sqrt(xp.diagonal(cov) if xp is not np else np.diag(cov))
-    return mu + delta, weight * sd[:, None] * sd[None, :]
+    mu, cov = statistic_moments(xp, m, s, n, names, w)
+    log_cv = 0.5 * xp.log(mixture_mean_cv2(xp, m, s, w)[1])
+    k = correction.k
+    delta = _spline(xp, correction.delta_coef, correction.grid, log_cv)
+    weight = _spline(xp, correction.weight_coef, correction.grid, log_cv).reshape((*correction.weight_coef.shape[:-3], k, k))
+    weight = 0.5 * (weight + xp.swapaxes(weight, -1, -2))
+    sd = xp.sqrt((cov * np.eye(k)).sum(axis=-1))
+    return mu + delta, weight * sd[..., :, None] * sd[..., None, :]

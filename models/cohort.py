@@ -72,6 +72,30 @@ class Design:
     def n(self) -> int:
         return self.x.shape[1]
 
+    @property
+    def n_max(self) -> int:
+        """Size of the largest group: the padded layout's subjects per group."""
+        return max(s.stop - s.start for s in self.slices.values())
+
+    @property
+    def padded_position(self) -> np.ndarray:
+        """(N,) position of each subject in the flattened padded layout (group-major,
+        ``n_max`` slots per group)."""
+        out = np.empty(self.n, dtype=int)
+        for k, g in enumerate(self.groups):
+            sl = self.slices[g]
+            out[sl] = k * self.n_max + np.arange(sl.stop - sl.start)
+        return out
+
+    def padded(self, arr: np.ndarray) -> np.ndarray:
+        """Rearrange ``(reps, N, ...)`` per-subject values into ``(G, reps, n_max, ...)``,
+        zeros in the padding, so that every group is one slice of a batched array."""
+        out = np.zeros((len(self.groups), arr.shape[0], self.n_max) + arr.shape[2:])
+        for k, g in enumerate(self.groups):
+            sl = self.slices[g]
+            out[k, :, : sl.stop - sl.start] = arr[:, sl]
+        return out
+
 
 def _exact_indicator(u: np.ndarray, count: int) -> np.ndarray:
     """Exactly ``count`` ones per row: the subjects with the smallest uniforms."""
@@ -294,6 +318,55 @@ def claim_design(study: Study, design: Design, name: str, assoc: Association) ->
     kind, statistic, bounds = claim_rule(study, assoc, df)
     leverage = np.einsum("rmi,rim->rm", X, P)
     return ClaimDesign(name, c, subjects, index, X, P, inv[:, -1, -1], leverage, df, kind, statistic, bounds)
+
+
+#: Event kinds of a claim, in the order of :func:`stack_claims`'s ``kind`` one-hot columns.
+CLAIM_KINDS = ("interval", "below", "above", "beyond")
+
+
+def stack_claims(design: Design, claims) -> dict:
+    """The claim designs of several association claims as batched arrays over the padded
+    subject layout (:meth:`Design.padded`), so their estimates are a few vector operations.
+
+    Regressor columns are padded at the front (the covariate stays last) and subjects
+    outside a claim get zero rows, so padding changes no estimate.
+
+    Returns
+    -------
+    dict
+        ``X`` (A, R, S, p), ``P`` (A, R, p, S), ``v`` (A, R), ``leverage`` (A, R, S),
+        ``mask`` (A, S), ``bounds`` (A, 2) (upper end; a dummy one above ``lo`` for one-sided
+        kinds), ``df`` (A,), ``kind`` (A, 4) one-hot over :data:`CLAIM_KINDS`, ``t`` (A,) 1 for
+        a t statistic; ``S = G * n_max``.
+    """
+    claims = list(claims)
+    A, R, S = len(claims), design.reps, len(design.groups) * design.n_max
+    p = max(cd.X.shape[-1] for cd in claims)
+    pos = design.padded_position
+    out = {
+        "X": np.zeros((A, R, S, p)),
+        "P": np.zeros((A, R, p, S)),
+        "v": np.zeros((A, R)),
+        "leverage": np.zeros((A, R, S)),
+        "mask": np.zeros((A, S)),
+        "bounds": np.zeros((A, 2)),
+        "df": np.zeros(A),
+        "kind": np.zeros((A, len(CLAIM_KINDS))),
+        "t": np.zeros(A),
+    }
+    for a, cd in enumerate(claims):
+        cols, where = cd.X.shape[-1], pos[cd.index]
+        out["X"][a][:, where, p - cols :] = cd.X
+        out["P"][a][:, p - cols :, where] = cd.P
+        out["v"][a] = cd.v
+        out["leverage"][a][:, where] = cd.leverage
+        out["mask"][a, where] = 1.0
+        lo = cd.bounds[0]
+        out["bounds"][a] = (lo, cd.bounds[-1] if cd.kind == "interval" else lo + 1.0)
+        out["df"][a] = cd.df
+        out["kind"][a, CLAIM_KINDS.index(cd.kind)] = 1.0
+        out["t"][a] = cd.statistic == "t"
+    return out
 
 
 def regression_estimate(xp, y, X, P, v, df: int):

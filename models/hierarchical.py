@@ -43,8 +43,8 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from .asymptotic import SUPPORTED, build_correction, corrected_moments, mixture_mean_cv2, ndtr, residual_nodes
-from .cohort import Design, build_design, claim_design, modelled_associations
+from .asymptotic import SUPPORTED, build_correction, corrected_moments, mixture_mean_cv2, ndtr, residual_nodes, stack_corrections
+from .cohort import Design, build_design, claim_design, modelled_associations, stack_claims
 from .group import ROUNDING_FLOOR, moment_estimates, rounding_width
 from .likelihood import mvn_logp, rounding_variance_log
 from .priors import PriorError, prior_variable
@@ -68,8 +68,9 @@ _REDUNDANT = {"ratio_of_means": "mean", "ratio_of_medians": "median"}
 #: probabilities turn sharp: at 0.8 a 2 x 600 run had 29 divergences there.
 TARGET_ACCEPT = 0.95
 #: Design cohorts used for a rank test's P(X_a > X_b): it compares every pair of components,
-#: (TEST_REPS n_a) x (TEST_REPS n_b) of them.
-TEST_REPS = 2
+#: (TEST_REPS n_a) x (TEST_REPS n_b) of them.  One is enough: the p-value claims of such
+#: studies sit far in the tail, and the pairs were the most expensive operation of the graph.
+TEST_REPS = 1
 
 
 def resolve_priors(study: Study, priors: dict, design: Design) -> dict:
@@ -154,12 +155,7 @@ def event_log_prob(kind: str, bounds, lcdf):
     lower, upper = lcdf
     lo, hi = bounds[0], bounds[-1]
     if kind == "interval":
-        # the difference of the two tail probabilities on the side where they are small
-        # (the lower tails when the estimate is centred above the interval), so that it
-        # does not cancel to 0 far from the interval
-        with_lower = _logdiffexp(lower(hi), lower(lo))
-        with_upper = _logdiffexp(upper(lo), upper(hi))
-        return pt.switch(lower(0.5 * (lo + hi)) < math.log(0.5), with_lower, with_upper)
+        return _interval_log_prob(lower(lo), lower(hi), upper(lo), upper(hi), lower(0.5 * (lo + hi)))
     if kind == "below":
         return lower(lo)
     if kind == "above":
@@ -169,11 +165,34 @@ def event_log_prob(kind: str, bounds, lcdf):
     raise ValueError(kind)
 
 
+def _interval_log_prob(lower_lo, lower_hi, upper_lo, upper_hi, lower_mid):
+    """``log P(lo < E < hi)`` as the difference of the two tail probabilities on the side
+    where they are small (the lower tails when the estimate is centred above the interval),
+    so that it does not cancel to 0 far from the interval."""
+    with_lower = _logdiffexp(lower_hi, lower_lo)
+    with_upper = _logdiffexp(upper_lo, upper_hi)
+    return pt.switch(lower_mid < math.log(0.5), with_lower, with_upper)
+
+
+def _log1mexp(x):
+    """``log(1 - exp(x))`` for ``x < 0``, with finite gradients even at ``x = 0``.
+
+    In JAX ``log1mexp`` is a ``where`` of two formulas, and both are differentiated: near 0
+    the unused ``log1p(-exp(x))`` has an infinite derivative, and 0 times infinity made every
+    gradient of the claims NaN (two of four chains stuck at their initial point).  Capping
+    ``x`` at -1e-12 keeps that derivative finite (about -1e12); the price is a floor of
+    ``log(1e-12) = -27.6`` on the log of a probability difference that cancels completely,
+    e.g. a claim observed not to hold whose model probability of holding is above
+    ``1 - 1e-12``.  (A hand-written two-sided version is rewritten back into ``log1mexp``
+    by PyTensor.)"""
+    return pt.log1mexp(pt.minimum(x, -1e-12))
+
+
 def _logdiffexp(a, b):
     """``log(exp(a) - exp(b))`` for ``a > b``, finite (with finite gradients) even when the
     two cancel in floating point: both branches of a ``switch`` are differentiated, and an
     infinite gradient times 0 would be NaN."""
-    return a + pt.log1mexp(pt.minimum(b - a, -1e-30))
+    return a + _log1mexp(b - a)
 
 
 def _claim_logp(value, lp):
@@ -181,64 +200,82 @@ def _claim_logp(value, lp):
     ``lp`` (one per design cohort) that it holds; the cohorts are averaged."""
     r = lp.shape[0]
     held = pm.math.logsumexp(lp) - pt.log(r)
-    return pt.switch(value > 0.5, held, pt.log1mexp(pt.minimum(held, -1e-30)))
+    return pt.switch(value > 0.5, held, _log1mexp(held))
 
 
-def association_log_prob(cd, data, y, var):
-    """Per design cohort, the log probability that the claim ``cd`` holds.
+def association_log_prob(claims: dict, data: dict, y, var):
+    """Per claim and design cohort, the log probability that the association claim holds.
 
-    Given the design, the claim's least-squares coefficient ``b = P y`` is normal with mean
+    Given the design, a claim's least-squares coefficient ``b = P y`` is normal with mean
     ``P m`` and variance ``sum P^2 var`` (``m``: the subjects' expected log levels, ``var``:
     their residual variances).  A t statistic ``b / se`` divides by an estimated standard
     error; with ``se^2 = v E[RSS] / df`` (lack of fit included) and ``se_hat = se sqrt(W/df)``,
     ``W ~ chi2(df)``, the event ``T < x`` is ``b - x se_hat < 0``, approximately normal with
     mean ``P m - x se (1 - 1/(4 df))`` and variance ``var_b + x^2 se^2 / (2 df)``
-    (the classical normal approximation to the noncentral t).
+    (the classical normal approximation to the noncentral t).  All claims are evaluated
+    together on the padded subject layout.
 
     Parameters
     ----------
-    cd : ClaimDesign
-        Structure of the claim (kind, statistic, df).
+    claims : dict
+        Constants of :func:`models.cohort.stack_claims` (``df``, ``kind``, ``t``).
     data : dict
-        Its arrays ``X``, ``P``, ``v``, ``leverage``, ``bounds`` as tensors (they depend on
-        assumption values).
-    y, var : tensors (R, m), (m,)
-        Expected log levels and residual variances of the claim's subjects.
+        Its arrays ``X``, ``P``, ``v``, ``leverage``, ``mask``, ``bounds`` as tensors (they
+        depend on assumption values).
+    y : tensor (R, S)
+        Expected log levels of all subjects in every design cohort.
+    var : tensor (S,)
+        Their residual variances.
+
+    Returns
+    -------
+    tensor (A, R)
     """
-    P, X = data["P"], data["X"]
-    b = (P * y[:, None, :]).sum(axis=-1)  # (R, p)
-    mean = b[:, -1]
-    var_b = (P[:, -1, :] ** 2 * var[None, :]).sum(axis=-1)
-    if cd.statistic == "coefficient":
-        a, d = 1.0, 0.0
+    P, X, mask = data["P"], data["X"], data["mask"]
+    b = (P * y[None, :, None, :]).sum(axis=-1)  # (A, R, p)
+    mean = b[..., -1]
+    var_b = (P[:, :, -1, :] ** 2 * var).sum(axis=-1)
+    if claims["t"].any():
+        df = claims["df"][:, None]
+        lack = (mask[:, None, :] * (y[None] - (X * b[:, :, None, :]).sum(axis=-1)) ** 2).sum(axis=-1)
+        rss = (mask[:, None, :] * var * (1.0 - data["leverage"])).sum(axis=-1) + lack
+        se2 = data["v"] * rss / df
+        t = claims["t"][:, None]
+        a = t * pt.sqrt(se2) * (1.0 - 1.0 / (4.0 * df)) + (1.0 - t)
+        d = t * se2 / (2.0 * df)
     else:
-        lack = ((y - (X * b[:, None, :]).sum(axis=-1)) ** 2).sum(axis=-1)
-        rss = (var[None, :] * (1.0 - data["leverage"])).sum(axis=-1) + lack
-        se2 = data["v"] * rss / cd.df
-        a, d = pt.sqrt(se2) * (1.0 - 1.0 / (4.0 * cd.df)), se2 / (2.0 * cd.df)
-
-    def lower(x):
-        return log_ndtr((x * a - mean) / pt.sqrt(var_b + x**2 * d))
-
-    def upper(x):
-        return log_ndtr((mean - x * a) / pt.sqrt(var_b + x**2 * d))
-
-    return event_log_prob(cd.kind, data["bounds"], (lower, upper))
+        a, d = 1.0, 0.0
+    lo, hi = data["bounds"][:, 0][:, None], data["bounds"][:, 1][:, None]
+    # the estimate's lower-tail scores at lo, hi, -lo and the interval's midpoint, at once
+    x = pt.stack([lo, hi, -lo, 0.5 * (lo + hi)], axis=-1)  # (A, 1, 4)
+    z = (x * a[..., None] - mean[..., None]) / pt.sqrt(var_b[..., None] + x**2 * d[..., None]) if claims["t"].any() else (
+        (x - mean[..., None]) / pt.sqrt(var_b[..., None])
+    )
+    lower, upper = log_ndtr(z), log_ndtr(-z)
+    by_kind = [
+        _interval_log_prob(lower[..., 0], lower[..., 1], upper[..., 0], upper[..., 1], lower[..., 3]),
+        lower[..., 0],
+        upper[..., 0],
+        pm.math.logaddexp(lower[..., 2], upper[..., 0]),
+    ]
+    kind = claims["kind"]
+    # each claim's own event; the others (finite, with finite gradients) get weight 0
+    return sum(kind[:, j : j + 1] * lp for j, lp in enumerate(by_kind) if kind[:, j].any())
 
 
 def group_test_log_prob(cc, comps_a, comps_b, na: int, nb: int):
     """Log probability that the declared group test's statistic satisfies a comparison claim.
 
-    ``comps_a``/``comps_b`` are ``(m, s)`` component arrays of the two groups' populations.
-    Welch/Student: the statistic is approximately normal with mean
-    ``(mu_a - mu_b) / se`` and SD 1.  Mann-Whitney: its normal score has mean
-    ``(A - 1/2) / sd0`` with ``A = P(X_a > X_b)`` (pairs of components) and
-    ``sd0^2 = (na + nb + 1) / (12 na nb)``, and SD from Hanley & McNeil's (1982) variance of
-    the area under the curve.
+    ``comps_a``/``comps_b`` are ``(m, s, w)`` component arrays of the two groups'
+    populations (locations, scales, weights summing to 1).  Welch/Student: the statistic is
+    approximately normal with mean ``(mu_a - mu_b) / se`` and SD 1.  Mann-Whitney: its
+    normal score has mean ``(A - 1/2) / sd0`` with ``A = P(X_a > X_b)`` (pairs of components)
+    and ``sd0^2 = (na + nb + 1) / (12 na nb)``, and SD from Hanley & McNeil's (1982) variance
+    of the area under the curve.
     """
-    (ma, sa), (mb, sb) = comps_a, comps_b
+    (ma, sa, wa), (mb, sb, wb) = comps_a, comps_b
     if cc["test"] in ("welch_t", "student_t"):
-        (la, cva), (lb, cvb) = mixture_mean_cv2(pt, ma, sa), mixture_mean_cv2(pt, mb, sb)
+        (la, cva), (lb, cvb) = mixture_mean_cv2(pt, ma, sa, wa), mixture_mean_cv2(pt, mb, sb, wb)
         mua, mub = pt.exp(la), pt.exp(lb)
         va, vb = cva * mua**2, cvb * mub**2
         se_w = pt.sqrt(va / na + vb / nb)
@@ -248,7 +285,7 @@ def group_test_log_prob(cc, comps_a, comps_b, na: int, nb: int):
             se = pt.sqrt(((na - 1) * va + (nb - 1) * vb) / (na + nb - 2) * (1.0 / na + 1.0 / nb))
             mean, sd = (mua - mub) / se, se_w / se
     elif cc["test"] == "mann_whitney":
-        A = ndtr(pt, (ma[:, None] - mb[None, :]) / pt.sqrt(sa[:, None] ** 2 + sb[None, :] ** 2)).mean()
+        A = (wa[:, None] * wb[None, :] * ndtr(pt, (ma[:, None] - mb[None, :]) / pt.sqrt(sa[:, None] ** 2 + sb[None, :] ** 2))).sum()
         A = pt.clip(A, 1e-12, 1.0 - 1e-12)
         q1, q2 = A / (2.0 - A), 2.0 * A**2 / (1.0 + A)
         var_a = (A * (1.0 - A) + (na - 1) * (q1 - A**2) + (nb - 1) * (q2 - A**2)) / (na * nb)
@@ -295,6 +332,19 @@ def starting_point(study: Study, design: Design, ref: float) -> dict:
         lev.append(math.log(centre / ref))
         sig.append(math.log(math.sqrt(math.log1p(cv**2))))
     return {"intercept": lev[0], "group_difference": np.array(lev[1:]) - lev[0], "log_sigma": np.array(sig)}
+
+
+def _select(v, idx: list[int], size: int, matrix: bool = False):
+    """Entries ``idx`` of a vector (or rows and columns of a matrix): a slice when they are
+    contiguous, else a product with a constant selection matrix (the gradient of an integer
+    gather runs through a slow Python operation)."""
+    if idx == list(range(idx[0], idx[0] + len(idx))):
+        sl = slice(idx[0], idx[0] + len(idx))
+        return v[sl, sl] if matrix else v[sl]
+    S = np.eye(size)[idx]
+    if matrix:
+        return (S[:, None, :, None] * v[None, None, :, :] * S[None, :, None, :]).sum(axis=(-1, -2))
+    return (S * v[None, :]).sum(axis=-1)
 
 
 def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: int = DEFAULT_REPS, seed: int = 20180302) -> pm.Model:
@@ -356,13 +406,25 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
             )
     start = starting_point(study, design, ref)
     assoc = {name: claim_design(study, design, name, a) for name, a in modelled_associations(study).items()}
-    corrections = {g: build_correction(nodes, study.n(g), list(study.reported(g)), seed=seed) for g in design.groups}
+    # one correction table per group, all for the statistics any group reports, so the
+    # groups' moments are one batched computation; each group then uses its own subset
+    names = [s for s in SUPPORTED if any(s in study.reported(g) for g in design.groups)]
+    correction = stack_corrections([build_correction(nodes, study.n(g), names, seed=seed) for g in design.groups])
+    claims = stack_claims(design, assoc.values()) if assoc else None
+    R, n_max = reps, design.n_max
+    sizes = np.array([study.n(g) for g in design.groups], dtype=float)
+    # component weights over the padded layout: equal within a group, 0 for padding
+    weights = np.zeros((G, R, n_max, len(nodes)))
+    for k, g in enumerate(design.groups):
+        weights[k, :, : study.n(g)] = 1.0 / (R * study.n(g) * len(nodes))
+    weights = weights.reshape((G, -1))
 
     with pm.Model(coords=coords) as model:
         # the design depends on assumption values (age spread, shares, ...), so it is data:
-        # scenarios that change only those reuse the compiled model (models.analysis)
-        x = pm.Data("design_x", design.x)
-        onehot = pm.Data("design_levels", design.onehot)
+        # scenarios that change only those reuse the compiled model (models.analysis); it is
+        # stored padded, (group, cohort, subject, covariate), so each group is one slice
+        x = pm.Data("design_x", design.padded(design.x))
+        onehot = pm.Data("design_levels", design.padded(design.onehot)) if design.levels else None
         intercept = prior_variable("intercept", pr["intercept"], initval=start["intercept"])
         if G > 1:
             gd = pm.Normal(
@@ -386,59 +448,59 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
             cspread = prior_variable("category_spread", pr["category_spread"])
             cz = pm.Normal("category_z", 0.0, 1.0, dims="level")
             u = pm.Deterministic("u", cspread * cz, dims="level")
-        else:
-            u = None
         log_sigma = prior_variable("log_sigma", pr["log_sigma"], dims="group", initval=start["log_sigma"])
         sigma = pm.Deterministic("sigma", pt.exp(log_sigma), dims="group")
 
-        # expected log levels (no residual) of each group's subjects in every design cohort,
-        # group by group with basic slices: gathering by a subject-to-group index made the
-        # gradient scatter back through slow advanced-indexing operations
-        m, components = {}, {}
+        # expected log levels (no residual) of every subject in every design cohort, all
+        # groups at once: (group, cohort, subject)
+        m = alpha[:, None, None] + (x * slope[:, None, None, :]).sum(axis=-1)
+        if design.levels:
+            m = m + (onehot * u).sum(axis=-1)
+        # mixture components: one per subject and residual-scale node
+        comp_m = pt.repeat(m.reshape((G, -1)), len(nodes), axis=-1) if len(nodes) > 1 else m.reshape((G, -1))
+        comp_s = pt.tile(sigma[:, None] * np.sqrt(nodes)[None, :], (1, R * n_max))
+        mu, cov = corrected_moments(pt, correction, comp_m, comp_s, sizes, names, w=weights)
+
         for k, g in enumerate(design.groups):
-            sl = design.slices[g]
-            m[g] = alpha[k] + (x[:, sl, :] * slope[k]).sum(axis=-1)
-            if u is not None:
-                m[g] = m[g] + (onehot[:, sl, :] * u).sum(axis=-1)
-            # one mixture component per subject and residual-scale node
-            components[g] = (pt.repeat(m[g].reshape((-1,)), len(nodes)), pt.tile(sigma[k] * np.sqrt(nodes), reps * study.n(g)))
+            own = [names.index(s) for s in study.reported(g)]
+            observed = np.log(np.array([study.reported(g)[s] for s in study.reported(g)]) / ref)
+            mu_g, cov_g = _select(mu[k], own, len(names)), _select(cov[k], own, len(names), matrix=True)
 
-        for g in design.groups:
-            names = list(study.reported(g))
-            k = len(names)
-            mu, cov = corrected_moments(pt, corrections[g], *components[g], study.n(g), names)
-            observed = np.log(np.array([study.reported(g)[s] for s in names]) / ref)
-
-            def logp(value, mu, cov, k=k):
+            def logp(value, mu, cov, kk=len(own)):
                 extra = rounding_variance_log(pt.exp(value) * ref, width) + ROUNDING_FLOOR
-                return mvn_logp(pt, value, mu, cov + pt.diag(extra), k=k)
+                return mvn_logp(pt, value, mu, cov + pt.diag(extra), k=kk)
 
             pm.CustomDist(
                 f"stats_{g}",
-                mu,
-                cov,
+                mu_g,
+                cov_g,
                 logp=logp,
                 signature="(s),(s,s)->(s)",
                 observed=pm.Data(f"log_stats_{g}", observed, dims=f"statistic_{g}"),
                 dims=f"statistic_{g}",
             )
 
-        variance = {g: sigma[k] ** 2 * tau for k, g in enumerate(design.groups)}
-        for name, cd in assoc.items():
-            data = {f: pm.Data(f"claim_{f}_{name}", np.asarray(getattr(cd, f), dtype=float)) for f in ("X", "P", "v", "leverage", "bounds")}
-            y = pt.concatenate([m[g] for g in cd.subjects], axis=1)
-            var = pt.concatenate([variance[g] * np.ones(study.n(g)) for g in cd.subjects])
-            lp = association_log_prob(cd, data, y, var)
-            pm.CustomDist(f"claim_{name}", lp, logp=_claim_logp, signature="(r)->()", observed=pm.Data(f"claim_holds_{name}", 1.0))
+        variance = sigma**2 * tau  # (G,)
+        if claims is not None:
+            data = {f: pm.Data(f"claims_{f}", claims[f]) for f in ("X", "P", "v", "leverage", "mask", "bounds")}
+            y = m.dimshuffle(1, 0, 2).reshape((R, G * n_max))
+            var = pt.repeat(variance, n_max)
+            lp = association_log_prob(claims, data, y, var)
+            for a, name in enumerate(assoc):
+                pm.CustomDist(f"claim_{name}", lp[a], logp=_claim_logp, signature="(r)->()", observed=pm.Data(f"claim_holds_{name}", 1.0))
 
         for cc in comparison_claims(study):
             ga, gb = cc["groups"]
+            ka, kb = design.groups.index(ga), design.groups.index(gb)
             if cc["test"] == "mann_whitney":
-                # every pair of components: two design cohorts keep it to a few thousand pairs
-                comps = {g: (m[g][:TEST_REPS].reshape((-1,)), pt.sqrt(variance[g]) * np.ones(TEST_REPS * study.n(g))) for g in (ga, gb)}
+                # every pair of components: TEST_REPS design cohorts keep it to n_a n_b pairs each
+                comps = {
+                    k: (m[k, :TEST_REPS, : study.n(g)].reshape((-1,)), pt.sqrt(variance[k]) * np.ones(TEST_REPS * study.n(g)), np.full(TEST_REPS * study.n(g), 1.0 / (TEST_REPS * study.n(g))))
+                    for k, g in ((ka, ga), (kb, gb))
+                }
             else:
-                comps = components
-            lp = group_test_log_prob(cc, comps[ga], comps[gb], study.n(ga), study.n(gb))
+                comps = {k: (comp_m[k], comp_s[k], weights[k]) for k in (ka, kb)}
+            lp = group_test_log_prob(cc, comps[ka], comps[kb], study.n(ga), study.n(gb))
             safe = cc["name"].replace(".", "_")
             pm.CustomDist(f"claim_{safe}", lp[None], logp=_claim_logp, signature="(r)->()", observed=pm.Data(f"claim_holds_{safe}", 1.0))
     # kept for estimands and predictive checks (plain NumPy, no I/O)

@@ -102,7 +102,8 @@ def test_model_variables(model):
     assert model.coords["group"] == ("control", "ms")
     assert len(model.coords["level"]) == 3
     assert model.design.reps == REPS and model.residual_df is None
-    assert model["design_x"].get_value().shape == (REPS, 74, 4)
+    # padded per group: (group, cohort, subject slot, covariate)
+    assert model["design_x"].get_value().shape == (2, REPS, 45, 4)
 
 
 def test_model_logp_finite_at_initial_point(model):
