@@ -57,6 +57,7 @@ class ModelAPI:
     predictive_statistics: Callable
     check_table: Callable
     target_accept: float = 0.8
+    sampler: str = "pymc"
 
 
 def model_api(name: str) -> ModelAPI:
@@ -85,7 +86,10 @@ def model_api(name: str) -> ModelAPI:
     families = tuple(families)
     default_family = getattr(mod, "DEFAULT_FAMILY", families[0])
     target_accept = float(getattr(mod, "TARGET_ACCEPT", 0.8))
-    return ModelAPI(name, mod.build_model, int(mod.DEFAULT_REPS), families, default_family, **hooks, target_accept=target_accept)
+    sampler = getattr(mod, "SAMPLER", "pymc")
+    return ModelAPI(
+        name, mod.build_model, int(mod.DEFAULT_REPS), families, default_family, **hooks, target_accept=target_accept, sampler=sampler
+    )
 
 
 @dataclass
@@ -235,10 +239,18 @@ def fit_posterior(
         reuse = "" if cache is None else f" (compiled model {'reused' if cache_hit else 'new'})"
         log(f"sampling {chains} chains x ({tune} warm-up + {draws} draws), {family} family{reuse}")
     t = time.perf_counter()
-    idata = sample_nuts(
-        pm_model, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=progressbar, cores=cores, step_factory=step_factory,
-        target_accept=api.target_accept,
-    )
+    if api.sampler == "jax" and cache is None:
+        # a large log density: XLA fuses it, where PyMC's C backend pays per operation
+        # (models.sampling, "choice of backend")
+        from .sampling import CompiledNuts
+
+        sampler = CompiledNuts(pm_model, draws=draws, tune=tune, chains=chains, target_accept=api.target_accept, progressbar=progressbar)
+        idata = sampler.run(seed=seed)
+    else:
+        idata = sample_nuts(
+            pm_model, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=progressbar, cores=cores, step_factory=step_factory,
+            target_accept=api.target_accept,
+        )
     timings["sample"] = time.perf_counter() - t
     t = time.perf_counter()
     free = [v.name for v in pm_model.free_RVs]

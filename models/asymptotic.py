@@ -309,28 +309,6 @@ def stack_corrections(corrections) -> FiniteSampleCorrection:
     )
 
 
-def _spline(xp, coef, grid, x):
-    """Cubic spline with coefficients ``coef`` (..., 4, m - 1, K) (SciPy's ``c`` layout,
-    stacked on leading axes) at ``x`` (...); returns (..., K).  The interval of each batch
-    element is gathered from a flattened table with one integer index (a fast take, whose
-    gradient is never needed: the tables are constants)."""
-    h = grid[1] - grid[0]
-    nint = len(grid) - 1
-    batch = coef.shape[:-3]
-    size = int(np.prod(batch, dtype=int))
-    flat = np.moveaxis(coef, -3, -2).reshape((size * nint, 4, coef.shape[-1]))
-    xc = xp.clip(x, grid[0], grid[-1]).reshape((size,))
-    if xp is np:
-        idx = np.clip(np.floor((xc - grid[0]) / h).astype(int), 0, nint - 1)
-    else:
-        idx = xp.clip(xp.floor((xc - grid[0]) / h).astype("int64"), 0, nint - 1)
-        flat = xp.as_tensor(flat)
-    c = flat[idx + nint * np.arange(size)]  # (size, 4, K)
-    t = (xc - (grid[0] + idx * h))[:, None]
-    out = ((c[:, 0] * t + c[:, 1]) * t + c[:, 2]) * t + c[:, 3]
-    return out.reshape((*batch, coef.shape[-1]))
-
-
 def corrected_moments(xp, correction: FiniteSampleCorrection, m, s, n, names, w=None):
     """:func:`statistic_moments` corrected to finite samples with ``correction`` (one table,
     or tables stacked with :func:`stack_corrections` along the leading axis of ``m``).
@@ -339,11 +317,13 @@ def corrected_moments(xp, correction: FiniteSampleCorrection, m, s, n, names, w=
     -------
     mu : array (..., k); cov : array (..., k, k)
     """
+    from .likelihood import _spline_eval
+
     mu, cov = statistic_moments(xp, m, s, n, names, w)
     log_cv = 0.5 * xp.log(mixture_mean_cv2(xp, m, s, w)[1])
     k = correction.k
-    delta = _spline(xp, correction.delta_coef, correction.grid, log_cv)
-    weight = _spline(xp, correction.weight_coef, correction.grid, log_cv).reshape((*correction.weight_coef.shape[:-3], k, k))
+    delta = _spline_eval(xp, correction.delta_coef, correction.grid, log_cv)
+    weight = _spline_eval(xp, correction.weight_coef, correction.grid, log_cv).reshape((*correction.weight_coef.shape[:-3], k, k))
     weight = 0.5 * (weight + xp.swapaxes(weight, -1, -2))
     sd = xp.sqrt((cov * np.eye(k)).sum(axis=-1))
     return mu + delta, weight * sd[..., :, None] * sd[..., None, :]

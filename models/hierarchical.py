@@ -195,25 +195,32 @@ def _logdiffexp(a, b):
     return a + _log1mexp(b - a)
 
 
-def _claim_logp(value, lp):
-    """A claim observed to hold (``value`` 1) or not (0), given the log probabilities
-    ``lp`` (one per design cohort) that it holds; the cohorts are averaged."""
-    r = lp.shape[0]
-    held = pm.math.logsumexp(lp) - pt.log(r)
+def _claim_logp(value, held):
+    """A claim observed to hold (``value`` 1) or not (0), given the log probability ``held``
+    that it holds."""
     return pt.switch(value > 0.5, held, _log1mexp(held))
 
 
 def association_log_prob(claims: dict, data: dict, y, var):
-    """Per claim and design cohort, the log probability that the association claim holds.
+    """Per claim, the log probability that the association claim holds in a cohort like the
+    study's.
 
-    Given the design, a claim's least-squares coefficient ``b = P y`` is normal with mean
-    ``P m`` and variance ``sum P^2 var`` (``m``: the subjects' expected log levels, ``var``:
-    their residual variances).  A t statistic ``b / se`` divides by an estimated standard
-    error; with ``se^2 = v E[RSS] / df`` (lack of fit included) and ``se_hat = se sqrt(W/df)``,
-    ``W ~ chi2(df)``, the event ``T < x`` is ``b - x se_hat < 0``, approximately normal with
-    mean ``P m - x se (1 - 1/(4 df))`` and variance ``var_b + x^2 se^2 / (2 df)``
-    (the classical normal approximation to the noncentral t).  All claims are evaluated
-    together on the padded subject layout.
+    Given one design cohort, a claim's least-squares coefficient ``b = P y`` is normal with
+    mean ``P m`` and variance ``sum P^2 var`` (``m``: the subjects' expected log levels,
+    ``var``: their residual variances).  A t statistic ``b / se`` divides by an estimated
+    standard error; with ``se^2 = v E[RSS] / df`` (lack of fit included) and
+    ``se_hat = se sqrt(W/df)``, ``W ~ chi2(df)``, the event ``T < x`` is
+    ``D = x se_hat - b > 0``, approximately normal with mean ``x se (1 - 1/(4 df)) - P m`` and
+    variance ``var_b + x^2 se^2 / (2 df)`` (the classical normal approximation to the
+    noncentral t); for a coefficient claim ``D = x - b``.
+
+    Over random cohorts of the design, ``D`` is approximately normal as well (a linear
+    statistic of many subjects), with mean the average of the cohort means and variance the
+    average within-cohort variance plus the between-cohort variance of the means, both
+    estimated from the ``R`` design cohorts.  Averaging the ``R`` per-cohort probabilities
+    instead made the claim likelihood a staircase at small residual scales (each cohort's
+    probability a near-step function of the effects): the divergences of the first fits of
+    this model sat there.  All claims are evaluated together on the padded subject layout.
 
     Parameters
     ----------
@@ -223,18 +230,21 @@ def association_log_prob(claims: dict, data: dict, y, var):
         Its arrays ``X``, ``P``, ``v``, ``leverage``, ``mask``, ``bounds`` as tensors (they
         depend on assumption values).
     y : tensor (R, S)
-        Expected log levels of all subjects in every design cohort.
+        Expected log levels of all subjects in every design cohort (``R >= 2``).
     var : tensor (S,)
         Their residual variances.
 
     Returns
     -------
-    tensor (A, R)
+    tensor (A,)
     """
     P, X, mask = data["P"], data["X"], data["mask"]
     b = (P * y[None, :, None, :]).sum(axis=-1)  # (A, R, p)
     mean = b[..., -1]
     var_b = (P[:, :, -1, :] ** 2 * var).sum(axis=-1)
+    lo, hi = data["bounds"][:, 0][:, None], data["bounds"][:, 1][:, None]
+    # D at the claim's points lo, hi, -lo and the interval's midpoint, at once: (A, R, 4)
+    x = pt.stack([lo, hi, -lo, 0.5 * (lo + hi)], axis=-1)
     if claims["t"].any():
         df = claims["df"][:, None]
         lack = (mask[:, None, :] * (y[None] - (X * b[:, :, None, :]).sum(axis=-1)) ** 2).sum(axis=-1)
@@ -243,24 +253,23 @@ def association_log_prob(claims: dict, data: dict, y, var):
         t = claims["t"][:, None]
         a = t * pt.sqrt(se2) * (1.0 - 1.0 / (4.0 * df)) + (1.0 - t)
         d = t * se2 / (2.0 * df)
+        loc, scale2 = x * a[..., None] - mean[..., None], var_b[..., None] + x**2 * d[..., None]
     else:
-        a, d = 1.0, 0.0
-    lo, hi = data["bounds"][:, 0][:, None], data["bounds"][:, 1][:, None]
-    # the estimate's lower-tail scores at lo, hi, -lo and the interval's midpoint, at once
-    x = pt.stack([lo, hi, -lo, 0.5 * (lo + hi)], axis=-1)  # (A, 1, 4)
-    z = (x * a[..., None] - mean[..., None]) / pt.sqrt(var_b[..., None] + x**2 * d[..., None]) if claims["t"].any() else (
-        (x - mean[..., None]) / pt.sqrt(var_b[..., None])
-    )
-    lower, upper = log_ndtr(z), log_ndtr(-z)
+        loc, scale2 = x - mean[..., None], var_b[..., None] + 0.0 * x
+    # over random cohorts: within- plus between-cohort variance (R - 1 denominator)
+    R = loc.shape[1]
+    mu = loc.mean(axis=1)
+    z = mu / pt.sqrt(scale2.mean(axis=1) + ((loc - mu[:, None, :]) ** 2).sum(axis=1) / (R - 1))  # (A, 4)
+    lower, upper = log_ndtr(z), log_ndtr(-z)  # log P(E < x), log P(E > x)
     by_kind = [
-        _interval_log_prob(lower[..., 0], lower[..., 1], upper[..., 0], upper[..., 1], lower[..., 3]),
-        lower[..., 0],
-        upper[..., 0],
-        pm.math.logaddexp(lower[..., 2], upper[..., 0]),
+        _interval_log_prob(lower[:, 0], lower[:, 1], upper[:, 0], upper[:, 1], lower[:, 3]),
+        lower[:, 0],
+        upper[:, 0],
+        pm.math.logaddexp(lower[:, 2], upper[:, 0]),
     ]
     kind = claims["kind"]
     # each claim's own event; the others (finite, with finite gradients) get weight 0
-    return sum(kind[:, j : j + 1] * lp for j, lp in enumerate(by_kind) if kind[:, j].any())
+    return sum(kind[:, j] * lp for j, lp in enumerate(by_kind) if kind[:, j].any())
 
 
 def group_test_log_prob(cc, comps_a, comps_b, na: int, nb: int):
@@ -377,6 +386,8 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
         raise ValueError(f"unknown residual family {family!r}; use one of: {', '.join(FAMILIES)}")
     if not study.covariates:
         raise ValueError(f"{study.id}: the hierarchical model needs 'covariates' in the study file")
+    if reps < 2:
+        raise ValueError(f"reps={reps}: the covariate model needs at least 2 design cohorts (between-cohort variance of the claims)")
     design = build_design(study, reps, seed)
     pr = resolve_priors(study, priors, design)
     if family == "student_t" and "residual_df" not in pr:
@@ -487,7 +498,7 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
             var = pt.repeat(variance, n_max)
             lp = association_log_prob(claims, data, y, var)
             for a, name in enumerate(assoc):
-                pm.CustomDist(f"claim_{name}", lp[a], logp=_claim_logp, signature="(r)->()", observed=pm.Data(f"claim_holds_{name}", 1.0))
+                pm.CustomDist(f"claim_{name}", lp[a], logp=_claim_logp, signature="()->()", observed=pm.Data(f"claim_holds_{name}", 1.0))
 
         for cc in comparison_claims(study):
             ga, gb = cc["groups"]
@@ -502,7 +513,7 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
                 comps = {k: (comp_m[k], comp_s[k], weights[k]) for k in (ka, kb)}
             lp = group_test_log_prob(cc, comps[ka], comps[kb], study.n(ga), study.n(gb))
             safe = cc["name"].replace(".", "_")
-            pm.CustomDist(f"claim_{safe}", lp[None], logp=_claim_logp, signature="(r)->()", observed=pm.Data(f"claim_holds_{safe}", 1.0))
+            pm.CustomDist(f"claim_{safe}", lp, logp=_claim_logp, signature="()->()", observed=pm.Data(f"claim_holds_{safe}", 1.0))
     # kept for estimands and predictive checks (plain NumPy, no I/O)
     model.design, model.residual_df = design, df
     return model

@@ -113,17 +113,25 @@ def build_table(family: Family, z_sorted: np.ndarray, names, quantile_method: in
 
 
 def _spline_eval(xp, coef, grid, x):
+    """Cubic spline with coefficients ``coef`` (..., 4, m - 1, K) (SciPy's ``c`` layout,
+    stacked on leading axes) at ``x`` (...); returns (..., K).  The interval of each batch
+    element is gathered from a flattened table with one integer index (a fast take, whose
+    gradient is never needed: the tables are constants)."""
     h = grid[1] - grid[0]
-    m = len(grid)
-    xc = xp.clip(x, grid[0], grid[-1])
+    nint = len(grid) - 1
+    batch = coef.shape[:-3]
+    size = int(np.prod(batch, dtype=int))
+    flat = np.moveaxis(coef, -3, -2).reshape((size * nint, 4, coef.shape[-1]))
+    xc = xp.clip(x, grid[0], grid[-1]).reshape((size,))
     if xp is np:
-        idx = np.clip(np.floor((xc - grid[0]) / h).astype(int), 0, m - 2)
+        idx = np.clip(np.floor((xc - grid[0]) / h).astype(int), 0, nint - 1)
     else:
-        idx = xp.clip(xp.floor((xc - grid[0]) / h).astype("int64"), 0, m - 2)
-        coef = xp.as_tensor(coef)
-    t = xc - (grid[0] + idx * h)
-    c = coef[:, idx]
-    return ((c[0] * t + c[1]) * t + c[2]) * t + c[3]
+        idx = xp.clip(xp.floor((xc - grid[0]) / h).astype("int64"), 0, nint - 1)
+        flat = xp.as_tensor(flat)
+    c = flat[idx + nint * np.arange(size)]  # (size, 4, K)
+    t = (xc - (grid[0] + idx * h))[:, None]
+    out = ((c[:, 0] * t + c[:, 1]) * t + c[:, 2]) * t + c[:, 3]
+    return out.reshape((*batch, coef.shape[-1]))
 
 
 def table_moments(xp, table: ScaleFamilyTable, log_mean, log_cv):

@@ -95,9 +95,11 @@ class CompiledNuts:
         NUTS target acceptance rate (step-size adaptation).
     progressbar : bool
         Show a progress bar on stderr.
+    dense_mass : bool
+        Adapt a dense mass matrix (for posteriors with strongly correlated parameters).
     """
 
-    def __init__(self, model, data_names=(), draws=1000, tune=1000, chains=4, target_accept=0.8, progressbar=True):
+    def __init__(self, model, data_names=(), draws=1000, tune=1000, chains=4, target_accept=0.8, progressbar=True, dense_mass=False):
         import numpyro
         import numpyro.distributions as dist
         from numpyro.infer import MCMC, NUTS
@@ -119,7 +121,7 @@ class CompiledNuts:
 
         # jit_model_args: the data are traced arguments, so new data do not recompile
         self._mcmc = MCMC(
-            NUTS(numpyro_model, target_accept_prob=target_accept),
+            NUTS(numpyro_model, target_accept_prob=target_accept, dense_mass=dense_mass),
             num_warmup=tune,
             num_samples=draws,
             num_chains=chains,
