@@ -38,7 +38,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="study file (YAML); default: %(default)s")
-    p.add_argument("--model", choices=list(MODELS), default="group", help="model to fit (default: %(default)s)")
+    p.add_argument(
+        "--model",
+        choices=list(MODELS),
+        default=None,
+        help="model to fit (default: hierarchical when the study file declares covariates, else group)",
+    )
     from models.hierarchical import FAMILIES as RESIDUAL_FAMILIES
 
     p.add_argument(
@@ -111,6 +116,7 @@ def main(argv=None) -> int:
     from models.analysis import AnalysisError, model_api, run_analysis
     from models.priors import PriorError, get_priors
 
+    args.model = args.model or ("hierarchical" if study.covariates else "group")
     api = model_api(args.model)
     args.family = args.family or api.default_family
     try:

@@ -112,7 +112,7 @@ def _check(tmp_path_factory, capsys, content):
     study = tmp / "study.yaml"
     study.write_bytes(content if isinstance(content, bytes) else content.encode())
     out = tmp / "out"
-    rc = FIT.main(["--study", str(study), "--out", str(out), "--no-progress"])
+    rc = FIT.main(["--study", str(study), "--model", "group", "--out", str(out), "--no-progress"])
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert rc == 2, (rc, err)

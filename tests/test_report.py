@@ -42,7 +42,7 @@ FIT = ROOT / "scripts" / "fit.py"
 REPORT = ROOT / "scripts" / "report.py"
 STUDY = ROOT / "data" / "studies" / "lasemi2018.yaml"
 REFERENCE = ROOT / "data" / "reference" / "vitamin_k_chromatography.yaml"
-SHORT = ["--draws", "200", "--tune", "200", "--chains", "2", "--ppc-draws", "200", "--no-progress"]
+SHORT = ["--model", "group", "--draws", "200", "--tune", "200", "--chains", "2", "--ppc-draws", "200", "--no-progress"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
