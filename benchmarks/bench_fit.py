@@ -4,10 +4,11 @@ efficiency (ESS per second of the slowest estimand) of our sampler against PyMC'
 
 Measured in one run:
 
-1. ``scripts/fit.py --no-progress --out <tmp>`` as a subprocess, twice: *cold* (fresh
-   PyTensor compiledir, fresh MPLCONFIGDIR, fresh JAX cache folders) and *warm* (a second run
-   with the same cache folders).  Wall time of each, plus the per-phase timings and sampler
-   timings the run wrote to its manifest.json.
+1. ``scripts/fit.py --no-progress --model M --out <tmp>`` as a subprocess for each model of
+   ``--models`` (default: the group and the hierarchical model, side by side), twice each:
+   *cold* (fresh PyTensor compiledir, fresh MPLCONFIGDIR, fresh JAX cache folders) and *warm*
+   (a second run with the same cache folders).  Wall time of each, plus the per-phase timings
+   and sampler timings the run wrote to its manifest.json.
 2. In a fresh interpreter with its own fresh caches, the group model (lognormal, default
    priors) built once and sampled, in this order, by:
      pymc        pm.sample(draws, tune, chains=4, cores=2), cold C compilation;
@@ -70,6 +71,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=20180302, help="seed of every sampler (default: %(default)s)")
     p.add_argument("--out", type=Path, default=None, help="JSON file to write (default: benchmarks/results/<date>[-quick].json)")
     p.add_argument("--skip-fit", action="store_true", help="skip the end-to-end fit.py timings")
+    p.add_argument(
+        "--models",
+        default="group,hierarchical",
+        help="comma-separated models whose fit.py runs are timed end to end, cold then warm (default: %(default)s)",
+    )
     p.add_argument("--skip-ess", action="store_true", help="skip the ESS/s comparison of the samplers")
     p.add_argument(
         "--no-jax-cache",
@@ -165,7 +171,11 @@ def bench_fit(args, settings, tmp: Path) -> dict:
     cache.mkdir()
     env = cache_env(cache, jax_cache=not args.no_jax_cache)
     extra = ["--draws", str(settings["draws"]), "--tune", str(settings["tune"])] if args.quick else []
-    runs = [run_fit(label, tmp / f"out-{label}", env, extra) for label in ("cold", "warm")]
+    runs = []
+    for model in args.models.split(","):
+        for state in ("cold", "warm"):
+            label = f"{model[:5]}-{state}"
+            runs.append(run_fit(label, tmp / f"out-{label}", env, [*extra, "--model", model]))
     caches = {k: env.get(k) for k in ("PYTENSOR_FLAGS", "MPLCONFIGDIR", "K2_JAX_CACHE", "JAX_COMPILATION_CACHE_DIR")}
     return {"caches": caches, "runs": runs}
 
@@ -300,12 +310,12 @@ def format_table(res: dict) -> str:
         lines += ["", "-- scripts/fit.py end to end (seconds) --"]
         phases = ["imports", "build", "sample", "estimands_and_checks", "write", "figures", "total"]
         lines.append(
-            f"{'run':<6}{'wall':>7}{'outside':>9}" + "".join(f"{p[:9]:>10}" for p in phases) + f"{'s.setup':>9}{'s.sampling':>11}{'exit':>5}  sampler"
+            f"{'run':<12}{'wall':>7}{'outside':>9}" + "".join(f"{p[:9]:>10}" for p in phases) + f"{'s.setup':>9}{'s.sampling':>11}{'exit':>5}  sampler"
         )
         for r in fit["runs"]:
             t, s = r.get("timings_seconds", {}), r.get("sampler", {})
             lines.append(
-                f"{r['label']:<6}{r['wall_seconds']:>7.1f}{_f(r.get('outside_script_seconds')):>9}"
+                f"{r['label']:<12}{r['wall_seconds']:>7.1f}{_f(r.get('outside_script_seconds')):>9}"
                 + "".join(f"{_f(t.get(p)):>10}" for p in phases)
                 + f"{_f(s.get('setup_seconds', s.get('compile_seconds'))):>9}{_f(s.get('sampling_seconds')):>11}{r['exit_code']:>5}  {s.get('sampler', '?')}"
             )
