@@ -42,6 +42,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# the project's modules (versions, estimands) are imported from here, also when the script is
+# run by path (make bench)
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 FIT_SCRIPT = ROOT / "scripts" / "fit.py"
 STUDY = ROOT / "data" / "studies" / "lasemi2018.yaml"
