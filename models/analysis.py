@@ -241,7 +241,7 @@ def fit_posterior(
     t = time.perf_counter()
     if api.sampler == "jax" and cache is None:
         # a large log density: XLA fuses it, where PyMC's C backend pays per operation
-        # (models.sampling, "choice of backend")
+        # (models.sampling, module docstring)
         from .sampling import CompiledNuts
 
         sampler = CompiledNuts(pm_model, draws=draws, tune=tune, chains=chains, target_accept=api.target_accept, progressbar=progressbar)
