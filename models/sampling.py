@@ -98,12 +98,9 @@ class CompiledNuts:
         NUTS target acceptance rate (step-size adaptation).
     progressbar : bool
         Show a progress bar on stderr.
-    dense_mass : bool
-        Adapt a dense mass matrix.  (For the hierarchical model it made things worse: 41
-        instead of 25 leapfrog steps per iteration on the real study.)
     """
 
-    def __init__(self, model, data_names=(), draws=1000, tune=1000, chains=4, target_accept=0.8, progressbar=True, dense_mass=False):
+    def __init__(self, model, data_names=(), draws=1000, tune=1000, chains=4, target_accept=0.8, progressbar=True):
         import numpyro
         import numpyro.distributions as dist
         from numpyro.infer import MCMC, NUTS
@@ -125,7 +122,7 @@ class CompiledNuts:
 
         # jit_model_args: the data are traced arguments, so new data do not recompile
         self._mcmc = MCMC(
-            NUTS(numpyro_model, target_accept_prob=target_accept, dense_mass=dense_mass),
+            NUTS(numpyro_model, target_accept_prob=target_accept),
             num_warmup=tune,
             num_samples=draws,
             num_chains=chains,
