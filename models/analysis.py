@@ -244,7 +244,9 @@ def fit_posterior(
         # (models.sampling, module docstring)
         from .sampling import CompiledNuts
 
-        sampler = CompiledNuts(pm_model, draws=draws, tune=tune, chains=chains, target_accept=api.target_accept, progressbar=progressbar)
+        sampler = CompiledNuts(
+            pm_model, draws=draws, tune=tune, chains=chains, target_accept=api.target_accept, progressbar=progressbar, chain_method="parallel"
+        )
         idata = sampler.run(seed=seed)
     else:
         idata = sample_nuts(
