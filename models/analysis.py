@@ -227,10 +227,16 @@ def fit_posterior(
     reps = reps or api.default_reps
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    cache_hit = False
-    if cache is None:
+    cache_hit, step_factory, runner, data = False, None, None, None
+    if api.sampler == "jax":
+        # a large log density: XLA fuses it, where PyMC's C backend pays per operation
+        # (models.sampling, module docstring)
+        if cache is None:
+            pm_model = api.build_model(study, prior_values, family=family, reps=reps, seed=seed)
+        else:
+            pm_model, runner, data, cache_hit = cache.jax_runner(api, study, prior_values, family, reps, seed, draws, tune, chains)
+    elif cache is None:
         pm_model = api.build_model(study, prior_values, family=family, reps=reps, seed=seed)
-        step_factory = None
     else:
         pm_model, step_factory, cache_hit = cache.get(api, study, prior_values, family, reps, seed)
         cores = 1
@@ -239,15 +245,14 @@ def fit_posterior(
         reuse = "" if cache is None else f" (compiled model {'reused' if cache_hit else 'new'})"
         log(f"sampling {chains} chains x ({tune} warm-up + {draws} draws), {family} family{reuse}")
     t = time.perf_counter()
-    if api.sampler == "jax" and cache is None:
-        # a large log density: XLA fuses it, where PyMC's C backend pays per operation
-        # (models.sampling, module docstring)
-        from .sampling import CompiledNuts
+    if api.sampler == "jax":
+        if runner is None:  # compiled here, so "sample" times compilation for both samplers
+            from .sampling import CompiledNuts
 
-        sampler = CompiledNuts(
-            pm_model, draws=draws, tune=tune, chains=chains, target_accept=api.target_accept, progressbar=progressbar, chain_method="parallel"
-        )
-        idata = sampler.run(seed=seed)
+            runner = CompiledNuts(
+                pm_model, draws=draws, tune=tune, chains=chains, target_accept=api.target_accept, progressbar=progressbar, chain_method="parallel"
+            )
+        idata = runner.run(seed=seed, data=data)
     else:
         idata = sample_nuts(
             pm_model, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=progressbar, cores=cores, step_factory=step_factory,
@@ -380,7 +385,7 @@ def structure_key(model) -> str:
 class _Entry:
     model: Any
     shared: dict
-    logp_dlogp: Any
+    logp_dlogp: Any  # PyMC's compiled logp_dlogp function, or a CompiledNuts (JAX models)
 
 
 @dataclass
@@ -420,6 +425,39 @@ class CompiledCache:
             while len(self.entries) > self.size:
                 self.entries.popitem(last=False)
         return entry.model, (lambda chains, seed, target_accept=0.8: self._step(entry, chains, seed, target_accept)), hit
+
+    def jax_runner(self, api: ModelAPI, study: Study, priors: dict, family: str, reps: int, seed: int, draws: int, tune: int, chains: int):
+        """Return ``(model, runner, data, hit)`` for a model that samples with JAX.
+
+        ``model`` is built for these settings (its design and shared values are this
+        analysis' own, for the estimands and checks); ``runner`` is the
+        :class:`models.sampling.CompiledNuts` of its structure, created on the first call
+        with every named shared input (data and prior parameters) as a replaceable input,
+        so a later scenario of the same structure skips the graph conversion (about 15 s
+        for the covariate model); ``data`` holds this model's values of those inputs.
+        Chains run one per XLA device, so each new set of values is compiled again by XLA.
+        """
+        from .sampling import CompiledNuts
+
+        model, key, shared = build_keyed(api, study, priors, family, reps, seed)
+        # dimension lengths are shared variables too, but they size the graph: structure
+        shared = {n: sv for n, sv in shared.items() if n not in model.dim_lengths}
+        full = f"{key}:jax:{draws}:{tune}:{chains}"
+        entry = self.entries.get(full)
+        hit = entry is not None
+        if hit:
+            self.hits += 1
+            self.entries.move_to_end(full)
+        else:
+            self.misses += 1
+            runner = CompiledNuts(
+                model, sorted(shared), draws=draws, tune=tune, chains=chains, target_accept=api.target_accept, progressbar=False, chain_method="parallel"
+            )
+            entry = self.entries[full] = _Entry(model, shared, runner)
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+        data = {name: np.asarray(sv.get_value()) for name, sv in shared.items()}
+        return model, entry.logp_dlogp, data, hit
 
     @staticmethod
     def _step(entry: _Entry, chains: int, seed: int, target_accept: float = 0.8):

@@ -63,31 +63,60 @@ def _configure_jax() -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-def _jax_functions(model: pm.Model, data_names=()):
-    """JAX potential ``(params, data) -> -logp`` and a vectorised map from unconstrained
-    draws to all unobserved variables.  Data containers named in ``data_names`` become
-    inputs, so one compiled sampler serves any data set of the same shapes."""
+def shared_by_name(model: pm.Model, names) -> dict:
+    """The shared variables called ``names`` that the model's graphs read: ``pm.Data``
+    containers and, for a model built with prior parameters as shared variables
+    (:func:`models.analysis.build_keyed`), those too.
+
+    Raises
+    ------
+    KeyError
+        A name that no shared input of the model carries.
+    """
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import graph_inputs
+
+    found = {
+        v.name: v
+        for v in graph_inputs([model.logp(), *model.unobserved_value_vars])
+        if isinstance(v, SharedVariable) and v.name
+    }
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise KeyError(f"no shared input of the model is called {', '.join(missing)}")
+    return {n: found[n] for n in names}
+
+
+def _jax_functions(model: pm.Model, shared: dict):
+    """JAX potential ``(params, data) -> -logp`` and a vectorised map ``(draws, data) ->``
+    all unobserved variables.  The shared variables in ``shared`` (name -> variable) become
+    inputs, so one compiled sampler serves any values of the same shapes."""
     import jax
     from pymc.sampling.jax import get_jaxified_graph
     from pytensor.graph.replace import graph_replace
 
-    shared = [model[n] for n in data_names]
-    symbolic = [sv.type() for sv in shared]
-    neg_logp = graph_replace(-model.logp(), dict(zip(shared, symbolic)), strict=False)
+    data_names = list(shared)
+    # static shapes: a container's shape may size the graph (reshapes of the design), and
+    # JAX needs concrete shapes; a structure's shapes are fixed (models.analysis.structure_key)
+    symbolic = [sv.type.clone(shape=np.shape(sv.get_value(borrow=True)))() for sv in shared.values()]
+    swap = dict(zip(shared.values(), symbolic))
+    neg_logp = graph_replace(-model.logp(), swap, strict=False)
     neg_logp_fn = get_jaxified_graph(inputs=model.value_vars + symbolic, outputs=[neg_logp])
     names = [v.name for v in model.value_vars]
 
     def potential(params, data):
         return neg_logp_fn(*[params[n] for n in names], *[data[n] for n in data_names])[0]
 
-    outputs = model.unobserved_value_vars
-    to_outputs = get_jaxified_graph(inputs=model.value_vars, outputs=outputs)
-    out_names = [v.name for v in outputs]
+    # deterministics may read data (and a cached model's data change between runs)
+    outputs = graph_replace(model.unobserved_value_vars, swap, strict=False)
+    to_outputs = get_jaxified_graph(inputs=model.value_vars + symbolic, outputs=outputs)
+    out_names = [v.name for v in model.unobserved_value_vars]
 
-    def postprocess(params):
-        return to_outputs(*[params[n] for n in names])
+    def postprocess(params, data):
+        return to_outputs(*[params[n] for n in names], *[data[n] for n in data_names])
 
-    return potential, jax.jit(jax.vmap(jax.vmap(postprocess))), names, out_names
+    per_draw = jax.vmap(jax.vmap(postprocess, in_axes=(0, None)), in_axes=(0, None))
+    return potential, jax.jit(per_draw), names, out_names
 
 
 def _initial_points(model: pm.Model, chains: int, seed: int) -> dict[str, np.ndarray]:
@@ -108,8 +137,9 @@ class CompiledNuts:
     model : pm.Model
         A model with continuous free variables.
     data_names : sequence of str
-        ``pm.Data`` containers that :meth:`run` may replace (e.g. the observed statistics,
-        in calibration); the others stay fixed.
+        Shared inputs that :meth:`run` may replace (:func:`shared_by_name`: ``pm.Data``
+        containers such as the observed statistics in calibration, or prior parameters in
+        sensitivity runs); the others stay fixed.
     draws, tune, chains : int
         Kept draws per chain, warm-up iterations per chain, number of chains.
     target_accept : float
@@ -134,13 +164,14 @@ class CompiledNuts:
         _configure_jax()
         self.model = model
         self.data_names = tuple(data_names)
+        self._shared = shared_by_name(model, self.data_names)
         self.draws, self.tune, self.chains, self.target_accept = draws, tune, chains, target_accept
         if chain_method not in ("vectorized", "parallel"):
             raise ValueError(f"chain_method={chain_method!r}: use 'vectorized' or 'parallel'")
         if chain_method == "parallel" and (chains < 2 or jax.local_device_count() < chains):
             chain_method = "vectorized"
         self.chain_method = chain_method
-        potential, self._postprocess, self._names, self._out_names = _jax_functions(model, self.data_names)
+        potential, self._postprocess, self._names, self._out_names = _jax_functions(model, self._shared)
         shapes = {n: tuple(model.initial_point()[n].shape) for n in self._names}
 
         def numpyro_model(data):
@@ -163,8 +194,8 @@ class CompiledNuts:
         self.setup_seconds = time.perf_counter() - t0
 
     def current_data(self) -> dict[str, np.ndarray]:
-        """The values the model's data containers hold now."""
-        return {n: np.asarray(self.model[n].get_value()) for n in self.data_names}
+        """The values the model's replaceable shared inputs hold now."""
+        return {n: np.asarray(v.get_value()) for n, v in self._shared.items()}
 
     def run(self, seed: int = 1, data: dict | None = None) -> az.InferenceData:
         """Sample and return InferenceData.
@@ -199,7 +230,7 @@ class CompiledNuts:
         samples = self._mcmc.get_samples(group_by_chain=True)
         jax.block_until_ready(samples)
         t2 = time.perf_counter()
-        values = self._postprocess({k: samples[k] for k in self._names})
+        values = self._postprocess({k: samples[k] for k in self._names}, data)
         posterior = {n: np.asarray(v) for n, v in zip(self._out_names, values)}
         extra = self._mcmc.get_extra_fields(group_by_chain=True)
         n_steps = np.asarray(extra["num_steps"])

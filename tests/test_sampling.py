@@ -42,3 +42,23 @@ def test_parallel_falls_back_to_vectorised_when_there_are_more_chains_than_devic
 def test_unknown_chain_method_is_an_error():
     with pytest.raises(ValueError, match="chain_method='pmap'"):
         CompiledNuts(_normal_model(np.zeros(3)), chain_method="pmap")
+
+
+def test_replaced_shared_inputs_reach_the_density_and_the_deterministics():
+    # a prior parameter as a shared variable (as in sensitivity runs) and a data container
+    # read only by a deterministic: both are inputs of the compiled runner
+    import pytensor
+
+    centre = pytensor.shared(0.0, name="prior.mu.mu")
+    with pm.Model() as model:
+        scale = pm.Data("scale", 1.0)
+        mu = pm.Normal("mu", centre, 0.1)
+        pm.Deterministic("scaled", mu * scale)
+    runner = CompiledNuts(model, ["prior.mu.mu", "scale"], draws=200, tune=200, chains=2, progressbar=False, chain_method="parallel")
+    post = runner.run(seed=1, data={"prior.mu.mu": 5.0, "scale": 3.0}).posterior
+    assert abs(float(post["mu"].mean()) - 5.0) < 0.05
+    np.testing.assert_allclose(post["scaled"].values, 3.0 * post["mu"].values)
+    # and the model's own values again, without recompiling the graph conversion
+    assert abs(float(runner.run(seed=1).posterior["mu"].mean())) < 0.05
+    with pytest.raises(KeyError, match="no shared input of the model is called nope"):
+        CompiledNuts(model, ["nope"])
