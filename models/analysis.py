@@ -358,7 +358,9 @@ def structure_key(model) -> str:
             return f"shared:{v.name}:{v.type}:{value.shape}"
         if isinstance(v, Constant):
             data = np.asarray(v.data)
-            return f"const:{v.type}:{data.shape}:{hashlib.sha256(data.tobytes()).hexdigest()}"
+            # object constants (slices) by value: their bytes are pointers, new every build
+            body = repr(v.data).encode() if data.dtype == object else data.tobytes()
+            return f"const:{v.type}:{data.shape}:{hashlib.sha256(body).hexdigest()}"
         return f"var:{v.name}:{v.type}"
 
     def ref(v) -> str:
