@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 SCRIPT = ROOT / "scripts" / "sensitivity.py"
-GRID = ROOT / "data" / "sensitivity" / "default.yaml"
+GRID = ROOT / "data" / "sensitivity" / "group.yaml"
 MODES = {
     "pool": ["--workers", "2"],
     "pool-noshare": ["--workers", "2", "--no-share"],

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "sensitivity.py"
 STUDY = ROOT / "data" / "studies" / "lasemi2018.yaml"
 DEFAULT_GRID = ROOT / "data" / "sensitivity" / "default.yaml"
+GROUP_GRID = ROOT / "data" / "sensitivity" / "group.yaml"
 SHORT = {"draws": 100, "tune": 100, "chains": 2, "reps": 50, "ppc_draws": 100}
 RESULT_NAME = re.compile(r"^lasemi2018-sensitivity-\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
@@ -45,10 +46,18 @@ def run_script(*args, timeout=600) -> subprocess.CompletedProcess:
 
 
 # -- grid validation -------------------------------------------------------------------------
-def test_default_grid_is_valid_and_starts_with_the_default(study):
-    grid = sens.load_grid(DEFAULT_GRID)
-    specs = sens.expand_grid(grid, study, DEFAULT_GRID)
+@pytest.mark.parametrize(
+    "path, model, expected",
+    [
+        (DEFAULT_GRID, "hierarchical", {"priors=skeptical", "priors=enthusiastic", "priors=wide", "family=student_t", "statistics=means_sds", "statistics=medians"}),
+        (GROUP_GRID, "group", {"priors=wide", "priors=narrow", "family=gamma", "statistics=means_sds", "statistics=medians"}),
+    ],
+)
+def test_shipped_grids_are_valid_and_start_with_the_default(study, path, model, expected):
+    grid = sens.load_grid(path)
+    specs = sens.expand_grid(grid, study, path)
     assert specs[0].name == "default" and specs[0].kind == "default"
+    assert {s.model for s in specs} == {model}
     names = [s.name for s in specs]
     assert len(names) == len(set(names))
     assert len({s.settings for s in specs}) == len(specs), "duplicate settings survived"
@@ -58,7 +67,7 @@ def test_default_grid_is_valid_and_starts_with_the_default(study):
             if v == a.value:
                 continue  # the default itself
             assert any(s.assumptions == {aid: v} and s.kind == "one_at_a_time" for s in specs), (aid, v)
-    assert {"priors=wide", "priors=narrow", "family=gamma", "statistics=means_sds", "statistics=medians"} <= set(names)
+    assert expected <= set(names)
 
 
 @pytest.mark.parametrize(
