@@ -265,7 +265,10 @@ def covariate_figure(view: dict, study: Study) -> plt.Figure:
     cx, cs = study.covariates[view["x"]], study.covariates[view["split"]]
     split_name = cs.label.split(" (")[0]
     colours = {1.0: "tab:red", 0.0: "tab:blue"}
-    names = {1.0: split_name, 0.0: f"not {split_name}"}
+    # the other level by its own name when the breakdown has two (female -> male)
+    breakdown, _, level = (cs.counts or "").partition(".")
+    others = {lv for g in groups for lv in study.groups[g].counts.get(breakdown, {})} - {level}
+    names = {1.0: split_name, 0.0: others.pop() if len(others) == 1 else f"not {split_name}"}
     markers = "o^sDv"
     for ax, g in zip(axes[0], groups):
         for r, c in enumerate([c for c in view["cohorts"] if c["group"] == g]):

@@ -388,6 +388,9 @@ def test_covariate_view_and_figure(fake, study, model):
     assert np.all(lo <= med) and np.all(med <= hi)
     fig = covariate_figure(view, study)
     assert fig.axes[0].get_xlabel() == "age (years)" and "ng/ml" in fig.axes[0].get_ylabel()
+    # the other sex is named from the study's breakdown, not "not female"
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(t.startswith("male: typical level") for t in legend) and not any("not female" in t for t in legend)
 
 
 def test_structure_key_is_the_same_for_two_builds_of_one_study(study, model):
