@@ -176,10 +176,13 @@ def simulate_covariate_studies(study: Study, model: pm.Model, values: dict, seed
     cohorts, assoc = simulate_predictive(fake, study, model.design, model.residual_df, n_draws=draws, seed=seed)
     q_method = int(study.assumption("quantile_method", 7))
     width = float(study.assumption("rounding", 0.0) or 0.0)
+    # the model observes log(statistic / reference level) (models.hierarchical.build_model);
+    # the cohorts are in the analyte's units, and so is the rounding
+    ref = float(study.assumption("reference_level", 1.0))
     data = {}
     for g in study.group_ids:
         stats = sample_statistics(np, cohorts[g], study.n(g), list(study.reported(g)), q_method)
-        data[f"log_stats_{g}"] = np.log(round_reported(stats, width))
+        data[f"log_stats_{g}"] = np.log(round_reported(stats, width) / ref)
     for name in modelled_associations(study):
         data[f"claim_holds_{name}"] = assoc[f"association.{name}.holds"].astype(float)
     for cc in comparison_claims(study):

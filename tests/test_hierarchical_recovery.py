@@ -49,8 +49,12 @@ def test_simulated_studies_look_like_the_design(model):
     data = simulate_covariate_studies(study, model, _truth(model, 400), seed=3)
     observed = {v.name for v in model.observed_RVs}
     assert {k.replace("log_stats_", "stats_").replace("claim_holds_", "claim_") for k in data} == observed
-    med = np.exp(np.median(data["log_stats_control"], axis=0))
+    # on the model's scale, log(statistic / reference level), as the real study's data: a
+    # simulation in ng/ml once put every calibration fit's intercept log(300) too high
+    med = np.exp(np.median(data["log_stats_control"], axis=0)) * REF
     assert 650 < med[2] < 1000  # median of the control medians
+    real = model["log_stats_control"].get_value()
+    np.testing.assert_allclose(np.median(data["log_stats_control"], axis=0), real, atol=0.3)
     # the sex effect (-20%) is large against the residual SD, so "significantly lower" holds
     # in most cohorts; the age claim (-5 to -15%) holds in a fair share
     assert data["claim_holds_sex"].mean() > 0.3
@@ -78,6 +82,10 @@ def test_recovers_age_and_sex_effects(model):
     for j, c in enumerate(COVARIATES):
         lo, hi = hdi[j]
         assert lo <= TRUE_EFFECT[c] <= hi, (c, lo, TRUE_EFFECT[c], hi)
+    # and the group levels (the intercept's scale is the reference level's)
+    alpha = az.hdi(idata, var_names=["alpha"], hdi_prob=0.94)["alpha"].values
+    for k, true in enumerate(_truth(model)["alpha"][0]):
+        assert alpha[k][0] <= true <= alpha[k][1], (k, alpha[k], true)
 
 
 def test_calibration_parameters_cover_every_element(model):
