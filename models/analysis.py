@@ -228,15 +228,10 @@ def fit_posterior(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     cache_hit, step_factory, runner, data = False, None, None, None
-    if api.sampler == "jax":
-        # a large log density: XLA fuses it, where PyMC's C backend pays per operation
-        # (models.sampling, module docstring)
-        if cache is None:
-            pm_model = api.build_model(study, prior_values, family=family, reps=reps, seed=seed)
-        else:
-            pm_model, runner, data, cache_hit = cache.jax_runner(api, study, prior_values, family, reps, seed, draws, tune, chains)
-    elif cache is None:
+    if cache is None:
         pm_model = api.build_model(study, prior_values, family=family, reps=reps, seed=seed)
+    elif api.sampler == "jax":
+        pm_model, runner, data, cache_hit = cache.jax_runner(api, study, prior_values, family, reps, seed, draws, tune, chains)
     else:
         pm_model, step_factory, cache_hit = cache.get(api, study, prior_values, family, reps, seed)
         cores = 1
@@ -246,6 +241,8 @@ def fit_posterior(
         log(f"sampling {chains} chains x ({tune} warm-up + {draws} draws), {family} family{reuse}")
     t = time.perf_counter()
     if api.sampler == "jax":
+        # a large log density: XLA fuses it, where PyMC's C backend pays per operation
+        # (models.sampling, module docstring)
         if runner is None:  # compiled here, so "sample" times compilation for both samplers
             from .sampling import CompiledNuts
 
@@ -387,7 +384,7 @@ def structure_key(model) -> str:
 class _Entry:
     model: Any
     shared: dict
-    logp_dlogp: Any  # PyMC's compiled logp_dlogp function, or a CompiledNuts (JAX models)
+    compiled: Any  # PyMC's compiled logp_dlogp function, or a CompiledNuts (JAX models)
 
 
 @dataclass
@@ -459,7 +456,7 @@ class CompiledCache:
             while len(self.entries) > self.size:
                 self.entries.popitem(last=False)
         data = {name: np.asarray(sv.get_value()) for name, sv in shared.items()}
-        return model, entry.logp_dlogp, data, hit
+        return model, entry.compiled, data, hit
 
     @staticmethod
     def _step(entry: _Entry, chains: int, seed: int, target_accept: float = 0.8):
@@ -469,10 +466,10 @@ class CompiledCache:
         from pymc.step_methods.hmc import quadpotential
 
         model = entry.model
-        if entry.logp_dlogp is None:
-            entry.logp_dlogp = model.logp_dlogp_function(ravel_inputs=True)
-            entry.logp_dlogp.trust_input = True
-        func = entry.logp_dlogp
+        if entry.compiled is None:
+            entry.compiled = model.logp_dlogp_function(ravel_inputs=True)
+            entry.compiled.trust_input = True
+        func = entry.compiled
         seeds = _get_seeds_per_chain(seed, chains)
 
         def logp_fn(ip):
@@ -495,7 +492,7 @@ def build_keyed(api: ModelAPI, study: Study, priors: dict, family: str, reps: in
 
     Returns ``(model, structure key, shared variables by name)``; see :func:`structure_key`.
     """
-    from pytensor.compile.sharedvalue import SharedVariable
+    from .sampling import named_shared_inputs
 
     try:
         tensor_priors, _ = _shared_priors(priors)
@@ -506,8 +503,7 @@ def build_keyed(api: ModelAPI, study: Study, priors: dict, family: str, reps: in
         # real error of the builder is raised again by this second call.
         model = api.build_model(study, priors, family=family, reps=reps, seed=seed)
     key = f"{api.name}:{structure_key(model)}"
-    shared = {v.name: v for v in _shared_inputs(model) if isinstance(v, SharedVariable) and v.name}
-    return model, key, shared
+    return model, key, named_shared_inputs(model)
 
 
 def posterior_key(api: ModelAPI, study: Study, priors: dict, family: str, reps: int, seed: int) -> str:
@@ -522,8 +518,3 @@ def posterior_key(api: ModelAPI, study: Study, priors: dict, family: str, reps: 
     h.update(f"seed:{seed}".encode())
     return h.hexdigest()
 
-
-def _shared_inputs(model):
-    from pytensor.graph.traversal import graph_inputs
-
-    return list(graph_inputs([model.logp()] + list(model.deterministics)))

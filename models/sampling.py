@@ -63,24 +63,25 @@ def _configure_jax() -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+def named_shared_inputs(model: pm.Model) -> dict:
+    """Name -> shared variable, for every named shared input of the model's log density and
+    deterministics: ``pm.Data`` containers, dimension lengths and, for a model built with
+    prior parameters as shared variables (:func:`models.analysis.build_keyed`), those."""
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import graph_inputs
+
+    return {v.name: v for v in graph_inputs([model.logp(), *model.deterministics]) if isinstance(v, SharedVariable) and v.name}
+
+
 def shared_by_name(model: pm.Model, names) -> dict:
-    """The shared variables called ``names`` that the model's graphs read: ``pm.Data``
-    containers and, for a model built with prior parameters as shared variables
-    (:func:`models.analysis.build_keyed`), those too.
+    """The shared inputs called ``names`` (:func:`named_shared_inputs`), in that order.
 
     Raises
     ------
     KeyError
         A name that no shared input of the model carries.
     """
-    from pytensor.compile.sharedvalue import SharedVariable
-    from pytensor.graph.traversal import graph_inputs
-
-    found = {
-        v.name: v
-        for v in graph_inputs([model.logp(), *model.unobserved_value_vars])
-        if isinstance(v, SharedVariable) and v.name
-    }
+    found = named_shared_inputs(model) if names else {}
     missing = [n for n in names if n not in found]
     if missing:
         raise KeyError(f"no shared input of the model is called {', '.join(missing)}")
