@@ -55,10 +55,12 @@ def add_log_densities(idata: az.InferenceData, model: pm.Model) -> az.InferenceD
     coords, dims = coords_and_dims_for_inferencedata(umodel)
 
     def group(rvs, arrays):
+        # a multivariate variable's density has fewer axes than its value: its dims do not apply
+        named = {rv.name: dims[rv.name] for rv, a in zip(rvs, arrays) if rv.name in dims and len(dims[rv.name]) == a.ndim - 2}
         return az.from_dict(
             posterior={rv.name: a for rv, a in zip(rvs, arrays)},
             coords={**coords, "chain": post["chain"].values, "draw": post["draw"].values},
-            dims={rv.name: dims[rv.name] for rv in rvs if rv.name in dims},
+            dims=named,
         ).posterior
 
     idata.add_groups(
