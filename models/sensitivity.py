@@ -822,6 +822,8 @@ def psens_comparison(psens: list[dict] | None, table: pd.DataFrame, default: str
     cols = ["estimand", "psens_prior", "psens_likelihood", "psens_diagnosis", "default_median", "default_sd", "refit_prior_shift_sd", "refit_prior_scenarios", "refit_any_shift_sd", "agree"]
     if not psens:
         return pd.DataFrame(columns=cols)
+    if psens[0].get("error"):  # the diagnostic failed (run_task): say so instead of an empty table
+        return pd.DataFrame([{"estimand": "", "psens_diagnosis": f"az.psens failed: {psens[0]['error']}"}], columns=cols)
     p = pd.DataFrame(psens).set_index("estimand")
     t = table[(table["estimand"].notna()) & (table["estimand"] != "")]
     d = t[t["scenario"] == default].set_index("estimand")

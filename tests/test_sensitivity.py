@@ -331,3 +331,10 @@ def test_compiled_model_cache_reuses_and_does_not_change_the_draws(study):
     assert not np.array_equal(first, wide.idata.posterior["log_mean"].values)  # the new prior acts
     fresh = fit_posterior(study, priors="wide", cache=CompiledCache(), **kw)
     np.testing.assert_array_equal(wide.idata.posterior["log_mean"].values, fresh.idata.posterior["log_mean"].values)
+
+
+def test_a_failed_power_scaling_diagnostic_is_reported_not_left_empty():
+    table = pd.DataFrame({"scenario": ["default"], "estimand": ["ratio"], "median": [1.0], "sd": [0.1]})
+    out = sens.psens_comparison([{"estimand": "", "psens_prior": np.nan, "psens_likelihood": np.nan, "error": "ValueError: bad dims"}], table)
+    assert len(out) == 1
+    assert out["psens_diagnosis"].iloc[0] == "az.psens failed: ValueError: bad dims"
