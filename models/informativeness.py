@@ -36,23 +36,19 @@ def psens_table(fit, study) -> pd.DataFrame:
     import pymc as pm
 
     from .analysis import _model_kw, model_api
-    from .log_density import add_log_densities
 
     idata = copy.deepcopy(fit.idata)
     model = fit.model
-    api = model_api(fit.model_name)
     # PyMC refuses to convert a model with custom initial values (chains start at moment
     # estimates); they play no part in the log densities, so drop them here and restore them
     saved = dict(model.rvs_to_initial_values)
     try:
         model.rvs_to_initial_values = {rv: None for rv in saved}
-        if api.sampler == "jax":  # all draws in one XLA call (models.log_density)
-            add_log_densities(idata, model)
-        else:
-            pm.compute_log_likelihood(idata, model=model, progressbar=False)
-            pm.compute_log_prior(idata, model=model, progressbar=False)
+        pm.compute_log_likelihood(idata, model=model, progressbar=False)
+        pm.compute_log_prior(idata, model=model, progressbar=False)
     finally:
         model.rvs_to_initial_values = saved
+    api = model_api(fit.model_name)
     api.add_estimands(idata, study, fit.family, **_model_kw(api.add_estimands, model))
     out: dict[str, dict] = {}
     for component in ("prior", "likelihood"):
