@@ -383,7 +383,7 @@ def run_task(task: dict) -> list[dict]:
                 try:
                     psens = _psens_table(fit, first["study"])
                 except Exception as exc:  # noqa: BLE001 - the cheap diagnostic must not fail the scenario
-                    psens = [{"estimand": "", "psens_prior": np.nan, "psens_likelihood": np.nan, "error": _reason(exc)}]
+                    psens = [{"error": _reason(exc)}]  # psens_comparison writes it into psens.csv
         sample_seconds = time.perf_counter() - t0
     except Exception as exc:  # noqa: BLE001 - any sampler error fails the scenarios, not the run
         reason = _reason(exc)
@@ -817,12 +817,13 @@ def psens_comparison(psens: list[dict] | None, table: pd.DataFrame, default: str
     else ``-``), refit_prior_shift_sd (largest shift of the median over the prior-set
     scenarios, in default posterior SDs), refit_any_shift_sd (over every one-at-a-time
     scenario), and ``agree``: whether "prior-sensitive by psens" equals "prior-sensitive by
-    refitting" (shift > 0.5 SD).
+    refitting" (shift > 0.5 SD).  When the diagnostic failed (``psens`` is ``[{"error": reason}]``),
+    one row whose psens_diagnosis gives the reason.
     """
     cols = ["estimand", "psens_prior", "psens_likelihood", "psens_diagnosis", "default_median", "default_sd", "refit_prior_shift_sd", "refit_prior_scenarios", "refit_any_shift_sd", "agree"]
     if not psens:
         return pd.DataFrame(columns=cols)
-    if psens[0].get("error"):  # the diagnostic failed (run_task): say so instead of an empty table
+    if psens[0].get("error"):  # say so instead of an empty table
         return pd.DataFrame([{"estimand": "", "psens_diagnosis": f"az.psens failed: {psens[0]['error']}"}], columns=cols)
     p = pd.DataFrame(psens).set_index("estimand")
     t = table[(table["estimand"].notna()) & (table["estimand"] != "")]

@@ -335,6 +335,6 @@ def test_compiled_model_cache_reuses_and_does_not_change_the_draws(study):
 
 def test_a_failed_power_scaling_diagnostic_is_reported_not_left_empty():
     table = pd.DataFrame({"scenario": ["default"], "estimand": ["ratio"], "median": [1.0], "sd": [0.1]})
-    out = sens.psens_comparison([{"estimand": "", "psens_prior": np.nan, "psens_likelihood": np.nan, "error": "ValueError: bad dims"}], table)
+    out = sens.psens_comparison([{"error": "ValueError: bad dims"}], table)
     assert len(out) == 1
     assert out["psens_diagnosis"].iloc[0] == "az.psens failed: ValueError: bad dims"
