@@ -119,7 +119,7 @@ def mixture_mean_cv2(xp, m, s, w=None):
     return log_mu, _wmean(xp.exp(2.0 * (m - log_mu[..., None]) + 2.0 * s**2), w) - 1.0
 
 
-def statistic_moments(xp, m, s, n, names, w=None):
+def statistic_moments(xp, m, s, n, names, w=None, bias: bool = True):
     """Approximate mean vector and covariance of the log of reported sample statistics.
 
     Every statistic's influence function is a combination of the functions
@@ -141,11 +141,15 @@ def statistic_moments(xp, m, s, n, names, w=None):
         Statistics among :data:`SUPPORTED`, in the order of the result.
     w : array (..., M), optional
         Component weights summing to 1 (zero for padding); default equal weights.
+    bias : bool
+        Include the first-order small-sample bias of the log statistics in ``mu``; without
+        it ``mu`` is the log of the population's own value of each statistic (what
+        :func:`corrected_moments` adds its simulated bias to).
 
     Returns
     -------
     mu : array (..., k)
-        Approximate ``E log(statistic)``.
+        Approximate ``E log(statistic)`` (with ``bias``), else the log population values.
     cov : array (..., k, k)
         Approximate covariance of the log statistics.
     """
@@ -212,6 +216,8 @@ def statistic_moments(xp, m, s, n, names, w=None):
     log_value = stack(log_value, axis=-1)
     value = xp.exp(log_value)
     cov = cov_y / (n[..., None, None] * value[..., :, None] * value[..., None, :])
+    if not bias:
+        return log_mu[..., None] + log_value, cov
     is_sd = np.array([x == "sd" for x in names], dtype=float)
     # E s = sigma (1 - (kurtosis - 1) / (8 n)) to first order (E s^2 = sigma^2), written as
     # an exponential so that it stays positive at any kurtosis; the -var/2 makes
@@ -243,9 +249,10 @@ class FiniteSampleCorrection:
     For a single-location population of the residual family (no covariates) at every CV of
     :data:`models.likelihood.LOG_CV_GRID`, the finite-sample mean and covariance of the log
     statistics are simulated with fixed deviates and compared with :func:`statistic_moments`:
-    ``delta`` is the difference of the means and ``weight`` the simulated covariance divided
-    by the outer product of the large-sample SDs.  The covariate model's group, a mixture
-    over subjects, then gets ``mean = large-sample mean + delta(cv)`` and
+    ``delta`` is the simulated mean minus the log population values (the whole small-sample
+    bias) and ``weight`` the simulated covariance divided by the outer product of the
+    large-sample SDs.  The covariate model's group, a mixture over subjects, then gets
+    ``mean = log population values + delta(cv)`` and
     ``cov = D weight(cv) D`` with ``D`` its own large-sample SDs, i.e. the finite-sample
     behaviour of the residual family at the same CV with the mixture's own sensitivity.
     Without it the sample SD's variance, which grows with the fourth moment, let the scale
@@ -289,7 +296,7 @@ def build_correction(nodes: np.ndarray, n: int, names, reps: int = 2000, seed: i
         s = brentq(lambda s: math.log(np.mean(np.exp(s**2 * nodes)) - 1.0) - 2.0 * log_cv, 1e-6, 10.0)
         sim = np.log(sample_statistics(np, np.sort(np.exp(s * eps), axis=-1), n, names))
         mu_f, cov_f = synthetic_moments(sim)
-        mu_a, cov_a = statistic_moments(np, zeros, s * np.sqrt(nodes), n, names)
+        mu_a, cov_a = statistic_moments(np, zeros, s * np.sqrt(nodes), n, names, bias=False)
         sd_a = np.sqrt(np.diag(cov_a))
         deltas.append(mu_f - mu_a)
         weights.append((cov_f / np.outer(sd_a, sd_a)).ravel())
@@ -319,7 +326,12 @@ def corrected_moments(xp, correction: FiniteSampleCorrection, m, s, n, names, w=
     """
     from .likelihood import _spline_eval
 
-    mu, cov = statistic_moments(xp, m, s, n, names, w)
+    # the bias is simulated as a whole, relative to the population values: the first-order
+    # formula's kurtosis term grows like exp(4 s^2), and a correction of it taken from a
+    # single lognormal (+774 log units for the SD at CV 4.3, n 50) did not cancel a
+    # mixture's own term at the same CV; the sum had poles (walls of 1e8 in the log
+    # density near CV 2-5) that made the rare divergences of the covariate model
+    mu, cov = statistic_moments(xp, m, s, n, names, w, bias=False)
     log_cv = 0.5 * xp.log(mixture_mean_cv2(xp, m, s, w)[1])
     k = correction.k
     delta = _spline_eval(xp, correction.delta_coef, correction.grid, log_cv)
