@@ -427,12 +427,16 @@ def _effect_null(key: str, units: str) -> float | None:
     Known effect variables (:data:`EFFECT_NULLS`); otherwise by name and units, so effects
     of other models qualify without code here: percent changes (units containing ``%``)
     and ``difference``/``effect``/``slope``/``change`` names at 0, ``ratio``/``fold`` at 1.
+    Spreads and scales (``spread``, ``scale``, ``sigma``, ``sd`` names) have none: they are
+    positive by construction, so "its interval excludes 0" would say nothing.
     """
     var = key.split("[")[0]
     if key.startswith("P("):
         return None
     if var in EFFECT_NULLS:
         return EFFECT_NULLS[var]
+    if re.search(r"spread|scale|sigma|(^|_)sd($|_)", var):
+        return None
     if "%" in str(units) or "percent" in str(units):
         return 0.0
     if re.search(r"ratio|fold", var):

@@ -200,6 +200,9 @@ def test_effect_nulls_are_generic_in_names_and_units():
     assert sens._effect_null("prob_superiority[a_vs_b]", "probability") == 0.5
     assert sens._effect_null("pct_change[age_decades, ms]", "% per decade") == 0.0
     assert sens._effect_null("median[ms]", "ng/ml") is None
+    # a spread is positive by construction: no "excludes 0" conclusion for it
+    assert sens._effect_null("category_spread_percent", "%") is None
+    assert sens._effect_null("effect_sd[female]", "log units") is None
     assert sens._effect_null("P(ratio_of_means[a_vs_b] > 3)", "probability") is None
 
 
