@@ -116,22 +116,22 @@ def resolve_priors(study: Study, priors: dict, design: Design) -> dict:
         if spec.get("dist") != "normal":
             raise PriorError(f"prior effect.{c}: the effects take normal priors")
         mu = spec["mu"]
-        if mu == "claimed":
+        if _is_claimed(mu):
             a = claims.get(c)
             if a is None or a.direction in (None, "none"):
                 mu = 0.0
             elif a.relation == "~":
                 mu = math.log1p(a.value / 100.0)
             else:
-                mu = (-1.0 if a.direction == "lower" else 1.0) * float(spec.get("claimed_size", 0.2))
-        mus.append(float(mu))
-        sigmas.append(float(spec["sigma"]))
-    out["effect_mu"], out["effect_sigma"] = np.array(mus), np.array(sigmas)
+                mu = (-1.0 if a.direction == "lower" else 1.0) * spec.get("claimed_size", 0.2)
+        mus.append(mu)
+        sigmas.append(spec["sigma"])
+    out["effect_mu"], out["effect_sigma"] = _vector(mus), _vector(sigmas)
     first = design.groups[0]
     diffs = []
     for g in design.groups[1:]:
         spec = {k: v for k, v in priors["group_difference"].items() if k != "claimed_size"}
-        if spec.get("mu") == "claimed":
+        if _is_claimed(spec.get("mu")):
             spec["mu"] = 0.0
             for comp in study.comparisons.values():
                 for cl in comp.claims.values():
@@ -141,6 +141,19 @@ def resolve_priors(study: Study, priors: dict, design: Design) -> dict:
         diffs.append(spec)
     out["group_difference"] = diffs
     return out
+
+
+def _is_claimed(value) -> bool:
+    return isinstance(value, str) and value == "claimed"
+
+
+def _vector(values: list):
+    """Prior parameters of several elements as one vector: a NumPy array for numbers, a
+    stacked tensor when some are tensors (a sensitivity runner's shared prior values, so one
+    compiled model serves every prior set of the same shape: models.analysis.build_keyed)."""
+    if all(isinstance(v, (int, float, np.floating)) for v in values):
+        return np.array(values, dtype=float)
+    return pt.stack([pt.as_tensor_variable(v, dtype="float64") for v in values])
 
 
 def log_ndtr(z):
@@ -405,7 +418,10 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
     pr = resolve_priors(study, priors, design)
     if family == "student_t" and "residual_df" not in pr:
         raise PriorError("the student_t family needs 'residual_df' ({'dist': 'fixed', 'value': ...}) in the prior set")
-    df = float(pr["residual_df"]["value"]) if family == "student_t" else None
+    # the degrees of freedom fix the residual nodes (constants of the graph), so they are
+    # structure: a shared value from a sensitivity runner is read here
+    df_value = pr["residual_df"]["value"] if family == "student_t" else None
+    df = float(df_value.get_value() if hasattr(df_value, "get_value") else df_value) if df_value is not None else None
     nodes = residual_nodes(df)
     tau = float(nodes.mean())  # residual variance in units of sigma^2
     ref = float(study.assumption("reference_level", 1.0))
@@ -453,8 +469,8 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
         if G > 1:
             gd = pm.Normal(
                 "group_difference",
-                mu=np.array([s["mu"] for s in pr["group_difference"]]),
-                sigma=np.array([s["sigma"] for s in pr["group_difference"]]),
+                mu=_vector([s["mu"] for s in pr["group_difference"]]),
+                sigma=_vector([s["sigma"] for s in pr["group_difference"]]),
                 dims="contrast",
                 initval=start["group_difference"],
             )

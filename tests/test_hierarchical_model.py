@@ -400,3 +400,25 @@ def test_structure_key_is_the_same_for_two_builds_of_one_study(study, model):
 
     again = build_model(load_study(STUDY_PATH), get_priors("hierarchical"), reps=REPS)
     assert structure_key(again) == structure_key(model)
+
+
+def test_prior_sets_of_one_shape_share_a_compiled_model(study, model):
+    """A sensitivity runner passes prior values as shared tensors: the default, skeptical,
+    wide and narrow sets (same distributions) then have one structure (one compiled sampler per worker), and the
+    log density with tensor priors equals the one with numeric priors.  The enthusiastic set
+    resolves its means from the claims, so it is a structure of its own."""
+    from models.analysis import build_keyed, model_api
+
+    api = model_api("hierarchical")
+    keys, built = {}, {}
+    for name in ("default", "skeptical", "enthusiastic"):
+        built[name], keys[name], shared = build_keyed(api, study, get_priors("hierarchical", name), "normal", REPS, 20180302)
+        assert "prior.effect.sigma" in shared and "prior.log_sigma.mu" in shared
+    assert keys["skeptical"] == keys["default"]
+    assert keys["enthusiastic"] != keys["default"]
+    numeric = build_model(study, get_priors("hierarchical", "skeptical"), reps=REPS)
+    point = numeric.initial_point()
+    point = {k: v + 0.1 for k, v in point.items()}
+    got = built["skeptical"].compile_logp(mode="FAST_COMPILE")(point)
+    want = numeric.compile_logp(mode="FAST_COMPILE")(point)
+    assert np.isfinite(want) and got == pytest.approx(want, rel=1e-8)  # rewrites may reorder sums
