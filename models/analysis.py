@@ -317,14 +317,16 @@ PRIOR_PREFIX = "prior."
 
 def _shared_priors(priors: dict) -> tuple[dict, dict]:
     """A copy of ``priors`` whose numeric parameters are PyTensor shared scalars, and those
-    shared variables by name (``prior.<parameter>.<key>``)."""
+    shared variables by name (``prior.<parameter>.<key>``).  A ``fixed`` prior's value stays
+    a number: it sets the model's structure (e.g. the residual df fixes the likelihood's
+    scale-mixture nodes), so two values are two compiled models."""
     import pytensor
 
     out, shared = {}, {}
     for param, spec in priors.items():
         out[param] = {}
         for key, value in spec.items():
-            if key != "dist" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if key != "dist" and spec.get("dist") != "fixed" and isinstance(value, (int, float)) and not isinstance(value, bool):
                 sv = pytensor.shared(np.float64(value), name=f"{PRIOR_PREFIX}{param}.{key}")
                 shared[sv.name] = sv
                 out[param][key] = sv

@@ -418,10 +418,7 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
     pr = resolve_priors(study, priors, design)
     if family == "student_t" and "residual_df" not in pr:
         raise PriorError("the student_t family needs 'residual_df' ({'dist': 'fixed', 'value': ...}) in the prior set")
-    # the degrees of freedom fix the residual nodes (constants of the graph), so they are
-    # structure: a shared value from a sensitivity runner is read here
-    df_value = pr["residual_df"]["value"] if family == "student_t" else None
-    df = float(df_value.get_value() if hasattr(df_value, "get_value") else df_value) if df_value is not None else None
+    df = float(pr["residual_df"]["value"]) if family == "student_t" else None
     nodes = residual_nodes(df)
     tau = float(nodes.mean())  # residual variance in units of sigma^2
     ref = float(study.assumption("reference_level", 1.0))

@@ -402,11 +402,12 @@ def test_structure_key_is_the_same_for_two_builds_of_one_study(study, model):
     assert structure_key(again) == structure_key(model)
 
 
-def test_prior_sets_of_one_shape_share_a_compiled_model(study, model):
+def test_prior_sets_of_one_shape_share_a_compiled_model(study):
     """A sensitivity runner passes prior values as shared tensors: the default, skeptical,
-    wide and narrow sets (same distributions) then have one structure (one compiled sampler per worker), and the
-    log density with tensor priors equals the one with numeric priors.  The enthusiastic set
-    resolves its means from the claims, so it is a structure of its own."""
+    wide and narrow sets (same distributions) then have one structure, so one compiled
+    sampler per worker, and the log density with tensor priors equals the one with numeric
+    priors.  The enthusiastic set resolves its means from the claims, so it is a structure
+    of its own.  A fixed residual df stays a number (it sets the likelihood's nodes)."""
     from models.analysis import build_keyed, model_api
 
     api = model_api("hierarchical")
@@ -416,6 +417,8 @@ def test_prior_sets_of_one_shape_share_a_compiled_model(study, model):
         assert "prior.effect.sigma" in shared and "prior.log_sigma.mu" in shared
     assert keys["skeptical"] == keys["default"]
     assert keys["enthusiastic"] != keys["default"]
+    _, _, shared = build_keyed(api, study, get_priors("hierarchical"), "student_t", REPS, 20180302)
+    assert "prior.residual_df.value" not in shared and "prior.effect.sigma" in shared
     numeric = build_model(study, get_priors("hierarchical", "skeptical"), reps=REPS)
     point = numeric.initial_point()
     point = {k: v + 0.1 for k, v in point.items()}
