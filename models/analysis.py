@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -499,11 +500,18 @@ def build_keyed(api: ModelAPI, study: Study, priors: dict, family: str, reps: in
     try:
         tensor_priors, _ = _shared_priors(priors)
         model = api.build_model(study, tensor_priors, family=family, reps=reps, seed=seed)
-    except Exception:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001
         # the builder needs a prior parameter as a number (e.g. for starting values; PyTensor
         # raises TypeError there): then the prior values are part of the structure.  Any
         # real error of the builder is raised again by this second call.
         model = api.build_model(study, priors, family=family, reps=reps, seed=seed)
+        # said aloud: a silent fallback once hid that no two prior sets shared a sampler
+        warnings.warn(
+            f"{api.name} model: prior values built in as constants because the builder rejected them as tensors "
+            f"({type(exc).__name__}: {exc}); scenarios that differ only in prior values will each compile their own sampler",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     key = f"{api.name}:{structure_key(model)}"
     return model, key, named_shared_inputs(model)
 

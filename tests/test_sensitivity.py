@@ -336,6 +336,33 @@ def test_compiled_model_cache_reuses_and_does_not_change_the_draws(study):
     np.testing.assert_array_equal(wide.idata.posterior["log_mean"].values, fresh.idata.posterior["log_mean"].values)
 
 
+def test_a_builder_that_rejects_tensor_priors_falls_back_with_a_warning(study):
+    """Prior values that cannot be tensors become part of the structure (no reuse across
+    prior sets); that is said, not silent.  The shipped builders take tensors."""
+    import dataclasses
+    import warnings
+
+    from pytensor.compile.sharedvalue import SharedVariable
+
+    from models.analysis import build_keyed, model_api
+    from models.priors import get_priors
+
+    api = model_api("group")
+
+    def numbers_only(study, priors, **kw):
+        if any(isinstance(v, SharedVariable) for spec in priors.values() for v in spec.values()):
+            raise TypeError("needs a number for the starting value")
+        return api.build_model(study, priors, **kw)
+
+    with pytest.warns(RuntimeWarning, match=r"group model: prior values built in as constants .*TypeError: needs a number"):
+        _, key, shared = build_keyed(dataclasses.replace(api, build_model=numbers_only), study, get_priors("group"), "lognormal", 20, 1)
+    assert not any(name.startswith("prior.") for name in shared)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        _, tensor_key, shared = build_keyed(api, study, get_priors("group"), "lognormal", 20, 1)
+    assert any(name.startswith("prior.") for name in shared) and tensor_key != key
+
+
 def test_a_failed_power_scaling_diagnostic_is_reported_not_left_empty():
     table = pd.DataFrame({"scenario": ["default"], "estimand": ["ratio"], "median": [1.0], "sd": [0.1]})
     out = sens.psens_comparison([{"error": "ValueError: bad dims"}], table)
