@@ -425,3 +425,17 @@ def test_prior_sets_of_one_shape_share_a_compiled_model(study):
     got = built["skeptical"].compile_logp(mode="FAST_COMPILE")(point)
     want = numeric.compile_logp(mode="FAST_COMPILE")(point)
     assert np.isfinite(want) and got == pytest.approx(want, rel=1e-8)  # rewrites may reorder sums
+
+
+@pytest.mark.parametrize("idx", [[1, 2], [0, 2], [2, 0], [1]])
+def test_select_picks_entries_of_vectors_and_matrices(idx):
+    """A group reporting a subset of the statistics gets those entries of the batched mean
+    and covariance: by a slice when they are contiguous, by selection matrices otherwise."""
+    import pytensor.tensor as pt
+
+    from models.hierarchical import _select
+
+    rng = np.random.default_rng(3)
+    v, m = rng.normal(size=3), rng.normal(size=(3, 3))
+    np.testing.assert_allclose(_select(pt.as_tensor(v), idx, 3).eval(), v[idx])
+    np.testing.assert_allclose(_select(pt.as_tensor(m), idx, 3, matrix=True).eval(), m[np.ix_(idx, idx)])
