@@ -37,8 +37,10 @@ REPORT_NAME = "report.html"
 REQUIRED = ("manifest.json", "estimands.csv", "checks.csv", "summary.csv", "idata.nc")
 _COLUMNS = {
     "estimands.csv": ("estimand", "label", "units", "median", "hdi_low", "hdi_high"),
+    "informativeness.csv": ("estimand", "contraction", "psens_prior", "psens_likelihood", "label"),
     "checks.csv": ("item", "key", "kind", "units", "published", "predictive_median", "predictive_low", "predictive_high", "ppp", "verdict"),
 }
+INFO_FILE = "informativeness.csv"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -69,6 +71,22 @@ KNOWN_FIGURES = {
         "Forest plot of the between-group effects with 95% intervals",
         "Every between-group effect on one axis: point, posterior median; thick bar, 50% interval; thin bar, 95% HDI. "
         "Look at where the bars sit relative to the no-difference line (1 for ratios, 0.5 for the probability of superiority).",
+    ),
+    "percent_effects.png": (
+        "effects",
+        "Forest plot of the covariate effects in percent, pooled and per group, with each row's informativeness label",
+        "Each covariate effect as a percent change per unit (per decade of age, women versus men, per attack per year, "
+        "with optic lesions), pooled across groups and per group: circle, posterior median; thick bar, 50% interval; "
+        "thin bar, 95% HDI; dotted line, no effect. The label in brackets says how much the row is informed by the "
+        "published data (see the next section). Look for bars that cross the dotted line: the paper's numbers do not "
+        "settle the direction.",
+    ),
+    "level_vs_covariate.png": (
+        "effects",
+        "Levels against age by group: subjects of predictive cohorts, posterior regression lines by sex, published medians",
+        "Levels against the plotted covariate (log axis), one panel per group: points, subjects of a few cohorts simulated "
+        "from the posterior; lines and bands, the posterior typical level per level of the breakdown (median, 90% band); "
+        "dashed, the published median. Look for a published median far from where the simulated subjects sit.",
     ),
     "prior_posterior.png": (
         "prior",
@@ -138,6 +156,7 @@ class ResultFolder:
     checks: pd.DataFrame
     summary: pd.DataFrame
     evidence: pd.DataFrame | None
+    informativeness: pd.DataFrame | None
     figures: dict[str, bytes]
     study: Study
     study_changed: bool
@@ -204,6 +223,7 @@ def load_result(result_dir: Path) -> ResultFolder:
         checks=_read_csv(result_dir / "checks.csv", "checks.csv"),
         summary=_read_csv(result_dir / "summary.csv", "summary.csv"),
         evidence=_read_csv(result_dir / "evidence.csv", "evidence.csv") if (result_dir / "evidence.csv").is_file() else None,
+        informativeness=_read_csv(result_dir / INFO_FILE, INFO_FILE) if (result_dir / INFO_FILE).is_file() else None,
         figures=figures,
         study=study,
         study_changed=bool(recorded) and recorded != study.sha256,
@@ -429,6 +449,7 @@ SECTIONS = [
     ("groups", "Group values and ratios"),
     ("effects", "Effects (forest plot)"),
     ("prior", "Prior versus posterior"),
+    ("informativeness", "How much comes from the paper"),
     ("diagnostics", "Sampler diagnostics"),
     ("sensitivity", "Sensitivity"),
     ("assumptions", "Assumptions"),
@@ -570,6 +591,24 @@ def _figures_for(r: ResultFolder, section: str) -> list[str]:
         if sec == section:
             out.append(figure(data, alt, cap, f"fig-{Path(name).stem}"))
     return out
+
+
+def section_informativeness(r: ResultFolder) -> str:
+    """The informativeness table of fit.py (contraction, power-scaling sensitivity, label)."""
+    info = r.informativeness
+    if info is None or not len(info):
+        return _p(f"The result folder has no {INFO_FILE} (or it is empty): informativeness was not computed.", "note")
+    labels = dict(zip(r.estimands["estimand"], r.estimands["label"]))
+    out = [_p("How much of each estimand comes from the published numbers rather than from the priors and the "
+              "declared assumptions. Contraction: 1 minus the posterior variance over the prior variance (near 1: the "
+              "data narrowed it; near 0: it is still its prior). Power-scaling sensitivity (az.psens): how much the "
+              "posterior moves when the prior or the likelihood is raised to a power near 1; 0.05 or more counts as "
+              "sensitive. The label combines the two.")]
+    rows = [[labels.get(row["estimand"], row["estimand"]), fmt_number(row["contraction"]), fmt_number(row["psens_prior"]),
+             fmt_number(row["psens_likelihood"]), row["label"]] for _, row in info.iterrows()]
+    out.append(table(["Estimand", "Contraction", "psens prior", "psens likelihood", "Label"], rows,
+                     f"Informativeness ({INFO_FILE})", num_cols={1, 2, 3}))
+    return "".join(out)
 
 
 def section_figures(r: ResultFolder, section: str, missing: str) -> str:
@@ -795,6 +834,7 @@ def render_report(result_dir: Path, sensitivity_dir: Path | None = None, command
         "groups": section_groups(r),
         "effects": section_figures(r, "effects", "The result folder has no effects forest plot."),
         "prior": section_figures(r, "prior", "The result folder has no prior-versus-posterior figure."),
+        "informativeness": section_informativeness(r),
         "diagnostics": section_diagnostics(r, energy_png, bfmi),
         "sensitivity": section_sensitivity(sens),
         "assumptions": section_assumptions(r),

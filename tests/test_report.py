@@ -249,6 +249,36 @@ def test_numbers_equal_estimands_csv(report, fit_result):
     assert sentence in html.unescape(report[2])
 
 
+def test_informativeness_table_equals_its_csv(report, fit_result):
+    """Contraction, power-scaling sensitivity and label of every estimand, as fit.py wrote them."""
+    from models.report import fmt_number
+
+    info = pd.read_csv(fit_result / "informativeness.csv")
+    assert len(info), "the short fit computed no informativeness"
+    assert '<section id="informativeness">' in report[2]
+    t = next(t for t in parse(report[2]).tables if t["caption"].startswith("Informativeness"))
+    rows = [r for r in t["rows"] if r]
+    assert len(rows) == len(info)
+    for r, (_, row) in zip(rows, info.iterrows()):
+        assert r[1:] == [fmt_number(row["contraction"]), fmt_number(row["psens_prior"]), fmt_number(row["psens_likelihood"]), row["label"]]
+
+
+def test_covariate_model_figures_have_their_own_captions(tmp_path, fit_result):
+    """The covariate model's percent-effects and level-versus-age figures go to the effects
+    section with registered captions, not the generic fallback."""
+    from models.report import render_report
+
+    res = tmp_path / "result"
+    shutil.copytree(fit_result, res)
+    png = next((res / "figures").glob("*.png"))
+    for name in ("percent_effects.png", "level_vs_covariate.png"):
+        shutil.copy(png, res / "figures" / name)
+    text = html.unescape(render_report(res))
+    effects = text.split('<section id="effects">', 1)[1].split("</section>", 1)[0]
+    assert 'id="fig-percent_effects"' in effects and 'id="fig-level_vs_covariate"' in effects
+    assert "no description is registered" not in text
+
+
 def test_checks_table_medians_first_with_verdicts(report, fit_result):
     checks = pd.read_csv(fit_result / "checks.csv")
     page = parse(report[2])
