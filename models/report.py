@@ -75,15 +75,15 @@ KNOWN_FIGURES = {
     "percent_effects.png": (
         "effects",
         "Forest plot of the covariate effects in percent, pooled and per group, with each row's informativeness label",
-        "Each covariate effect as a percent change per unit (per decade of age, women versus men, per attack per year, "
-        "with optic lesions), pooled across groups and per group: circle, posterior median; thick bar, 50% interval; "
+        "Each covariate effect as a percent change per unit of the covariate (as labelled on the axis and rows), pooled "
+        "across groups and per group: circle, posterior median; thick bar, 50% interval; "
         "thin bar, 95% HDI; dotted line, no effect. The label in brackets says how much the row is informed by the "
         "published data (see the next section). Look for bars that cross the dotted line: the paper's numbers do not "
         "settle the direction.",
     ),
     "level_vs_covariate.png": (
         "effects",
-        "Levels against age by group: subjects of predictive cohorts, posterior regression lines by sex, published medians",
+        "Levels against a covariate by group: subjects of predictive cohorts, posterior regression lines per breakdown level, published medians",
         "Levels against the plotted covariate (log axis), one panel per group: points, subjects of a few cohorts simulated "
         "from the posterior; lines and bands, the posterior typical level per level of the breakdown (median, 90% band); "
         "dashed, the published median. Look for a published median far from where the simulated subjects sit.",
