@@ -59,6 +59,7 @@ class ModelAPI:
     check_table: Callable
     target_accept: float = 0.8
     sampler: str = "pymc"
+    min_reps: int = 2
 
 
 def model_api(name: str) -> ModelAPI:
@@ -89,7 +90,8 @@ def model_api(name: str) -> ModelAPI:
     target_accept = float(getattr(mod, "TARGET_ACCEPT", 0.8))
     sampler = getattr(mod, "SAMPLER", "pymc")
     return ModelAPI(
-        name, mod.build_model, int(mod.DEFAULT_REPS), families, default_family, **hooks, target_accept=target_accept, sampler=sampler
+        name, mod.build_model, int(mod.DEFAULT_REPS), families, default_family, **hooks, target_accept=target_accept, sampler=sampler,
+        min_reps=int(getattr(mod, "MIN_REPS", 2)),
     )
 
 

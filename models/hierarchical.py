@@ -65,6 +65,8 @@ DEFAULT_FAMILY = "normal"
 #: vectorised: 1.3, 2.1 and 3.2 ms at 2, 5 and 10); the claims' between-cohort variance
 #: needs at least 2.
 DEFAULT_REPS = 5
+#: Fewest design cohorts: the claims' between-cohort variance needs two.
+MIN_REPS = 2
 #: Comparison-claim statistics that are functions of reported numbers when those are given;
 #: they enter through the numbers and are only checked, never counted twice.
 _REDUNDANT = {"ratio_of_means": "mean", "ratio_of_medians": "median"}
@@ -412,8 +414,8 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
         raise ValueError(f"unknown residual family {family!r}; use one of: {', '.join(FAMILIES)}")
     if not study.covariates:
         raise ValueError(f"{study.id}: the hierarchical model needs 'covariates' in the study file")
-    if reps < 2:
-        raise ValueError(f"reps={reps}: the covariate model needs at least 2 design cohorts (between-cohort variance of the claims)")
+    if reps < MIN_REPS:
+        raise ValueError(f"reps={reps}: the covariate model needs at least {MIN_REPS} design cohorts (between-cohort variance of the claims)")
     design = build_design(study, reps, seed)
     pr = resolve_priors(study, priors, design)
     if family == "student_t" and "residual_df" not in pr:

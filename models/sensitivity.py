@@ -85,7 +85,7 @@ class Sampling(StrictModel):
     tune: int = Field(default=1000, ge=1, strict=True)
     chains: int = Field(default=4, ge=2, strict=True)
     seed: int = Field(default=20180302, strict=True)
-    reps: int | None = Field(default=None, ge=10, strict=True)
+    reps: int | None = Field(default=None, ge=1, strict=True)  # each model's own minimum: check_reps
     ppc_draws: int = Field(default=1000, ge=1, strict=True)
 
 
@@ -222,6 +222,17 @@ def load_grid(path: str | Path) -> Grid:
         return Grid.model_validate(data)
     except ValidationError as exc:
         raise GridError(_one_line(f"{path}: {_first_error(exc)}")) from None
+
+
+def check_reps(specs: list[Spec], reps: int | None, where: str) -> None:
+    """Raise a one-line :class:`GridError` naming ``where`` when ``reps`` is below the
+    minimum of a model some scenario fits (``None``: each model's default)."""
+    from .analysis import model_api
+
+    for model in dict.fromkeys(sp.model for sp in specs):
+        low = model_api(model).min_reps
+        if reps is not None and reps < low:
+            raise GridError(f"{where} {reps}: the {model} model needs at least {low} simulated cohorts per evaluation")
 
 
 def expand_grid(grid: Grid, study: Study, path: str | Path = "grid") -> list[Spec]:

@@ -62,7 +62,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tune", type=int, default=1000, help="warm-up iterations per chain (default: %(default)s)")
     p.add_argument("--chains", type=int, default=4, help="number of chains (default: %(default)s)")
     p.add_argument("--seed", type=int, default=20180302, help="random seed of the whole run (default: %(default)s)")
-    p.add_argument("--reps", type=int, default=None, help="simulated cohorts per likelihood evaluation (default: the model's)")
+    from models.analysis import model_api
+
+    reps_help = "; ".join(f"{m} model {a.default_reps}, at least {a.min_reps}" for m, a in ((m, model_api(m)) for m in MODELS))
+    p.add_argument("--reps", type=int, default=None, help=f"simulated cohorts per likelihood evaluation (default: the model's: {reps_help})")
     p.add_argument("--ppc-draws", type=int, default=2000, help="posterior draws used for predictive checks (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ROOT / "results", help="parent folder of the result folder (default: results/)")
     p.add_argument("--publish-figures", type=Path, default=None, metavar="DIR", help="also copy the figures to DIR (make fit uses figures/)")
@@ -78,8 +81,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         problem = _unwritable(path) if path is not None else None
         if problem:
             p.error(f"{opt} {path}: {problem}")
-    if args.reps is not None and args.reps < 10:
-        p.error("--reps must be >= 10")
+    if args.reps is not None and args.reps < 1:
+        p.error("--reps must be >= 1")
     return args
 
 
@@ -108,7 +111,6 @@ def main(argv=None) -> int:
     except StudyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
-    log(f"study {study.id}: {', '.join(f'{g} (n={study.n(g)})' for g in study.group_ids)}")
 
     import shutil
 
@@ -123,9 +125,13 @@ def main(argv=None) -> int:
         if args.family not in api.families:
             raise AnalysisError(f"--family {args.family} does not apply to the {args.model} model; choose one of: {', '.join(api.families)}")
         get_priors(args.model, args.priors)
+        if args.reps is not None and args.reps < api.min_reps:
+            raise AnalysisError(f"--reps {args.reps}: the {args.model} model needs at least {api.min_reps} simulated cohorts per evaluation")
     except (AnalysisError, PriorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    # after the option checks, so that a bad option's error is the only line on stderr
+    log(f"study {study.id}: {', '.join(f'{g} (n={study.n(g)})' for g in study.group_ids)}")
     timings = {"imports": time.perf_counter() - T_START}
     analysis = run_analysis(
         study,

@@ -47,7 +47,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.workers < 1:
         p.error("--workers must be >= 1")
-    for name, low in (("draws", 1), ("tune", 1), ("chains", 2), ("reps", 10), ("ppc_draws", 1)):
+    for name, low in (("draws", 1), ("tune", 1), ("chains", 2), ("reps", 1), ("ppc_draws", 1)):
         v = getattr(args, name)
         if v is not None and v < low:
             p.error(f"--{name.replace('_', '-')} must be >= {low}")
@@ -68,6 +68,11 @@ def main(argv=None) -> int:
         return sens.EXIT_INPUT
     overrides = {k: getattr(args, k) for k in ("draws", "tune", "chains", "seed", "reps", "ppc_draws") if getattr(args, k) is not None}
     sampling = grid.sampling.model_copy(update=overrides)
+    try:
+        sens.check_reps(specs, sampling.reps, "--reps" if "reps" in overrides else f"{args.grid}: sampling.reps")
+    except sens.GridError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return sens.EXIT_INPUT
     client = None
     if args.scheduler:
         from distributed import Client

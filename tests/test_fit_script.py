@@ -247,6 +247,16 @@ def test_bad_study_exits_2_with_one_line(case, bad_sd_study, tmp_path):
     assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
 
 
+@pytest.mark.parametrize("model, reps, low", [("hierarchical", 1, 2), ("group", 5, 10)])
+def test_reps_below_the_model_minimum_exits_2_with_one_line(model, reps, low, tmp_path):
+    """The smallest --reps depends on the model (the covariate model's default, 5, is below
+    the group model's minimum), so it is checked once the model is known."""
+    out = tmp_path / "out"
+    proc = run_fit("--model", model, "--reps", str(reps), "--out", str(out), "--no-progress", timeout=120)
+    _assert_one_line_error(proc, f"--reps {reps}", f"the {model} model needs at least {low}")
+    assert not out.exists()
+
+
 def test_draws_zero_is_an_argparse_error(tmp_path):
     out = tmp_path / "out"
     proc = run_fit("--draws", "0", "--out", str(out), timeout=120)

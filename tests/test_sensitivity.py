@@ -106,6 +106,19 @@ def test_bad_grid_exits_2_with_one_line_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
+def test_reps_below_a_models_minimum_is_one_line_naming_where(study):
+    """The grid's sampling.reps (or --reps) is checked against each fitted model's minimum."""
+    specs = sens.expand_grid(sens.load_grid(GROUP_GRID), study, GROUP_GRID)
+    with pytest.raises(sens.GridError, match=r"^g\.yaml: sampling\.reps 5: the group model needs at least 10 simulated cohorts"):
+        sens.check_reps(specs, 5, "g.yaml: sampling.reps")
+    sens.check_reps(specs, 10, "--reps")
+    sens.check_reps(specs, None, "--reps")
+    hier = sens.expand_grid(sens.load_grid(DEFAULT_GRID), study, DEFAULT_GRID)
+    sens.check_reps(hier, 2, "--reps")  # below the group model's minimum, fine for this model
+    with pytest.raises(sens.GridError, match=r"^--reps 1: the hierarchical model needs at least 2"):
+        sens.check_reps(hier, 1, "--reps")
+
+
 # -- overrides ------------------------------------------------------------------------------
 def test_statistics_subsets_keep_only_their_statistics(study):
     means = sens.apply_overrides(study, "means_sds")
