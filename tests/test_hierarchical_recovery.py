@@ -79,6 +79,10 @@ def test_recovers_age_and_sex_effects(model):
     summ = az.summary(idata, var_names=["effect"], kind="diagnostics")
     assert summ["r_hat"].max() <= 1.02
     hdi = az.hdi(idata, var_names=["effect"], hdi_prob=0.94)["effect"].values
+    # the figures a closing note quotes (pytest -s)
+    print(f"\nrecovery: {int(idata.sample_stats.diverging.sum())} divergences, max R-hat {summ['r_hat'].max():.3f}; "
+          + "; ".join(f"{c} true {100 * math.expm1(TRUE_EFFECT[c]):+.0f}%, 94% HDI {100 * math.expm1(lo):+.0f}% to {100 * math.expm1(hi):+.0f}%"
+                      for c, (lo, hi) in zip(COVARIATES, hdi)))
     for j, c in enumerate(COVARIATES):
         lo, hi = hdi[j]
         assert lo <= TRUE_EFFECT[c] <= hi, (c, lo, TRUE_EFFECT[c], hi)
