@@ -95,6 +95,14 @@ def model_api(name: str) -> ModelAPI:
     )
 
 
+def reps_problem(api: ModelAPI, reps: int | None) -> str | None:
+    """Why ``reps`` simulated cohorts per evaluation are too few for the model of ``api``
+    (``"<reps>: the <model> model needs at least <min>..."``), or None (``None``: its default)."""
+    if reps is not None and reps < api.min_reps:
+        return f"{reps}: the {api.name} model needs at least {api.min_reps} simulated cohorts per evaluation"
+    return None
+
+
 @dataclass
 class Analysis:
     """Everything one analysis produced.

@@ -227,12 +227,12 @@ def load_grid(path: str | Path) -> Grid:
 def check_reps(specs: list[Spec], reps: int | None, where: str) -> None:
     """Raise a one-line :class:`GridError` naming ``where`` when ``reps`` is below the
     minimum of a model some scenario fits (``None``: each model's default)."""
-    from .analysis import model_api
+    from .analysis import model_api, reps_problem
 
     for model in dict.fromkeys(sp.model for sp in specs):
-        low = model_api(model).min_reps
-        if reps is not None and reps < low:
-            raise GridError(f"{where} {reps}: the {model} model needs at least {low} simulated cohorts per evaluation")
+        problem = reps_problem(model_api(model), reps)
+        if problem:
+            raise GridError(f"{where} {problem}")
 
 
 def expand_grid(grid: Grid, study: Study, path: str | Path = "grid") -> list[Spec]:

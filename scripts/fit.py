@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     import shutil
 
     from models import evidence, plots, results
-    from models.analysis import AnalysisError, model_api, run_analysis
+    from models.analysis import AnalysisError, model_api, reps_problem, run_analysis
     from models.priors import PriorError, get_priors
 
     args.model = args.model or ("hierarchical" if study.covariates else "group")
@@ -125,8 +125,8 @@ def main(argv=None) -> int:
         if args.family not in api.families:
             raise AnalysisError(f"--family {args.family} does not apply to the {args.model} model; choose one of: {', '.join(api.families)}")
         get_priors(args.model, args.priors)
-        if args.reps is not None and args.reps < api.min_reps:
-            raise AnalysisError(f"--reps {args.reps}: the {args.model} model needs at least {api.min_reps} simulated cohorts per evaluation")
+        if reps_problem(api, args.reps):
+            raise AnalysisError(f"--reps {reps_problem(api, args.reps)}")
     except (AnalysisError, PriorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
