@@ -26,8 +26,9 @@ from .study import Study
 #: Simulated cohorts per group and likelihood evaluation.  400 keeps the Monte Carlo error of
 #: the estimated covariance small (relative SE of a variance ~ sqrt(2/400) = 7%) at low cost.
 DEFAULT_REPS = 400
-#: Fewest simulated cohorts a fit accepts: the covariance of up to 7 log statistics is
-#: estimated from them, and with fewer than about 10 it is near singular.
+#: Fewest simulated cohorts a fit accepts (the scripts' former flat minimum): the covariance
+#: of the log statistics is estimated from them, so it needs clearly more cohorts than
+#: statistics (up to 7).
 MIN_REPS = 10
 
 

@@ -35,12 +35,12 @@ ROOT = Path(__file__).resolve().parents[1]
 REPORT_NAME = "report.html"
 #: Files every result folder must have for a report.
 REQUIRED = ("manifest.json", "estimands.csv", "checks.csv", "summary.csv", "idata.nc")
+INFO_FILE = "informativeness.csv"
 _COLUMNS = {
     "estimands.csv": ("estimand", "label", "units", "median", "hdi_low", "hdi_high"),
-    "informativeness.csv": ("estimand", "contraction", "psens_prior", "psens_likelihood", "label"),
+    INFO_FILE: ("estimand", "contraction", "psens_prior", "psens_likelihood", "label"),
     "checks.csv": ("item", "key", "kind", "units", "published", "predictive_median", "predictive_low", "predictive_high", "ppp", "verdict"),
 }
-INFO_FILE = "informativeness.csv"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 

@@ -125,8 +125,9 @@ def main(argv=None) -> int:
         if args.family not in api.families:
             raise AnalysisError(f"--family {args.family} does not apply to the {args.model} model; choose one of: {', '.join(api.families)}")
         get_priors(args.model, args.priors)
-        if reps_problem(api, args.reps):
-            raise AnalysisError(f"--reps {reps_problem(api, args.reps)}")
+        problem = reps_problem(api, args.reps)
+        if problem:
+            raise AnalysisError(f"--reps {problem}")
     except (AnalysisError, PriorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
