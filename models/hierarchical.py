@@ -507,7 +507,10 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
 
             def logp(value, mu, cov, kk=len(own)):
                 extra = rounding_variance_log(pt.exp(value) * ref, width) + ROUNDING_FLOOR
-                return mvn_logp(pt, value, mu, cov + pt.diag(extra), k=kk)
+                # times the identity, not pt.diag: that is a graph-in-an-op, and folding it
+                # (the observed values are constants to the sampler) compiled it on the C
+                # backend, whose module cache took 7-10 s to load on every run
+                return mvn_logp(pt, value, mu, cov + extra[..., None] * np.eye(kk), k=kk)
 
             pm.CustomDist(
                 f"stats_{g}",

@@ -29,7 +29,7 @@ def psens_table(fit, study) -> pd.DataFrame:
     """``az.psens`` of every posterior variable and element, for prior and likelihood.
 
     Computes the ``log_likelihood`` and ``log_prior`` groups on a copy of ``fit.idata``
-    (an :class:`models.analysis.Analysis`), adds the model's estimands to it, and returns
+    (an :class:`models.analysis.Analysis`) unless it has them, adds the model's estimands to it, and returns
     columns ``estimand``, ``psens_prior``, ``psens_likelihood``.
     """
     import arviz as az
@@ -44,8 +44,11 @@ def psens_table(fit, study) -> pd.DataFrame:
     saved = dict(model.rvs_to_initial_values)
     try:
         model.rvs_to_initial_values = {rv: None for rv in saved}
-        pm.compute_log_likelihood(idata, model=model, progressbar=False)
-        pm.compute_log_prior(idata, model=model, progressbar=False)
+        # a JAX-sampled fit brings both groups (models.sampling.CompiledNuts, log_densities)
+        if "log_likelihood" not in idata:
+            pm.compute_log_likelihood(idata, model=model, progressbar=False)
+        if "log_prior" not in idata:
+            pm.compute_log_prior(idata, model=model, progressbar=False)
     finally:
         model.rvs_to_initial_values = saved
     api = model_api(fit.model_name)

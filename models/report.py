@@ -96,9 +96,10 @@ KNOWN_FIGURES = {
     ),
     "rank_plots.png": (
         "diagnostics",
-        "Rank histograms of the sampled parameters for each chain",
-        "Rank plots per chain (Vehtari et al. 2021). Look for flat bars: a chain whose histogram slopes or bulges did not "
-        "explore the same distribution as the others.",
+        "Rank plots of the sampled parameters for each chain",
+        "Rank plots per chain (Vehtari et al. 2021), drawn as each chain's count per rank bin minus the uniform count. "
+        "Look for small deviations scattered around the dashed line: a chain whose deviations run in one direction over "
+        "a stretch of ranks did not explore the same distribution as the others.",
     ),
 }
 

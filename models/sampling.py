@@ -88,10 +88,18 @@ def shared_by_name(model: pm.Model, names) -> dict:
     return {n: found[n] for n in names}
 
 
-def _jax_functions(model: pm.Model, shared: dict):
+def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False):
     """JAX potential ``(params, data) -> -logp`` and a vectorised map ``(draws, data) ->``
     all unobserved variables.  The shared variables in ``shared`` (name -> variable) become
-    inputs, so one compiled sampler serves any values of the same shapes."""
+    inputs, so one compiled sampler serves any values of the same shapes.
+
+    With ``log_densities`` also a vectorised map ``(draws, data) ->`` the pointwise log
+    likelihood of every observed variable and the log prior of every free variable (its
+    constrained value, no Jacobian: what ``pm.compute_log_likelihood`` and
+    ``pm.compute_log_prior`` return), else None.  They are extra outputs of the potential's
+    graph, so its rewriting is shared (PyMC's own functions rewrite and compile the graph
+    again on the C backend: about 10 s for the covariate model); the sampler never reads
+    them, and XLA drops them from its program."""
     import jax
     from pymc.sampling.jax import get_jaxified_graph
     from pytensor.graph.replace import graph_replace
@@ -101,12 +109,18 @@ def _jax_functions(model: pm.Model, shared: dict):
     # JAX needs concrete shapes; a structure's shapes are fixed (models.analysis.structure_key)
     symbolic = [sv.type.clone(shape=np.shape(sv.get_value(borrow=True)))() for sv in shared.values()]
     swap = dict(zip(shared.values(), symbolic))
-    neg_logp = graph_replace(-model.logp(), swap, strict=False)
-    neg_logp_fn = get_jaxified_graph(inputs=model.value_vars + symbolic, outputs=[neg_logp])
+    extra = []
+    if log_densities:
+        extra = model.logp(vars=model.observed_RVs, sum=False) + model.logp(vars=model.free_RVs, sum=False, jacobian=False)
+    outputs = graph_replace([-model.logp(), *extra], swap, strict=False)
+    neg_logp_fn = get_jaxified_graph(inputs=model.value_vars + symbolic, outputs=outputs)
     names = [v.name for v in model.value_vars]
 
+    def inputs(params, data):
+        return [params[n] for n in names] + [data[n] for n in data_names]
+
     def potential(params, data):
-        return neg_logp_fn(*[params[n] for n in names], *[data[n] for n in data_names])[0]
+        return neg_logp_fn(*inputs(params, data))[0]
 
     # deterministics may read data (and a cached model's data change between runs)
     outputs = graph_replace(model.unobserved_value_vars, swap, strict=False)
@@ -114,10 +128,41 @@ def _jax_functions(model: pm.Model, shared: dict):
     out_names = [v.name for v in model.unobserved_value_vars]
 
     def postprocess(params, data):
-        return to_outputs(*[params[n] for n in names], *[data[n] for n in data_names])
+        return to_outputs(*inputs(params, data))
 
-    per_draw = jax.vmap(jax.vmap(postprocess, in_axes=(0, None)), in_axes=(0, None))
-    return potential, jax.jit(per_draw), names, out_names
+    def per_draw(fn):
+        return jax.jit(jax.vmap(jax.vmap(fn, in_axes=(0, None)), in_axes=(0, None)))
+
+    densities = per_draw(lambda params, data: neg_logp_fn(*inputs(params, data))[1:]) if log_densities else None
+    return potential, per_draw(postprocess), densities, names, out_names
+
+
+def _density_groups(model: pm.Model, values: list, coords: dict) -> dict:
+    """``log_likelihood`` and ``log_prior`` datasets from the outputs of the densities map of
+    :func:`_jax_functions` (observed variables first, then free variables), named and
+    dimensioned as PyMC names them."""
+    dims = {k: list(v) for k, v in model.named_vars_to_dims.items()}
+    groups = {}
+    for group, rvs in (("log_likelihood", model.observed_RVs), ("log_prior", model.free_RVs)):
+        arrays, own_dims = {}, {}
+        for rv in rvs:
+            arr = np.asarray(values.pop(0))
+            arrays[rv.name] = arr
+            # a multivariate observation's log density has no event axis: no dims then
+            if rv.name in dims and len(dims[rv.name]) == arr.ndim - 2:
+                own_dims[rv.name] = dims[rv.name]
+        groups[group] = az.from_dict(posterior=arrays, coords=coords, dims=own_dims).posterior
+    return groups
+
+
+def _constant_value(var) -> np.ndarray:
+    """The value of a shared variable or constant; anything else is evaluated (compiling a
+    function on the C backend, whose module cache takes seconds to load)."""
+    if hasattr(var, "get_value"):
+        return np.asarray(var.get_value())
+    if hasattr(var, "data"):
+        return np.asarray(var.data)
+    return np.asarray(var.eval())
 
 
 def _initial_points(model: pm.Model, chains: int, seed: int) -> dict[str, np.ndarray]:
@@ -153,9 +198,12 @@ class CompiledNuts:
         XLA device (thread) per chain, so the chains use every core and none waits for the
         longest trajectory of the others; new data recompile (one fit).  Falls back to
         ``"vectorized"`` when there are fewer XLA devices than chains.
+    log_densities : bool
+        Also return the ``log_likelihood`` and ``log_prior`` groups (power-scaling
+        sensitivity needs them), computed in JAX from the sampler's own graph.
     """
 
-    def __init__(self, model, data_names=(), draws=1000, tune=1000, chains=4, target_accept=0.8, progressbar=True, chain_method="vectorized"):
+    def __init__(self, model, data_names=(), draws=1000, tune=1000, chains=4, target_accept=0.8, progressbar=True, chain_method="vectorized", log_densities=False):
         import jax
         import numpyro
         import numpyro.distributions as dist
@@ -172,7 +220,7 @@ class CompiledNuts:
         if chain_method == "parallel" and (chains < 2 or jax.local_device_count() < chains):
             chain_method = "vectorized"
         self.chain_method = chain_method
-        potential, self._postprocess, self._names, self._out_names = _jax_functions(model, self._shared)
+        potential, self._postprocess, self._densities, self._names, self._out_names = _jax_functions(model, self._shared, log_densities)
         shapes = {n: tuple(model.initial_point()[n].shape) for n in self._names}
 
         def numpyro_model(data):
@@ -213,8 +261,9 @@ class CompiledNuts:
         az.InferenceData
             Groups ``posterior`` (all unobserved variables, constrained, with the model's
             dims), ``sample_stats`` (diverging, energy, tree_depth, n_steps,
-            acceptance_rate, step_size, lp) and ``observed_data``; ``posterior.attrs``
-            records the sampler and its timings.
+            acceptance_rate, step_size, lp), ``observed_data`` and, with ``log_densities``,
+            ``log_likelihood`` and ``log_prior``; ``posterior.attrs`` records the sampler
+            and its timings.
         """
         import jax
 
@@ -251,8 +300,11 @@ class CompiledNuts:
         for v in model.observed_RVs:
             obs = model.rvs_to_values[v]
             name = getattr(obs, "name", None)
-            observed[v.name] = np.asarray(data[name]) if name in data else np.asarray(obs.eval())
+            observed[v.name] = np.asarray(data[name]) if name in data else _constant_value(obs)
         idata = az.from_dict(posterior=posterior, sample_stats=sample_stats, observed_data=observed, coords=coords, dims=dims)
+        if self._densities is not None:
+            values = list(self._densities({k: samples[k] for k in self._names}, data))
+            idata.add_groups(_density_groups(model, values, coords))
         t3 = time.perf_counter()
         idata.posterior.attrs.update(
             {

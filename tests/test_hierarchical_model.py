@@ -439,3 +439,36 @@ def test_select_picks_entries_of_vectors_and_matrices(idx):
     v, m = rng.normal(size=3), rng.normal(size=(3, 3))
     np.testing.assert_allclose(_select(pt.as_tensor(v), idx, 3).eval(), v[idx])
     np.testing.assert_allclose(_select(pt.as_tensor(m), idx, 3, matrix=True).eval(), m[np.ix_(idx, idx)])
+
+
+def test_jax_log_densities_match_pymc(study):
+    """The log_likelihood and log_prior groups a JAX fit brings (models.sampling) are PyMC's:
+    same variables, dims and values at scattered draws."""
+    import pymc as pm
+
+    from models.sampling import _density_groups, _jax_functions
+
+    m = build_model(study, get_priors("hierarchical"), reps=2)
+    _, postprocess, densities, names, out_names = _jax_functions(m, {}, log_densities=True)
+    start = m.initial_point()
+    rng = np.random.default_rng(3)
+    draws = {n: start[n] + 0.3 * rng.standard_normal((2, 3, *np.shape(start[n]))) for n in names}
+    coords = {k: list(v) for k, v in m.coords.items()}
+    dims = {k: list(v) for k, v in m.named_vars_to_dims.items()}
+    posterior = {n: np.asarray(v) for n, v in zip(out_names, postprocess(draws, {}))}
+    idata = az.from_dict(posterior=posterior, coords=coords, dims=dims)
+    ours = _density_groups(m, list(densities(draws, {})), coords)
+    saved = dict(m.rvs_to_initial_values)
+    m.rvs_to_initial_values = {rv: None for rv in saved}
+    try:
+        theirs = {
+            "log_likelihood": pm.compute_log_likelihood(idata, model=m, progressbar=False, extend_inferencedata=False, compile_kwargs=FAST),
+            "log_prior": pm.compute_log_prior(idata, model=m, progressbar=False, extend_inferencedata=False, compile_kwargs=FAST),
+        }
+    finally:
+        m.rvs_to_initial_values = saved
+    for group, ref in theirs.items():
+        assert sorted(ours[group].data_vars) == sorted(ref.data_vars), group
+        for var in ref.data_vars:
+            assert ours[group][var].dims == ref[var].dims, (group, var)
+            np.testing.assert_allclose(ours[group][var].values, ref[var].values, rtol=1e-9, atol=1e-9, err_msg=f"{group}.{var}")
