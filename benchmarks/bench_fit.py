@@ -312,7 +312,7 @@ def format_table(res: dict) -> str:
     fit = res.get("fit")
     if fit:
         lines += ["", "-- scripts/fit.py end to end (seconds) --"]
-        phases = ["imports", "build", "sample", "estimands_and_checks", "write", "figures", "total"]
+        phases = ["imports", "build", "sample", "estimands_and_checks", "informativeness", "write", "figures", "total"]
         lines.append(
             f"{'run':<12}{'wall':>7}{'outside':>9}" + "".join(f"{p[:9]:>10}" for p in phases) + f"{'s.setup':>9}{'s.sampling':>11}{'exit':>5}  sampler"
         )
