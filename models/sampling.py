@@ -139,11 +139,10 @@ def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False):
     return potential, per_draw(postprocess), densities, names, out_names
 
 
-def _density_groups(model: pm.Model, values: list, coords: dict) -> dict:
+def _density_groups(model: pm.Model, values: list, coords: dict, dims: dict) -> dict:
     """``log_likelihood`` and ``log_prior`` datasets from the outputs of the densities map of
     :func:`_jax_functions` (observed variables first, then free variables), named and
-    dimensioned as PyMC names them."""
-    dims = {k: list(v) for k, v in model.named_vars_to_dims.items()}
+    dimensioned as PyMC names them (``dims``: the model's, variable name -> dim names)."""
     groups = {}
     for group, rvs in (("log_likelihood", model.observed_RVs), ("log_prior", model.free_RVs)):
         arrays, own_dims = {}, {}
@@ -283,7 +282,8 @@ class CompiledNuts:
         samples = self._mcmc.get_samples(group_by_chain=True)
         jax.block_until_ready(samples)
         t2 = time.perf_counter()
-        values = self._postprocess({k: samples[k] for k in self._names}, data)
+        draws = {k: samples[k] for k in self._names}
+        values = self._postprocess(draws, data)
         posterior = {n: np.asarray(v) for n, v in zip(self._out_names, values)}
         extra = self._mcmc.get_extra_fields(group_by_chain=True)
         n_steps = np.asarray(extra["num_steps"])
@@ -306,8 +306,7 @@ class CompiledNuts:
             observed[v.name] = np.asarray(data[name]) if name in data else _constant_value(obs)
         idata = az.from_dict(posterior=posterior, sample_stats=sample_stats, observed_data=observed, coords=coords, dims=dims)
         if self._densities is not None:
-            values = list(self._densities({k: samples[k] for k in self._names}, data))
-            idata.add_groups(_density_groups(model, values, coords))
+            idata.add_groups(_density_groups(model, list(self._densities(draws, data)), coords, dims))
         t3 = time.perf_counter()
         idata.posterior.attrs.update(
             {

@@ -457,7 +457,7 @@ def test_jax_log_densities_match_pymc(study):
     dims = {k: list(v) for k, v in m.named_vars_to_dims.items()}
     posterior = {n: np.asarray(v) for n, v in zip(out_names, postprocess(draws, {}))}
     idata = az.from_dict(posterior=posterior, coords=coords, dims=dims)
-    ours = _density_groups(m, list(densities(draws, {})), coords)
+    ours = _density_groups(m, list(densities(draws, {})), coords, dims)
     saved = dict(m.rvs_to_initial_values)
     m.rvs_to_initial_values = {rv: None for rv in saved}
     try:
