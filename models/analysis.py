@@ -60,6 +60,11 @@ class ModelAPI:
     target_accept: float = 0.8
     sampler: str = "pymc"
     min_reps: int = 2
+    warmup_tree_depth: int | None = None
+
+    def nuts_options(self) -> dict:
+        """The model's own settings of :class:`models.sampling.CompiledNuts`."""
+        return {"target_accept": self.target_accept, "warmup_tree_depth": self.warmup_tree_depth}
 
 
 def model_api(name: str) -> ModelAPI:
@@ -91,7 +96,7 @@ def model_api(name: str) -> ModelAPI:
     sampler = getattr(mod, "SAMPLER", "pymc")
     return ModelAPI(
         name, mod.build_model, int(mod.DEFAULT_REPS), families, default_family, **hooks, target_accept=target_accept, sampler=sampler,
-        min_reps=int(getattr(mod, "MIN_REPS", 2)),
+        min_reps=int(getattr(mod, "MIN_REPS", 2)), warmup_tree_depth=getattr(mod, "WARMUP_TREE_DEPTH", None),
     )
 
 
@@ -258,8 +263,8 @@ def fit_posterior(
             from .sampling import CompiledNuts
 
             runner = CompiledNuts(
-                pm_model, draws=draws, tune=tune, chains=chains, target_accept=api.target_accept, progressbar=progressbar, chain_method="parallel",
-                log_densities=True,
+                pm_model, draws=draws, tune=tune, chains=chains, progressbar=progressbar, chain_method="parallel", log_densities=True,
+                **api.nuts_options(),
             )
         idata = runner.run(seed=seed, data=data)
     else:
@@ -467,8 +472,8 @@ class CompiledCache:
         else:
             self.misses += 1
             runner = CompiledNuts(
-                model, sorted(shared), draws=draws, tune=tune, chains=chains, target_accept=api.target_accept, progressbar=False, chain_method="parallel",
-                log_densities=True,
+                model, sorted(shared), draws=draws, tune=tune, chains=chains, progressbar=False, chain_method="parallel", log_densities=True,
+                **api.nuts_options(),
             )
             entry = self.entries[full] = _Entry(model, shared, runner)
             while len(self.entries) > self.size:

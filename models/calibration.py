@@ -227,7 +227,7 @@ def _fit_chunk(setup: dict, tasks: list[dict]) -> tuple[list[dict], list[dict]]:
     params = parameter_names(model)
     data_names = list(tasks[0]["data"])
     runner = CompiledNuts(
-        model, data_names, draws=setup["draws"], tune=setup["tune"], chains=setup["chains"], target_accept=api.target_accept, progressbar=False
+        model, data_names, draws=setup["draws"], tune=setup["tune"], chains=setup["chains"], progressbar=False, **api.nuts_options()
     )
     rank_rows, fit_rows = [], []
     for task in tasks:

@@ -39,6 +39,8 @@ SAMPLER_NAMES = {
     "vectorized": "numpyro-nuts (vectorised chains, JAX)",
     "parallel": "numpyro-nuts (one XLA device per chain, JAX)",
 }
+#: NUTS's usual cap on the tree depth (as in PyMC and Stan): at most 1023 leapfrog steps.
+MAX_TREE_DEPTH = 10
 #: Persistent XLA compilation cache: a warm run reuses the compiled sampler of an earlier
 #: run of the same model structure instead of compiling it again (several seconds).
 #: Set K2_JAX_CACHE to another folder, or to an empty string to disable it.
@@ -203,9 +205,18 @@ class CompiledNuts:
         Also return the ``log_likelihood`` and ``log_prior`` groups (power-scaling
         sensitivity needs them), computed in JAX from the same model (about 6 s more
         setup, against about 10 s for PyMC's functions afterwards).
+    warmup_tree_depth : int, optional
+        Cap on the tree depth during warm-up only (at most ``2**d - 1`` leapfrog steps per
+        iteration); the kept draws use NUTS's usual cap of :data:`MAX_TREE_DEPTH`.  Warm-up
+        starts with a unit mass matrix, so a model whose coordinates have very different
+        posterior scales has a tiny step size there and builds trees of hundreds of steps
+        until the first mass-matrix window ends.  Default: no extra cap.
     """
 
-    def __init__(self, model, data_names=(), draws=1000, tune=1000, chains=4, target_accept=0.8, progressbar=True, chain_method="vectorized", log_densities=False):
+    def __init__(
+        self, model, data_names=(), draws=1000, tune=1000, chains=4, target_accept=0.8, progressbar=True, chain_method="vectorized", log_densities=False,
+        warmup_tree_depth=None,
+    ):
         import jax
         import numpyro
         import numpyro.distributions as dist
@@ -217,6 +228,7 @@ class CompiledNuts:
         self.data_names = tuple(data_names)
         self._shared = shared_by_name(model, self.data_names)
         self.draws, self.tune, self.chains, self.target_accept = draws, tune, chains, target_accept
+        self.warmup_tree_depth = warmup_tree_depth
         if chain_method not in ("vectorized", "parallel"):
             raise ValueError(f"chain_method={chain_method!r}: use 'vectorized' or 'parallel'")
         if chain_method == "parallel" and (chains < 2 or jax.local_device_count() < chains):
@@ -234,7 +246,7 @@ class CompiledNuts:
 
         # jit_model_args: the data are traced arguments, so new data do not recompile
         self._mcmc = MCMC(
-            NUTS(numpyro_model, target_accept_prob=target_accept),
+            NUTS(numpyro_model, target_accept_prob=target_accept, max_tree_depth=(warmup_tree_depth or MAX_TREE_DEPTH, MAX_TREE_DEPTH)),
             num_warmup=tune,
             num_samples=draws,
             num_chains=chains,
@@ -316,6 +328,7 @@ class CompiledNuts:
                 "chains": self.chains,
                 "seed": seed,
                 "target_accept": self.target_accept,
+                "warmup_tree_depth": self.warmup_tree_depth or MAX_TREE_DEPTH,
                 "setup_seconds": round(self.setup_seconds, 3),
                 "sampling_seconds": round(t2 - t1, 3),
                 "postprocess_seconds": round(t3 - t2, 3),

@@ -114,9 +114,16 @@ def main(argv=None) -> int:
 
     import shutil
 
+    import pytensor
+
     from models import evidence, plots, results
     from models.analysis import AnalysisError, model_api, reps_problem, run_analysis
     from models.priors import PriorError, get_priors
+
+    if "traceback__limit" not in os.environ.get("PYTENSOR_FLAGS", ""):
+        # PyTensor records a Python stack for every graph variable it creates (only for its
+        # own error messages); the covariate model's graphs spend 2-3 s of a fit on it
+        pytensor.config.traceback__limit = 0
 
     args.model = args.model or ("hierarchical" if study.covariates else "group")
     api = model_api(args.model)

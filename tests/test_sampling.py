@@ -62,3 +62,18 @@ def test_replaced_shared_inputs_reach_the_density_and_the_deterministics():
     assert abs(float(runner.run(seed=1).posterior["mu"].mean())) < 0.05
     with pytest.raises(KeyError, match="no shared input of the model is called nope"):
         CompiledNuts(model, ["nope"])
+
+
+def test_warmup_tree_depth_caps_warm_up_only():
+    # coordinates with posterior SDs 0.01 and 10: the kept draws need long trees, so a cap
+    # that leaked into sampling would show as n_steps <= 2**2 - 1
+    with pm.Model() as model:
+        pm.Normal("narrow", 0.0, 0.01)
+        pm.Normal("wide", 0.0, 10.0)
+    runner = CompiledNuts(model, draws=300, tune=300, chains=2, progressbar=False, warmup_tree_depth=2)
+    idata = runner.run(seed=2)
+    assert idata.sample_stats["n_steps"].values.max() > 3
+    assert idata.posterior.attrs["warmup_tree_depth"] == 2
+    # still the right posterior (2 x 300 draws of independent normals)
+    assert 0.7 < float(idata.posterior["narrow"].std()) / 0.01 < 1.3
+    assert 0.7 < float(idata.posterior["wide"].std()) / 10.0 < 1.3
