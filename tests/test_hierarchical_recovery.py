@@ -67,13 +67,13 @@ def test_simulated_studies_look_like_the_design(model):
 def test_recovers_age_and_sex_effects(model):
     """One simulated study with known effects: the true age and sex effects (and every
     pooled effect) lie inside the 94% HDI of a converged fit."""
-    from models.hierarchical import TARGET_ACCEPT
+    from models.analysis import model_api
     from models.sampling import CompiledNuts
 
     study = load_study(STUDY_PATH)
     data = simulate_covariate_studies(study, model, _truth(model), seed=11)
     # the model's own sampler (JAX), with the simulated study as data
-    runner = CompiledNuts(model, list(data), draws=500, tune=500, chains=4, target_accept=TARGET_ACCEPT, progressbar=False)
+    runner = CompiledNuts(model, list(data), draws=500, tune=500, chains=4, progressbar=False, **model_api("hierarchical").nuts_options())
     idata = runner.run(seed=5, data={name: value[0] for name, value in data.items()})
     assert int(idata.sample_stats.diverging.sum()) <= 5
     summ = az.summary(idata, var_names=["effect"], kind="diagnostics")
