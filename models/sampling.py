@@ -228,7 +228,7 @@ class CompiledNuts:
         self.data_names = tuple(data_names)
         self._shared = shared_by_name(model, self.data_names)
         self.draws, self.tune, self.chains, self.target_accept = draws, tune, chains, target_accept
-        self.warmup_tree_depth = warmup_tree_depth
+        self.warmup_tree_depth = warmup_tree_depth or MAX_TREE_DEPTH
         if chain_method not in ("vectorized", "parallel"):
             raise ValueError(f"chain_method={chain_method!r}: use 'vectorized' or 'parallel'")
         if chain_method == "parallel" and (chains < 2 or jax.local_device_count() < chains):
@@ -246,7 +246,7 @@ class CompiledNuts:
 
         # jit_model_args: the data are traced arguments, so new data do not recompile
         self._mcmc = MCMC(
-            NUTS(numpyro_model, target_accept_prob=target_accept, max_tree_depth=(warmup_tree_depth or MAX_TREE_DEPTH, MAX_TREE_DEPTH)),
+            NUTS(numpyro_model, target_accept_prob=target_accept, max_tree_depth=(self.warmup_tree_depth, MAX_TREE_DEPTH)),
             num_warmup=tune,
             num_samples=draws,
             num_chains=chains,
@@ -328,7 +328,7 @@ class CompiledNuts:
                 "chains": self.chains,
                 "seed": seed,
                 "target_accept": self.target_accept,
-                "warmup_tree_depth": self.warmup_tree_depth or MAX_TREE_DEPTH,
+                "warmup_tree_depth": self.warmup_tree_depth,
                 "setup_seconds": round(self.setup_seconds, 3),
                 "sampling_seconds": round(t2 - t1, 3),
                 "postprocess_seconds": round(t3 - t2, 3),
