@@ -91,6 +91,28 @@ def shared_by_name(model: pm.Model, names) -> dict:
     return {n: found[n] for n in names}
 
 
+def _log_density_terms(model: pm.Model) -> tuple[list, int]:
+    """The model's log density as separate terms, from a single ``model.logp`` call.
+
+    Returns ``(terms, k)``: ``terms[:k]`` are what ``pm.compute_log_likelihood`` and
+    ``pm.compute_log_prior`` evaluate (the observed variables' log likelihoods, then the free
+    variables' log priors at their constrained values, no Jacobian), the rest the log
+    Jacobians of the free variables' transforms and the model's potentials: the sum of all
+    of them is ``model.logp()``.  Each ``model.logp`` call rebuilds the intermediate graph
+    of the whole model (about 1.8 s for the covariate model, 2026-11-28), so the potential
+    and the densities share one call instead of taking three.
+    """
+    terms = model.logp(vars=[*model.observed_RVs, *model.free_RVs], jacobian=False, sum=False)
+    jacobians = []
+    for rv in model.free_RVs:
+        transform = model.rvs_to_transforms.get(rv)
+        if transform is not None:
+            # what PyMC adds to the log prior with jacobian=True (pymc.logprob.transform_value)
+            jacobians.append(transform.log_jac_det(model.rvs_to_values[rv], *rv.owner.inputs))
+    extra = model.replace_rvs_by_values([*jacobians, *model.potentials])
+    return [*terms, *extra], len(terms)
+
+
 def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False):
     """JAX potential ``(params, data) -> -logp`` and a vectorised map ``(draws, data) ->``
     all unobserved variables.  The shared variables in ``shared`` (name -> variable) become
@@ -100,11 +122,17 @@ def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False):
     likelihood of every observed variable and the log prior of every free variable (its
     constrained value, no Jacobian: what ``pm.compute_log_likelihood`` and
     ``pm.compute_log_prior`` return), else None.  PyMC's own functions compile them on the
-    C backend, draw by draw: about 10 s for the covariate model, against about 6 s to
-    convert them here and 1 s to evaluate.  They are a graph of their own: as extra
-    outputs of the potential's graph they changed its rewriting, and XLA kept 23 more
-    fused kernels in the gradient (6-11% slower per gradient, 2026-11-28)."""
+    C backend, draw by draw: about 10 s for the covariate model.
+
+    The potential is the sum, taken in JAX, of the terms of one converted graph
+    (:func:`_log_density_terms`), and the densities are its first outputs: one graph
+    conversion instead of two (about 3 s) and one ``model.logp`` call instead of three
+    (about 4 s).  XLA compiles the potential's gradient to the same program as from
+    ``model.logp()`` (same operation and memory counts, 2026-11-28); a potential taken as
+    the sum in PyTensor beside the terms as outputs had 23 more fused kernels.
+    """
     import jax
+    import jax.numpy as jnp
     from pymc.sampling.jax import get_jaxified_graph
     from pytensor.graph.replace import graph_replace
 
@@ -113,14 +141,15 @@ def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False):
     # JAX needs concrete shapes; a structure's shapes are fixed (models.analysis.structure_key)
     symbolic = [sv.type.clone(shape=np.shape(sv.get_value(borrow=True)))() for sv in shared.values()]
     swap = dict(zip(shared.values(), symbolic))
-    neg_logp_fn = get_jaxified_graph(inputs=model.value_vars + symbolic, outputs=[graph_replace(-model.logp(), swap, strict=False)])
+    terms, n_densities = _log_density_terms(model)
+    terms_fn = get_jaxified_graph(inputs=model.value_vars + symbolic, outputs=graph_replace(terms, swap, strict=False))
     names = [v.name for v in model.value_vars]
 
     def inputs(params, data):
         return [params[n] for n in names] + [data[n] for n in data_names]
 
     def potential(params, data):
-        return neg_logp_fn(*inputs(params, data))[0]
+        return -sum(jnp.sum(t) for t in terms_fn(*inputs(params, data)))
 
     # deterministics may read data (and a cached model's data change between runs)
     outputs = graph_replace(model.unobserved_value_vars, swap, strict=False)
@@ -135,9 +164,7 @@ def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False):
 
     densities = None
     if log_densities:
-        terms = model.logp(vars=model.observed_RVs, sum=False) + model.logp(vars=model.free_RVs, sum=False, jacobian=False)
-        terms_fn = get_jaxified_graph(inputs=model.value_vars + symbolic, outputs=graph_replace(terms, swap, strict=False))
-        densities = per_draw(lambda params, data: terms_fn(*inputs(params, data)))
+        densities = per_draw(lambda params, data: terms_fn(*inputs(params, data))[:n_densities])
     return potential, per_draw(postprocess), densities, names, out_names
 
 
@@ -203,8 +230,9 @@ class CompiledNuts:
         ``"vectorized"`` when there are fewer XLA devices than chains.
     log_densities : bool
         Also return the ``log_likelihood`` and ``log_prior`` groups (power-scaling
-        sensitivity needs them), computed in JAX from the same model (about 6 s more
-        setup, against about 10 s for PyMC's functions afterwards).
+        sensitivity needs them), computed in JAX from the potential's own graph: only the
+        evaluation over the draws (1-3 s) costs more, against about 10 s for PyMC's
+        functions.
     warmup_tree_depth : int, optional
         Cap on the tree depth during warm-up only (at most ``2**d - 1`` leapfrog steps per
         iteration); the kept draws use NUTS's usual cap of :data:`MAX_TREE_DEPTH`.  Warm-up

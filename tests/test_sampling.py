@@ -77,3 +77,37 @@ def test_warmup_tree_depth_caps_warm_up_only():
     # still the right posterior (2 x 300 draws of independent normals)
     assert 0.7 < float(idata.posterior["narrow"].std()) / 0.01 < 1.3
     assert 0.7 < float(idata.posterior["wide"].std()) / 10.0 < 1.3
+
+
+def test_potential_from_density_terms_is_the_model_logp():
+    # the potential sums the log-density terms and the transforms' log Jacobians of one graph
+    # (models.sampling._log_density_terms): equal to model.logp() with a transform whose
+    # parameter is another variable, a simplex transform (Jacobian with fewer dims than the
+    # log prior), a potential and a shared prior parameter replaced by data
+    import pytensor
+
+    from models.sampling import _jax_functions
+
+    centre = pytensor.shared(0.5, name="prior.mu.mu")
+    with pm.Model() as model:
+        mu = pm.Normal("mu", centre, 1.0)
+        tau = pm.HalfNormal("tau", 1.0)
+        lower = pm.Uniform("lower", -1.0, 0.0)
+        x = pm.Uniform("x", lower, 1.0 + tau, shape=3)
+        w = pm.Dirichlet("w", np.ones(4))
+        pm.Potential("penalty", -(mu**2) * w[0])
+        pm.Normal("y", mu + x.sum(), tau, observed=np.array([0.3, 1.1]))
+    potential, _, densities, names, _ = _jax_functions(model, {"prior.mu.mu": centre}, log_densities=True)
+    logp = model.compile_logp(mode="FAST_COMPILE")
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        point = {k: v + 0.5 * rng.standard_normal(np.shape(v)) for k, v in model.initial_point().items()}
+        got = float(potential({n: point[n] for n in names}, {"prior.mu.mu": np.asarray(0.5)}))
+        np.testing.assert_allclose(got, -logp(point), rtol=1e-12)
+    # the densities are the observed variable's log likelihood, then the free variables' log priors
+    draws = {n: np.asarray(point[n])[None, None] for n in names}
+    values = densities(draws, {"prior.mu.mu": np.asarray(0.5)})
+    assert len(values) == len(model.observed_RVs) + len(model.free_RVs)
+    no_jacobian = model.compile_fn(model.logp(vars=[*model.observed_RVs, *model.free_RVs], jacobian=False, sum=False), mode="FAST_COMPILE")
+    for got, want in zip(values, no_jacobian(point)):
+        np.testing.assert_allclose(np.asarray(got)[0, 0], want, rtol=1e-12)
