@@ -66,25 +66,29 @@ def _configure_jax() -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-def named_shared_inputs(model: pm.Model) -> dict:
+def named_shared_inputs(model: pm.Model, terms: tuple | None = None) -> dict:
     """Name -> shared variable, for every named shared input of the model's log density and
     deterministics: ``pm.Data`` containers, dimension lengths and, for a model built with
-    prior parameters as shared variables (:func:`models.analysis.build_keyed`), those."""
+    prior parameters as shared variables (:func:`models.analysis.build_keyed`), those.
+    ``terms``: the model's :func:`_log_density_terms`, when the caller has them already
+    (each computation takes seconds for a large model)."""
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.traversal import graph_inputs
 
-    return {v.name: v for v in graph_inputs([model.logp(), *model.deterministics]) if isinstance(v, SharedVariable) and v.name}
+    logp_terms, _ = terms or _log_density_terms(model)
+    return {v.name: v for v in graph_inputs([*logp_terms, *model.deterministics]) if isinstance(v, SharedVariable) and v.name}
 
 
-def shared_by_name(model: pm.Model, names) -> dict:
-    """The shared inputs called ``names`` (:func:`named_shared_inputs`), in that order.
+def shared_by_name(model: pm.Model, names, terms: tuple | None = None) -> dict:
+    """The shared inputs called ``names`` (:func:`named_shared_inputs`, with ``terms``), in
+    that order.
 
     Raises
     ------
     KeyError
         A name that no shared input of the model carries.
     """
-    found = named_shared_inputs(model) if names else {}
+    found = named_shared_inputs(model, terms) if names else {}
     missing = [n for n in names if n not in found]
     if missing:
         raise KeyError(f"no shared input of the model is called {', '.join(missing)}")
@@ -113,7 +117,7 @@ def _log_density_terms(model: pm.Model) -> tuple[list, int]:
     return [*terms, *extra], len(terms)
 
 
-def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False):
+def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False, terms: tuple | None = None):
     """JAX potential ``(params, data) -> -logp`` and a vectorised map ``(draws, data) ->``
     all unobserved variables.  The shared variables in ``shared`` (name -> variable) become
     inputs, so one compiled sampler serves any values of the same shapes.
@@ -129,7 +133,8 @@ def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False):
     conversion instead of two (about 3 s) and one ``model.logp`` call instead of three
     (about 4 s).  XLA compiles the potential's gradient to the same program as from
     ``model.logp()`` (same operation and memory counts, 2026-11-28); a potential taken as
-    the sum in PyTensor beside the terms as outputs had 23 more fused kernels.
+    the sum in PyTensor beside the terms as outputs had 23 more fused kernels.  ``terms``:
+    the model's :func:`_log_density_terms`, when the caller has them already.
     """
     import jax
     import jax.numpy as jnp
@@ -141,7 +146,7 @@ def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False):
     # JAX needs concrete shapes; a structure's shapes are fixed (models.analysis.structure_key)
     symbolic = [sv.type.clone(shape=np.shape(sv.get_value(borrow=True)))() for sv in shared.values()]
     swap = dict(zip(shared.values(), symbolic))
-    terms, n_densities = _log_density_terms(model)
+    terms, n_densities = terms or _log_density_terms(model)
     terms_fn = get_jaxified_graph(inputs=model.value_vars + symbolic, outputs=graph_replace(terms, swap, strict=False))
     names = [v.name for v in model.value_vars]
 
@@ -254,7 +259,9 @@ class CompiledNuts:
         _configure_jax()
         self.model = model
         self.data_names = tuple(data_names)
-        self._shared = shared_by_name(model, self.data_names)
+        # one model.logp call serves the shared inputs and the JAX functions
+        terms = _log_density_terms(model)
+        self._shared = shared_by_name(model, self.data_names, terms)
         self.draws, self.tune, self.chains, self.target_accept = draws, tune, chains, target_accept
         self.warmup_tree_depth = warmup_tree_depth or MAX_TREE_DEPTH
         if chain_method not in ("vectorized", "parallel"):
@@ -262,7 +269,7 @@ class CompiledNuts:
         if chain_method == "parallel" and (chains < 2 or jax.local_device_count() < chains):
             chain_method = "vectorized"
         self.chain_method = chain_method
-        potential, self._postprocess, self._densities, self._names, self._out_names = _jax_functions(model, self._shared, log_densities)
+        potential, self._postprocess, self._densities, self._names, self._out_names = _jax_functions(model, self._shared, log_densities, terms)
         shapes = {n: tuple(model.initial_point()[n].shape) for n in self._names}
 
         def numpyro_model(data):
