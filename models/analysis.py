@@ -61,6 +61,13 @@ class ModelAPI:
     sampler: str = "pymc"
     min_reps: int = 2
     warmup_tree_depth: int | None = None
+    default_draws: int = 1000
+    max_draws: int | None = None
+
+    @property
+    def extends(self) -> bool:
+        """Whether a fit can continue its chains for more draws (the JAX runner can)."""
+        return self.sampler == "jax"
 
     def nuts_options(self) -> dict:
         """The model's own settings of :class:`models.sampling.CompiledNuts`."""
@@ -97,6 +104,7 @@ def model_api(name: str) -> ModelAPI:
     return ModelAPI(
         name, mod.build_model, int(mod.DEFAULT_REPS), families, default_family, **hooks, target_accept=target_accept, sampler=sampler,
         min_reps=int(getattr(mod, "MIN_REPS", 2)), warmup_tree_depth=getattr(mod, "WARMUP_TREE_DEPTH", None),
+        default_draws=int(getattr(mod, "DEFAULT_DRAWS", 1000)), max_draws=getattr(mod, "MAX_DRAWS", None),
     )
 
 
@@ -106,6 +114,26 @@ def reps_problem(api: ModelAPI, reps: int | None) -> str | None:
     if reps is not None and reps < api.min_reps:
         return f"{reps}: the {api.name} model needs at least {api.min_reps} simulated cohorts per evaluation"
     return None
+
+
+def draws_plan(api: ModelAPI, draws: int | None, max_draws: int | None) -> tuple[int, int]:
+    """Kept draws per chain and the most a fit may extend to, from the options given
+    (``None``: the model's defaults, ``DEFAULT_DRAWS`` and ``MAX_DRAWS`` of its module).
+
+    Raises
+    ------
+    AnalysisError
+        ``max_draws`` below ``draws``, or above it for a model whose sampler cannot
+        continue its chains.
+    """
+    draws = draws or api.default_draws
+    if max_draws is None:
+        return draws, max(draws, api.max_draws or draws) if api.extends else draws
+    if max_draws < draws:
+        raise AnalysisError(f"--max-draws {max_draws} is below --draws {draws}; give at least {draws}")
+    if max_draws > draws and not api.extends:
+        raise AnalysisError(f"--max-draws: the {api.name} model's sampler (PyMC) draws exactly --draws; drop --max-draws or give --draws {max_draws}")
+    return draws, max_draws
 
 
 @dataclass
@@ -136,6 +164,9 @@ class Analysis:
     model : pm.Model
         The model sampled (with a compiled cache, its shared inputs hold this analysis'
         values only until the next analysis of the same structure).
+    runner : models.sampling.CompiledNuts or None
+        The JAX sampler of a fit without a compiled cache, which can continue its chains
+        (:func:`extend_draws`); None for PyMC's sampler.
     """
 
     idata: Any
@@ -154,6 +185,7 @@ class Analysis:
     reps: int
     seed: int
     cache_hit: bool = False
+    runner: Any = None
 
 
 def run_analysis(
@@ -173,6 +205,7 @@ def run_analysis(
     cores: int | None = None,
     cache: "CompiledCache | None" = None,
     log: Callable[[str], None] | None = None,
+    max_draws: int | None = None,
 ) -> Analysis:
     """Build, sample, compute estimands, diagnostics and predictive checks.
 
@@ -201,6 +234,11 @@ def run_analysis(
         Reuse compiled log densities across calls (chains then run in this process).
     log : callable, optional
         Receives one-line progress messages.
+    max_draws : int, optional
+        Up to this many draws per chain (default: ``draws``): while an estimand's bulk or
+        tail ESS is below :data:`models.diagnostics.TARGET_ESS` or its R-hat above
+        :data:`models.diagnostics.MAX_RHAT`, the chains continue by another ``draws`` draws
+        each (:func:`extend_draws`; models sampled with JAX only).
 
     Returns
     -------
@@ -212,7 +250,57 @@ def run_analysis(
         Unknown model, family or prior set.
     """
     fit = fit_posterior(study, model, family, priors, draws, tune, chains, seed, reps, progressbar, prior_draws, cores, cache, log)
+    add_estimand_table(fit, study)
+    extend_draws(fit, study, max_draws or draws, log)
     return summarise(fit, study, ppc_draws=ppc_draws, summary=summary)
+
+
+def add_estimand_table(fit: Analysis, study: Study) -> Analysis:
+    """Add the estimands to ``fit.idata`` (in place) and fill ``fit.table`` and
+    ``fit.diagnostics``; the time goes to ``fit.timings["estimands_and_checks"]``."""
+    from . import diagnostics
+
+    api = model_api(fit.model_name)
+    t = time.perf_counter()
+    api.add_estimands(fit.idata, study, fit.family, **_model_kw(api.add_estimands, fit.model))
+    fit.table = api.estimand_table(fit.idata, study)
+    fit.diagnostics = diagnostics.check_diagnostics(fit.idata, fit.table)
+    # a new dict: copies of one fit (sensitivity scenarios sharing a posterior) share the old
+    fit.timings = {**fit.timings, "estimands_and_checks": fit.timings.get("estimands_and_checks", 0.0) + time.perf_counter() - t}
+    return fit
+
+
+def extend_draws(fit: Analysis, study: Study, max_draws: int, log: Callable[[str], None] | None = None) -> Analysis:
+    """Continue the chains of ``fit`` while its estimands fall short of the ESS target or the
+    R-hat gate (:func:`models.diagnostics.needs_more_draws`) and another block of draws fits
+    within ``max_draws`` per chain.
+
+    A sequential stopping rule on the effective sample size (Gong & Flegal 2016; Vats,
+    Flegal & Jones 2019): a posterior that mixes well stops at the first block, a harder one
+    (another seed, study or prior set) gets more draws instead of failing the gate.  The
+    chains keep their adapted step size and mass matrix; the earlier draws stay as they were.
+    Divergences are not a reason to extend: more draws do not remove them.
+    """
+    from .diagnostics import needs_more_draws
+
+    runner = fit.runner
+    if runner is None or fit.table is None:
+        return fit
+    while needs_more_draws(fit.diagnostics) and fit.idata.posterior.attrs["draws"] + runner.draws <= max_draws:
+        d = fit.diagnostics
+        if log:
+            log(
+                f"min bulk/tail ESS {d.min_ess_bulk:.0f}/{d.min_ess_tail:.0f}, max R-hat {d.max_rhat:.3f} after "
+                f"{fit.idata.posterior.attrs['draws']} draws per chain: {runner.draws} more (up to {max_draws})"
+            )
+        t = time.perf_counter()
+        idata = runner.extend()
+        # groups the runner does not make (prior draws) carry over
+        idata.add_groups({g: fit.idata[g] for g in fit.idata.groups() if g not in idata.groups()})
+        fit.idata = idata
+        fit.timings = {**fit.timings, "sample": fit.timings["sample"] + time.perf_counter() - t}
+        add_estimand_table(fit, study)
+    return fit
 
 
 def fit_posterior(
@@ -289,35 +377,35 @@ def fit_posterior(
     return Analysis(
         idata=idata, table=None, diagnostics=None, checks=None, pstats={}, summary=None, timings=timings,
         priors=prior_values, free=free, model=pm_model, model_name=model, family=family, prior_set=priors,
-        reps=reps, seed=seed, cache_hit=cache_hit,
+        reps=reps, seed=seed, cache_hit=cache_hit, runner=runner if cache is None else None,
     )
 
 
 def summarise(fit: Analysis, study: Study, ppc_draws: int = 2000, summary: bool = True) -> Analysis:
     """Add estimands, diagnostics and predictive checks for ``study`` to a fitted posterior.
 
-    ``fit.idata`` gains the estimands in place; pass a copy to summarise one posterior for
-    several studies (e.g. scenarios that differ only in assumptions the model does not read).
+    ``fit.idata`` gains the estimands in place (:func:`add_estimand_table`, unless
+    ``fit.table`` holds them already, as after :func:`extend_draws`); pass a copy to
+    summarise one posterior for several studies (e.g. scenarios that differ only in
+    assumptions the model does not read).
     Returns ``fit`` with ``table``, ``diagnostics``, ``checks``, ``pstats`` and ``summary``
     filled in; the prior-draw time is folded into ``timings["estimands_and_checks"]``.
     """
     import arviz as az
 
-    from . import diagnostics
     from .estimands import HDI_PROB
 
     api = model_api(fit.model_name)
+    if fit.table is None:
+        add_estimand_table(fit, study)
     t = time.perf_counter()
     idata, family = fit.idata, fit.family
-    api.add_estimands(idata, study, family, **_model_kw(api.add_estimands, fit.model))
-    fit.table = api.estimand_table(idata, study)
-    fit.diagnostics = diagnostics.check_diagnostics(idata, fit.table)
     cohorts = api.simulate_predictive(idata, study, family, n_draws=ppc_draws, seed=fit.seed, **_model_kw(api.simulate_predictive, fit.model))
     fit.pstats = api.predictive_statistics(cohorts, study)
     fit.checks = api.check_table(fit.pstats, study)
     fit.summary = az.summary(idata, hdi_prob=HDI_PROB, round_to="none") if summary else None
     timings = {k: v for k, v in fit.timings.items() if k != "prior_draws"}
-    timings["estimands_and_checks"] = fit.timings.get("prior_draws", 0.0) + time.perf_counter() - t
+    timings["estimands_and_checks"] = fit.timings.get("prior_draws", 0.0) + fit.timings.get("estimands_and_checks", 0.0) + time.perf_counter() - t
     fit.timings = timings
     return fit
 

@@ -11,6 +11,11 @@ import pandas as pd
 MAX_RHAT = 1.01
 MIN_ESS = 400
 MAX_DIVERGENCES = 0
+#: Bulk and tail ESS at which a fit that may continue its chains stops drawing more
+#: (models.analysis.extend_draws): the gate's MIN_ESS plus a quarter, because an ESS
+#: estimate is itself noisy, and a rule that stopped as soon as the estimate crossed 400
+#: would often stop at a true ESS below it.
+TARGET_ESS = 500
 
 
 @dataclass
@@ -61,3 +66,10 @@ def check_diagnostics(idata: az.InferenceData, table: pd.DataFrame) -> Diagnosti
             if not row[col] >= MIN_ESS:
                 d.problems.append(f"{name}: {col.split('_')[1]} ESS {row[col]:.0f} < {MIN_ESS}")
     return d
+
+
+def needs_more_draws(d: Diagnostics, target_ess: float = TARGET_ESS) -> bool:
+    """Whether more draws of the same chains could bring ``d`` within the gates: an ESS
+    below ``target_ess`` or an R-hat above :data:`MAX_RHAT`.  Divergences are no reason
+    (more draws do not remove them), and neither are missing diagnostics."""
+    return bool(d.min_ess_bulk < target_ess or d.min_ess_tail < target_ess or d.max_rhat > MAX_RHAT)

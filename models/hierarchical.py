@@ -86,6 +86,14 @@ TARGET_ACCEPT = 0.99
 #: (0.07-0.09), 0 divergences and minimum bulk/tail ESS 1928/1351 instead of 1746/1540
 #: (2026-11-28, warm, one run each).
 WARMUP_TREE_DEPTH = 5
+#: Kept draws per chain of a default fit, and the most it may extend to
+#: (models.analysis.extend_draws: blocks of DEFAULT_DRAWS while an estimand's bulk or tail
+#: ESS is below models.diagnostics.TARGET_ESS).  On the real study 4 x 500 draws gave a
+#: minimum bulk/tail ESS of 1031/617 over the estimands (1000 draws: 2142/1326), but
+#: another seed has given a tail ESS of 202 from 4 x 500 (README, "Validation and speed"):
+#: such a fit continues instead of failing the gate.
+DEFAULT_DRAWS = 500
+MAX_DRAWS = 2000
 #: Sampler backend (models.analysis): the log density has about a thousand small
 #: operations, which PyMC's C backend runs one by one (about 4 ms per gradient, plus 30-60 s
 #: of graph rewriting on every run); JAX/XLA fuses them (models.sampling.CompiledNuts).

@@ -200,6 +200,10 @@ def _constant_value(var) -> np.ndarray:
     return np.asarray(var.eval())
 
 
+#: Sampler statistics NumPyro records per draw (mapped to ArviZ's names in ``sample_stats``).
+_EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size", "potential_energy")
+
+
 def _initial_points(model: pm.Model, chains: int, seed: int) -> dict[str, np.ndarray]:
     # PyMC's default: the model's initial point jittered by U(-1, 1) on the unconstrained scale
     fn = pm.initial_point.make_initial_point_fn(
@@ -296,7 +300,7 @@ class CompiledNuts:
         return {n: np.asarray(v.get_value()) for n, v in self._shared.items()}
 
     def run(self, seed: int = 1, data: dict | None = None) -> az.InferenceData:
-        """Sample and return InferenceData.
+        """Warm up, sample and return InferenceData.
 
         Parameters
         ----------
@@ -319,29 +323,67 @@ class CompiledNuts:
         t1 = time.perf_counter()
         data = {**self.current_data(), **(data or {})}
         init = _initial_points(self.model, self.chains, seed)
+        self._mcmc.post_warmup_state = None
         self._mcmc.run(
             jax.random.PRNGKey(seed),
             data,
             # NumPyro adds the chain axis itself only when there is more than one chain
             init_params={k: (init[k] if self.chains > 1 else init[k][0]) for k in self._names},
-            extra_fields=("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size", "potential_energy"),
+            extra_fields=_EXTRA_FIELDS,
         )
+        self._seed, self._data, self._blocks = seed, data, [self._block()]
+        self._sampling_seconds = time.perf_counter() - t1
+        return self._inference_data()
+
+    def extend(self) -> az.InferenceData:
+        """Continue the chains of the last :meth:`run` by another ``draws`` draws each, with
+        the adapted step size and mass matrix (no new warm-up), and return InferenceData
+        with all draws so far (the earlier ones unchanged, the new ones after them).
+
+        Raises
+        ------
+        RuntimeError
+            Before any :meth:`run`.
+        """
+        if not getattr(self, "_blocks", None):
+            raise RuntimeError("extend() continues the chains of run(); call run() first")
+        t1 = time.perf_counter()
+        # NumPyro skips warm-up when it starts from a post-warm-up state
+        self._mcmc.post_warmup_state = self._mcmc.last_state
+        self._mcmc.run(self._mcmc.post_warmup_state.rng_key, self._data, extra_fields=_EXTRA_FIELDS)
+        self._blocks.append(self._block())
+        self._sampling_seconds += time.perf_counter() - t1
+        return self._inference_data()
+
+    def _block(self) -> tuple[dict, dict]:
+        """The last NumPyro run's draws and sampler statistics, (chain, draw, ...) arrays."""
+        import jax
+
         samples = self._mcmc.get_samples(group_by_chain=True)
         jax.block_until_ready(samples)
+        extra = self._mcmc.get_extra_fields(group_by_chain=True)
+        return {k: samples[k] for k in self._names}, {k: np.asarray(v) for k, v in extra.items()}
+
+    def _inference_data(self) -> az.InferenceData:
+        """InferenceData of all blocks sampled since the last :meth:`run`."""
+        import jax.numpy as jnp
+
         t2 = time.perf_counter()
-        draws = {k: samples[k] for k in self._names}
+        data = self._data
+        blocks = self._blocks
+        draws = {k: jnp.concatenate([b[0][k] for b in blocks], axis=1) for k in self._names}
+        extra = {k: np.concatenate([b[1][k] for b in blocks], axis=1) for k in blocks[0][1]}
         values = self._postprocess(draws, data)
         posterior = {n: np.asarray(v) for n, v in zip(self._out_names, values)}
-        extra = self._mcmc.get_extra_fields(group_by_chain=True)
-        n_steps = np.asarray(extra["num_steps"])
+        n_steps = extra["num_steps"]
         sample_stats = {
-            "diverging": np.asarray(extra["diverging"]),
-            "energy": np.asarray(extra["energy"]),
+            "diverging": extra["diverging"],
+            "energy": extra["energy"],
             "n_steps": n_steps,
             "tree_depth": np.floor(np.log2(np.maximum(n_steps, 1))).astype(int) + 1,
-            "acceptance_rate": np.asarray(extra["accept_prob"]),
-            "step_size": np.asarray(extra["adapt_state.step_size"]),
-            "lp": -np.asarray(extra["potential_energy"]),
+            "acceptance_rate": extra["accept_prob"],
+            "step_size": extra["adapt_state.step_size"],
+            "lp": -extra["potential_energy"],
         }
         model = self.model
         dims = {k: list(v) for k, v in model.named_vars_to_dims.items()}
@@ -358,14 +400,15 @@ class CompiledNuts:
         idata.posterior.attrs.update(
             {
                 "sampler": SAMPLER_NAMES[self.chain_method],
-                "draws": self.draws,
+                "draws": self.draws * len(blocks),
+                "extensions": len(blocks) - 1,
                 "tune": self.tune,
                 "chains": self.chains,
-                "seed": seed,
+                "seed": self._seed,
                 "target_accept": self.target_accept,
                 "warmup_tree_depth": self.warmup_tree_depth,
                 "setup_seconds": round(self.setup_seconds, 3),
-                "sampling_seconds": round(t2 - t1, 3),
+                "sampling_seconds": round(self._sampling_seconds, 3),
                 "postprocess_seconds": round(t3 - t2, 3),
             }
         )

@@ -58,13 +58,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     prior_names = sorted({n for sets in PRIOR_SETS.values() for n in sets})
     p.add_argument("--priors", default="default", choices=prior_names, help="named prior set (default: %(default)s; skeptical and enthusiastic: hierarchical model)")
-    p.add_argument("--draws", type=int, default=1000, help="kept draws per chain (default: %(default)s)")
+    from models.analysis import model_api
+    from models.diagnostics import MAX_RHAT, TARGET_ESS
+
+    apis = {m: model_api(m) for m in MODELS}
+    p.add_argument(
+        "--draws", type=int, default=None,
+        help=f"kept draws per chain (default: the model's: {', '.join(f'{m} {a.default_draws}' for m, a in apis.items())})",
+    )
+    extending = {m: a for m, a in apis.items() if a.extends}
+    p.add_argument(
+        "--max-draws", type=int, default=None,
+        help=f"{', '.join(extending)} model: continue the chains by another --draws draws each while an estimand's bulk or "
+        f"tail ESS is below {TARGET_ESS} or its R-hat above {MAX_RHAT}, up to this many per chain (default: "
+        f"{', '.join(str(a.max_draws) for a in extending.values())}; equal to --draws for exactly --draws)",
+    )
     p.add_argument("--tune", type=int, default=1000, help="warm-up iterations per chain (default: %(default)s)")
     p.add_argument("--chains", type=int, default=4, help="number of chains (default: %(default)s)")
     p.add_argument("--seed", type=int, default=20180302, help="random seed of the whole run (default: %(default)s)")
-    from models.analysis import model_api
-
-    reps_help = "; ".join(f"{m} model {a.default_reps}, at least {a.min_reps}" for m, a in ((m, model_api(m)) for m in MODELS))
+    reps_help = "; ".join(f"{m} model {a.default_reps}, at least {a.min_reps}" for m, a in apis.items())
     p.add_argument("--reps", type=int, default=None, help=f"simulated cohorts per likelihood evaluation (default: the model's: {reps_help})")
     p.add_argument("--ppc-draws", type=int, default=2000, help="posterior draws used for predictive checks (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ROOT / "results", help="parent folder of the result folder (default: results/)")
@@ -72,8 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--report", action="store_true", help="also write report.html in the result folder (see scripts/report.py)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar while sampling")
     args = p.parse_args(argv)
-    for name in ("draws", "tune", "ppc_draws"):
-        if getattr(args, name) < 1:
+    for name in ("draws", "max_draws", "tune", "ppc_draws"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.chains < 2:
         p.error("--chains must be >= 2 (R-hat compares chains)")
@@ -117,7 +129,7 @@ def main(argv=None) -> int:
     import pytensor
 
     from models import evidence, plots, results
-    from models.analysis import AnalysisError, model_api, reps_problem, run_analysis
+    from models.analysis import AnalysisError, draws_plan, model_api, reps_problem, run_analysis
     from models.priors import PriorError, get_priors
 
     if "traceback__limit" not in os.environ.get("PYTENSOR_FLAGS", ""):
@@ -135,6 +147,7 @@ def main(argv=None) -> int:
         problem = reps_problem(api, args.reps)
         if problem:
             raise AnalysisError(f"--reps {problem}")
+        args.draws, args.max_draws = draws_plan(api, args.draws, args.max_draws)
     except (AnalysisError, PriorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -154,6 +167,7 @@ def main(argv=None) -> int:
         ppc_draws=args.ppc_draws,
         progressbar=not args.no_progress,
         log=log,
+        max_draws=args.max_draws,
     )
     timings.update(analysis.timings)
     idata, table, diag, free = analysis.idata, analysis.table, analysis.diagnostics, analysis.free
@@ -211,7 +225,7 @@ def main(argv=None) -> int:
             priors=priors,
             likelihood={"kind": "synthetic (multivariate normal on log statistics, common random numbers)", "reps": reps},
             seed=args.seed,
-            sampler=dict(idata.posterior.attrs),
+            sampler={**idata.posterior.attrs, "draws_per_block": args.draws, "max_draws": args.max_draws},
             diagnostics=diag.as_dict(),
             timings_seconds={k: round(v, 3) for k, v in timings.items()},
             files=sorted(["idata.nc", "summary.csv", "estimands.csv", "checks.csv", "evidence.csv", "informativeness.csv"] + [f"figures/{f}" for f in figure_names]),

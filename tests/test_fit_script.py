@@ -257,6 +257,20 @@ def test_reps_below_the_model_minimum_exits_2_with_one_line(model, reps, low, tm
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["--model", "group", "--max-draws", "2000"], ["--max-draws", "group model's sampler (PyMC) draws exactly --draws"]),
+        (["--draws", "600", "--max-draws", "500"], ["--max-draws 500 is below --draws 600"]),
+    ],
+)
+def test_max_draws_that_cannot_apply_exits_2_with_one_line(args, fragments, tmp_path):
+    out = tmp_path / "out"
+    proc = run_fit(*args, "--out", str(out), "--no-progress", timeout=120)
+    _assert_one_line_error(proc, *fragments)
+    assert not out.exists()
+
+
 def test_draws_zero_is_an_argparse_error(tmp_path):
     out = tmp_path / "out"
     proc = run_fit("--draws", "0", "--out", str(out), timeout=120)
@@ -363,3 +377,9 @@ def test_default_model_is_the_hierarchical_one_for_a_study_with_covariates(tmp_p
     assert (folder / "figures" / "level_vs_covariate.png").stat().st_size > 10_000
     table = pd.read_csv(folder / "informativeness.csv")
     assert "effect_percent[age_decades]" in set(table.iloc[:, 0])
+    sampler = json.loads((folder / "manifest.json").read_text())["sampler"]
+    assert (sampler["draws_per_block"], sampler["max_draws"], sampler["draws"], sampler["extensions"]) == (150, 300, 300, 1)
+    import arviz as az
+
+    assert az.from_netcdf(folder / "idata.nc").posterior.sizes["draw"] == 300
+    assert "150 more (up to 300)" in proc.stderr

@@ -193,6 +193,38 @@ def test_r_hat_threshold_and_non_finite_r_hat():
     assert not diagnostics.check_diagnostics(idata, _table(ess_bulk=np.nan)).ok
 
 
+def test_more_draws_are_asked_for_low_ess_or_high_r_hat_but_not_for_divergences():
+    idata = _idata(*_iid_draws())
+    target = diagnostics.TARGET_ESS
+    assert target > diagnostics.MIN_ESS
+    assert not diagnostics.needs_more_draws(diagnostics.check_diagnostics(idata, _table(ess_tail=target)))
+    # passing the gate but short of the target: more draws
+    assert diagnostics.needs_more_draws(diagnostics.check_diagnostics(idata, _table(ess_tail=target - 1)))
+    assert diagnostics.needs_more_draws(diagnostics.check_diagnostics(idata, _table(ess_bulk=100.0)))
+    assert diagnostics.needs_more_draws(diagnostics.check_diagnostics(idata, _table(r_hat=1.02)))
+    # divergences fail the gate, but more draws of the same chains would not remove them
+    diverging = np.zeros((CHAINS, DRAWS), dtype=bool)
+    diverging[0, 0] = True
+    d = diagnostics.check_diagnostics(_idata(*_iid_draws(), diverging=diverging), _table())
+    assert not d.ok and not diagnostics.needs_more_draws(d)
+
+
+def test_draws_plan_defaults_and_bad_combinations():
+    from models.analysis import AnalysisError, draws_plan, model_api
+
+    hier, group = model_api("hierarchical"), model_api("group")
+    assert hier.extends and not group.extends
+    assert draws_plan(hier, None, None) == (hier.default_draws, hier.max_draws)
+    assert draws_plan(group, None, None) == (group.default_draws, group.default_draws)
+    assert draws_plan(hier, 3000, None) == (3000, 3000)  # more than the default maximum: no extension
+    assert draws_plan(hier, 200, 200) == (200, 200)
+    assert draws_plan(group, 300, 300) == (300, 300)
+    with pytest.raises(AnalysisError, match="--max-draws 100 is below --draws 200"):
+        draws_plan(hier, 200, 100)
+    with pytest.raises(AnalysisError, match="group model's sampler .PyMC. draws exactly --draws"):
+        draws_plan(group, 300, 600)
+
+
 # --- checks.check_table ------------------------------------------------------------------------
 def _stats_at(study, factors: dict[str, float] | None = None, n=4000, seed=0):
     """Simulated statistics centred on each published value (times ``factors[key]``), plus

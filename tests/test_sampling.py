@@ -111,3 +111,33 @@ def test_potential_from_density_terms_is_the_model_logp():
     no_jacobian = model.compile_fn(model.logp(vars=[*model.observed_RVs, *model.free_RVs], jacobian=False, sum=False), mode="FAST_COMPILE")
     for got, want in zip(values, no_jacobian(point)):
         np.testing.assert_allclose(np.asarray(got)[0, 0], want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["vectorized", "parallel"])
+def test_extend_continues_the_chains_without_a_new_warm_up(method):
+    y = np.random.default_rng(4).normal(-1.0, 1.0, size=20)
+    runner = CompiledNuts(_normal_model(y), draws=150, tune=150, chains=2, progressbar=False, chain_method=method, log_densities=True)
+    first = runner.run(seed=3)
+    more = runner.extend()
+    mu = more.posterior["mu"].values
+    assert mu.shape == (2, 300) and more.sample_stats["diverging"].shape == (2, 300)
+    assert more.log_likelihood["y"].shape == (2, 300, 20)
+    # the earlier draws as they were, then new ones (not a replay of the first block)
+    np.testing.assert_array_equal(mu[:, :150], first.posterior["mu"].values)
+    assert not np.allclose(mu[:, 150:], mu[:, :150])
+    # no new warm-up: the adapted step size carries over unchanged
+    step = more.sample_stats["step_size"].values
+    np.testing.assert_array_equal(step[:, 150:], step[:, :1].repeat(150, axis=1))
+    assert more.posterior.attrs["draws"] == 300 and more.posterior.attrs["extensions"] == 1
+    prec = len(y) + 1e-2
+    assert abs(mu.mean() - y.sum() / prec) < 4 * prec**-0.5 / np.sqrt(300)
+    # a new run starts over: one block, the same draws as the first run of this seed
+    again = runner.run(seed=3)
+    np.testing.assert_array_equal(again.posterior["mu"].values, first.posterior["mu"].values)
+    assert again.posterior.attrs["extensions"] == 0
+
+
+def test_extend_before_run_is_an_error():
+    runner = CompiledNuts(_normal_model(np.zeros(3)), draws=5, tune=5, chains=2, progressbar=False)
+    with pytest.raises(RuntimeError, match=r"call run\(\) first"):
+        runner.extend()
