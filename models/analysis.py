@@ -250,7 +250,6 @@ def run_analysis(
         Unknown model, family or prior set.
     """
     fit = fit_posterior(study, model, family, priors, draws, tune, chains, seed, reps, progressbar, prior_draws, cores, cache, log)
-    add_estimand_table(fit, study)
     extend_draws(fit, study, max_draws or draws, log)
     return summarise(fit, study, ppc_draws=ppc_draws, summary=summary)
 
@@ -279,12 +278,15 @@ def extend_draws(fit: Analysis, study: Study, max_draws: int, log: Callable[[str
     Flegal & Jones 2019): a posterior that mixes well stops at the first block, a harder one
     (another seed, study or prior set) gets more draws instead of failing the gate.  The
     chains keep their adapted step size and mass matrix; the earlier draws stay as they were.
-    Divergences are not a reason to extend: more draws do not remove them.
+    Divergences are not a reason to extend: more draws do not remove them.  Leaves
+    ``fit.table`` and ``fit.diagnostics`` filled in for the final draws.
     """
     from .diagnostics import needs_more_draws
 
     runner = fit.runner
-    if runner is None or fit.table is None:
+    if fit.table is None:
+        add_estimand_table(fit, study)
+    if runner is None:
         return fit
     while needs_more_draws(fit.diagnostics) and fit.idata.posterior.attrs["draws"] + runner.draws <= max_draws:
         d = fit.diagnostics

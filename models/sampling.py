@@ -293,6 +293,7 @@ class CompiledNuts:
             progress_bar=progressbar,
             jit_model_args=True,
         )
+        self._blocks = []  # per run: (posterior, log densities, sampler statistics) of each block of draws
         self.setup_seconds = time.perf_counter() - t0
 
     def current_data(self) -> dict[str, np.ndarray]:
@@ -331,8 +332,9 @@ class CompiledNuts:
             init_params={k: (init[k] if self.chains > 1 else init[k][0]) for k in self._names},
             extra_fields=_EXTRA_FIELDS,
         )
-        self._seed, self._data, self._blocks = seed, data, [self._block()]
-        self._sampling_seconds = time.perf_counter() - t1
+        self._seed, self._data, self._blocks = seed, data, []
+        self._sampling_seconds = self._postprocess_seconds = 0.0
+        self._add_block(t1)
         return self._inference_data()
 
     def extend(self) -> az.InferenceData:
@@ -345,36 +347,45 @@ class CompiledNuts:
         RuntimeError
             Before any :meth:`run`.
         """
-        if not getattr(self, "_blocks", None):
+        if not self._blocks:
             raise RuntimeError("extend() continues the chains of run(); call run() first")
         t1 = time.perf_counter()
         # NumPyro skips warm-up when it starts from a post-warm-up state
         self._mcmc.post_warmup_state = self._mcmc.last_state
         self._mcmc.run(self._mcmc.post_warmup_state.rng_key, self._data, extra_fields=_EXTRA_FIELDS)
-        self._blocks.append(self._block())
-        self._sampling_seconds += time.perf_counter() - t1
+        self._add_block(t1)
         return self._inference_data()
 
-    def _block(self) -> tuple[dict, dict]:
-        """The last NumPyro run's draws and sampler statistics, (chain, draw, ...) arrays."""
+    def _add_block(self, started: float) -> None:
+        """Wait for the NumPyro run begun at ``started`` (``time.perf_counter()``), then
+        post-process its draws once (all unobserved variables and, with
+        ``log_densities``, the log densities) and keep them with its sampler statistics as
+        (chain, draw, ...) arrays: a continuation only processes its own draws, with the
+        functions already compiled for a block's shape."""
         import jax
 
         samples = self._mcmc.get_samples(group_by_chain=True)
         jax.block_until_ready(samples)
-        extra = self._mcmc.get_extra_fields(group_by_chain=True)
-        return {k: samples[k] for k in self._names}, {k: np.asarray(v) for k, v in extra.items()}
+        t = time.perf_counter()
+        self._sampling_seconds += t - started
+        draws = {k: samples[k] for k in self._names}
+        values = [np.asarray(v) for v in self._postprocess(draws, self._data)]
+        densities = None if self._densities is None else [np.asarray(v) for v in self._densities(draws, self._data)]
+        extra = {k: np.asarray(v) for k, v in self._mcmc.get_extra_fields(group_by_chain=True).items()}
+        self._blocks.append((values, densities, extra))
+        self._postprocess_seconds += time.perf_counter() - t
 
     def _inference_data(self) -> az.InferenceData:
         """InferenceData of all blocks sampled since the last :meth:`run`."""
-        import jax.numpy as jnp
-
         t2 = time.perf_counter()
         data = self._data
         blocks = self._blocks
-        draws = {k: jnp.concatenate([b[0][k] for b in blocks], axis=1) for k in self._names}
-        extra = {k: np.concatenate([b[1][k] for b in blocks], axis=1) for k in blocks[0][1]}
-        values = self._postprocess(draws, data)
-        posterior = {n: np.asarray(v) for n, v in zip(self._out_names, values)}
+
+        def joined(i):
+            return [np.concatenate(arrays, axis=1) for arrays in zip(*(b[i] for b in blocks))]
+
+        posterior = dict(zip(self._out_names, joined(0)))
+        extra = {k: np.concatenate([b[2][k] for b in blocks], axis=1) for k in blocks[0][2]}
         n_steps = extra["num_steps"]
         sample_stats = {
             "diverging": extra["diverging"],
@@ -395,8 +406,8 @@ class CompiledNuts:
             observed[v.name] = np.asarray(data[name]) if name in data else _constant_value(obs)
         idata = az.from_dict(posterior=posterior, sample_stats=sample_stats, observed_data=observed, coords=coords, dims=dims)
         if self._densities is not None:
-            idata.add_groups(_density_groups(model, list(self._densities(draws, data)), coords, dims))
-        t3 = time.perf_counter()
+            idata.add_groups(_density_groups(model, joined(1), coords, dims))
+        self._postprocess_seconds += time.perf_counter() - t2
         idata.posterior.attrs.update(
             {
                 "sampler": SAMPLER_NAMES[self.chain_method],
@@ -409,7 +420,7 @@ class CompiledNuts:
                 "warmup_tree_depth": self.warmup_tree_depth,
                 "setup_seconds": round(self.setup_seconds, 3),
                 "sampling_seconds": round(self._sampling_seconds, 3),
-                "postprocess_seconds": round(t3 - t2, 3),
+                "postprocess_seconds": round(self._postprocess_seconds, 3),
             }
         )
         return idata
