@@ -63,6 +63,7 @@ class ModelAPI:
     warmup_tree_depth: int | None = None
     default_draws: int = 1000
     max_draws: int | None = None
+    default_tune: int = 1000
 
     @property
     def extends(self) -> bool:
@@ -105,6 +106,7 @@ def model_api(name: str) -> ModelAPI:
         name, mod.build_model, int(mod.DEFAULT_REPS), families, default_family, **hooks, target_accept=target_accept, sampler=sampler,
         min_reps=int(getattr(mod, "MIN_REPS", 2)), warmup_tree_depth=getattr(mod, "WARMUP_TREE_DEPTH", None),
         default_draws=int(getattr(mod, "DEFAULT_DRAWS", 1000)), max_draws=getattr(mod, "MAX_DRAWS", None),
+        default_tune=int(getattr(mod, "DEFAULT_TUNE", 1000)),
     )
 
 
@@ -194,7 +196,7 @@ def run_analysis(
     family: str = "lognormal",
     priors: str = "default",
     draws: int = 1000,
-    tune: int = 1000,
+    tune: int | None = None,
     chains: int = 4,
     seed: int = 20180302,
     reps: int | None = None,
@@ -216,7 +218,8 @@ def run_analysis(
     model, family, priors : str
         Registered model (:data:`MODELS`), population family, named prior set.
     draws, tune, chains, seed : int
-        NUTS settings; ``seed`` also fixes the likelihood's deviates and the checks.
+        NUTS settings (``tune`` None: the model's warm-up, ``DEFAULT_TUNE`` of its module,
+        else 1000); ``seed`` also fixes the likelihood's deviates and the checks.
     reps : int, optional
         Simulated cohorts per likelihood evaluation (default: the model's).
     ppc_draws : int
@@ -311,7 +314,7 @@ def fit_posterior(
     family: str = "lognormal",
     priors: str = "default",
     draws: int = 1000,
-    tune: int = 1000,
+    tune: int | None = None,
     chains: int = 4,
     seed: int = 20180302,
     reps: int | None = None,
@@ -331,6 +334,7 @@ def fit_posterior(
         raise AnalysisError(f"unknown family {family!r} for model {model!r}; choose one of: {', '.join(api.families)}")
     prior_values = get_priors(model, priors)
     reps = reps or api.default_reps
+    tune = tune or api.default_tune
     timings: dict[str, float] = {}
     t = time.perf_counter()
     cache_hit, step_factory, runner, data = False, None, None, None

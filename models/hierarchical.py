@@ -86,6 +86,19 @@ TARGET_ACCEPT = 0.99
 #: (0.07-0.09), 0 divergences and minimum bulk/tail ESS 1928/1351 instead of 1746/1540
 #: (2026-11-28, warm, one run each).
 WARMUP_TREE_DEPTH = 5
+#: Warm-up iterations per chain of a default fit (fit.py --tune).  Every warm-up iteration
+#: runs at the WARMUP_TREE_DEPTH cap (31 leapfrog steps), so warm-up costs in proportion to
+#: its length: 1000 iterations took about as long as the 500 kept draws.  500 (NumPyro's
+#: windows: 75 initial, 25 + 50 + 100 + 200 for the mass matrix, 50 final) against 1000, on
+#: the real study (2026-12-01, benchmarks/README.md), 16 and 6 seeds of 4 chains:
+#: adapted step sizes 0.044-0.101 (median 0.085) against 0.061-0.099 (0.082), kept draws at
+#: a median of 51 against 50 leapfrog steps, 0 divergences in either, and from 4 x 500 draws
+#: a minimum bulk/tail ESS over the free parameters of 688-1104/379-865 against
+#: 789-1002/462-793.  So 27% fewer gradients per chain.  3 of the 64 chains adapted a step
+#: below 0.06 (none of the 24 with 1000), and took up to 90 steps per draw: a less well
+#: adapted chain costs time, and a low ESS more draws (DEFAULT_DRAWS below), not a failed
+#: fit.  Calibration (scripts/sbc.py) and recovery (tests) ran with 500 warm-up iterations.
+DEFAULT_TUNE = 500
 #: Kept draws per chain of a default fit, and the most it may extend to
 #: (models.analysis.extend_draws: blocks of DEFAULT_DRAWS while an estimand's bulk or tail
 #: ESS is below models.diagnostics.TARGET_ESS).  On the real study 4 x 500 draws gave a

@@ -73,7 +73,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         f"tail ESS is below {TARGET_ESS} or its R-hat above {MAX_RHAT}, up to this many per chain (default: "
         f"{', '.join(str(a.max_draws) for a in extending.values())}; equal to --draws for exactly --draws)",
     )
-    p.add_argument("--tune", type=int, default=1000, help="warm-up iterations per chain (default: %(default)s)")
+    p.add_argument(
+        "--tune", type=int, default=None,
+        help=f"warm-up iterations per chain (default: the model's: {', '.join(f'{m} {a.default_tune}' for m, a in apis.items())})",
+    )
     p.add_argument("--chains", type=int, default=4, help="number of chains (default: %(default)s)")
     p.add_argument("--seed", type=int, default=20180302, help="random seed of the whole run (default: %(default)s)")
     reps_help = "; ".join(f"{m} model {a.default_reps}, at least {a.min_reps}" for m, a in apis.items())

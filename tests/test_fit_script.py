@@ -108,6 +108,12 @@ def test_help_lists_options_and_exit_codes():
     for code, meaning in (("0", "success"), ("2", "bad input"), ("3", "diagnostics failed"), ("130", "interrupted"), ("1", "unexpected")):
         pattern = rf"(?<![\d.]){code} [^;]*{meaning}"
         assert re.search(pattern, flat), f"exit code {code} ({meaning}) not documented in --help"
+    # each model's own warm-up and draws, as the model modules declare them
+    from models.analysis import MODELS, model_api
+
+    apis = [model_api(m) for m in MODELS]
+    assert f"--tune TUNE warm-up iterations per chain (default: the model's: {', '.join(f'{a.name} {a.default_tune}' for a in apis)})" in flat
+    assert f"(default: the model's: {', '.join(f'{a.name} {a.default_draws}' for a in apis)})" in flat
     assert "Traceback" not in proc.stderr
 
 
