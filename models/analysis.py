@@ -64,6 +64,7 @@ class ModelAPI:
     default_draws: int = 1000
     max_draws: int | None = None
     default_tune: int = 1000
+    parameter_scales: dict = field(default_factory=dict)
 
     @property
     def extends(self) -> bool:
@@ -106,7 +107,7 @@ def model_api(name: str) -> ModelAPI:
         name, mod.build_model, int(mod.DEFAULT_REPS), families, default_family, **hooks, target_accept=target_accept, sampler=sampler,
         min_reps=int(getattr(mod, "MIN_REPS", 2)), warmup_tree_depth=getattr(mod, "WARMUP_TREE_DEPTH", None),
         default_draws=int(getattr(mod, "DEFAULT_DRAWS", 1000)), max_draws=getattr(mod, "MAX_DRAWS", None),
-        default_tune=int(getattr(mod, "DEFAULT_TUNE", 1000)),
+        default_tune=int(getattr(mod, "DEFAULT_TUNE", 1000)), parameter_scales=dict(getattr(mod, "PARAMETER_SCALES", {})),
     )
 
 

@@ -26,6 +26,8 @@ from .study import Study
 #: Simulated cohorts per group and likelihood evaluation.  400 keeps the Monte Carlo error of
 #: the estimated covariance small (relative SE of a variance ~ sqrt(2/400) = 7%) at low cost.
 DEFAULT_REPS = 400
+#: What each sampled parameter measures (axis labels of the prior-versus-posterior figure).
+PARAMETER_SCALES = {"log_mean": "log of mean / reference level", "log_cv": "log of the coefficient of variation"}
 #: Fewest simulated cohorts a fit accepts (the scripts' former flat minimum): the covariance
 #: of the log statistics is estimated from them, so it needs clearly more cohorts than
 #: statistics (up to 7).

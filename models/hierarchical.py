@@ -107,6 +107,17 @@ DEFAULT_TUNE = 500
 #: such a fit continues instead of failing the gate.
 DEFAULT_DRAWS = 500
 MAX_DRAWS = 2000
+#: What each sampled parameter measures (axis labels of the prior-versus-posterior figure).
+PARAMETER_SCALES = {
+    "intercept": "log of level / reference level",
+    "group_difference": "log ratio to the first group",
+    "effect": "change in log level per covariate unit",
+    "effect_spread": "SD of the group slopes, log level per unit",
+    "effect_z": "standardised, no unit",
+    "category_spread": "SD of the category effects, log level",
+    "category_z": "standardised, no unit",
+    "log_sigma": "log of the residual SD of log levels",
+}
 #: Sampler backend (models.analysis): the log density has about a thousand small
 #: operations, which PyMC's C backend runs one by one (about 4 ms per gradient, plus 30-60 s
 #: of graph rewriting on every run); JAX/XLA fuses them (models.sampling.CompiledNuts).

@@ -195,28 +195,33 @@ def effects_forest_figure(idata: az.InferenceData, study: Study) -> plt.Figure:
     return fig
 
 
-def prior_posterior_figure(idata: az.InferenceData, var_names) -> plt.Figure:
+def prior_posterior_figure(idata: az.InferenceData, var_names, scales: dict[str, str] | None = None) -> plt.Figure:
     """Prior (from ``idata.prior``, drawn by the caller) against posterior for each sampled
-    parameter and coordinate."""
+    parameter and each coordinate (every combination, for a parameter with several dims).
+    ``scales``: parameter name -> what its axis measures (a model's ``PARAMETER_SCALES``)."""
+    import itertools
+
+    scales = scales or {}
     panels = []
     for v in var_names:
         da = idata.posterior[v]
         extra = [d for d in da.dims if d not in ("chain", "draw")]
-        coords = da[extra[0]].values if extra else [None]
-        for c in coords:
-            sel = {extra[0]: c} if extra else {}
-            panels.append((f"{v}[{c}]" if extra else v, idata.prior[v].sel(sel).values.ravel(), da.sel(sel).values.ravel()))
+        for combo in itertools.product(*(da[d].values for d in extra)):
+            sel = dict(zip(extra, combo))
+            label = f"{v}[{', '.join(str(c) for c in combo)}]" if extra else v
+            panels.append((label, scales.get(v), idata.prior[v].sel(sel).values.ravel(), da.sel(sel).values.ravel()))
     cols = min(4, len(panels))
     rows_n = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows_n, cols, figsize=(3.6 * cols, 2.8 * rows_n), squeeze=False)
-    for ax, (label, prior, post) in zip(axes.ravel(), panels):
+    for ax, (label, scale, prior, post) in zip(axes.ravel(), panels):
         lo, hi = np.quantile(np.concatenate([prior, post]), [0.005, 0.995])
         bins = np.linspace(lo, hi, 80)
         # one filled outline per histogram, not 80 bars: drawing the bars of some 20 panels
         # was most of the figure's few seconds
         ax.hist(prior, bins=bins, density=True, histtype="stepfilled", color="gray", alpha=0.5, label="prior")
         ax.hist(post, bins=bins, density=True, histtype="stepfilled", color="steelblue", alpha=0.8, label="posterior")
-        ax.set_xlabel(f"{label} (natural log)")
+        # the scale on a line of its own: long labels ran past the panel (and the figure)
+        ax.set_xlabel(f"{label}\n({scale})" if scale else label, fontsize=9)
         ax.set_ylabel("density")
         ax.set_title(f"posterior SD / prior SD = {np.std(post) / np.std(prior):.2f}", fontsize=8)
     for ax in axes.ravel()[len(panels):]:

@@ -209,7 +209,7 @@ def main(argv=None) -> int:
             "effects_forest.png": plots.effects_forest_figure(idata, study) if study.comparisons else None,
             "percent_effects.png": plots.percent_effects_figure(idata, study, info) if "effect_percent" in idata.posterior else None,
             "level_vs_covariate.png": plots.covariate_figure(view, study) if view is not None else None,
-            "prior_posterior.png": plots.prior_posterior_figure(idata, free),
+            "prior_posterior.png": plots.prior_posterior_figure(idata, free, api.parameter_scales),
             "rank_plots.png": plots.rank_figure(idata, free),
         }
         for fname, fig in figs.items():

@@ -393,6 +393,31 @@ def test_covariate_view_and_figure(fake, study, model):
     assert any(t.startswith("male: typical level") for t in legend) and not any("not female" in t for t in legend)
 
 
+def test_prior_posterior_figure_has_a_panel_per_coordinate_and_the_models_scales(model):
+    """A parameter with two dims (effect_z: group x pooled covariate) gets one panel per
+    combination, not one pooled histogram per group; axes say what the model declares."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from models.analysis import model_api
+    from models.plots import prior_posterior_figure
+
+    rng = np.random.default_rng(0)
+    pooled = list(model.coords["pooled_covariate"])
+    draws = {"effect_z": rng.normal(size=(2, 50, 2, len(pooled))), "intercept": rng.normal(size=(2, 50))}
+    coords = {"group": list(model.coords["group"]), "pooled_covariate": pooled}
+    dims = {"effect_z": ["group", "pooled_covariate"]}
+    idata = az.from_dict(posterior=draws, prior={k: 2 * v for k, v in draws.items()}, coords=coords, dims=dims)
+    scales = model_api("hierarchical").parameter_scales
+    fig = prior_posterior_figure(idata, ["effect_z", "intercept"], scales)
+    labels = [ax.get_xlabel() for ax in fig.axes if ax.get_visible()]
+    assert len(labels) == 2 * len(pooled) + 1
+    assert f"effect_z[ms, {pooled[-1]}]\n({scales['effect_z']})" in labels
+    assert labels[-1] == f"intercept\n({scales['intercept']})" and not any("natural log" in t for t in labels)
+    # every sampled parameter of the model has its scale declared
+    assert {v.name for v in model.free_RVs} <= set(scales)
+
+
 def test_structure_key_is_the_same_for_two_builds_of_one_study(study, model):
     # sensitivity runs reuse a compiled sampler only when the key repeats; slice constants
     # of the padded layout once hashed by address and made every build look new
