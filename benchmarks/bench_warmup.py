@@ -41,6 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tunes", type=int, nargs="+", default=[500, 1000], help="warm-up lengths to compare (default: 500 1000)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 9)), help="seeds per warm-up length (default: 1-8)")
     p.add_argument("--draws", type=int, default=500, help="kept draws per chain (default: %(default)s)")
+    p.add_argument("--warmup-tree-depth", type=int, default=None, help="warm-up tree-depth cap (default: the model's WARMUP_TREE_DEPTH)")
     p.add_argument("--tag", default="", help="suffix of the result files' name")
     return p.parse_args(argv)
 
@@ -77,7 +78,7 @@ def summary_lines(tune: int, runs: list[dict], tree_cap_steps: int) -> list[str]
     per_draw = np.concatenate([r["steps_per_draw"] for r in runs])
     grads = tune * tree_cap_steps + per_draw * runs[0]["n_draws"]
     return [
-        f"tune {tune}: {len(runs)} seeds x {CHAINS} chains",
+        f"tune {tune} (warm-up tree cap {tree_cap_steps} steps): {len(runs)} seeds x {CHAINS} chains",
         f"  adapted step size  min {steps.min():.3f}  median {np.median(steps):.3f}  max {steps.max():.3f}  (chains below 0.06: {int((steps < 0.06).sum())})",
         f"  steps per kept draw  min {per_draw.min():.1f}  median {np.median(per_draw):.1f}  max {per_draw.max():.1f}",
         f"  gradients per chain (warm-up at the cap + kept draws)  median {np.median(grads):.0f}  max {grads.max():.0f}",
@@ -100,12 +101,13 @@ def main(argv=None) -> int:
     api = analysis.model_api("hierarchical")
     family = api.default_family
     model = api.build_model(study, get_priors("hierarchical", "default"), family=family, reps=api.default_reps)
-    tree_cap_steps = 2 ** api.warmup_tree_depth - 1
+    options = {**api.nuts_options(), **({"warmup_tree_depth": args.warmup_tree_depth} if args.warmup_tree_depth else {})}
+    tree_cap_steps = 2 ** options["warmup_tree_depth"] - 1
     record = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "study": str(args.study), "draws": args.draws,
-              "chains": CHAINS, "load_before": os.getloadavg(), "tunes": {}}
+              "chains": CHAINS, "nuts_options": options, "load_before": os.getloadavg(), "tunes": {}}
     lines = []
     for tune in args.tunes:
-        runner = CompiledNuts(model, draws=args.draws, tune=tune, chains=CHAINS, progressbar=False, chain_method="parallel", **api.nuts_options())
+        runner = CompiledNuts(model, draws=args.draws, tune=tune, chains=CHAINS, progressbar=False, chain_method="parallel", **options)
         runs = []
         for seed in args.seeds:
             print(f"tune {tune}, seed {seed} ...", file=sys.stderr, flush=True)

@@ -16,6 +16,9 @@ import pandas as pd  # noqa: E402
 from .study import STATISTIC_LABELS, Study  # noqa: E402
 
 _PUBLISHED = dict(color="crimson", lw=2)
+#: Histograms as one filled outline each, not one patch per bar: drawing the bars of the
+#: predictive-check and prior-versus-posterior panels was most of those figures' time.
+_FILLED = dict(histtype="stepfilled")
 
 
 def ratio_figure(idata: az.InferenceData, study: Study) -> plt.Figure:
@@ -30,7 +33,7 @@ def ratio_figure(idata: az.InferenceData, study: Study) -> plt.Figure:
         for col, (var, stat) in enumerate((("ratio_of_medians", "median"), ("ratio_of_means", "mean"))):
             ax = axes[row, col]
             x = post[var].sel(comparison=cid).values.ravel()
-            ax.hist(x, bins=60, density=True, color="steelblue", alpha=0.75, label="posterior")
+            ax.hist(x, bins=60, density=True, color="steelblue", alpha=0.75, label="posterior", **_FILLED)
             lo, hi = az.hdi(x, hdi_prob=0.95)
             ax.axvspan(lo, hi, color="steelblue", alpha=0.12, label=f"95% HDI {lo:.2f}-{hi:.2f}")
             if stat in ra and stat in rb:
@@ -90,14 +93,14 @@ def predictive_figure(stats: dict[str, np.ndarray], checks: pd.DataFrame, study:
     for ax, (_, row) in zip(axes.ravel(), checks.iterrows()):
         sim = stats[row["key"]]
         if row["kind"] == "number":
-            ax.hist(sim, bins=50, color="gray", alpha=0.7)
+            ax.hist(sim, bins=50, color="gray", alpha=0.7, **_FILLED)
             ax.axvline(row["published"], **_PUBLISHED)
             ax.set_xlabel(f"{row['item']} ({row['units']})")
             ax.set_title(f"{row['verdict']} (ppp two-sided {row['ppp_two_sided']:.2f})", fontsize=9)
         elif row["key"].startswith("association."):
             # a covariate association: the cohort's estimate in percent per unit; the claim
             # is a direction (and significance) or an approximate value
-            ax.hist(sim, bins=50, color="gray", alpha=0.7)
+            ax.hist(sim, bins=50, color="gray", alpha=0.7, **_FILLED)
             ax.axvline(0.0, color="k", ls=":", lw=1)
             claim = row["published"].split()
             if claim[0] in ("~", "<", ">", "="):
@@ -105,7 +108,7 @@ def predictive_figure(stats: dict[str, np.ndarray], checks: pd.DataFrame, study:
             ax.set_xlabel(f"simulated estimate, {row['key'].split('.', 1)[1]} (% per unit)")
             ax.set_title(f"{row['verdict']}: '{row['published']}' holds in {row['ppp']:.0%}", fontsize=9)
         else:
-            ax.hist(np.log10(np.maximum(sim, 1e-300)), bins=50, color="gray", alpha=0.7)
+            ax.hist(np.log10(np.maximum(sim, 1e-300)), bins=50, color="gray", alpha=0.7, **_FILLED)
             claim = row["published"].split()
             ax.axvline(np.log10(float(claim[-1])), **_PUBLISHED)
             ax.set_xlabel(f"log10 simulated {claim[0].replace('_', ' ')} ({row['units']})")
@@ -123,7 +126,11 @@ def rank_figure(idata: az.InferenceData, var_names) -> plt.Figure:
 
     Drawn as deviations from the uniform count (``kind="vlines"``): with some 20 panels the
     bars took twice as long to draw."""
-    axes = az.plot_rank(idata, var_names=list(var_names), kind="vlines")
+    # ArviZ's own size for some 20 panels was 22 x 33 inches: 9 megapixels at our dpi, and
+    # saving them took 3 s.  About 4 x 2.4 inches a panel, in ArviZ's three columns.
+    n = sum(int(np.prod(idata.posterior[v].shape[2:])) for v in var_names)
+    cols = min(3, n)
+    axes = az.plot_rank(idata, var_names=list(var_names), kind="vlines", figsize=(4.0 * cols, 2.4 * math.ceil(n / cols)))
     fig = np.atleast_1d(axes).ravel()[0].figure
     fig.suptitle("Rank plots by chain: each chain's counts should scatter closely around the dashed line (uniform ranks)")
     # half an inch for the title: ArviZ's tall grid left it over the first row's middle title
@@ -216,10 +223,8 @@ def prior_posterior_figure(idata: az.InferenceData, var_names, scales: dict[str,
     for ax, (label, scale, prior, post) in zip(axes.ravel(), panels):
         lo, hi = np.quantile(np.concatenate([prior, post]), [0.005, 0.995])
         bins = np.linspace(lo, hi, 80)
-        # one filled outline per histogram, not 80 bars: drawing the bars of some 20 panels
-        # was most of the figure's few seconds
-        ax.hist(prior, bins=bins, density=True, histtype="stepfilled", color="gray", alpha=0.5, label="prior")
-        ax.hist(post, bins=bins, density=True, histtype="stepfilled", color="steelblue", alpha=0.8, label="posterior")
+        ax.hist(prior, bins=bins, density=True, color="gray", alpha=0.5, label="prior", **_FILLED)
+        ax.hist(post, bins=bins, density=True, color="steelblue", alpha=0.8, label="posterior", **_FILLED)
         # the scale on a line of its own: long labels ran past the panel (and the figure)
         ax.set_xlabel(f"{label}\n({scale})" if scale else label, fontsize=9)
         ax.set_ylabel("density")
