@@ -88,17 +88,26 @@ TARGET_ACCEPT = 0.99
 WARMUP_TREE_DEPTH = 5
 #: Warm-up iterations per chain of a default fit (fit.py --tune).  Every warm-up iteration
 #: runs at the WARMUP_TREE_DEPTH cap (31 leapfrog steps), so warm-up costs in proportion to
-#: its length: 1000 iterations took about as long as the 500 kept draws.  500 (NumPyro's
-#: windows: 75 initial, 25 + 50 + 100 + 200 for the mass matrix, 50 final) against 1000, on
-#: the real study (2026-12-01, benchmarks/README.md), 16 and 6 seeds of 4 chains:
-#: adapted step sizes 0.044-0.101 (median 0.085) against 0.061-0.099 (0.082), kept draws at
-#: a median of 51 against 50 leapfrog steps, 0 divergences in either, and from 4 x 500 draws
-#: a minimum bulk/tail ESS over the free parameters of 688-1104/379-865 against
-#: 789-1002/462-793.  So 27% fewer gradients per chain.  3 of the 64 chains adapted a step
-#: below 0.06 (none of the 24 with 1000), and took up to 90 steps per draw: a less well
-#: adapted chain costs time, and a low ESS more draws (DEFAULT_DRAWS below), not a failed
-#: fit.  Calibration (scripts/sbc.py) and recovery (tests) ran with 500 warm-up iterations.
-DEFAULT_TUNE = 500
+#: its length: 1000 iterations took about as long as the 500 kept draws.  Measured on the
+#: real study, seeds 1-10 of 4 chains x 500 draws each (benchmarks/bench_warmup.py,
+#: results/warmup-2026-12-01*.txt):
+#:
+#: ====================  ==========  ===========  ===================  =================
+#: warm-up               divergent   would        median gradients     chains with step
+#:                       runs        continue     per chain            size below 0.06
+#: ====================  ==========  ===========  ===================  =================
+#: 500                   3 of 10     3 of 10      40,400               1 of 40
+#: 750                   0 of 10     0 of 10      48,500               3 of 40
+#: 1000                  0 of 10     1 of 10      57,000               1 of 40
+#: 1000, tree cap 15     1 of 10     0 of 10      40,000               4 of 40
+#: ====================  ==========  ===========  ===================  =================
+#:
+#: NumPyro's windows for 750: 75 initial, 25 + 50 + 100 + 450 for the mass matrix, 50 final.
+#: Its last mass-matrix window, the one the draws use, is nearly that of 1000 (500 after
+#: one of 200), for 15% fewer gradients.  500 ends with a window of 200 and adapted
+#: similar step sizes, but 3 of its 10 runs diverged, and a divergence fails the fit.
+#: Calibration (scripts/sbc.py) and recovery (tests) ran with 500 warm-up iterations.
+DEFAULT_TUNE = 750
 #: Kept draws per chain of a default fit, and the most it may extend to
 #: (models.analysis.extend_draws: blocks of DEFAULT_DRAWS while an estimand's bulk or tail
 #: ESS is below models.diagnostics.TARGET_ESS).  On the real study 4 x 500 draws gave a
