@@ -214,8 +214,10 @@ def test_draws_plan_defaults_and_bad_combinations():
 
     hier, group = model_api("hierarchical"), model_api("group")
     assert hier.extends and not group.extends
-    # the covariate model's warm-up is its module's (models.hierarchical.DEFAULT_TUNE)
-    assert (hier.default_tune, group.default_tune) == (750, 1000)
+    # each model's warm-up is its module's DEFAULT_TUNE
+    from models import group as group_module, hierarchical
+
+    assert (hier.default_tune, group.default_tune) == (hierarchical.DEFAULT_TUNE, getattr(group_module, "DEFAULT_TUNE", 1000))
     assert draws_plan(hier, None, None) == (hier.default_draws, hier.max_draws)
     assert draws_plan(group, None, None) == (group.default_draws, group.default_draws)
     assert draws_plan(hier, 3000, None) == (3000, 3000)  # more than the default maximum: no extension
