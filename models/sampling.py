@@ -153,6 +153,11 @@ def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False, t
     def inputs(params, data):
         return [params[n] for n in names] + [data[n] for n in data_names]
 
+    # jitted, so that JAX traces the converted graph (about a thousand operations) once and
+    # reuses its jaxpr wherever NumPyro evaluates the potential inside the sampler, instead
+    # of tracing it each time: the sampler's tracing took 2.1-2.5 s instead of 4.0 s
+    # (2026-12-01).  XLA inlines the call; the default fit's draws were unchanged.
+    @jax.jit
     def potential(params, data):
         return -sum(jnp.sum(t) for t in terms_fn(*inputs(params, data)))
 
