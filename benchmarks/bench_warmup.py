@@ -39,7 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--study", type=Path, default=STUDY, help="study file (default: the Lasemi study)")
     p.add_argument("--tunes", type=int, nargs="+", default=[500, 1000], help="warm-up lengths to compare (default: 500 1000)")
-    p.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 9)), help="seeds per warm-up length (default: 1-8)")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 11)), help="seeds per warm-up length (default: 1-10)")
     p.add_argument("--draws", type=int, default=500, help="kept draws per chain (default: %(default)s)")
     p.add_argument("--warmup-tree-depth", type=int, default=None, help="warm-up tree-depth cap (default: the model's WARMUP_TREE_DEPTH)")
     p.add_argument("--tag", default="", help="suffix of the result files' name")
