@@ -48,15 +48,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run_seed(runner, api, study, family: str, seed: int) -> dict:
     """One run of ``runner`` with ``seed``: its sampler statistics and estimand diagnostics."""
-    from models.analysis import _model_kw
-    from models.diagnostics import check_diagnostics, needs_more_draws
+    from models.analysis import estimand_diagnostics
+    from models.diagnostics import needs_more_draws
 
     t = time.perf_counter()
     idata = runner.run(seed=seed)
     seconds = time.perf_counter() - t
-    # the estimands as a fit computes them (models.analysis.add_estimand_table)
-    api.add_estimands(idata, study, family, **_model_kw(api.add_estimands, runner.model))
-    diag = check_diagnostics(idata, api.estimand_table(idata, study))
+    _, diag = estimand_diagnostics(api, idata, study, family, runner.model)
     stats = idata.sample_stats
     return {
         "seed": seed,
@@ -71,12 +69,12 @@ def run_seed(runner, api, study, family: str, seed: int) -> dict:
     }
 
 
-def summary_lines(tune: int, runs: list[dict], tree_cap_steps: int) -> list[str]:
+def summary_lines(tune: int, draws: int, runs: list[dict], tree_cap_steps: int) -> list[str]:
     import numpy as np
 
     steps = np.concatenate([r["step_size"] for r in runs])
     per_draw = np.concatenate([r["steps_per_draw"] for r in runs])
-    grads = tune * tree_cap_steps + per_draw * runs[0]["n_draws"]
+    grads = tune * tree_cap_steps + per_draw * draws
     return [
         f"tune {tune} (warm-up tree cap {tree_cap_steps} steps): {len(runs)} seeds x {CHAINS} chains",
         f"  adapted step size  min {steps.min():.3f}  median {np.median(steps):.3f}  max {steps.max():.3f}  (chains below 0.06: {int((steps < 0.06).sum())})",
@@ -111,10 +109,11 @@ def main(argv=None) -> int:
         runs = []
         for seed in args.seeds:
             print(f"tune {tune}, seed {seed} ...", file=sys.stderr, flush=True)
-            runs.append({**run_seed(runner, api, study, family, seed), "n_draws": args.draws})
+            runs.append(run_seed(runner, api, study, family, seed))
         record["tunes"][str(tune)] = runs
-        lines += summary_lines(tune, runs, tree_cap_steps)
-        print("\n".join(lines[-8:]), flush=True)
+        summary = summary_lines(tune, args.draws, runs, tree_cap_steps)
+        print("\n".join(summary), flush=True)
+        lines += summary
     record["load_after"] = os.getloadavg()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stem = RESULTS_DIR / f"warmup-{dt.date.today().isoformat()}{'-' + args.tag if args.tag else ''}"

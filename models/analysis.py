@@ -258,16 +258,23 @@ def run_analysis(
     return summarise(fit, study, ppc_draws=ppc_draws, summary=summary)
 
 
-def add_estimand_table(fit: Analysis, study: Study) -> Analysis:
-    """Add the estimands to ``fit.idata`` (in place) and fill ``fit.table`` and
-    ``fit.diagnostics``; the time goes to ``fit.timings["estimands_and_checks"]``."""
+def estimand_diagnostics(api: ModelAPI, idata, study: Study, family: str, model) -> tuple:
+    """Add the estimands of the model of ``api`` to ``idata`` (in place; ``model``: the
+    PyMC model it was sampled from) and return ``(table, diagnostics)``: the estimand table
+    and the sampler diagnostics the gate and the ESS stopping rule read."""
     from . import diagnostics
 
-    api = model_api(fit.model_name)
+    api.add_estimands(idata, study, family, **_model_kw(api.add_estimands, model))
+    table = api.estimand_table(idata, study)
+    return table, diagnostics.check_diagnostics(idata, table)
+
+
+def add_estimand_table(fit: Analysis, study: Study) -> Analysis:
+    """Add the estimands to ``fit.idata`` (in place) and fill ``fit.table`` and
+    ``fit.diagnostics`` (:func:`estimand_diagnostics`); the time goes to
+    ``fit.timings["estimands_and_checks"]``."""
     t = time.perf_counter()
-    api.add_estimands(fit.idata, study, fit.family, **_model_kw(api.add_estimands, fit.model))
-    fit.table = api.estimand_table(fit.idata, study)
-    fit.diagnostics = diagnostics.check_diagnostics(fit.idata, fit.table)
+    fit.table, fit.diagnostics = estimand_diagnostics(model_api(fit.model_name), fit.idata, study, fit.family, fit.model)
     # a new dict: copies of one fit (sensitivity scenarios sharing a posterior) share the old
     fit.timings = {**fit.timings, "estimands_and_checks": fit.timings.get("estimands_and_checks", 0.0) + time.perf_counter() - t}
     return fit
