@@ -67,8 +67,8 @@ def quantile_log(xp, m, s, p, steps: int = NEWTON_STEPS, w=None):
     """Log of the ``p`` quantile(s) of the weighted mixture of ``lognormal(m_i, s_i)``.
 
     Newton's method on ``G(y) = sum_i w_i Phi((y - m_i)/s_i) - p``, started at the quantile
-    of the normal with the mixture's log-scale mean and variance; each step is clipped to one
-    log unit so a flat start cannot throw it far.  In a graph the iterations carry no
+    of the normal with the mixture's log-scale mean and variance; each step is clipped to half
+    the mixture's log-scale SD so a flat start cannot throw it far (:data:`NEWTON_STEPS`).  In a graph the iterations carry no
     gradient: one more Newton step from the converged root gives the implicit-function
     derivative ``-dG/dtheta / G'`` exactly, with a fraction of the graph.
 

@@ -92,15 +92,16 @@ WARMUP_TREE_DEPTH = 5
 #: real study, seeds 1-10 of 4 chains x 500 draws each (benchmarks/bench_warmup.py,
 #: results/warmup-2026-12-01*.txt):
 #:
-#: ====================  ==========  ===========  ===================  =================
-#: warm-up               divergent   would        median gradients     chains with step
-#:                       runs        continue     per chain            size below 0.06
-#: ====================  ==========  ===========  ===================  =================
-#: 500                   3 of 10     3 of 10      40,400               1 of 40
-#: 750                   0 of 10     0 of 10      48,500               3 of 40
-#: 1000                  0 of 10     1 of 10      57,000               1 of 40
-#: 1000, tree cap 15     1 of 10     0 of 10      40,000               4 of 40
-#: ====================  ==========  ===========  ===================  =================
+#: =============================  ==========  ==========  ================  ================
+#: warm-up                        divergent   would       median gradients  chains with step
+#:                                runs        continue    per chain         size below 0.06
+#: =============================  ==========  ==========  ================  ================
+#: 500                            3 of 10     3 of 10     40,400            1 of 40
+#: 750                            0 of 10     0 of 10     48,500            3 of 40
+#: 1000                           0 of 10     1 of 10     57,000            1 of 40
+#: 1000, tree cap 15              1 of 10     0 of 10     40,000            4 of 40
+#: two phases, 400 + 100 (below)  0 of 10     1 of 10     41,000            12 of 40
+#: =============================  ==========  ==========  ================  ================
 #:
 #: 500 adapted similar step sizes but diverged in 3 of 10 runs, and a divergence fails the
 #: fit.  750 (a last mass-matrix window of 450 iterations; 1000: 500 after one of 200) had
@@ -109,6 +110,18 @@ WARMUP_TREE_DEPTH = 5
 #: gate (exit 3, 101 s).  The counts are small, but both shorter warm-ups gave divergences
 #: where 1000 has given none so far (these 10 seeds, the default seed, seed 11 continued
 #: to 1000 draws), so the default stays at 1000.
+#:
+#: The sampler also offers a two-phase warm-up (models.sampling.CompiledNuts,
+#: ``adaptation_target_accept``): the mass matrix adapted at a lower target acceptance,
+#: pooled over the chains, then a step-size-only phase at TARGET_ACCEPT, the draws at the
+#: chains' smallest step size.  It is not the default.  With 400 iterations at 0.8 + 100
+#: (results/warmup-2026-12-01-two-phase.txt) it cut the median gradients per chain by 28%
+#: with no divergence, but on seed 5 one chain adapted a step size of 0.017 in the upper tail
+#: of log_sigma[ms] (chain mean -1.01, the others -1.49 to -1.54), all chains drew at it
+#: (232-244 steps per draw) and the estimands' tail ESS was 11 (R-hat 1.09): a failed fit.
+#: That region is not a separate mode (the default fit's draws reach it: 99.5% quantile
+#: -0.72), but one diagonal mass matrix fits it badly.  A model module that sets
+#: ADAPTATION_TARGET_ACCEPT and STEP_SIZE_TUNE uses it.
 DEFAULT_TUNE = 1000
 #: Kept draws per chain of a default fit, and the most it may extend to
 #: (models.analysis.extend_draws: blocks of DEFAULT_DRAWS while an estimand's bulk or tail

@@ -141,3 +141,53 @@ def test_extend_before_run_is_an_error():
     runner = CompiledNuts(_normal_model(np.zeros(3)), draws=5, tune=5, chains=2, progressbar=False)
     with pytest.raises(RuntimeError, match=r"call run\(\) first"):
         runner.extend()
+
+
+def _two_scale_model():
+    """Independent normal parameters whose posterior SDs differ by a factor of 1000."""
+    with pm.Model() as model:
+        pm.Normal("small", 0.0, 0.01)
+        pm.Normal("large", 3.0, 10.0)
+    return model
+
+
+@pytest.mark.parametrize("method", ["vectorized", "parallel"])
+def test_two_phase_warm_up_pools_the_mass_matrix_and_shares_one_step_size(method):
+    # the kernel's init sees all chains at once (vectorised) or one chain (parallel)
+    runner = CompiledNuts(
+        _two_scale_model(), draws=400, tune=300, chains=4, progressbar=False, chain_method=method,
+        target_accept=0.95, adaptation_target_accept=0.8, step_size_tune=100,
+    )
+    idata = runner.run(seed=3)
+    post, attrs = idata.posterior, idata.posterior.attrs
+    # the posterior is the prior: right scale for both, however different
+    assert 0.8 < float(post["small"].std()) / 0.01 < 1.2
+    assert 0.8 < float(post["large"].std()) / 10.0 < 1.2
+    assert abs(float(post["large"].mean()) - 3.0) < 4 * 10.0 / np.sqrt(400)
+    # one pooled inverse mass matrix for every chain, close to the posterior variances
+    state = runner._mcmc.post_warmup_state
+    (block,) = state.adapt_state.inverse_mass_matrix
+    inv_mass = np.asarray(state.adapt_state.inverse_mass_matrix[block])
+    assert block == ("large", "small")
+    np.testing.assert_allclose(inv_mass, np.broadcast_to(inv_mass[0], inv_mass.shape))
+    # NumPyro shrinks each window's variances towards 1e-3 (by 5 / (n + 5)), which lifts 1e-4
+    assert 0.5 < inv_mass[0, 0] / 100.0 < 2.0 and 0.5 < inv_mass[0, 1] / 1e-4 < 2.5
+    # the draws use the smallest of the chains' adapted step sizes
+    step = idata.sample_stats["step_size"].values
+    assert np.allclose(step, min(attrs["adapted_step_sizes"]))
+    assert len(attrs["adapted_step_sizes"]) == len(attrs["warmup_gradients"]) == 4
+    assert attrs["step_size_tune"] == 100 and attrs["adaptation_target_accept"] == 0.8
+    # the same seed gives the same draws; the extension continues without another warm-up
+    again = runner.run(seed=3)
+    np.testing.assert_array_equal(again.posterior["small"].values, post["small"].values)
+    longer = runner.extend()
+    assert longer.posterior.sizes["draw"] == 800
+    np.testing.assert_array_equal(longer.posterior["small"].values[:, :400], post["small"].values)
+
+
+def test_two_phase_step_size_phase_takes_at_most_half_the_warm_up():
+    runner = CompiledNuts(_two_scale_model(), draws=5, tune=40, chains=2, progressbar=False, adaptation_target_accept=0.8, step_size_tune=100)
+    assert runner.step_size_tune == 20
+    assert runner._adapt_mcmc.num_warmup == 20
+    one = CompiledNuts(_two_scale_model(), draws=5, tune=1, chains=2, progressbar=False, adaptation_target_accept=0.8, step_size_tune=100)
+    assert one.adaptation_target_accept is None and one._adapt_mcmc is None and one.step_size_tune == 0
