@@ -140,6 +140,7 @@ def cache_env(cache: Path, jax_cache: bool = True) -> dict[str, str]:
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
     # the project's own persistent JAX cache (models.sampling); empty disables it
     env["K2_JAX_CACHE"] = str(cache / "jax") if jax_cache else ""
+    env["K2_GRAPH_CACHE"] = str(cache / "graphs")  # the rewritten log-density graphs (models.sampling)
     return env
 
 
@@ -180,7 +181,7 @@ def bench_fit(args, settings, tmp: Path) -> dict:
         for state in ("cold", "warm"):
             label = f"{model[:5]}-{state}"
             runs.append(run_fit(label, tmp / f"out-{label}", env, [*extra, "--model", model]))
-    caches = {k: env.get(k) for k in ("PYTENSOR_FLAGS", "MPLCONFIGDIR", "K2_JAX_CACHE", "JAX_COMPILATION_CACHE_DIR")}
+    caches = {k: env.get(k) for k in ("PYTENSOR_FLAGS", "MPLCONFIGDIR", "K2_JAX_CACHE", "K2_GRAPH_CACHE", "JAX_COMPILATION_CACHE_DIR")}
     return {"caches": caches, "runs": runs}
 
 

@@ -372,7 +372,7 @@ def fit_posterior(
 
             runner = CompiledNuts(
                 pm_model, draws=draws, tune=tune, chains=chains, progressbar=progressbar, chain_method="parallel", log_densities=True,
-                **api.nuts_options(),
+                graph_key=graph_cache_key(api, study, prior_values, family, reps, seed), **api.nuts_options(),
             )
         idata = runner.run(seed=seed, data=data)
     else:
@@ -642,6 +642,36 @@ def build_keyed(api: ModelAPI, study: Study, priors: dict, family: str, reps: in
         )
     key = f"{api.name}:{structure_key(model)}"
     return model, key, named_shared_inputs(model)
+
+
+#: Packages whose code shapes a model's graph or its rewriting for JAX.
+GRAPH_PACKAGES = ("pymc", "pytensor", "numpy", "scipy", "jax", "jaxlib")
+
+
+def graph_cache_key(api: ModelAPI, study: Study, priors: dict, family: str, reps: int, seed: int) -> str:
+    """SHA-256 of everything ``api.build_model(study, priors, family=, reps=, seed=)`` and the
+    rewriting of its graph depend on: the model, the study as validated, the prior values,
+    family, reps and seed, the source of this package's modules and the versions of
+    :data:`GRAPH_PACKAGES` (the key of :class:`models.sampling.CompiledNuts`' graph cache).
+
+    Unlike :func:`structure_key` it needs no model: computing a large model's log density,
+    which that key hashes, is what the cache saves.
+    """
+    import json
+    from pathlib import Path
+
+    import pytensor
+
+    from .results import package_versions
+
+    h = hashlib.sha256()
+    for part in (api.name, study.model_dump_json(), json.dumps(priors, sort_keys=True, default=repr), family, reps, seed):
+        h.update(f"{part}\x00".encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + path.read_bytes())
+    h.update(json.dumps(package_versions(GRAPH_PACKAGES), sort_keys=True).encode())
+    h.update(f"floatX={pytensor.config.floatX}".encode())
+    return h.hexdigest()
 
 
 def posterior_key(api: ModelAPI, study: Study, priors: dict, family: str, reps: int, seed: int) -> str:

@@ -19,8 +19,10 @@ The choice follows the measurements in ``benchmarks/README.md``:
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import sys
+import tempfile
 import time
 
 # JAX reads this once, at import; double precision matters for the Cholesky factors of the
@@ -46,6 +48,15 @@ MAX_TREE_DEPTH = 10
 #: run of the same model structure instead of compiling it again (several seconds).
 #: Set K2_JAX_CACHE to another folder, or to an empty string to disable it.
 JAX_CACHE_DIR = os.environ.get("K2_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "k2-reanalysis", "jax"))
+
+
+#: On-disk cache of the log density's graphs after PyTensor's rewrites for JAX
+#: (:class:`CompiledNuts` with ``graph_key``): a warm run of the same model skips
+#: ``model.logp`` and the rewrites (4-6 s for the covariate model, 2026-12-01).  Set
+#: K2_GRAPH_CACHE to another folder, or to an empty string to disable it.
+GRAPH_CACHE_DIR = os.environ.get("K2_GRAPH_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "k2-reanalysis", "graphs"))
+#: Entries the graph cache keeps (the most recently written).
+GRAPH_CACHE_ENTRIES = 32
 
 
 def _configure_jax() -> None:
@@ -118,7 +129,65 @@ def _log_density_terms(model: pm.Model) -> tuple[list, int]:
     return [*terms, *extra], len(terms)
 
 
-def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False, terms: tuple | None = None):
+def _rewritten_graphs(model: pm.Model, shared: dict, terms: tuple | None, graph_key: str | None) -> tuple:
+    """The log density's terms (:func:`_log_density_terms`) and all unobserved variables
+    (deterministics may read data) as two FunctionGraphs rewritten for JAX, with the model's
+    value variables and then the shared variables in ``shared`` as inputs (the other shared
+    variables as constants), and the number of density terms.
+
+    With ``graph_key`` the graphs are read from :data:`GRAPH_CACHE_DIR` when an earlier run
+    stored them under that key, else built and stored there.  The key must change with
+    anything the graph depends on (the caller's model inputs, the project's code and the
+    package versions: :func:`models.analysis.graph_cache_key`); the names and shapes of
+    ``shared`` are added here.  An unreadable entry is rebuilt.
+    """
+    import pickle
+
+    from pymc.sampling.jax import _replace_shared_variables
+    from pytensor.compile.mode import JAX
+    from pytensor.graph import FunctionGraph
+    from pytensor.graph.replace import graph_replace
+
+    path = None
+    if graph_key and GRAPH_CACHE_DIR:
+        layout = [(n, str(sv.type), np.shape(sv.get_value(borrow=True))) for n, sv in shared.items()]
+        digest = hashlib.sha256(f"{graph_key}:{layout}".encode()).hexdigest()
+        path = os.path.join(GRAPH_CACHE_DIR, f"{digest}.pkl")
+        try:
+            with open(path, "rb") as fh:
+                return pickle.load(fh)
+        except Exception:  # noqa: BLE001 - absent, truncated or from another version: rebuild
+            pass
+    # static shapes: a container's shape may size the graph (reshapes of the design), and
+    # JAX needs concrete shapes; a structure's shapes are fixed (models.analysis.structure_key)
+    symbolic = [sv.type.clone(shape=np.shape(sv.get_value(borrow=True)))() for sv in shared.values()]
+    swap = dict(zip(shared.values(), symbolic))
+    terms, n_densities = terms or _log_density_terms(model)
+
+    def rewritten(outputs):
+        # what pymc.sampling.jax.get_jaxified_graph does before converting to JAX
+        fgraph = FunctionGraph(inputs=model.value_vars + symbolic, outputs=_replace_shared_variables(graph_replace(outputs, swap, strict=False)), clone=True)
+        JAX.optimizer.rewrite(fgraph)
+        return fgraph
+
+    graphs = (rewritten(terms), rewritten(model.unobserved_value_vars), n_densities)
+    if path:
+        try:
+            os.makedirs(GRAPH_CACHE_DIR, exist_ok=True)
+            # written whole, then renamed: a concurrent reader sees the old entry or the new one
+            with tempfile.NamedTemporaryFile("wb", dir=GRAPH_CACHE_DIR, suffix=".tmp", delete=False) as fh:
+                pickle.dump(graphs, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(fh.name, path)
+            # the oldest entries go: each is a few MB (4.6 for the covariate model)
+            entries = sorted((e for e in os.scandir(GRAPH_CACHE_DIR) if e.name.endswith(".pkl")), key=lambda e: e.stat().st_mtime)
+            for old in entries[:-GRAPH_CACHE_ENTRIES]:
+                os.remove(old.path)
+        except OSError:
+            pass  # an unwritable cache only costs the rewrite next time
+    return graphs
+
+
+def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False, terms: tuple | None = None, graph_key: str | None = None):
     """JAX potential ``(params, data) -> -logp`` and a vectorised map ``(draws, data) ->``
     all unobserved variables.  The shared variables in ``shared`` (name -> variable) become
     inputs, so one compiled sampler serves any values of the same shapes.
@@ -135,20 +204,16 @@ def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False, t
     (about 4 s).  XLA compiles the potential's gradient to the same program as from
     ``model.logp()`` (same operation and memory counts, 2026-11-28); a potential taken as
     the sum in PyTensor beside the terms as outputs had 23 more fused kernels.  ``terms``:
-    the model's :func:`_log_density_terms`, when the caller has them already.
+    the model's :func:`_log_density_terms`, when the caller has them already.  ``graph_key``:
+    a key of everything the model's graph depends on (:func:`_rewritten_graphs`).
     """
     import jax
     import jax.numpy as jnp
-    from pymc.sampling.jax import get_jaxified_graph
-    from pytensor.graph.replace import graph_replace
+    from pytensor.link.jax.dispatch import jax_funcify
 
     data_names = list(shared)
-    # static shapes: a container's shape may size the graph (reshapes of the design), and
-    # JAX needs concrete shapes; a structure's shapes are fixed (models.analysis.structure_key)
-    symbolic = [sv.type.clone(shape=np.shape(sv.get_value(borrow=True)))() for sv in shared.values()]
-    swap = dict(zip(shared.values(), symbolic))
-    terms, n_densities = terms or _log_density_terms(model)
-    terms_fn = get_jaxified_graph(inputs=model.value_vars + symbolic, outputs=graph_replace(terms, swap, strict=False))
+    fg_terms, fg_outputs, n_densities = _rewritten_graphs(model, shared, terms, graph_key)
+    terms_fn, to_outputs = jax_funcify(fg_terms), jax_funcify(fg_outputs)
     names = [v.name for v in model.value_vars]
 
     def inputs(params, data):
@@ -162,9 +227,6 @@ def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False, t
     def potential(params, data):
         return -sum(jnp.sum(t) for t in terms_fn(*inputs(params, data)))
 
-    # deterministics may read data (and a cached model's data change between runs)
-    outputs = graph_replace(model.unobserved_value_vars, swap, strict=False)
-    to_outputs = get_jaxified_graph(inputs=model.value_vars + symbolic, outputs=outputs)
     out_names = [v.name for v in model.unobserved_value_vars]
 
     def postprocess(params, data):
@@ -312,11 +374,16 @@ class CompiledNuts:
     step_size_tune : int
         Length of the second warm-up phase (with ``adaptation_target_accept``), at most half
         of ``tune``.
+    graph_key : str, optional
+        A key that changes with everything the model's graph depends on
+        (:func:`models.analysis.graph_cache_key`): the log density's graphs after PyTensor's
+        rewrites are then kept in :data:`GRAPH_CACHE_DIR` and read from there by the next
+        runner with the same key.  Default: always built.
     """
 
     def __init__(
         self, model, data_names=(), draws=1000, tune=1000, chains=4, target_accept=0.8, progressbar=True, chain_method="vectorized", log_densities=False,
-        warmup_tree_depth=None, adaptation_target_accept=None, step_size_tune=0,
+        warmup_tree_depth=None, adaptation_target_accept=None, step_size_tune=0, graph_key=None,
     ):
         import jax
         import numpyro
@@ -327,8 +394,9 @@ class CompiledNuts:
         _configure_jax()
         self.model = model
         self.data_names = tuple(data_names)
-        # one model.logp call serves the shared inputs and the JAX functions
-        terms = _log_density_terms(model)
+        # one model.logp call serves the shared inputs and the JAX functions; without
+        # replaceable inputs none is needed when the graphs come from the cache
+        terms = _log_density_terms(model) if self.data_names else None
         self._shared = shared_by_name(model, self.data_names, terms)
         self.draws, self.tune, self.chains, self.target_accept = draws, tune, chains, target_accept
         self.warmup_tree_depth = warmup_tree_depth or MAX_TREE_DEPTH
@@ -337,7 +405,9 @@ class CompiledNuts:
         if chain_method == "parallel" and (chains < 2 or jax.local_device_count() < chains):
             chain_method = "vectorized"
         self.chain_method = chain_method
-        potential, self._postprocess, self._densities, self._names, self._out_names = _jax_functions(model, self._shared, log_densities, terms)
+        potential, self._postprocess, self._densities, self._names, self._out_names = _jax_functions(
+            model, self._shared, log_densities, terms, graph_key
+        )
         shapes = {n: tuple(model.initial_point()[n].shape) for n in self._names}
 
         def numpyro_model(data):

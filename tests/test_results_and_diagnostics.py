@@ -334,3 +334,24 @@ def test_predictive_statistics_follow_the_posterior(study):
     table = checks.check_table(stats, study)
     assert _row(table, "control.mean")["verdict"] == "reproduced"
     assert _row(table, "control_vs_ms.fold")["ppp"] > 0.9
+
+
+def test_graph_cache_key_changes_with_every_model_input():
+    from models.analysis import graph_cache_key, model_api
+    from models.priors import get_priors
+
+    study = load_study(STUDY_PATH)
+    api = model_api("hierarchical")
+    priors = get_priors("hierarchical")
+    base = graph_cache_key(api, study, priors, "normal", 5, 1)
+    assert base == graph_cache_key(api, study, get_priors("hierarchical"), "normal", 5, 1)
+    changed = study.model_copy(update={"id": study.id + "-copy"})
+    others = [
+        graph_cache_key(api, changed, priors, "normal", 5, 1),
+        graph_cache_key(api, study, get_priors("hierarchical", "skeptical"), "normal", 5, 1),
+        graph_cache_key(api, study, priors, "student_t", 5, 1),
+        graph_cache_key(api, study, priors, "normal", 4, 1),
+        graph_cache_key(api, study, priors, "normal", 5, 2),
+        graph_cache_key(model_api("group"), study, priors, "normal", 5, 1),
+    ]
+    assert len({base, *others}) == len(others) + 1

@@ -191,3 +191,33 @@ def test_two_phase_step_size_phase_takes_at_most_half_the_warm_up():
     assert runner._adapt_mcmc.num_warmup == 20
     one = CompiledNuts(_two_scale_model(), draws=5, tune=1, chains=2, progressbar=False, adaptation_target_accept=0.8, step_size_tune=100)
     assert one.adaptation_target_accept is None and one._adapt_mcmc is None and one.step_size_tune == 0
+
+
+def test_graph_cache_skips_the_log_density_on_a_hit_and_gives_the_same_draws(tmp_path, monkeypatch):
+    import models.sampling as sampling
+
+    monkeypatch.setattr(sampling, "GRAPH_CACHE_DIR", str(tmp_path))
+    y = np.random.default_rng(3).normal(2.0, 1.0, size=25)
+    first = CompiledNuts(_normal_model(y), draws=50, tune=50, chains=2, progressbar=False, graph_key="k1").run(seed=4)
+    (entry,) = tmp_path.glob("*.pkl")
+
+    def no_logp(model):
+        raise AssertionError("a cache hit computed the log density again")
+
+    monkeypatch.setattr(sampling, "_log_density_terms", no_logp)
+    again = CompiledNuts(_normal_model(y), draws=50, tune=50, chains=2, progressbar=False, graph_key="k1").run(seed=4)
+    np.testing.assert_array_equal(again.posterior["mu"].values, first.posterior["mu"].values)
+    # another key is another entry (and needs the log density)
+    with pytest.raises(AssertionError, match="computed the log density"):
+        CompiledNuts(_normal_model(y), draws=50, tune=50, chains=2, progressbar=False, graph_key="k2")
+    # an unreadable entry is rebuilt and replaced
+    monkeypatch.undo()
+    monkeypatch.setattr(sampling, "GRAPH_CACHE_DIR", str(tmp_path))
+    entry.write_bytes(b"truncated")
+    rebuilt = CompiledNuts(_normal_model(y), draws=50, tune=50, chains=2, progressbar=False, graph_key="k1").run(seed=4)
+    np.testing.assert_array_equal(rebuilt.posterior["mu"].values, first.posterior["mu"].values)
+    assert entry.read_bytes() != b"truncated"
+    # the cache keeps its newest GRAPH_CACHE_ENTRIES entries
+    monkeypatch.setattr(sampling, "GRAPH_CACHE_ENTRIES", 1)
+    CompiledNuts(_normal_model(y), draws=5, tune=5, chains=2, progressbar=False, graph_key="k3")
+    assert len(list(tmp_path.glob("*.pkl"))) == 1 and not entry.exists()
