@@ -61,8 +61,6 @@ class ModelAPI:
     sampler: str = "pymc"
     min_reps: int = 2
     warmup_tree_depth: int | None = None
-    adaptation_target_accept: float | None = None
-    step_size_tune: int = 0
     default_draws: int = 1000
     max_draws: int | None = None
     default_tune: int = 1000
@@ -75,10 +73,7 @@ class ModelAPI:
 
     def nuts_options(self) -> dict:
         """The model's own settings of :class:`models.sampling.CompiledNuts`."""
-        return {
-            "target_accept": self.target_accept, "warmup_tree_depth": self.warmup_tree_depth,
-            "adaptation_target_accept": self.adaptation_target_accept, "step_size_tune": self.step_size_tune,
-        }
+        return {"target_accept": self.target_accept, "warmup_tree_depth": self.warmup_tree_depth}
 
 
 def model_api(name: str) -> ModelAPI:
@@ -111,7 +106,6 @@ def model_api(name: str) -> ModelAPI:
     return ModelAPI(
         name, mod.build_model, int(mod.DEFAULT_REPS), families, default_family, **hooks, target_accept=target_accept, sampler=sampler,
         min_reps=int(getattr(mod, "MIN_REPS", 2)), warmup_tree_depth=getattr(mod, "WARMUP_TREE_DEPTH", None),
-        adaptation_target_accept=getattr(mod, "ADAPTATION_TARGET_ACCEPT", None), step_size_tune=int(getattr(mod, "STEP_SIZE_TUNE", 0)),
         default_draws=int(getattr(mod, "DEFAULT_DRAWS", 1000)), max_draws=getattr(mod, "MAX_DRAWS", None),
         default_tune=int(getattr(mod, "DEFAULT_TUNE", 1000)), parameter_scales=dict(getattr(mod, "PARAMETER_SCALES", {})),
     )

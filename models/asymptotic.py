@@ -68,9 +68,10 @@ def quantile_log(xp, m, s, p, steps: int = NEWTON_STEPS, w=None):
 
     Newton's method on ``G(y) = sum_i w_i Phi((y - m_i)/s_i) - p``, started at the quantile
     of the normal with the mixture's log-scale mean and variance; each step is clipped to half
-    the mixture's log-scale SD so a flat start cannot throw it far (:data:`NEWTON_STEPS`).  In a graph the iterations carry no
-    gradient: one more Newton step from the converged root gives the implicit-function
-    derivative ``-dG/dtheta / G'`` exactly, with a fraction of the graph.
+    the mixture's log-scale SD so a flat start cannot throw it far (:data:`NEWTON_STEPS`).
+    In a graph the iterations carry no gradient: one more Newton step from the converged
+    root gives the implicit-function derivative ``-dG/dtheta / G'`` exactly, with a fraction
+    of the graph.
 
     Parameters
     ----------

@@ -120,8 +120,8 @@ WARMUP_TREE_DEPTH = 5
 #: of log_sigma[ms] (chain mean -1.01, the others -1.49 to -1.54), all chains drew at it
 #: (232-244 steps per draw) and the estimands' tail ESS was 11 (R-hat 1.09): a failed fit.
 #: That region is not a separate mode (the default fit's draws reach it: 99.5% quantile
-#: -0.72), but one diagonal mass matrix fits it badly.  A model module that sets
-#: ADAPTATION_TARGET_ACCEPT and STEP_SIZE_TUNE uses it.
+#: -0.72), but one diagonal mass matrix fits it badly.  `bench_warmup.py --two-phase`
+#: measures it.
 DEFAULT_TUNE = 1000
 #: Kept draws per chain of a default fit, and the most it may extend to
 #: (models.analysis.extend_draws: blocks of DEFAULT_DRAWS while an estimand's bulk or tail

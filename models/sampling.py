@@ -510,7 +510,7 @@ class CompiledNuts:
         second.post_warmup_state = _host(state._replace(adapt_state=state.adapt_state._replace(step_size=common)))
         self._warmup = {
             "adapted_step_sizes": [round(float(x), 5) for x in adapted],
-            "warmup_gradients": [int(a + b) for a, b in zip(np.atleast_1d(steps_first), np.atleast_1d(steps_second))],
+            "warmup_gradients": [int(a + b) for a, b in zip(steps_first, steps_second)],
         }
 
     def extend(self) -> az.InferenceData:

@@ -73,14 +73,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         f"tail ESS is below {TARGET_ESS} or its R-hat above {MAX_RHAT}, up to this many per chain (default: "
         f"{', '.join(str(a.max_draws) for a in extending.values())}; equal to --draws for exactly --draws)",
     )
-    def tune_default(a) -> str:
-        if a.adaptation_target_accept is None:
-            return f"{a.name} {a.default_tune}"
-        return f"{a.name} {a.default_tune}, of which the last {a.step_size_tune} adapt only the step size"
-
     p.add_argument(
         "--tune", type=int, default=None,
-        help=f"warm-up iterations per chain (default: the model's: {'; '.join(tune_default(a) for a in apis.values())})",
+        help=f"warm-up iterations per chain (default: the model's: {', '.join(f'{m} {a.default_tune}' for m, a in apis.items())})",
     )
     p.add_argument("--chains", type=int, default=4, help="number of chains (default: %(default)s)")
     p.add_argument("--seed", type=int, default=20180302, help="random seed of the whole run (default: %(default)s)")

@@ -112,11 +112,7 @@ def test_help_lists_options_and_exit_codes():
     from models.analysis import MODELS, model_api
 
     apis = [model_api(m) for m in MODELS]
-    def tune(a):  # a model with the two-phase warm-up says how much of it adapts the step size
-        extra = f", of which the last {a.step_size_tune} adapt only the step size" if a.adaptation_target_accept is not None else ""
-        return f"{a.name} {a.default_tune}{extra}"
-
-    assert f"--tune TUNE warm-up iterations per chain (default: the model's: {'; '.join(tune(a) for a in apis)})" in flat
+    assert f"--tune TUNE warm-up iterations per chain (default: the model's: {', '.join(f'{a.name} {a.default_tune}' for a in apis)})" in flat
     assert f"(default: the model's: {', '.join(f'{a.name} {a.default_draws}' for a in apis)})" in flat
     assert "Traceback" not in proc.stderr
 
