@@ -100,9 +100,9 @@ def quantile_log(xp, m, s, p, steps: int = NEWTON_STEPS, w=None):
     if xp is np:
         m0, s0 = m, s
     else:
-        from pytensor.gradient import disconnected_grad
+        from .gradient import stop_gradient
 
-        m0, s0 = disconnected_grad(m), disconnected_grad(s)
+        m0, s0 = stop_gradient(m), stop_gradient(s)
     mean = _wmean(m0, w)
     sd = xp.sqrt(_wmean((m0 - mean[..., None]) ** 2 + s0**2, w))[..., None]
     half_sd = 0.5 * sd
