@@ -126,12 +126,21 @@ def main(argv=None) -> int:
     except StudyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    from models.figure_workers import FigureWorkers
 
+    # started before the sampler's imports: the workers import matplotlib meanwhile
+    with FigureWorkers() as figure_pool:
+        return fit(args, study, figure_pool)
+
+
+def fit(args: argparse.Namespace, study, figure_pool) -> int:
+    """Everything after the study file is read: fit, check, write the result folder (figures
+    by ``figure_pool``), print the report; returns the exit code."""
     import shutil
 
     import pytensor
 
-    from models import evidence, plots, results
+    from models import evidence, results
     from models.analysis import AnalysisError, draws_plan, model_api, reps_problem, run_analysis
     from models.priors import PriorError, get_priors
 
@@ -189,8 +198,13 @@ def main(argv=None) -> int:
         view = covariate_view(idata, study, design, analysis.model.residual_df, seed=args.seed)
 
     name = results.result_name(study.id, args.model)
-    figure_names = []
     with results.staged_result_dir(args.out, name) as stage:
+        figdir = stage / "figures"
+        figdir.mkdir()
+        t_figures = time.perf_counter()
+        for fname, builder, fargs in figure_jobs(idata, study, pstats, check_tab, info, view, free, api):
+            figure_pool.submit(fname, builder, *fargs, folder=figdir)
+        # the tables are written while the workers draw
         t = time.perf_counter()
         idata.to_netcdf(stage / "idata.nc")
         summary.to_csv(stage / "summary.csv")
@@ -199,25 +213,8 @@ def main(argv=None) -> int:
         bf.to_csv(stage / "evidence.csv", index=False)
         info.to_csv(stage / "informativeness.csv", index=False)
         timings["write"] = time.perf_counter() - t
-        t = time.perf_counter()
-        figdir = stage / "figures"
-        figdir.mkdir()
-        figs = {
-            "ratio_posterior.png": plots.ratio_figure(idata, study) if study.comparisons else None,
-            "group_values.png": plots.group_values_figure(idata, study),
-            "predictive_checks.png": plots.predictive_figure(pstats, check_tab, study),
-            "effects_forest.png": plots.effects_forest_figure(idata, study) if study.comparisons else None,
-            "percent_effects.png": plots.percent_effects_figure(idata, study, info) if "effect_percent" in idata.posterior else None,
-            "level_vs_covariate.png": plots.covariate_figure(view, study) if view is not None else None,
-            "prior_posterior.png": plots.prior_posterior_figure(idata, free, api.parameter_scales),
-            "rank_plots.png": plots.rank_figure(idata, free),
-        }
-        for fname, fig in figs.items():
-            if fig is not None:
-                fig.savefig(figdir / fname, dpi=110)
-                plots.plt.close(fig)
-                figure_names.append(fname)
-        timings["figures"] = time.perf_counter() - t
+        figure_names = figure_pool.results()
+        timings["figures"] = time.perf_counter() - t_figures
         timings["total"] = time.perf_counter() - T_START
         manifest = results.run_manifest(
             study,
@@ -231,6 +228,8 @@ def main(argv=None) -> int:
             sampler={**idata.posterior.attrs, "draws_per_block": args.draws, "max_draws": args.max_draws},
             diagnostics=diag.as_dict(),
             timings_seconds={k: round(v, 3) for k, v in timings.items()},
+            # each figure in its worker; "figures" above is the wall time of all of them
+            figure_seconds={k: round(v, 3) for k, v in figure_pool.seconds.items()},
             files=sorted(["idata.nc", "summary.csv", "estimands.csv", "checks.csv", "evidence.csv", "informativeness.csv"] + [f"figures/{f}" for f in figure_names]),
         )
         results.write_json(stage / "manifest.json", manifest)
@@ -255,6 +254,24 @@ def main(argv=None) -> int:
         print("!" * 78, file=sys.stderr)
         return EXIT_DIAGNOSTICS
     return EXIT_OK
+
+
+def figure_jobs(idata, study, pstats, check_tab, info, view, free, api) -> list[tuple[str, str, tuple]]:
+    """The fit's figures as ``(file name, models.plots builder, arguments)``, the slowest
+    first (models.figure_workers draws them in that order)."""
+    jobs = [
+        ("rank_plots.png", "rank_figure", (idata, free)),
+        ("prior_posterior.png", "prior_posterior_figure", (idata, free, api.parameter_scales)),
+        ("predictive_checks.png", "predictive_figure", (pstats, check_tab, study)),
+        ("group_values.png", "group_values_figure", (idata, study)),
+    ]
+    if view is not None:
+        jobs.append(("level_vs_covariate.png", "covariate_figure", (view, study)))
+    if "effect_percent" in idata.posterior:
+        jobs.append(("percent_effects.png", "percent_effects_figure", (idata, study, info)))
+    if study.comparisons:
+        jobs += [("ratio_posterior.png", "ratio_figure", (idata, study)), ("effects_forest.png", "effects_forest_figure", (idata, study))]
+    return jobs
 
 
 def evidence_rows(study, evidence):

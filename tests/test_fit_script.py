@@ -164,6 +164,10 @@ def test_short_fit_manifest(short_fit):
     timings = m["timings_seconds"]
     assert "total" in timings and timings["total"] > 0
     assert timings["total"] >= timings["sample"] > 0
+    # every figure was drawn by a worker, which timed it
+    figures = sorted(f.split("/", 1)[1] for f in m["files"] if f.startswith("figures/"))
+    assert figures and sorted(m["figure_seconds"]) == figures
+    assert all(v > 0 for v in m["figure_seconds"].values())
     sampler = m["sampler"]
     assert (sampler["draws"], sampler["tune"], sampler["chains"], sampler["seed"]) == (300, 300, 2, SEED)
 

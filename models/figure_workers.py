@@ -1,0 +1,105 @@
+"""Figures drawn and saved in worker processes while the caller goes on.
+
+A fit's figures took 6-9 s drawn one after another in the fitting process, on one core.
+Drawn by worker processes, they overlap each other and the writing of the result tables.
+The workers are started before the caller imports its sampler (they import
+:mod:`models.plots` meanwhile, on the core the caller's imports leave idle): forked then,
+they share no sampler threads, which a ``fork`` after JAX has started would copy in an
+undefined state.  When JAX is already running the workers are spawned instead.  Workers
+draw, never sample.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+#: Worker processes (fewer on a machine with fewer cores).
+WORKERS = 2
+#: Resolution of the saved figures.
+DPI = 110
+
+
+def _prepare() -> None:
+    # Ctrl-C reaches the whole process group; the caller handles it (stops the workers,
+    # removes the unfinished result folder)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from . import plots  # noqa: F401 (imported once per worker, before any figure is asked for)
+
+
+def draw(builder: str, args: tuple, path: str | Path, dpi: int = DPI) -> float:
+    """Draw ``models.plots.<builder>(*args)``, save it to ``path`` and return the seconds
+    that took."""
+    from . import plots
+
+    t = time.perf_counter()
+    fig = getattr(plots, builder)(*args)
+    try:
+        fig.savefig(path, dpi=dpi)
+    finally:
+        plots.plt.close(fig)
+    return time.perf_counter() - t
+
+
+class FigureWorkers:
+    """A pool of figure workers; a context manager that stops them on exit (at once on an
+    error or Ctrl-C).
+
+    Parameters
+    ----------
+    workers : int, optional
+        Worker processes (default :data:`WORKERS`, at most the number of CPUs).
+
+    Examples
+    --------
+    >>> with FigureWorkers() as pool:                       # doctest: +SKIP
+    ...     pool.submit("rank_plots.png", "rank_figure", idata, names, folder=out)
+    ...     written = pool.results()
+    """
+
+    def __init__(self, workers: int | None = None):
+        n = max(1, min(workers or WORKERS, os.cpu_count() or 1))
+        ctx = multiprocessing.get_context("spawn" if "jax" in sys.modules else "fork")
+        self._pool = ctx.Pool(n, initializer=_prepare)
+        self._jobs: list = []
+        #: Seconds each saved figure took in its worker (drawing and saving), by name.
+        self.seconds: dict[str, float] = {}
+
+    def submit(self, name: str, builder: str, *args, folder: Path, dpi: int = DPI) -> None:
+        """Draw ``models.plots.<builder>(*args)`` in a worker and save it as ``folder / name``.
+
+        The arguments are pickled to the worker; submit the slowest figures first."""
+        self._jobs.append((name, self._pool.apply_async(draw, (builder, args, str(Path(folder) / name), dpi))))
+
+    def results(self) -> list[str]:
+        """Names of the figures submitted so far, once all are saved.
+
+        Raises
+        ------
+        RuntimeError
+            Naming the first figure that failed, with its error.
+        """
+        jobs, self._jobs = self._jobs, []
+        for name, job in jobs:
+            try:
+                self.seconds[name] = job.get()
+            except Exception as exc:  # noqa: BLE001 - re-raised with the figure's name
+                raise RuntimeError(f"figure {name}: {type(exc).__name__}: {exc}") from exc
+        return [name for name, _ in jobs]
+
+    def close(self, error: bool = False) -> None:
+        """Stop the workers: after their figures, or at once with ``error``."""
+        if error:
+            self._pool.terminate()
+        else:
+            self._pool.close()
+        self._pool.join()
+
+    def __enter__(self) -> FigureWorkers:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(error=exc_type is not None)
