@@ -7,8 +7,9 @@ simulator), ``likelihood`` (synthetic likelihood), ``priors`` (named prior sets)
 ``hierarchical`` (the covariate model builder), ``effects`` (its estimands and predictive
 cohorts), ``analysis`` (the fit pipeline), ``sampling`` (NUTS backend), ``estimands``,
 ``checks`` (posterior predictive checks), ``diagnostics``, ``informativeness`` (contraction
-and power-scaling sensitivity), ``evidence`` (Bayes factors), ``plots``, ``results`` (result
-folders and manifests), ``calibration`` (simulation-based calibration), ``sensitivity``
+and power-scaling sensitivity), ``evidence`` (Bayes factors), ``plots``, ``figure_workers``
+(figures drawn in worker processes), ``gradient`` (a gradient barrier for graphs converted to
+JAX), ``results`` (result folders and manifests), ``calibration`` (simulation-based calibration), ``sensitivity``
 (scenario grids) and ``sensitivity_plots``, ``plausibility`` (external reference ranges),
 ``report`` (self-contained HTML report).
 """

@@ -427,8 +427,16 @@ class CompiledNuts:
         # jit_model_args: the data are traced arguments, so new data do not recompile
         options = {"num_chains": chains, "chain_method": chain_method, "progress_bar": progressbar, "jit_model_args": True}
         self._adapt_mcmc = None
+        # Without replaceable inputs the kernel gets the potential itself: NumPyro then skips
+        # initialize_model, which traces the model and searches initial points of its own
+        # even when they are given (about 3 s per run of the covariate model, 2026-12-02).
+        # The potential and the random keys are the same, so are the draws.
+        self._model_args = bool(self.data_names)
         if adaptation_target_accept is None:
-            kernel = NUTS(numpyro_model, target_accept_prob=target_accept, max_tree_depth=depth)
+            if self._model_args:
+                kernel = NUTS(numpyro_model, target_accept_prob=target_accept, max_tree_depth=depth)
+            else:
+                kernel = NUTS(potential_fn=functools.partial(potential, data={}), target_accept_prob=target_accept, max_tree_depth=depth)
             self._mcmc = MCMC(kernel, num_warmup=tune, num_samples=draws, **options)
         else:
             first = NUTS(numpyro_model, target_accept_prob=adaptation_target_accept, max_tree_depth=depth)
@@ -437,6 +445,11 @@ class CompiledNuts:
             self._mcmc = MCMC(kernel, num_warmup=self.step_size_tune, num_samples=draws, **options)
         self._blocks = []  # per run: (posterior, log densities, sampler statistics) of each block of draws
         self.setup_seconds = time.perf_counter() - t0
+
+    def _run_args(self, data: dict) -> tuple:
+        """Arguments of the NumPyro runs: the data for a kernel built on the model, none
+        for one given the potential (the model has no replaceable inputs)."""
+        return (data,) if self._model_args or self._adapt_mcmc is not None else ()
 
     def current_data(self) -> dict[str, np.ndarray]:
         """The values the model's replaceable shared inputs hold now."""
@@ -471,7 +484,7 @@ class CompiledNuts:
         self._mcmc.post_warmup_state = None
         self._warmup = {}
         if self._adapt_mcmc is None:
-            self._mcmc.run(jax.random.PRNGKey(seed), data, init_params=init, extra_fields=_EXTRA_FIELDS)
+            self._mcmc.run(jax.random.PRNGKey(seed), *self._run_args(data), init_params=init, extra_fields=_EXTRA_FIELDS)
         else:
             keys = jax.random.split(jax.random.PRNGKey(seed), 3)
             self._two_phase_warmup(keys[:2], data, init)
@@ -528,7 +541,7 @@ class CompiledNuts:
         t1 = time.perf_counter()
         # NumPyro skips warm-up when it starts from a post-warm-up state
         self._mcmc.post_warmup_state = self._mcmc.last_state
-        self._mcmc.run(self._mcmc.post_warmup_state.rng_key, self._data, extra_fields=_EXTRA_FIELDS)
+        self._mcmc.run(self._mcmc.post_warmup_state.rng_key, *self._run_args(self._data), extra_fields=_EXTRA_FIELDS)
         self._add_block(t1)
         return self._inference_data()
 
