@@ -1,17 +1,18 @@
 """Figures drawn and saved in worker processes while the caller goes on.
 
 A fit's figures took 6-9 s drawn one after another in the fitting process, on one core.
-Drawn by worker processes, they overlap each other and the writing of the result tables.
-The workers are started before the caller imports its sampler (they import
-:mod:`models.plots` meanwhile, on the core the caller's imports leave idle): forked then,
-they share no sampler threads, which a ``fork`` after JAX has started would copy in an
-undefined state.  When JAX is already running the workers are spawned instead.  Workers
-draw, never sample.
+Drawn by two worker processes, they overlap each other and the writing of the result
+tables.  The workers are forked when the pool is created, which the caller does before
+JAX starts (``fit.py``: right after reading the study file): they then share no sampler
+threads, which a ``fork`` after JAX has started would copy in an undefined state, and they
+inherit the caller's imports (matplotlib, ArviZ).  When JAX is already running the workers
+are spawned instead and import :mod:`models.plots` themselves.  Workers draw, never sample.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import time
@@ -28,6 +29,11 @@ def _prepare() -> None:
     # removes the unfinished result folder)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from . import plots  # noqa: F401 (imported once per worker, before any figure is asked for)
+
+
+def _draw_pickled(job: bytes, path: str, dpi: int) -> float:
+    builder, args = pickle.loads(job)
+    return draw(builder, args, path, dpi)
 
 
 def draw(builder: str, args: tuple, path: str | Path, dpi: int = DPI) -> float:
@@ -71,8 +77,10 @@ class FigureWorkers:
     def submit(self, name: str, builder: str, *args, folder: Path, dpi: int = DPI) -> None:
         """Draw ``models.plots.<builder>(*args)`` in a worker and save it as ``folder / name``.
 
-        The arguments are pickled to the worker; submit the slowest figures first."""
-        self._jobs.append((name, self._pool.apply_async(draw, (builder, args, str(Path(folder) / name), dpi))))
+        The arguments are pickled here, so the caller may change them afterwards (the pool
+        sends its tasks from a thread of its own); submit the slowest figures first."""
+        job = pickle.dumps((builder, args), protocol=pickle.HIGHEST_PROTOCOL)
+        self._jobs.append((name, self._pool.apply_async(_draw_pickled, (job, str(Path(folder) / name), dpi))))
 
     def results(self) -> list[str]:
         """Names of the figures submitted so far, once all are saved.

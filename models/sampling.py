@@ -429,8 +429,8 @@ class CompiledNuts:
         self._adapt_mcmc = None
         # Without replaceable inputs the kernel gets the potential itself: NumPyro then skips
         # initialize_model, which traces the model and searches initial points of its own
-        # even when they are given (about 3 s per run of the covariate model, 2026-12-02).
-        # The potential and the random keys are the same, so are the draws.
+        # even when they are given (3-4 s of a warm run of the covariate model under a
+        # profiler, 2026-12-02).  Same potential, same random keys.
         self._model_args = bool(self.data_names)
         if adaptation_target_accept is None:
             if self._model_args:

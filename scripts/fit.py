@@ -128,7 +128,7 @@ def main(argv=None) -> int:
         return EXIT_INPUT
     from models.figure_workers import FigureWorkers
 
-    # started before the sampler's imports: the workers import matplotlib meanwhile
+    # forked now, before JAX starts its threads (models.figure_workers)
     with FigureWorkers() as figure_pool:
         return fit(args, study, figure_pool)
 
@@ -260,8 +260,8 @@ def figure_jobs(idata, study, pstats, check_tab, info, view, free, api) -> list[
     """The fit's figures as ``(file name, models.plots builder, arguments)``, the slowest
     first (models.figure_workers draws them in that order)."""
     jobs = [
-        ("rank_plots.png", "rank_figure", (idata, free)),
         ("prior_posterior.png", "prior_posterior_figure", (idata, free, api.parameter_scales)),
+        ("rank_plots.png", "rank_figure", (idata, free)),
         ("predictive_checks.png", "predictive_figure", (pstats, check_tab, study)),
         ("group_values.png", "group_values_figure", (idata, study)),
     ]
