@@ -10,10 +10,14 @@ PyTensor and which JAX evaluates as ``jax.lax.stop_gradient``.
 """
 from __future__ import annotations
 
-from pytensor.compile.ops import TypeCastingOp
-from pytensor.gradient import disconnected_type
-from pytensor.graph.basic import Apply
-from pytensor.link.jax.dispatch import jax_funcify
+# first: importing PyTensor's JAX dispatch imports JAX, which reads the double-precision and
+# device settings that models.sampling makes at import
+from . import sampling  # noqa: F401,I001
+
+from pytensor.compile.ops import TypeCastingOp  # noqa: E402
+from pytensor.gradient import disconnected_type  # noqa: E402
+from pytensor.graph.basic import Apply  # noqa: E402
+from pytensor.link.jax.dispatch import jax_funcify  # noqa: E402
 
 
 class StopGradient(TypeCastingOp):

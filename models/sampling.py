@@ -129,6 +129,17 @@ def _log_density_terms(model: pm.Model) -> tuple[list, int]:
     return [*terms, *extra], len(terms)
 
 
+def rewrite_for_jax(inputs: list, outputs: list):
+    """A FunctionGraph of ``outputs`` rewritten as PyTensor does before converting a graph
+    to JAX (what ``pymc.sampling.jax.get_jaxified_graph`` does), ready for ``jax_funcify``."""
+    from pytensor.compile.mode import JAX
+    from pytensor.graph import FunctionGraph
+
+    fgraph = FunctionGraph(inputs=inputs, outputs=outputs, clone=True)
+    JAX.optimizer.rewrite(fgraph)
+    return fgraph
+
+
 def _rewritten_graphs(model: pm.Model, shared: dict, terms: tuple | None, graph_key: str | None) -> tuple:
     """The log density's terms (:func:`_log_density_terms`) and all unobserved variables
     (deterministics may read data) as two FunctionGraphs rewritten for JAX, with the model's
@@ -144,8 +155,6 @@ def _rewritten_graphs(model: pm.Model, shared: dict, terms: tuple | None, graph_
     import pickle
 
     from pymc.sampling.jax import _replace_shared_variables
-    from pytensor.compile.mode import JAX
-    from pytensor.graph import FunctionGraph
     from pytensor.graph.replace import graph_replace
 
     path = None
@@ -165,10 +174,7 @@ def _rewritten_graphs(model: pm.Model, shared: dict, terms: tuple | None, graph_
     terms, n_densities = terms or _log_density_terms(model)
 
     def rewritten(outputs):
-        # what pymc.sampling.jax.get_jaxified_graph does before converting to JAX
-        fgraph = FunctionGraph(inputs=model.value_vars + symbolic, outputs=_replace_shared_variables(graph_replace(outputs, swap, strict=False)), clone=True)
-        JAX.optimizer.rewrite(fgraph)
-        return fgraph
+        return rewrite_for_jax(model.value_vars + symbolic, _replace_shared_variables(graph_replace(outputs, swap, strict=False)))
 
     graphs = (rewritten(terms), rewritten(model.unobserved_value_vars), n_densities)
     if path:
@@ -430,10 +436,11 @@ class CompiledNuts:
         # Without replaceable inputs the kernel gets the potential itself: NumPyro then skips
         # initialize_model, which traces the model and searches initial points of its own
         # even when they are given (3-4 s of a warm run of the covariate model under a
-        # profiler, 2026-12-02).  Same potential, same random keys.
-        self._model_args = bool(self.data_names)
+        # profiler, 2026-12-02).  Same potential, same random keys.  The two-phase warm-up's
+        # kernels are built on the model.
+        self._kernel_on_model = bool(self.data_names) or adaptation_target_accept is not None
         if adaptation_target_accept is None:
-            if self._model_args:
+            if self._kernel_on_model:
                 kernel = NUTS(numpyro_model, target_accept_prob=target_accept, max_tree_depth=depth)
             else:
                 kernel = NUTS(potential_fn=functools.partial(potential, data={}), target_accept_prob=target_accept, max_tree_depth=depth)
@@ -449,7 +456,7 @@ class CompiledNuts:
     def _run_args(self, data: dict) -> tuple:
         """Arguments of the NumPyro runs: the data for a kernel built on the model, none
         for one given the potential (the model has no replaceable inputs)."""
-        return (data,) if self._model_args or self._adapt_mcmc is not None else ()
+        return (data,) if self._kernel_on_model else ()
 
     def current_data(self) -> dict[str, np.ndarray]:
         """The values the model's replaceable shared inputs hold now."""
@@ -488,7 +495,7 @@ class CompiledNuts:
         else:
             keys = jax.random.split(jax.random.PRNGKey(seed), 3)
             self._two_phase_warmup(keys[:2], data, init)
-            self._mcmc.run(keys[2], data, extra_fields=_EXTRA_FIELDS)
+            self._mcmc.run(keys[2], *self._run_args(data), extra_fields=_EXTRA_FIELDS)
         self._seed, self._data, self._blocks = seed, data, []
         self._sampling_seconds = self._postprocess_seconds = 0.0
         self._add_block(t1)

@@ -7,20 +7,16 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 
-from models import sampling  # noqa: F401 (sets JAX's double precision before JAX starts)
 from models.asymptotic import quantile_log
 from models.gradient import stop_gradient
+from models.sampling import rewrite_for_jax  # also sets JAX's double precision before JAX starts
 
 
 def _jax_function(inputs, output):
     """``output`` as a JAX function of ``inputs``, through the rewrites the sampler applies."""
-    from pytensor.compile.mode import JAX
-    from pytensor.graph import FunctionGraph
     from pytensor.link.jax.dispatch import jax_funcify
 
-    fg = FunctionGraph(inputs, [output], clone=True)
-    JAX.optimizer.rewrite(fg)
-    fn = jax_funcify(fg)
+    fn = jax_funcify(rewrite_for_jax(inputs, [output]))
     return lambda *a: fn(*a)[0]
 
 
