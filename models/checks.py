@@ -3,6 +3,17 @@
 From posterior draws, cohorts of the published group sizes are simulated with fresh deviates
 (the same simulator as the likelihood), each published statistic is computed on them exactly
 as the authors would have, and the published value is located in that distribution.
+
+Every row of the checks table is judged on one scale where small means failure:
+
+* a published number, and an exact claim (``relation: "="``) read at its printed precision,
+  by the two-sided posterior predictive p-value (:func:`predictive_p_two_sided`);
+* a threshold or qualitative claim (``p < 0.001``, "more than three-fold", "significantly
+  lower") by the share of simulated cohorts in which the claim holds.
+
+Both go through the same cut-offs (:data:`NOT_REPRODUCED`, :data:`TENSION`).  The one-sided
+share of simulated values at or above a published number is kept beside the p-value: it
+says on which side of the simulations the published value lies.
 """
 from __future__ import annotations
 
@@ -13,29 +24,59 @@ import pandas as pd
 from .families import get_family
 from .simulate import simulate_group, sorted_normals
 from .statistics import DEFAULT_GROUP_TEST, group_test_pvalue, sample_statistic
-from .study import STATISTIC_LABELS, STATISTICS, Study
+from .study import STATISTIC_LABELS, STATISTICS, Claim, Study
 
-#: Posterior predictive p-value (two-sided) below which a number is "not reproduced", and
-#: below which it is "in tension".
+#: Two-sided predictive p-value (or, for a threshold claim, share of cohorts in which the
+#: claim holds) below which a number is "not reproduced", and below which it is "in tension".
 NOT_REPRODUCED, TENSION = 0.01, 0.05
 #: Order of rows: medians are the headline checks, then the rest in canonical order.
 _ROW_ORDER = ("median",) + tuple(s for s in STATISTICS if s != "median")
+#: Columns of :func:`check_table`, in order.
+COLUMNS = (
+    "item", "key", "kind", "units", "published", "predictive_median", "predictive_low", "predictive_high",
+    "p_two_sided", "share_at_or_above", "share_claim_holds", "verdict",
+)
+#: Plain names of the judged columns, for tables, console output and figures.
+COLUMN_LABELS = {
+    "p_two_sided": "predictive p (two-sided)",
+    "share_at_or_above": "share of simulated cohorts at or above the published value",
+    "share_claim_holds": "share of simulated cohorts in which the claim holds",
+}
 
 
-def _verdict_number(ppp_two_sided: float) -> str:
-    if ppp_two_sided < NOT_REPRODUCED:
+def verdict(p: float) -> str:
+    """``reproduced`` (p >= 0.05), ``tension`` (0.01 <= p < 0.05) or ``not reproduced``
+    (p < 0.01), for a two-sided predictive p-value or a claim's share of cohorts."""
+    if p < NOT_REPRODUCED:
         return "not reproduced"
-    if ppp_two_sided < TENSION:
+    if p < TENSION:
         return "tension"
     return "reproduced"
 
 
-def _verdict_claim(prob: float) -> str:
-    if prob < NOT_REPRODUCED:
-        return "not reproduced"
-    if prob < TENSION:
-        return "tension"
-    return "reproduced"
+def format_p(p: float) -> str:
+    """A predictive p-value or share as tables and figure titles print it (3 decimals)."""
+    return "-" if p is None or not np.isfinite(p) else f"{float(p):.3f}"
+
+
+def predictive_p_two_sided(sim: np.ndarray, low: float, high: float | None = None) -> float:
+    """Two-sided posterior predictive p-value of a published value.
+
+    ``2 * min(P(sim >= low), P(sim <= high))``, capped at 1, over the simulated statistic
+    ``sim``.  For a value read as a point, ``low == high`` (the default) and this is twice
+    the smaller tail share.  For a value read at its printed precision, ``[low, high)`` is
+    the interval of values that print as it (:attr:`models.study.Claim.printed_interval`),
+    and the upper end is open: ``P(sim < high)``.
+
+    Each tail counts the published cell in full, so the p-value of a value read as an
+    interval is at least that of any point inside it: a value printed coarsely is never
+    flagged for its rounding, and as the printed digits grow the p-value becomes the point
+    one.  Small p means the model rarely produces the published value.
+    """
+    sim = np.asarray(sim, dtype=float)
+    upper = float(np.mean(sim >= low))
+    lower = float(np.mean(sim <= low) if high is None or high <= low else np.mean(sim < high))
+    return float(min(1.0, 2.0 * min(upper, lower)))
 
 
 def simulate_predictive(
@@ -93,17 +134,24 @@ def predictive_statistics(cohorts: dict[str, np.ndarray], study: Study) -> dict[
     return out
 
 
-def _claim_holds(x: np.ndarray, relation: str, value: float) -> np.ndarray:
-    if relation == "<":
-        return x < value
-    if relation == ">":
-        return x > value
-    return np.isclose(x, value, rtol=0.05)
+def _claim_holds(x: np.ndarray, claim: Claim) -> np.ndarray:
+    """Whether each simulated statistic satisfies the claim: a threshold for ``<`` and ``>``,
+    the printed interval for ``=``, within 5% of the value for ``~`` ("approximately")."""
+    if claim.relation == "<":
+        return x < claim.value
+    if claim.relation == ">":
+        return x > claim.value
+    if claim.relation == "=":
+        low, high = claim.printed_interval
+        return (x >= low) & (x < high)
+    return np.isclose(x, claim.value, rtol=0.05)
 
 
-def _row(sim: np.ndarray, kind: str, item: str, key: str, units: str, published, ppp: float, two: float, verdict: str) -> dict:
-    """One checks-table row: the simulated statistic's predictive median and 95% interval
-    next to the published item and its verdict."""
+def _row(sim: np.ndarray, kind: str, item: str, key: str, units: str, published, p_two_sided: float = np.nan,
+         share_at_or_above: float = np.nan, share_claim_holds: float = np.nan, judged: float | None = None) -> dict:
+    """One checks-table row: the simulated statistic's predictive median and 95% interval next
+    to the published item, its p-value or share, and the verdict on ``judged`` (default: the
+    two-sided p-value)."""
     return {
         "item": item,
         "key": key,
@@ -113,30 +161,62 @@ def _row(sim: np.ndarray, kind: str, item: str, key: str, units: str, published,
         "predictive_median": float(np.median(sim)),
         "predictive_low": float(np.quantile(sim, 0.025)),
         "predictive_high": float(np.quantile(sim, 0.975)),
-        "ppp": ppp,
-        "ppp_two_sided": two,
-        "verdict": verdict,
+        "p_two_sided": p_two_sided,
+        "share_at_or_above": share_at_or_above,
+        "share_claim_holds": share_claim_holds,
+        "verdict": verdict(p_two_sided if judged is None else judged),
     }
 
 
 def _number_row(sim: np.ndarray, pub: float, item: str, key: str, units: str) -> dict:
-    upper = float(np.mean(sim >= pub))
-    two = float(min(1.0, 2 * min(upper, 1 - upper + np.mean(sim == pub))))
-    return _row(sim, "number", item, key, units, pub, upper, two, _verdict_number(two))
+    return _row(sim, "number", item, key, units, pub, p_two_sided=predictive_p_two_sided(sim, pub),
+                share_at_or_above=float(np.mean(sim >= pub)))
 
 
 def _claim_row(sim: np.ndarray, holds: np.ndarray, item: str, key: str, units: str, published: str) -> dict:
-    """A claim's row: ``ppp`` is the share of simulated cohorts in which the claim holds."""
-    prob = float(np.mean(holds))
-    return _row(sim, "claim", item, key, units, published, prob, np.nan, _verdict_claim(prob))
+    """A threshold or qualitative claim: judged by the share of cohorts in which it holds."""
+    share = float(np.mean(holds))
+    return _row(sim, "claim", item, key, units, published, share_claim_holds=share, judged=share)
+
+
+def _exact_claim_row(sim: np.ndarray, claim: Claim, item: str, key: str, units: str) -> dict:
+    """An exact value read at its printed precision: judged by the two-sided p-value of its
+    printed interval; ``share_claim_holds`` is the share of cohorts whose value prints the same.
+
+    The share alone would flag every exact value: it shrinks with each printed digit however
+    well the model fits, so it is reported, not judged.
+    """
+    low, high = claim.printed_interval
+    shown = claim.printed.strip() if claim.printed is not None else f"{claim.value:g}"
+    published = f"{claim.statistic} = {shown} (read as {low:.6g} to <{high:.6g})"
+    return _row(sim, "claim", item, key, units, published, p_two_sided=predictive_p_two_sided(sim, low, high),
+                share_claim_holds=float(np.mean(_claim_holds(sim, claim))))
 
 
 def check_table(stats: dict[str, np.ndarray], study: Study) -> pd.DataFrame:
     """One row per published item: predictive interval, where the published value falls, verdict.
 
-    Columns: item, kind (``number`` or ``claim``), published, predictive median and 95%
-    interval, ``ppp`` (share of simulated values at or above the published one; for claims the
-    share of simulated cohorts in which the claim holds), ``ppp_two_sided`` and ``verdict``.
+    Parameters
+    ----------
+    stats : dict
+        Simulated statistics from :func:`predictive_statistics` (and association estimates).
+    study : Study
+
+    Returns
+    -------
+    pd.DataFrame
+        Columns :data:`COLUMNS`: item, key, kind (``number`` or ``claim``), units, published,
+        the predictive median and 95% interval, and
+
+        * ``p_two_sided``: the two-sided posterior predictive p-value
+          (:func:`predictive_p_two_sided`) of a published number, or of an exact claim read
+          at its printed precision; empty for other claims;
+        * ``share_at_or_above``: share of simulated cohorts at or above a published number
+          (near 0 or 1 says on which side it lies); empty for claims;
+        * ``share_claim_holds``: share of simulated cohorts in which a claim holds (for an
+          exact claim, in which the value prints as published); empty for numbers;
+        * ``verdict``: from ``p_two_sided`` where it is given, else from
+          ``share_claim_holds``, with the cut-offs 0.01 and 0.05 (:func:`verdict`).
     """
     units = study.analyte.units
     rows = []
@@ -157,16 +237,12 @@ def check_table(stats: dict[str, np.ndarray], study: Study) -> pd.DataFrame:
             if key not in stats or claim.relation is None:
                 continue
             sim = stats[key]
-            rows.append(
-                _claim_row(
-                    sim,
-                    _claim_holds(sim, claim.relation, claim.value),
-                    f"{comp.groups[0]} vs {comp.groups[1]}: claim '{claim_id}'",
-                    key,
-                    "p-value" if claim.statistic == "p_value" else "fold",
-                    f"{claim.statistic} {claim.relation} {claim.value:g}",
-                )
-            )
+            item = f"{comp.groups[0]} vs {comp.groups[1]}: claim '{claim_id}'"
+            claim_units = "p-value" if claim.statistic == "p_value" else "fold"
+            if claim.relation == "=":
+                rows.append(_exact_claim_row(sim, claim, item, key, claim_units))
+                continue
+            rows.append(_claim_row(sim, _claim_holds(sim, claim), item, key, claim_units, f"{claim.statistic} {claim.relation} {claim.value:g}"))
     for a, assoc in study.associations.items():
         key = f"association.{a}"
         if key not in stats:
@@ -174,7 +250,7 @@ def check_table(stats: dict[str, np.ndarray], study: Study) -> pd.DataFrame:
         rows.append(
             _claim_row(stats[key], stats[f"{key}.holds"], f"association '{a}': {assoc.text or assoc.covariate}", key, "% per unit", _association_text(assoc))
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
 def _association_text(assoc) -> str:

@@ -266,9 +266,20 @@ def claim_rule(study: Study, assoc: Association, df: int) -> tuple[str, str, tup
 
     * ``relation: "~"`` with ``value`` v (percent per unit) and tolerance t (percentage
       points): the coefficient lies in ``[log(1 + (v - t)/100), log(1 + (v + t)/100)]``;
-    * ``significant: true`` with a direction and level alpha: the t statistic is beyond the
-      one-sided critical value of Student's t with ``df`` degrees of freedom;
+    * ``significant: true`` with a direction and level alpha (the ``alpha`` assumption,
+      default 0.05): the t statistic lies in the stated direction beyond Student's t
+      critical value with ``df`` degrees of freedom.  The level is two-sided unless the
+      claim says ``sided: one``, so by default the bound is ``t.ppf(1 - alpha / 2, df)``
+      (2.02 at df = 40), the conventional p < 0.05; ``sided: one`` gives
+      ``t.ppf(1 - alpha, df)``;
     * otherwise a direction only: the coefficient has that sign.
+
+    Returns
+    -------
+    kind : {"interval", "below", "above"}
+    statistic : {"coefficient", "t"}
+    bounds : tuple of float
+        Interval ends (kind ``interval``) or the threshold.
     """
     from scipy import stats as sps
 
@@ -283,7 +294,10 @@ def claim_rule(study: Study, assoc: Association, df: int) -> tuple[str, str, tup
     sign = -1.0 if assoc.direction == "lower" else 1.0
     if assoc.significant:
         alpha = float(study.assumption(assoc.alpha)) if assoc.alpha else 0.05
-        crit = float(sps.t.ppf(1.0 - alpha, df))
+        # "significantly" conventionally means a two-sided test; the direction is then the
+        # claim's, so the one-sided tail holds half the level
+        tail = alpha if assoc.sided == "one" else alpha / 2.0
+        crit = float(sps.t.ppf(1.0 - tail, df))
         return ("below" if sign < 0 else "above"), "t", (sign * crit,)
     return ("below" if sign < 0 else "above"), "coefficient", (0.0,)
 

@@ -85,7 +85,14 @@ def group_values_figure(idata: az.InferenceData, study: Study) -> plt.Figure:
 
 
 def predictive_figure(stats: dict[str, np.ndarray], checks: pd.DataFrame, study: Study) -> plt.Figure:
-    """Posterior predictive distribution of every published statistic, published value marked."""
+    """Posterior predictive distribution of every published statistic, published value marked.
+
+    Titles give the verdict and the value it was judged on, as in ``checks``: the two-sided
+    predictive p-value of a number or exact claim, else the share of simulated cohorts in
+    which the claim holds.
+    """
+    from .checks import format_p
+
     n = len(checks)
     cols = min(3, n)
     rows = math.ceil(n / cols)
@@ -96,7 +103,7 @@ def predictive_figure(stats: dict[str, np.ndarray], checks: pd.DataFrame, study:
             ax.hist(sim, bins=50, color="gray", alpha=0.7, **_FILLED)
             ax.axvline(row["published"], **_PUBLISHED)
             ax.set_xlabel(f"{row['item']} ({row['units']})")
-            ax.set_title(f"{row['verdict']} (ppp two-sided {row['ppp_two_sided']:.2f})", fontsize=9)
+            ax.set_title(f"{row['verdict']}: p (two-sided) {format_p(row['p_two_sided'])}", fontsize=9)
         elif row["key"].startswith("association."):
             # a covariate association: the cohort's estimate in percent per unit; the claim
             # is a direction (and significance) or an approximate value
@@ -106,13 +113,21 @@ def predictive_figure(stats: dict[str, np.ndarray], checks: pd.DataFrame, study:
             if claim[0] in ("~", "<", ">", "="):
                 ax.axvline(float(claim[1]), **_PUBLISHED)
             ax.set_xlabel(f"simulated estimate, {row['key'].split('.', 1)[1]} (% per unit)")
-            ax.set_title(f"{row['verdict']}: '{row['published']}' holds in {row['ppp']:.0%}", fontsize=9)
+            ax.set_title(f"{row['verdict']}: '{row['published']}' holds in {row['share_claim_holds']:.0%}", fontsize=9)
         else:
-            ax.hist(np.log10(np.maximum(sim, 1e-300)), bins=50, color="gray", alpha=0.7, **_FILLED)
-            claim = row["published"].split()
-            ax.axvline(np.log10(float(claim[-1])), **_PUBLISHED)
-            ax.set_xlabel(f"log10 simulated {claim[0].replace('_', ' ')} ({row['units']})")
-            ax.set_title(f"{row['verdict']}: claim holds in {row['ppp']:.0%}", fontsize=9)
+            cid, claim_id = row["key"].split(".", 1)
+            claim = study.comparisons[cid].claims[claim_id]
+            # log axis: p-values span orders of magnitude; 1e-300 keeps p = 0 on the axis
+            floor = 1e-300
+            ax.hist(np.log10(np.maximum(sim, floor)), bins=50, color="gray", alpha=0.7, **_FILLED)
+            ax.set_xlabel(f"log10 simulated {claim.statistic.replace('_', ' ')} ({row['units']})")
+            if claim.relation == "=":
+                low, high = claim.printed_interval
+                ax.axvspan(np.log10(max(low, floor)), np.log10(high), color=_PUBLISHED["color"], alpha=0.35, lw=0)
+                ax.set_title(f"{row['verdict']}: p (two-sided) {format_p(row['p_two_sided'])}", fontsize=9)
+            else:
+                ax.axvline(np.log10(claim.value), **_PUBLISHED)
+                ax.set_title(f"{row['verdict']}: claim holds in {row['share_claim_holds']:.0%}", fontsize=9)
         ax.set_ylabel("simulated cohorts")
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)

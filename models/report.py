@@ -39,7 +39,8 @@ INFO_FILE = "informativeness.csv"
 _COLUMNS = {
     "estimands.csv": ("estimand", "label", "units", "median", "hdi_low", "hdi_high"),
     INFO_FILE: ("estimand", "contraction", "psens_prior", "psens_likelihood", "label"),
-    "checks.csv": ("item", "key", "kind", "units", "published", "predictive_median", "predictive_low", "predictive_high", "ppp", "verdict"),
+    "checks.csv": ("item", "key", "kind", "units", "published", "predictive_median", "predictive_low", "predictive_high",
+                   "p_two_sided", "share_at_or_above", "share_claim_holds", "verdict"),
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -163,11 +164,27 @@ class ResultFolder:
     study_changed: bool
 
 
+def _renamed_check_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """A checks table written before the columns were named for what they hold: ``ppp`` was
+    the share at or above a number, or the share of cohorts where a claim holds, and
+    ``ppp_two_sided`` the two-sided p-value."""
+    if "ppp" not in df.columns or "p_two_sided" in df.columns or "kind" not in df.columns:
+        return df
+    df = df.copy()
+    number = df["kind"] == "number"
+    df["p_two_sided"] = df["ppp_two_sided"] if "ppp_two_sided" in df.columns else float("nan")
+    df["share_at_or_above"] = df["ppp"].where(number)
+    df["share_claim_holds"] = df["ppp"].where(~number)
+    return df.drop(columns=[c for c in ("ppp", "ppp_two_sided") if c in df.columns])
+
+
 def _read_csv(path: Path, name: str) -> pd.DataFrame:
     try:
         df = pd.read_csv(path, index_col=0 if name == "summary.csv" else None)
     except Exception as exc:  # pandas raises several types for unreadable CSV
         raise ReportError(f"{path}: cannot read ({_one_line(exc)})") from None
+    if name == "checks.csv":
+        df = _renamed_check_columns(df)
     missing = [c for c in _COLUMNS.get(name, ()) if c not in df.columns]
     if missing:
         raise ReportError(f"{path}: missing column(s) {', '.join(missing)}")
@@ -547,6 +564,16 @@ def section_estimands(r: ResultFolder) -> str:
     return "".join(out)
 
 
+def _fmt_p(p) -> str:
+    """A p-value or share with three decimals, as :func:`models.checks.format_p` prints it in
+    figure titles (not imported: models.checks pulls in the simulator)."""
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        return "-"
+    return f"{p:.3f}" if math.isfinite(p) else "-"
+
+
 def _verdict_cell(v: str) -> Raw:
     cls = "verdict-" + str(v).replace(" ", "-")
     return Raw(f'<span class="{e(cls)}">{e(v)}</span>')
@@ -559,9 +586,12 @@ def section_checks(r: ResultFolder) -> str:
     counts = c["verdict"].value_counts()
     summary = ", ".join(f"{n} {v}" for v, n in counts.items())
     out = [_p("Each published number is recomputed on cohorts of the published sizes simulated from the posterior. "
-              "ppp: share of simulated values at or above the published one (for claims: share of simulated cohorts in "
-              "which the claim holds). Verdict: reproduced (two-sided ppp ≥ 0.05), tension (0.01-0.05), not reproduced "
-              f"(< 0.01). Medians first. Summary: {summary}.")]
+              "Predictive p (two-sided): twice the smaller of the shares of simulated values at or above and at or below "
+              "the published one; small means the model rarely produces the published value. An exact published value "
+              "(e.g. p = 0.02) is read as every value its printed digits round to (0.015 to 0.025). Claims (p < 0.001, "
+              "more than three-fold, significantly lower) are judged by the share of simulated cohorts in which the claim "
+              "holds. Verdict on either: reproduced (≥ 0.05), tension (0.01-0.05), not reproduced (< 0.01). The share of "
+              f"simulated cohorts at or above the published value says on which side it lies. Medians first. Summary: {summary}.")]
     bad = c[c["verdict"] != "reproduced"]
     if len(bad):
         out.append(_p("Not reproduced or in tension: " + "; ".join(bad["item"].astype(str)) + ".", "banner"))
@@ -573,10 +603,13 @@ def section_checks(r: ResultFolder) -> str:
             pub_s = fmt_value(float(pub), u)
         except (TypeError, ValueError):
             pub_s = str(pub)
+        share = (f"{_fmt_p(row['share_at_or_above'])} at or above" if row["kind"] == "number"
+                 else f"{_fmt_p(row['share_claim_holds'])} claim holds")
         rows.append([row["item"], pub_s, fmt_value(row["predictive_median"], u),
                      f"{fmt_value(row['predictive_low'], u)} to {fmt_value(row['predictive_high'], u)}", u,
-                     f"{float(row['ppp']):.3f}", _verdict_cell(row["verdict"])])
-    out.append(table(["Published item", "Published", "Simulated median", "Simulated 95% interval", "Units", "ppp", "Verdict"],
+                     _fmt_p(row["p_two_sided"]), share, _verdict_cell(row["verdict"])])
+    out.append(table(["Published item", "Published", "Simulated median", "Simulated 95% interval", "Units",
+                      "Predictive p (two-sided)", "Share of simulated cohorts", "Verdict"],
                      rows, "Checks against the published numbers (checks.csv)", num_cols={1, 2, 5}))
     out.extend(_figures_for(r, "checks"))
     return "".join(out)

@@ -489,7 +489,7 @@ def _scenario_result(member: dict, fit, sample_seconds: float, summary_seconds: 
                 "p_effect_below_null": p_below, "r_hat": r["r_hat"], "ess_bulk": r["ess_bulk"], "ess_tail": r["ess_tail"],
             }
         )
-    checks = fit.checks[["key", "item", "published", "ppp", "ppp_two_sided", "verdict"]].to_dict("records")
+    checks = fit.checks[["key", "item", "published", "p_two_sided", "share_at_or_above", "share_claim_holds", "verdict"]].to_dict("records")
     return {
         "name": member["name"], "status": "ok" if diag.ok else "failed",
         "reason": "" if diag.ok else "diagnostics: " + "; ".join(diag.problems[:3]) + (f" (+{len(diag.problems) - 3} more)" if len(diag.problems) > 3 else ""),
@@ -700,9 +700,10 @@ def results_table(specs: list[Spec], results: dict[str, dict]) -> pd.DataFrame:
 
 
 def checks_table(specs: list[Spec], results: dict[str, dict]) -> pd.DataFrame:
-    """One row per scenario and predictive check (ppp and verdict)."""
+    """One row per scenario and predictive check (two-sided predictive p-value, shares and
+    verdict, as :func:`models.checks.check_table`)."""
     rows = [{"scenario": sp.name, **c} for sp in specs for c in results[sp.name]["checks"]]
-    return pd.DataFrame(rows, columns=["scenario", "key", "item", "published", "ppp", "ppp_two_sided", "verdict"])
+    return pd.DataFrame(rows, columns=["scenario", "key", "item", "published", "p_two_sided", "share_at_or_above", "share_claim_holds", "verdict"])
 
 
 def to_dataset(table: pd.DataFrame):

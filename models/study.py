@@ -13,6 +13,7 @@ file, the field and the fix.
 """
 from __future__ import annotations
 
+import decimal
 import hashlib
 import math
 import re
@@ -164,12 +165,18 @@ class Claim(StrictModel):
 
     Examples: ``p_value < 0.001`` for a group difference; ``ratio_of_means > 3`` for
     "more than three-fold"; ``direction: lower`` with ``significant: true`` for "women had
-    significantly lower levels".
+    significantly lower levels"; ``p_value = 0.02`` for an exact p.
+
+    An exact value (``relation: "="``) stands for every value its printed digits round to
+    (:attr:`printed_interval`).  YAML drops trailing zeros (``0.020`` loads as 0.02), so
+    ``printed`` records the value as the source prints it, e.g. ``printed: "0.020"`` or
+    ``printed: "0.000"``; without it the digits of ``value`` are used.
     """
 
     statistic: str = Field(min_length=1)
     relation: Literal["<", ">", "=", "~"] | None = None
     value: float | None = Field(default=None, strict=True)
+    printed: str | None = None
     direction: Literal["lower", "higher", "none"] | None = None
     significant: bool | None = Field(default=None, strict=True)
     status: Literal["published", "assumption"] = "published"
@@ -186,7 +193,51 @@ class Claim(StrictModel):
             raise ValueError("give 'relation' and 'value' together")
         if self.relation is None and self.direction is None:
             raise ValueError("a claim needs a 'relation' and 'value', or a 'direction'")
+        if self.printed is not None:
+            if self.relation != "=":
+                raise ValueError("'printed' belongs to an exact value (relation '=')")
+            if not _PRINTED.fullmatch(self.printed):
+                raise ValueError(f"printed: {self.printed!r} is not a plain decimal as printed (e.g. \"0.020\")")
+            if not math.isclose(float(self.printed), self.value, rel_tol=1e-9, abs_tol=1e-12):
+                raise ValueError(f"printed: {self.printed!r} does not read as the value {self.value:g}")
+        elif self.relation == "=" and self.value == 0:
+            # a bare 0 carries no digits to read: "p = 0" was printed as 0.000 or similar
+            raise ValueError("an exact value of 0 needs 'printed' with its digits as printed (e.g. \"0.000\")")
         return self
+
+    @property
+    def printed_decimals(self) -> int | None:
+        """Decimal places of an exact value as printed (from ``printed``, else from the
+        digits of ``value``); None unless ``relation`` is ``"="``."""
+        if self.relation != "=":
+            return None
+        if self.printed is not None:
+            exponent = decimal.Decimal(self.printed.strip()).as_tuple().exponent
+        else:
+            exponent = decimal.Decimal(repr(float(self.value))).normalize().as_tuple().exponent
+        return max(0, -int(exponent))
+
+    @property
+    def printed_interval(self) -> tuple[float, float] | None:
+        """The half-open interval ``[low, high)`` of values that print as this exact value.
+
+        A value printed with d decimals is ``value +- 0.5 * 10**-d``: p = 0.02 is
+        [0.015, 0.025), p = 0.020 (``printed: "0.020"``) is [0.0195, 0.0205), and a p printed
+        as 0.000 is [0, 0.0005) (p-values are not negative).  None unless ``relation`` is
+        ``"="``.
+        """
+        d = self.printed_decimals
+        if d is None:
+            return None
+        half = 0.5 * 10.0**-d
+        low = self.value - half
+        if self.statistic == "p_value":
+            low = max(low, 0.0)
+        return low, self.value + half
+
+
+#: A value as printed: digits with an optional decimal point, no exponent.
+_PRINTED = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)\s*")
 
 
 class Comparison(StrictModel):
@@ -203,7 +254,10 @@ class Association(Claim):
     ``assumptions``: ``subjects`` (an assumption whose value lists the groups the claim was
     computed on; default: the groups where the covariate is defined), ``tolerance`` (for
     ``relation: "~"``, the half-width in percentage points of what "approximately" allows)
-    and ``alpha`` (for ``significant: true``, the one-sided significance level).
+    and ``alpha`` (for ``significant: true``, the significance level; default 0.05).
+    ``sided`` says how that level is read: ``two`` (the default, the conventional reading of
+    "significantly": a two-sided test at alpha whose estimate lies in the stated direction,
+    i.e. one-sided alpha / 2) or ``one`` (a one-sided test at alpha in the stated direction).
     """
 
     covariate: str = Field(min_length=1)
@@ -211,6 +265,13 @@ class Association(Claim):
     subjects: str | None = None
     tolerance: str | None = None
     alpha: str | None = None
+    sided: Literal["one", "two"] | None = None
+
+    @model_validator(mode="after")
+    def _sided_needs_significance(self) -> "Association":
+        if self.sided is not None and not self.significant:
+            raise ValueError("'sided' reads the level of a significance claim; it needs 'significant: true'")
+        return self
 
 
 class CovariateDistribution(StrictModel):

@@ -316,8 +316,11 @@ def print_report(study, table, check_tab, bf, diag, final, timings, info=None) -
             print("\n== Bayes factor for the group difference (JZS, from reported means and SDs) ==")
             print(bf.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         print("\n== Checks against the published numbers (medians first) ==")
-        c = check_tab[["item", "published", "predictive_median", "predictive_low", "predictive_high", "ppp", "verdict"]]
-        print(c.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        cols = ["item", "published", "predictive_median", "predictive_low", "predictive_high", "p_two_sided", "share_at_or_above", "share_claim_holds", "verdict"]
+        c = check_tab[cols].rename(columns={"p_two_sided": "p (two-sided)", "share_at_or_above": "share >= published", "share_claim_holds": "claim holds"})
+        print(c.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-"))
+        print("p (two-sided): predictive p-value, small = the model rarely produces the published value; share >= published: "
+              "share of simulated cohorts at or above it; claim holds: share of simulated cohorts in which the claim holds")
         if info is not None and len(info):
             print("\n== How much each estimand comes from the paper (contraction, power-scaling sensitivity) ==")
             print(info.to_string(index=False, float_format=lambda v: f"{v:.3g}"))

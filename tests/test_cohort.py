@@ -323,6 +323,10 @@ def test_claim_designs_lasemi(study, design):
     assert sex.subjects == ("ms",)
     assert np.array_equal(sex.index, np.arange(29, 74))
     assert sex.X.shape == (200, 45, 2) and sex.df == 43
+    # the design that the likelihood and the predictive "holds" both read: the sex claim is
+    # "significantly lower" at the conventional two-sided 0.05
+    assert (sex.kind, sex.statistic) == ("below", "t")
+    assert sex.bounds == pytest.approx((-stats.t.ppf(0.975, 43),))
     np.testing.assert_array_equal(sex.X[:, :, -1], design.x[:, 29:, _col(design, "female")])
     age = claim_design(study, design, "age", assoc["age"])
     assert age.subjects == ("control", "ms")
@@ -358,18 +362,33 @@ def test_claim_rules(study):
     assert bounds == pytest.approx((math.log(0.85), math.log(0.95)))
     kind, statistic, bounds = claim_rule(study, a["sex"], 43)
     assert (kind, statistic) == ("below", "t")
-    assert bounds == pytest.approx((-stats.t.ppf(0.95, 43),))
+    # "significantly" at the conventional two-sided 0.05: one-sided tail 0.025
+    assert bounds == pytest.approx((-stats.t.ppf(0.975, 43),))
     assert claim_rule(study, a["attacks"], 43) == ("below", "coefficient", (0.0,))
     assert claim_rule(study, a["optic"], 43) == ("above", "coefficient", (0.0,))
 
 
 def test_claim_rule_follows_declared_alpha_and_tolerance(write_study, base):
     st = load_study(variant(write_study, base, {"assumptions.sex_claim_alpha.value": 0.01, "assumptions.age_claim_tolerance.value": 2.5}))
-    assert claim_rule(st, st.associations["sex"], 43)[2] == pytest.approx((-stats.t.ppf(0.99, 43),))
+    assert claim_rule(st, st.associations["sex"], 43)[2] == pytest.approx((-stats.t.ppf(0.995, 43),))
     assert claim_rule(st, st.associations["age"], 71)[2] == pytest.approx((math.log(0.875), math.log(0.925)))
     st = load_study(variant(write_study, base, {"associations.sex.direction": "higher"}))
     assert claim_rule(st, st.associations["sex"], 43)[:2] == ("above", "t")
-    assert claim_rule(st, st.associations["sex"], 43)[2] == pytest.approx((stats.t.ppf(0.95, 43),))
+    assert claim_rule(st, st.associations["sex"], 43)[2] == pytest.approx((stats.t.ppf(0.975, 43),))
+
+
+@pytest.mark.parametrize("sided, alpha, tail", [(MISSING, MISSING, 0.025), ("two", 0.05, 0.025), ("one", 0.05, 0.05), ("one", 0.01, 0.01), (MISSING, 0.1, 0.05)])
+def test_significance_level_is_two_sided_unless_declared_one_sided(write_study, base, sided, alpha, tail):
+    """Without a declared level "significantly" is p < 0.05 two-sided; ``sided: one`` reads
+    the declared level as one-sided."""
+    edits = {"associations.sex.sided": sided}
+    if alpha is MISSING:
+        edits["associations.sex.alpha"] = MISSING
+    else:
+        edits["assumptions.sex_claim_alpha.value"] = alpha
+    st = load_study(variant(write_study, base, edits))
+    for df in (5, 43):
+        assert claim_rule(st, st.associations["sex"], df) == ("below", "t", pytest.approx((-stats.t.ppf(1 - tail, df),)))
 
 
 def test_claim_rule_tolerance_reaching_minus_100(write_study, base):

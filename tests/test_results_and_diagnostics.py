@@ -264,7 +264,9 @@ def test_published_values_at_the_centre_are_reproduced(study):
     numbers = table[table["kind"] == "number"]
     assert len(numbers) == 6
     assert set(numbers["verdict"]) == {"reproduced"}
-    assert numbers["ppp"].between(0.4, 0.6).all()
+    assert numbers["share_at_or_above"].between(0.4, 0.6).all()
+    assert (numbers["p_two_sided"] > 0.8).all()
+    assert numbers["share_claim_holds"].isna().all()
     for _, row in numbers.iterrows():
         assert row["predictive_low"] < row["published"] < row["predictive_high"]
     # medians are the headline rows
@@ -275,10 +277,10 @@ def test_published_values_far_in_the_tail_are_not_reproduced(study):
     stats = _stats_at(study, {"control.median": 0.7, "ms.sd": 1.6})
     table = checks.check_table(_with_claims(stats), study)
     low = _row(table, "control.median")  # every simulated median is below the published one
-    assert low["ppp"] == 0.0 and low["ppp_two_sided"] == 0.0 and low["verdict"] == "not reproduced"
+    assert low["share_at_or_above"] == 0.0 and low["p_two_sided"] == 0.0 and low["verdict"] == "not reproduced"
     assert low["predictive_high"] < low["published"]
     high = _row(table, "ms.sd")  # every simulated SD is above the published one
-    assert high["ppp"] == 1.0 and high["ppp_two_sided"] == 0.0 and high["verdict"] == "not reproduced"
+    assert high["share_at_or_above"] == 1.0 and high["p_two_sided"] == 0.0 and high["verdict"] == "not reproduced"
     assert _row(table, "ms.median")["verdict"] == "reproduced"
 
 
@@ -289,8 +291,8 @@ def test_published_value_in_the_outer_few_percent_is_in_tension(study):
     # 2% of simulated means at or above the published one: two-sided 0.04
     stats["ms.mean"] = np.concatenate([np.full(int(0.02 * n), pub * 1.01), np.full(n - int(0.02 * n), pub * 0.9)])
     row = _row(checks.check_table(_with_claims(stats), study), "ms.mean")
-    assert row["ppp"] == pytest.approx(0.02)
-    assert row["ppp_two_sided"] == pytest.approx(0.04)
+    assert row["share_at_or_above"] == pytest.approx(0.02)
+    assert row["p_two_sided"] == pytest.approx(0.04)
     assert row["verdict"] == "tension"
 
 
@@ -301,16 +303,92 @@ def test_claim_probability_is_the_share_of_cohorts_where_the_claim_holds(study, 
     claims = table[table["kind"] == "claim"]
     assert list(claims["key"]) == ["control_vs_ms.p_value", "control_vs_ms.fold"]
     p_row, fold_row = _row(table, "control_vs_ms.p_value"), _row(table, "control_vs_ms.fold")
-    assert p_row["ppp"] == pytest.approx(np.mean(stats["control_vs_ms.p_value"] < 0.001))
-    assert p_row["ppp"] == pytest.approx(p_share)
-    assert fold_row["ppp"] == pytest.approx(np.mean(stats["control_vs_ms.fold"] > 3))
-    assert fold_row["ppp"] == pytest.approx(fold_share)
+    assert p_row["share_claim_holds"] == pytest.approx(np.mean(stats["control_vs_ms.p_value"] < 0.001))
+    assert p_row["share_claim_holds"] == pytest.approx(p_share)
+    assert fold_row["share_claim_holds"] == pytest.approx(np.mean(stats["control_vs_ms.fold"] > 3))
+    assert fold_row["share_claim_holds"] == pytest.approx(fold_share)
+    # a threshold claim has no predictive p-value and no side
+    assert claims["p_two_sided"].isna().all() and claims["share_at_or_above"].isna().all()
 
     def verdict(share):
         return "not reproduced" if share < 0.01 else "tension" if share < 0.05 else "reproduced"
 
     assert p_row["verdict"] == verdict(p_share)
     assert fold_row["verdict"] == verdict(fold_share)
+
+
+def test_check_table_columns_are_named_for_what_they_hold(study):
+    table = checks.check_table(_with_claims(_stats_at(study)), study)
+    assert list(table.columns) == list(checks.COLUMNS)
+    assert not any("ppp" in c for c in table.columns)
+    numbers = table[table["kind"] == "number"]
+    # one definition: twice the smaller tail share, capped at 1
+    for _, row in numbers.iterrows():
+        share = row["share_at_or_above"]
+        assert row["p_two_sided"] == pytest.approx(min(1.0, 2 * min(share, 1 - share)), abs=1e-3)
+
+
+def test_predictive_p_two_sided_point_and_printed_interval():
+    sim = np.linspace(0.0, 1.0, 1001)
+    assert checks.predictive_p_two_sided(sim, 0.5) == pytest.approx(1.0)
+    assert checks.predictive_p_two_sided(sim, 0.01) == pytest.approx(2 * 11 / 1001)
+    assert checks.predictive_p_two_sided(sim, 0.99) == pytest.approx(2 * 11 / 1001)
+    # an interval is judged by its nearer end: at least the p of any point inside it
+    assert checks.predictive_p_two_sided(sim, 0.005, 0.015) == pytest.approx(2 * np.mean(sim < 0.015))
+    assert checks.predictive_p_two_sided(sim, 0.005, 0.015) >= checks.predictive_p_two_sided(sim, 0.01)
+    assert checks.predictive_p_two_sided(sim, 2.0) == 0.0
+
+
+def _exact_study(write_study, base, value, printed=None):
+    claim = {"statistic": "p_value", "relation": "=", "value": value, "status": "published", "source": "news"}
+    if printed is not None:
+        claim["printed"] = printed
+    base["comparisons"]["control_vs_ms"]["claims"]["p_value"] = claim
+    return load_study(write_study(base))
+
+
+def _exact_row(study, p_sim):
+    stats = {**_stats_at(study), "control_vs_ms.p_value": p_sim}
+    return _row(checks.check_table(stats, study), "control_vs_ms.p_value")
+
+
+@pytest.mark.parametrize("value, printed", [(0.02, None), (0.02, "0.020"), (0.0004, None), (0.031, "0.031")])
+def test_exact_p_centred_in_the_simulations_is_reproduced(write_study, base, value, printed):
+    """An exact p whose simulated distribution is centred on it is reproduced, however many
+    digits it was printed with (the old 'within 5%' rule flagged p = 0.02 and p = 0.0004)."""
+    study = _exact_study(write_study, base, value, printed)
+    p_sim = value * np.exp(0.5 * np.random.default_rng(1).standard_normal(4000))
+    row = _exact_row(study, p_sim)
+    assert row["kind"] == "claim" and row["verdict"] == "reproduced"
+    assert row["p_two_sided"] > 0.8
+    low, high = study.comparisons["control_vs_ms"].claims["p_value"].printed_interval
+    assert row["share_claim_holds"] == pytest.approx(np.mean((p_sim >= low) & (p_sim < high)))
+    assert row["share_claim_holds"] < 0.9
+    assert np.isnan(row["share_at_or_above"])
+
+
+def test_p_printed_as_zero_is_p_below_the_last_digit(write_study, base):
+    study = _exact_study(write_study, base, 0, "0.000")
+    rng = np.random.default_rng(2)
+    tiny = 10.0 ** rng.uniform(-9, -4, 4000)  # every simulated p prints as 0.000
+    row = _exact_row(study, tiny)
+    assert row["p_two_sided"] == 1.0 and row["share_claim_holds"] == 1.0 and row["verdict"] == "reproduced"
+    assert "0.000" in row["published"]
+    large = 0.01 * np.exp(0.3 * rng.standard_normal(4000))  # no simulated p prints as 0.000
+    row = _exact_row(study, large)
+    assert row["p_two_sided"] == 0.0 and row["verdict"] == "not reproduced"
+
+
+def test_exact_value_check_is_not_flagged_by_construction():
+    """When the published value is itself a draw of the simulated statistic, printed to two
+    decimals, the two-sided p of its printed interval falls below 0.05 at most 5% of the time
+    (at the limit of infinite digits it is the uniform point p-value)."""
+    rng = np.random.default_rng(3)
+    sim = 0.03 * np.exp(0.6 * rng.standard_normal(4000))
+    published = np.round(0.03 * np.exp(0.6 * rng.standard_normal(400)), 2)
+    p = np.array([checks.predictive_p_two_sided(sim, v - 0.005, v + 0.005) for v in published])
+    assert np.mean(p < 0.05) <= 0.05
+    assert np.mean(p < 0.5) > 0.2  # still informative, not always 1
 
 
 def test_predictive_statistics_follow_the_posterior(study):
@@ -333,7 +411,7 @@ def test_predictive_statistics_follow_the_posterior(study):
     assert n >= 1000
     table = checks.check_table(stats, study)
     assert _row(table, "control.mean")["verdict"] == "reproduced"
-    assert _row(table, "control_vs_ms.fold")["ppp"] > 0.9
+    assert _row(table, "control_vs_ms.fold")["share_claim_holds"] > 0.9
 
 
 def test_graph_cache_key_changes_with_every_model_input():

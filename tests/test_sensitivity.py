@@ -327,7 +327,7 @@ def test_dask_local_cluster_runs_the_grid(study):
     dr = {r["estimand"]: r["median"] for r in d["rows"]}
     wr = {r["estimand"]: r["median"] for r in w["rows"]}
     assert dr == wr
-    pd_ = {c["key"]: c["ppp"] for c in d["checks"]}
+    pd_ = {c["key"]: c["share_claim_holds"] for c in d["checks"]}
     assert "control_vs_ms.p_value" in pd_
     assert d["psens"] and not w["psens"]
 

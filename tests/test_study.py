@@ -612,3 +612,55 @@ def test_yaml_syntax_error_is_still_a_syntax_error(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("id: x\n  title: y\n", encoding="utf-8")
     assert_study_error(path, None, r"^YAML syntax error at line 2, column \d+: \S")
+
+
+# --- exact values at their printed precision ---------------------------------------------------
+def _exact(write_study, base, **claim):
+    c = {"statistic": "p_value", "relation": "=", "status": "published", "source": "news", **claim}
+    base["comparisons"]["control_vs_ms"]["claims"]["p_value"] = c
+    return write_study(base)
+
+
+@pytest.mark.parametrize(
+    "value, printed, interval",
+    [
+        (0.02, None, (0.015, 0.025)),  # YAML's 0.02: two decimals
+        (0.02, "0.020", (0.0195, 0.0205)),  # trailing zero kept by 'printed'
+        (0.0004, None, (0.00035, 0.00045)),
+        (0, "0.000", (0.0, 0.0005)),  # p shown as 0.000 means p < 0.0005
+        (1.5e-05, None, (1.45e-05, 1.55e-05)),
+    ],
+)
+def test_exact_value_reads_as_its_printed_interval(write_study, base, value, printed, interval):
+    kw = {"value": value} if printed is None else {"value": value, "printed": printed}
+    claim = load_study(_exact(write_study, base, **kw)).comparisons["control_vs_ms"].claims["p_value"]
+    assert claim.printed_interval == pytest.approx(interval, abs=1e-15)
+
+
+def test_thresholds_have_no_printed_interval(study_path):
+    assert load_study(study_path).comparisons["control_vs_ms"].claims["p_value"].printed_interval is None
+
+
+@pytest.mark.parametrize(
+    "claim, phrase",
+    [
+        ({"value": 0}, r"an exact value of 0 needs 'printed'"),
+        ({"value": 0.02, "printed": "0.030"}, r"printed: '0.030' does not read as the value 0.02"),
+        ({"value": 0.02, "printed": "2e-2"}, r"is not a plain decimal"),
+        ({"value": 0.02, "printed": 0.02}, r"^printed: must be a string, not a number \(put it in quotes\)"),
+        ({"value": 0.001, "relation": "<", "printed": "0.001"}, r"'printed' belongs to an exact value"),
+    ],
+    ids=["zero-without-digits", "mismatch", "exponent", "unquoted", "threshold"],
+)
+def test_printed_errors(write_study, base, claim, phrase):
+    # a wrong type names the field itself ("...p_value.printed: must be ..."), hence the prefix
+    msg = assert_study_error(_exact(write_study, base, **claim), None, "")
+    rest = msg.split("comparisons.control_vs_ms.claims.p_value", 1)[1]
+    assert re.search(phrase, rest.lstrip(".:").lstrip()), msg
+
+
+def test_sided_needs_a_significance_claim(write_study, base):
+    path = variant(write_study, base, {"associations.attacks.sided": "one"})
+    assert_study_error(path, "associations.attacks", "'sided' reads the level of a significance claim")
+    path = variant(write_study, base, {"associations.sex.sided": "both"})
+    assert_study_error(path, "associations.sex.sided", "")
