@@ -122,8 +122,13 @@ def predictive_figure(stats: dict[str, np.ndarray], checks: pd.DataFrame, study:
             ax.hist(np.log10(np.maximum(sim, floor)), bins=50, color="gray", alpha=0.7, **_FILLED)
             ax.set_xlabel(f"log10 simulated {claim.statistic.replace('_', ' ')} ({row['units']})")
             if claim.relation == "=":
+                # the values that print as the published one; a p printed as 0.000 has no
+                # lower end on a log axis, so its band starts at the axis' left edge
                 low, high = claim.printed_interval
-                ax.axvspan(np.log10(max(low, floor)), np.log10(high), color=_PUBLISHED["color"], alpha=0.35, lw=0)
+                xmin, xmax = ax.get_xlim()
+                left = np.log10(low) if low > 0 else xmin
+                ax.axvspan(left, np.log10(high), color=_PUBLISHED["color"], alpha=0.35, lw=0, zorder=0)
+                ax.set_xlim(min(xmin, left), max(xmax, np.log10(high)))
                 ax.set_title(f"{row['verdict']}: p (two-sided) {format_p(row['p_two_sided'])}", fontsize=9)
             else:
                 ax.axvline(np.log10(claim.value), **_PUBLISHED)

@@ -433,3 +433,58 @@ def test_graph_cache_key_changes_with_every_model_input():
         graph_cache_key(model_api("group"), study, priors, "normal", 5, 1),
     ]
     assert len({base, *others}) == len(others) + 1
+
+
+def test_figure_titles_report_and_table_give_the_same_p_values(write_study, base):
+    """The predictive-check figure titles and the report's checks table print the values of
+    ``checks.csv``'s columns, under the column's meaning (no 'ppp' anywhere)."""
+    import html
+    from types import SimpleNamespace
+
+    import matplotlib.pyplot as plt
+
+    from models.plots import predictive_figure
+    from models.report import section_checks
+
+    study = _exact_study(write_study, base, 0.02, "0.020")
+    stats = {**_stats_at(study, {"ms.sd": 1.04}), "control_vs_ms.p_value": 0.02 * np.exp(0.3 * np.random.default_rng(4).standard_normal(4000))}
+    stats["control_vs_ms.fold"] = np.full(4000, 3.5)
+    table = checks.check_table(stats, study)
+    fig = predictive_figure(stats, table, study)
+    try:
+        titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    finally:
+        plt.close(fig)
+    assert len(titles) == len(table)
+    for title, (_, row) in zip(titles, table.iterrows()):
+        assert title.startswith(row["verdict"])
+        if np.isfinite(row["p_two_sided"]):
+            assert f"p (two-sided) {checks.format_p(row['p_two_sided'])}" in title, title
+        else:
+            assert f"holds in {row['share_claim_holds']:.0%}" in title, title
+        assert "ppp" not in title
+    page = html.unescape(section_checks(SimpleNamespace(checks=table, figures={})))
+    assert "Predictive p (two-sided)" in page and "ppp" not in page
+    for _, row in table.iterrows():
+        if np.isfinite(row["p_two_sided"]):
+            assert f"<td>{checks.format_p(row['p_two_sided'])}</td>" in page.replace('<td class="num">', "<td>")
+        if row["kind"] == "number":
+            assert f"{checks.format_p(row['share_at_or_above'])} at or above" in page
+        else:
+            assert f"{checks.format_p(row['share_claim_holds'])} claim holds" in page
+
+
+def test_report_reads_checks_written_with_the_old_column_names(tmp_path, study):
+    """A checks.csv from before the renaming still renders, each old value under its meaning."""
+    from models.report import _read_csv
+
+    table = checks.check_table(_with_claims(_stats_at(study)), study)
+    old = table.drop(columns=["p_two_sided", "share_at_or_above", "share_claim_holds"])
+    number = table["kind"] == "number"
+    old["ppp"] = table["share_at_or_above"].where(number, table["share_claim_holds"])
+    old["ppp_two_sided"] = table["p_two_sided"]
+    old.to_csv(tmp_path / "checks.csv", index=False)
+    back = _read_csv(tmp_path / "checks.csv", "checks.csv")
+    for c in ("p_two_sided", "share_at_or_above", "share_claim_holds"):
+        np.testing.assert_allclose(back[c].to_numpy(float), table[c].to_numpy(float))
+    assert "ppp" not in back.columns
