@@ -4,22 +4,19 @@ Effects are reported in percent (``100 * (exp(b) - 1)`` for a log-scale coeffici
 per unit of the covariate's model scale (e.g. per decade).  Group contrasts are given two
 ways: *adjusted* (the ratio of the two groups' typical levels for subjects with the same sex
 mix and age, each group's own disease covariates at their cohort averages) and *marginal*
-(population medians and means of cohorts like the study's, simulated from the design).
+(population medians, means and P(superiority) of each group's population, exact functionals
+of the model's mixture over its covariate design, :mod:`models.population`).
 """
 from __future__ import annotations
-
-import dataclasses
 
 import arviz as az
 import numpy as np
 import xarray as xr
 
+from .asymptotic import residual_nodes
 from .cohort import Design, build_design, claim_design, cohort_log_levels, modelled_associations, regression_estimate, residual_deviates
+from .population import population_estimands
 from .study import Study
-
-#: Cohorts of the design used per posterior draw for the marginal medians and means
-#: (reps x n values per group and draw).
-MARGINAL_REPS = 40
 
 LABELS = {
     "effect_percent": ("population effect (pooled over groups)", "% per unit"),
@@ -40,22 +37,6 @@ def _post_arrays(post: xr.Dataset, design: Design) -> dict[str, np.ndarray]:
     return out
 
 
-def _levels(p: dict, design: Design, eps: np.ndarray, idx) -> np.ndarray:
-    """Log levels of cohorts for the draws ``idx`` (one cohort set per draw, shared design)."""
-    u = p["u"][idx][:, None, None, :] if p["u"] is not None else None
-    return cohort_log_levels(
-        np,
-        p["alpha"][idx][:, None, :],
-        p["slope"][idx][:, None, :, :],
-        u,
-        p["sigma"][idx][:, None, :],
-        design.x,
-        design.onehot,
-        eps,
-        design.group_index,
-    )
-
-
 def reference_covariates(design: Design, a: str, b: str) -> dict[str, np.ndarray]:
     """Covariate values at which groups ``a`` and ``b`` are compared: the pooled average of a
     covariate defined in both (sex mix, age), each group's own average otherwise."""
@@ -69,70 +50,82 @@ def reference_covariates(design: Design, a: str, b: str) -> dict[str, np.ndarray
     return out
 
 
-def add_effects(idata: az.InferenceData, study: Study, design: Design, residual_df: float | None = None) -> az.InferenceData:
-    """Add the hierarchical model's estimands to ``idata.posterior`` (in place).
+#: Contrasts of two groups' populations, one value per comparison (dims ``comparison``).
+CONTRASTS = ("adjusted_ratio", "ratio_of_medians", "ratio_of_means", "difference_in_medians", "prob_superiority")
 
-    Adds ``effect_percent`` (covariate), ``slope_percent`` (group, covariate; NaN where a
-    covariate is undefined), ``category_spread_percent``, and per comparison
-    ``adjusted_ratio``, ``ratio_of_medians``, ``ratio_of_means``, ``difference_in_medians``,
-    ``prob_superiority`` (marginal, from simulated cohorts), plus ``median`` and ``mean``
-    per group.  ``residual_df`` is the Student-t residuals' degrees of freedom (None:
-    normal residuals), so the simulated cohorts have the fitted model's residual family.
+
+def population_contrasts(p: dict, study: Study, design: Design, residual_df: float | None = None) -> dict[str, np.ndarray]:
+    """Each group's population median and mean and the comparisons' contrasts, draw by draw.
+
+    A pure function of parameter values, so the posterior (:func:`add_effects`) and the
+    calibration's true values (:mod:`models.calibration`) go through the same code.
+
+    Parameters
+    ----------
+    p : dict
+        ``alpha`` (D, G), ``slope`` (D, G, C), ``sigma`` (D, G) and ``u`` (D, L) or None.
+    study, design
+        The study (reference level, comparisons) and the model's fixed design.
+    residual_df : float or None
+        Student-t residual degrees of freedom (None: normal residuals).
+
+    Returns
+    -------
+    dict
+        ``median``, ``mean`` (D, G) in natural units; per name of :data:`CONTRASTS`
+        (D, P) over the study's comparisons, in file order.
     """
-    post = idata.posterior
     ref = float(study.assumption("reference_level", 1.0))
-    post["effect_percent"] = 100.0 * np.expm1(post["effect"])
-    slope = 100.0 * np.expm1(post["slope"])
-    post["slope_percent"] = slope.where(xr.DataArray(design.defined, dims=("group", "covariate"), coords={"group": post.group, "covariate": post.covariate}))
-    if "category_spread" in post:
-        post["category_spread_percent"] = 100.0 * np.expm1(post["category_spread"])
-
-    p = _post_arrays(post, design)
-    shape = (post.sizes["chain"], post.sizes["draw"])
-    n_draws = shape[0] * shape[1]
-    sub = dataclasses.replace(design, x=design.x[:MARGINAL_REPS], onehot=design.onehot[:MARGINAL_REPS])
-    eps = residual_deviates(sub.reps, sub.n, 0, residual_df)  # fresh deviates, not the likelihood's
-    med = np.empty((n_draws, len(design.groups)))
-    mean = np.empty_like(med)
-    samples: dict[str, list] = {g: [] for g in design.groups}
-    chunk = 250
-    rng = np.random.default_rng(1)
-    keep = 400  # values per group and draw kept for the probability of superiority
-    for start in range(0, n_draws, chunk):
-        idx = np.arange(start, min(start + chunk, n_draws))
-        lev = ref * np.exp(_levels(p, sub, eps, idx))
-        for i, g in enumerate(design.groups):
-            vals = lev[:, :, design.slices[g]].reshape(len(idx), -1)
-            med[idx, i] = np.median(vals, axis=-1)
-            mean[idx, i] = vals.mean(axis=-1)
-            samples[g].append(vals[:, rng.choice(vals.shape[1], size=min(keep, vals.shape[1]), replace=False)])
-    coords = {"chain": post.chain, "draw": post.draw}
-    post["median"] = xr.DataArray(med.reshape(shape + (-1,)), dims=("chain", "draw", "group"), coords={**coords, "group": post.group})
-    post["mean"] = xr.DataArray(mean.reshape(shape + (-1,)), dims=("chain", "draw", "group"), coords={**coords, "group": post.group})
-
-    pairs = [(cid, c.groups[0], c.groups[1]) for cid, c in study.comparisons.items()]
-    if not pairs:
-        return idata
-    out = {k: [] for k in ("adjusted_ratio", "ratio_of_medians", "ratio_of_means", "difference_in_medians", "prob_superiority")}
-    for _, a, b in pairs:
+    pairs = [(c.groups[0], c.groups[1]) for c in study.comparisons.values()]
+    pop = population_estimands(p["alpha"], p["slope"], p.get("u"), p["sigma"], design, residual_nodes(residual_df), pairs)
+    med, mean = ref * np.exp(pop["median_log"]), ref * np.exp(pop["mean_log"])
+    out = {"median": med, "mean": mean, **{k: [] for k in CONTRASTS}}
+    for j, (a, b) in enumerate(pairs):
         ia, ib = design.groups.index(a), design.groups.index(b)
         rc = reference_covariates(design, a, b)
         adj = []
         for g, i in ((a, ia), (b, ib)):
             level = p["alpha"][:, i] + p["slope"][:, i, :] @ rc[g]
-            if p["u"] is not None:
+            if p.get("u") is not None:
                 level = level + p["u"] @ rc[g + ".levels"]
             adj.append(level)
         out["adjusted_ratio"].append(np.exp(adj[0] - adj[1]))
         out["ratio_of_medians"].append(med[:, ia] / med[:, ib])
         out["ratio_of_means"].append(mean[:, ia] / mean[:, ib])
         out["difference_in_medians"].append(med[:, ia] - med[:, ib])
-        sa, sb = np.concatenate(samples[a]), np.sort(np.concatenate(samples[b]), axis=-1)
-        below = np.stack([np.searchsorted(sb[d], sa[d]) for d in range(n_draws)])
-        out["prob_superiority"].append(below.mean(axis=-1) / sb.shape[-1])
-    ccoords = {**coords, "comparison": [c for c, _, _ in pairs]}
-    for name, arrs in out.items():
-        post[name] = xr.DataArray(np.stack(arrs, axis=-1).reshape(shape + (len(pairs),)), dims=("chain", "draw", "comparison"), coords=ccoords)
+        out["prob_superiority"].append(pop["prob_superiority"][:, j])
+    for k in CONTRASTS:
+        out[k] = np.stack(out[k], axis=-1) if pairs else np.zeros((med.shape[0], 0))
+    return out
+
+
+def add_effects(idata: az.InferenceData, study: Study, design: Design, residual_df: float | None = None) -> az.InferenceData:
+    """Add the hierarchical model's estimands to ``idata.posterior`` (in place).
+
+    Adds ``effect_percent`` (covariate), ``slope_percent`` (group, covariate; NaN where a
+    covariate is undefined), ``category_spread_percent``, ``median`` and ``mean`` per group,
+    and per comparison the :data:`CONTRASTS`: marginal ones are exact functionals of each
+    group's population, the model's mixture over every cohort of ``design``
+    (:func:`population_contrasts`).  ``residual_df`` is the Student-t residuals' degrees of
+    freedom (None: normal residuals), represented by the same scale nodes as in the
+    likelihood.
+    """
+    post = idata.posterior
+    post["effect_percent"] = 100.0 * np.expm1(post["effect"])
+    slope = 100.0 * np.expm1(post["slope"])
+    post["slope_percent"] = slope.where(xr.DataArray(design.defined, dims=("group", "covariate"), coords={"group": post.group, "covariate": post.covariate}))
+    if "category_spread" in post:
+        post["category_spread_percent"] = 100.0 * np.expm1(post["category_spread"])
+
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    values = population_contrasts(_post_arrays(post, design), study, design, residual_df)
+    coords = {"chain": post.chain, "draw": post.draw}
+    for name in ("median", "mean"):
+        post[name] = xr.DataArray(values[name].reshape(shape + (-1,)), dims=("chain", "draw", "group"), coords={**coords, "group": post.group})
+    if study.comparisons:
+        ccoords = {**coords, "comparison": list(study.comparisons)}
+        for name in CONTRASTS:
+            post[name] = xr.DataArray(values[name].reshape(shape + (-1,)), dims=("chain", "draw", "comparison"), coords=ccoords)
     return idata
 
 
