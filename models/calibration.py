@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import arviz as az
 import numpy as np
 import pandas as pd
+import xarray as xr
 import pymc as pm
 from scipy import stats as sps
 
@@ -203,17 +204,39 @@ def _hierarchical_tasks(study: Study, priors: dict, family: str, sims: int, seed
     values = pm.draw([model[n] for n in free + shown], draws=sims, random_seed=seed)
     values = dict(zip(free + shown, (np.asarray(v) for v in values)))
     data = simulate_covariate_studies(study, model, values, seed + 1)
+    printed = _printed(study, model, values)
     tasks = []
     for s in range(sims):
         tasks.append(
             {
                 "sim": s,
                 "truth": {n: values[n][s] for n in free},
+                "printed": {k: float(v[s]) for k, v in printed.items()},
                 "data": {k: v[s] for k, v in data.items()},
                 "reported": {g: " ".join(f"{v:g}" for v in np.exp(data[f"log_stats_{g}"][s])) for g in study.group_ids},
             }
         )
     return tasks
+
+
+def _printed(study: Study, model: pm.Model, values) -> dict[str, np.ndarray]:
+    """The covariate model's printed estimands (:func:`models.effects.printed_estimands`)
+    for parameter values with a leading axis over draws (a dict, or a posterior Dataset)."""
+    from .effects import printed_estimands
+
+    def flat(name):
+        v = np.asarray(values[name])
+        return v.reshape((-1,) + v.shape[2:]) if isinstance(values, xr.Dataset) else v
+
+    names = ["alpha", "slope", "sigma", "effect"] + [n for n in ("u", "category_spread") if n in model.named_vars]
+    return printed_estimands({n: flat(n) for n in names}, study, model.design, model.residual_df)
+
+
+def _rank_row(sim: int, label: str, x: np.ndarray, true: float, keep: np.ndarray) -> dict:
+    """Rank of ``true`` among the thinned draws ``x[keep]`` and whether the central 50% and
+    90% intervals of ``x`` cover it."""
+    lo50, hi50, lo90, hi90 = np.quantile(x, [0.25, 0.75, 0.05, 0.95])
+    return {"sim": sim, "parameter": label, "truth": true, "rank": int(np.sum(x[keep] < true)), "in_50": bool(lo50 <= true <= hi50), "in_90": bool(lo90 <= true <= hi90)}
 
 
 def _fit_chunk(setup: dict, tasks: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -252,17 +275,12 @@ def _fit_chunk(setup: dict, tasks: list[dict]) -> tuple[list[dict], list[dict]]:
         for label, var, idx in params:
             x = post[var].values.reshape(total, -1)[:, idx if idx is not None else 0]
             true = float(np.ravel(task["truth"][var])[idx] if idx is not None else task["truth"][var])
-            lo50, hi50, lo90, hi90 = np.quantile(x, [0.25, 0.75, 0.05, 0.95])
-            rank_rows.append(
-                {
-                    "sim": s,
-                    "parameter": label,
-                    "truth": true,
-                    "rank": int(np.sum(x[keep] < true)),
-                    "in_50": bool(lo50 <= true <= hi50),
-                    "in_90": bool(lo90 <= true <= hi90),
-                }
-            )
+            rank_rows.append(_rank_row(s, label, x, true, keep))
+        if task.get("printed"):
+            # what the tables print (population ratios, effects in percent), so an error in
+            # a derived estimand shows up as miscalibration, not only one in the parameters
+            for label, x in _printed(study, model, post).items():
+                rank_rows.append(_rank_row(s, label, x, task["printed"][label], keep))
     return rank_rows, fit_rows
 
 

@@ -32,8 +32,10 @@ def _post_arrays(post: xr.Dataset, design: Design) -> dict[str, np.ndarray]:
         v = post[name].values
         return v.reshape((-1,) + v.shape[2:])
 
-    out = {"alpha": flat("alpha"), "slope": flat("slope"), "sigma": flat("sigma")}
+    out = {"alpha": flat("alpha"), "slope": flat("slope"), "sigma": flat("sigma"), "effect": flat("effect")}
     out["u"] = flat("u") if design.levels else None
+    if "category_spread" in post:
+        out["category_spread"] = flat("category_spread")
     return out
 
 
@@ -96,6 +98,39 @@ def population_contrasts(p: dict, study: Study, design: Design, residual_df: flo
         out["prob_superiority"].append(pop["prob_superiority"][:, j])
     for k in CONTRASTS:
         out[k] = np.stack(out[k], axis=-1) if pairs else np.zeros((med.shape[0], 0))
+    return out
+
+
+def printed_estimands(p: dict, study: Study, design: Design, residual_df: float | None = None) -> dict[str, np.ndarray]:
+    """Every estimand the covariate model prints, as ``label -> (D,)`` arrays.
+
+    Labels are those of the estimand table (``ratio_of_medians[control_vs_ms]``,
+    ``slope_percent[ms, female]``, ...), so calibration can rank what is printed and not only
+    the sampled parameters.
+
+    Parameters
+    ----------
+    p : dict
+        ``alpha``, ``slope``, ``sigma``, ``effect`` and, when the model has them, ``u`` and
+        ``category_spread``, each with a leading axis over draws.
+    study, design, residual_df
+        As :func:`population_contrasts`.
+    """
+    values = population_contrasts(p, study, design, residual_df)
+    out = {}
+    for k, g in enumerate(design.groups):
+        out[f"median[{g}]"] = values["median"][:, k]
+        out[f"mean[{g}]"] = values["mean"][:, k]
+    for j, cid in enumerate(study.comparisons):
+        for name in CONTRASTS:
+            out[f"{name}[{cid}]"] = values[name][:, j]
+    for j, c in enumerate(design.covariates):
+        out[f"effect_percent[{c}]"] = 100.0 * np.expm1(p["effect"][:, j])
+        for k, g in enumerate(design.groups):
+            if design.defined[k, j]:
+                out[f"slope_percent[{g}, {c}]"] = 100.0 * np.expm1(p["slope"][:, k, j])
+    if p.get("category_spread") is not None:
+        out["category_spread_percent"] = 100.0 * np.expm1(p["category_spread"])
     return out
 
 

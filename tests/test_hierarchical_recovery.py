@@ -103,3 +103,25 @@ def test_calibration_parameters_cover_every_element(model):
     assert "effect_z[ms, female]" in labels and "log_sigma[control]" in labels and "intercept" in labels
     label, var, idx = params[labels.index("effect_z[ms, female]")]
     assert var == "effect_z" and idx == 2  # row-major over (group, pooled_covariate)
+
+
+def test_calibration_ranks_the_printed_estimands(model):
+    """SBC ranks the estimands the tables print, with the same labels, computed from the
+    same function for the truth and for the draws (a posterior made of the true values
+    gives the true printed values back)."""
+    import xarray as xr
+
+    from models.calibration import _printed
+
+    study = load_study(STUDY_PATH)
+    truth = {**_truth(model, 2), "effect": np.tile([TRUE_EFFECT[c] for c in COVARIATES], (2, 1)), "category_spread": np.full(2, 0.1)}
+    printed = _printed(study, model, truth)
+    for label in ("ratio_of_medians[control_vs_ms]", "ratio_of_means[control_vs_ms]", "prob_superiority[control_vs_ms]",
+                  "median[control]", "effect_percent[age_decades]", "slope_percent[ms, optic_lesion]", "category_spread_percent"):
+        assert label in printed and printed[label].shape == (2,), label
+    assert "slope_percent[control, optic_lesion]" not in printed  # undefined in the controls
+    np.testing.assert_allclose(printed["effect_percent[age_decades]"], -10.0)
+    post = xr.Dataset({k: (("chain", "draw") + tuple(f"d{k}{i}" for i in range(v.ndim - 1)), v[None]) for k, v in truth.items()})
+    again = _printed(study, model, post)
+    for label, v in printed.items():
+        np.testing.assert_allclose(again[label], v, rtol=1e-12, err_msg=label)
