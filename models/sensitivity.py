@@ -828,12 +828,12 @@ REFIT_SHIFT_SD = 0.5
 def psens_comparison(psens: list[dict] | None, table: pd.DataFrame, default: str = "default") -> pd.DataFrame:
     """``az.psens`` of the default fit next to the spread of the refits, per estimand.
 
-    Columns: psens_prior, psens_likelihood, psens_diagnosis (``prior-data conflict`` when
-    both exceed the threshold, ``strong prior / weak likelihood`` when only the prior does,
-    else ``-``), refit_prior_shift_sd (largest shift of the median over the prior-set
-    scenarios, in default posterior SDs), refit_any_shift_sd (over every one-at-a-time
-    scenario), and ``agree``: whether "prior-sensitive by psens" equals "prior-sensitive by
-    refitting" (shift > 0.5 SD).  When the diagnostic failed (``psens`` is ``[{"error": reason}]``),
+    Columns: psens_prior, psens_likelihood, psens_diagnosis (the label of
+    :func:`models.informativeness.label`, ``-`` without one), refit_prior_shift_sd
+    (largest shift of the median over the prior-set scenarios, in default posterior SDs), refit_any_shift_sd (over every one-at-a-time
+    scenario), and ``agree``: whether "prior-sensitive by psens" (the lower end of its Monte
+    Carlo interval at or above the threshold) equals "prior-sensitive by refitting" (shift >
+    0.5 SD).  When the diagnostic failed (``psens`` is ``[{"error": reason}]``),
     one row whose psens_diagnosis gives the reason.
     """
     cols = ["estimand", "psens_prior", "psens_likelihood", "psens_diagnosis", "default_median", "default_sd", "refit_prior_shift_sd", "refit_prior_scenarios", "refit_any_shift_sd", "agree"]
@@ -849,17 +849,16 @@ def psens_comparison(psens: list[dict] | None, table: pd.DataFrame, default: str
         if key not in p.index:
             continue
         pp, pl = p.loc[key, "psens_prior"], p.loc[key, "psens_likelihood"]
-        diag = "-"
-        if pp >= PSENS_THRESHOLD and pl >= PSENS_THRESHOLD:
-            diag = "prior-data conflict"
-        elif pp >= PSENS_THRESHOLD:
-            diag = "strong prior / weak likelihood"
+        # the label of models.informativeness (Monte Carlo intervals, direction of the shifts)
+        diag = p.loc[key, "label"] if "label" in p.columns and isinstance(p.loc[key, "label"], str) else "-"
+        # prior-sensitive only when the Monte Carlo interval lies above the threshold
+        pp_lo = p.loc[key, "psens_prior_lo"] if "psens_prior_lo" in p.columns else pp
         others = t[(t["estimand"] == key) & (t["kind"] == "one_at_a_time")]
         prior_runs = others[others["changes"].str.fullmatch(r"priors=[^,]+")]
         sd = r["sd"] if r["sd"] > 0 else np.nan
         shift_p = float((prior_runs["median"] - r["median"]).abs().max() / sd) if len(prior_runs) else np.nan
         shift_a = float((others["median"] - r["median"]).abs().max() / sd) if len(others) else np.nan
-        agree = (pp >= PSENS_THRESHOLD) == (shift_p > REFIT_SHIFT_SD) if np.isfinite(shift_p) else None
+        agree = (pp_lo >= PSENS_THRESHOLD) == (shift_p > REFIT_SHIFT_SD) if np.isfinite(shift_p) else None
         rows.append({"estimand": key, "psens_prior": pp, "psens_likelihood": pl, "psens_diagnosis": diag, "default_median": r["median"], "default_sd": r["sd"], "refit_prior_shift_sd": shift_p, "refit_prior_scenarios": ", ".join(prior_runs["scenario"]), "refit_any_shift_sd": shift_a, "agree": agree})
     return pd.DataFrame(rows, columns=cols)
 

@@ -298,11 +298,11 @@ def informativeness_rows(analysis, study, table):
     from models import informativeness as inf
 
     try:
-        ps = inf.psens_table(analysis, study)
+        ps = inf.psens_table(analysis, study, keys=table["estimand"], labels=False)
         return inf.informativeness_table(table, analysis.idata.posterior, inf.prior_estimands(analysis, study), ps)
     except Exception as exc:  # noqa: BLE001
         log(f"warning: informativeness not computed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
-        return pd.DataFrame(columns=["estimand", "contraction", "psens_prior", "psens_likelihood", "label"])
+        return pd.DataFrame(columns=inf.COLUMNS)
 
 
 def print_report(study, table, check_tab, bf, diag, final, timings, info=None) -> None:
@@ -322,8 +322,10 @@ def print_report(study, table, check_tab, bf, diag, final, timings, info=None) -
         print("p (two-sided): predictive p-value, small = the model rarely produces the published value; share >= published: "
               "share of simulated cohorts at or above it; claim holds: share of simulated cohorts in which the claim holds")
         if info is not None and len(info):
-            print("\n== How much each estimand comes from the paper (contraction, power-scaling sensitivity) ==")
-            print(info.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+            from models.informativeness import console_table
+
+            print("\n== How much each estimand comes from the paper (contraction; power-scaling sensitivity and precision shares, 90% Monte Carlo intervals) ==")
+            print(console_table(info).to_string(index=False))
     print(
         f"\nDiagnostics: {diag.divergences} divergences, max R-hat {diag.max_rhat:.4f}, "
         f"min bulk ESS {diag.min_ess_bulk:.0f}, min tail ESS {diag.min_ess_tail:.0f} -> {'OK' if diag.ok else 'FAILED'}"
