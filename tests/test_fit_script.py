@@ -379,10 +379,12 @@ def test_default_model_is_the_hierarchical_one_for_a_study_with_covariates(tmp_p
     """Without --model, a study file that declares covariates gets the covariate model
     (JAX sampler): its result folder, the level-versus-age figure and the informativeness
     table; short chains may fail the ESS gate (exit 3) but nothing else.  Short of the ESS
-    target after 150 draws, the chains continue once, to --max-draws."""
+    target after 150 draws, the chains continue once, to --max-draws.  Each group's
+    population median agrees with the predictive median of its sample median (for an odd
+    group size the two are the same functional of the population)."""
     out = tmp_path / "out"
     proc = run_fit(
-        "--draws", "150", "--max-draws", "300", "--tune", "150", "--chains", "2", "--ppc-draws", "200", "--no-progress", "--out", str(out),
+        "--draws", "150", "--max-draws", "300", "--tune", "150", "--chains", "2", "--ppc-draws", "1000", "--no-progress", "--out", str(out),
         timeout=1800,
     )
     assert proc.returncode in (0, 3), describe(proc)
@@ -397,3 +399,7 @@ def test_default_model_is_the_hierarchical_one_for_a_study_with_covariates(tmp_p
 
     assert az.from_netcdf(folder / "idata.nc").posterior.sizes["draw"] == 300
     assert "150 more (up to 300)" in proc.stderr
+    est = pd.read_csv(folder / "estimands.csv").set_index("estimand")["median"]
+    checks = pd.read_csv(folder / "checks.csv").set_index("key")["predictive_median"]
+    for g in ("control", "ms"):
+        assert abs(est[f"median[{g}]"] / checks[f"{g}.median"] - 1) < 0.015, g
