@@ -319,8 +319,8 @@ def print_report(study, table, check_tab, bf, diag, final, timings, info=None) -
         cols = ["item", "published", "predictive_median", "predictive_low", "predictive_high", "p_two_sided", "share_at_or_above", "share_claim_holds", "verdict"]
         c = check_tab[cols].rename(columns={"p_two_sided": "p (two-sided)", "share_at_or_above": "share >= published", "share_claim_holds": "claim holds"})
         print(c.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-"))
-        print("p (two-sided): predictive p-value, small = the model rarely produces the published value; share >= published: "
-              "share of simulated cohorts at or above it; claim holds: share of simulated cohorts in which the claim holds")
+        print("p (two-sided): predictive p-value, small = the model rarely produces the published value\n"
+              "share >= published: share of simulated cohorts at or above it; claim holds: share of simulated cohorts in which the claim holds")
         if info is not None and len(info):
             from models.informativeness import console_table
 
