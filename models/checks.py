@@ -36,12 +36,6 @@ COLUMNS = (
     "item", "key", "kind", "units", "published", "predictive_median", "predictive_low", "predictive_high",
     "p_two_sided", "share_at_or_above", "share_claim_holds", "verdict",
 )
-#: Plain names of the judged columns, for tables, console output and figures.
-COLUMN_LABELS = {
-    "p_two_sided": "predictive p (two-sided)",
-    "share_at_or_above": "share of simulated cohorts at or above the published value",
-    "share_claim_holds": "share of simulated cohorts in which the claim holds",
-}
 
 
 def verdict(p: float) -> str:

@@ -512,7 +512,8 @@ def section_glance(r: ResultFolder) -> str:
     for cid, comp in s.comparisons.items():
         a, b = (s.groups[g].label for g in comp.groups)
         for k, c in comp.claims.items():
-            stmt = c.text or f"{c.statistic} {c.relation or ''} {'' if c.value is None else f'{c.value:g}'}".strip()
+            shown = c.printed.strip() if c.printed else ("" if c.value is None else f"{c.value:g}")
+            stmt = c.text or f"{c.statistic} {c.relation or ''} {shown}".strip()
             claims.append([f"{a} vs {b}", stmt, c.status, _source_text(s, c.source, c.where) or c.reason or ""])
     for k, c in s.associations.items():
         claims.append([f"association with {c.covariate}", c.text or f"{c.direction}", c.status, _source_text(s, c.source, c.where) or c.reason or ""])
