@@ -56,16 +56,28 @@ def format_p(p: float) -> str:
 def predictive_p_two_sided(sim: np.ndarray, low: float, high: float | None = None) -> float:
     """Two-sided posterior predictive p-value of a published value.
 
-    ``2 * min(P(sim >= low), P(sim <= high))``, capped at 1, over the simulated statistic
-    ``sim``.  For a value read as a point, ``low == high`` (the default) and this is twice
-    the smaller tail share.  For a value read at its printed precision, ``[low, high)`` is
-    the interval of values that print as it (:attr:`models.study.Claim.printed_interval`),
-    and the upper end is open: ``P(sim < high)``.
+    Parameters
+    ----------
+    sim : array
+        The statistic over simulated cohorts.
+    low : float
+        The published value; or, for a value read at its printed precision, the lower end of
+        the interval of values that print as it (:attr:`models.study.Claim.printed_interval`).
+    high : float, optional
+        That interval's (open) upper end; None for a value read as a point.
 
-    Each tail counts the published cell in full, so the p-value of a value read as an
-    interval is at least that of any point inside it: a value printed coarsely is never
-    flagged for its rounding, and as the printed digits grow the p-value becomes the point
-    one.  Small p means the model rarely produces the published value.
+    Returns
+    -------
+    float
+        ``min(1, 2 * min(P(sim >= low), P(sim <= low)))`` for a point and
+        ``min(1, 2 * min(P(sim >= low), P(sim < high)))`` for an interval.  Small means the
+        model rarely produces the published value.
+
+    Notes
+    -----
+    Each tail counts the published interval in full, so an interval's p-value is at least
+    that of any point inside it: a value is never flagged for being printed coarsely, and as
+    the printed digits grow the p-value becomes the point one.
     """
     sim = np.asarray(sim, dtype=float)
     upper = float(np.mean(sim >= low))
