@@ -52,7 +52,9 @@ KNOWN_FIGURES = {
         "Histograms of each published statistic over simulated cohorts, published value as a red line",
         "Posterior predictive checks, one panel per published number: grey, the statistic over cohorts of the "
         "published sizes simulated from the posterior; red, the published value. Look first for red lines far in a tail "
-        "(verdict 'not reproduced' in the panel title): the model cannot produce that number together with the others.",
+        "(verdict 'not reproduced' in the panel title): the model cannot produce that number together with the others. "
+        "Titles give the two-sided predictive p, or for a claim the share of simulated cohorts in which it holds; an exact "
+        "published value is drawn as the band of values that print as it.",
     ),
     "group_values.png": (
         "groups",
