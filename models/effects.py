@@ -32,10 +32,12 @@ def _post_arrays(post: xr.Dataset, design: Design) -> dict[str, np.ndarray]:
         v = post[name].values
         return v.reshape((-1,) + v.shape[2:])
 
-    out = {"alpha": flat("alpha"), "slope": flat("slope"), "sigma": flat("sigma"), "effect": flat("effect")}
+    out = {"alpha": flat("alpha"), "slope": flat("slope"), "sigma": flat("sigma")}
     out["u"] = flat("u") if design.levels else None
-    if "category_spread" in post:
-        out["category_spread"] = flat("category_spread")
+    # hyper-parameters, when the draws have them (simulated cohorts need only the above)
+    for name in ("effect", "category_spread"):
+        if name in post:
+            out[name] = flat(name)
     return out
 
 
