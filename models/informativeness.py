@@ -48,7 +48,7 @@ LOCATION_PSENS_PER_SD = 0.127
 SHIFT_THRESHOLD = PSENS_THRESHOLD / LOCATION_PSENS_PER_SD
 #: Monte Carlo interval: central probability and bootstrap replicates.
 INTERVAL = 0.90
-N_BOOT = 200
+N_BOOT = 100
 #: Free variables that are standard normals of a non-centred parameterisation: part of the
 #: model's structure, so they are never power-scaled.
 NON_CENTRED = ("effect_z", "category_z")
@@ -173,16 +173,13 @@ def psis_weights(log_density: np.ndarray, alpha: float) -> tuple[np.ndarray, np.
     return np.exp(np.asarray(lw)), np.atleast_1d(np.asarray(k, dtype=float))
 
 
-def _cjs(xs: np.ndarray, ws: np.ndarray) -> np.ndarray:
-    """Cumulative Jensen-Shannon distance between sorted draws ``xs`` and the same draws
-    with weights ``ws`` (both (replicate, draw)), as ``arviz.stats.stats._cjs_dist`` per row."""
-    n = xs.shape[1]
-    width = np.diff(xs, axis=1)
-    cdf_p = np.linspace(1.0 / n, 1.0 - 1.0 / n, n - 1)[None, :]
-    cdf_q = np.cumsum(ws / ws.sum(axis=1, keepdims=True), axis=1)[:, :-1]
+def _cjs(width: np.ndarray, cdf_p: np.ndarray, cdf_q: np.ndarray) -> np.ndarray:
+    """Cumulative Jensen-Shannon distance between an unweighted and a weighted ECDF of the
+    same sorted draws (bin widths ``width``; ECDFs at the bins' left ends), per row, as
+    ``arviz.stats.stats._cjs_dist``."""
     p_int, q_int = (cdf_p * width).sum(axis=1), (cdf_q * width).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_p = np.log2(cdf_p)
+        log_p = np.where(cdf_p > 0, np.log2(np.where(cdf_p > 0, cdf_p, 1.0)), 0.0)
         log_q = np.where(cdf_q > 0, np.log2(np.where(cdf_q > 0, cdf_q, 1.0)), 0.0)
         mid = 0.5 * (cdf_p + cdf_q)
         log_m = np.where(mid > 0, np.log2(np.where(mid > 0, mid, 1.0)), 0.0)
@@ -214,12 +211,17 @@ def _interval(v: np.ndarray, floor: float | None = None) -> tuple[float, float]:
 
 
 def _psens(xs: np.ndarray, order: np.ndarray, w_lower: np.ndarray, w_upper: np.ndarray, delta: float = DELTA) -> np.ndarray:
-    """``az.psens`` per replicate from sorted draws and the powers' weights (unsorted)."""
+    """``az.psens`` per replicate from sorted draws ``xs``, their ``order`` and the powers'
+    weights (unsorted, normalised)."""
+    n = xs.shape[1]
+    width = np.diff(xs, axis=1)
+    cdf_p = np.linspace(1.0 / n, 1.0 - 1.0 / n, n - 1)[None, :]
     out = 0.0
     for w in (w_lower, w_upper):
-        ws = np.take_along_axis(w, order, axis=1)
-        # the distance on -x too (the larger counts): the ECDF is not symmetric
-        out = out + np.maximum(_cjs(xs, ws), _cjs(-xs[:, ::-1], ws[:, ::-1]))
+        cdf_q = np.cumsum(np.take_along_axis(w, order, axis=1), axis=1)[:, :-1]
+        # the distance of -x too (the larger counts: the CJS is not symmetric); sorting -x
+        # reverses the bins, which turns both ECDFs into their complements
+        out = out + np.maximum(_cjs(width, cdf_p, cdf_q), _cjs(width, 1.0 - cdf_p, 1.0 - cdf_q))
     return out / (2.0 * np.log2(1.0 + delta))
 
 
