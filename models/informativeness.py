@@ -393,7 +393,8 @@ def psens_table(fit, study, keys=None, n_boot: int = N_BOOT, labels: bool = True
     finally:
         model.rvs_to_initial_values = saved
     api = model_api(fit.model_name)
-    if not all(v in idata.posterior for v in _variables(keys if keys is not None else fit.table["estimand"])):
+    # fit.py's posterior already holds the estimands; keys such as "P(... > 3)" name none
+    if not any(v in idata.posterior for v in _variables(keys if keys is not None else fit.table["estimand"])):
         api.add_estimands(idata, study, fit.family, **_model_kw(api.add_estimands, model))
     keys = list(fit.table["estimand"]) if keys is None else list(keys)
     post = idata.posterior

@@ -68,6 +68,11 @@ def test_source_is_the_likelihood_block_with_the_larger_precision(stats_sd, clai
     assert row["label"] == expected, row["reason"]
 
 
+def test_a_model_without_claims_is_labelled_from_its_statistics():
+    row = labelled(*conjugate(10.0, stats_obs=(1.0, 0.1)))
+    assert np.isnan(row["psens_claims"]) and row["label"] == inf.LABEL_NUMBERS
+
+
 def test_point_values_equal_az_psens_on_the_selected_terms():
     idata, _ = conjugate(0.5, stats_obs=(1.0, 0.5), claim_obs=(0.0, 1.0), extra_z=True)
     ps = inf.sensitivity_table(idata, {"theta": idata.posterior["theta"].values}, n_boot=20).iloc[0]
