@@ -13,9 +13,11 @@ In short:
 * Every sensitivity gets a 90% block-bootstrap interval over the draws (blocks within
   chains, sized from the effective sample size).  A value counts as above or below a
   threshold only when its whole interval is; otherwise the label is "undetermined".
-* A prior-data conflict needs the prior to move the estimand's location by more than the
-  threshold's worth and the likelihood to move it the other way, both beyond Monte Carlo
-  error; the prior term with the largest sensitivity is named as its driver.
+* A prior-data conflict needs an influential prior whose power moves the estimand's mean
+  one way while the likelihood's moves it the other, both beyond Monte Carlo error; the
+  prior term with the largest sensitivity is named as its driver.
+* Where a prior-insensitive estimand comes from: the likelihood block with the larger share
+  of the posterior precision.
 """
 from __future__ import annotations
 
