@@ -64,6 +64,8 @@ def run_sbc(
     chunk: int = 10,
     progress=None,
     model: str = "group",
+    max_rhat: float | None = None,
+    max_extensions: int = 0,
 ) -> SbcResult:
     """Run ``sims`` calibration fits of ``model`` (``"group"`` or ``"hierarchical"``).
 
@@ -90,6 +92,10 @@ def run_sbc(
         Called as ``progress(done, total, elapsed_seconds)`` as fits complete.
     model : str
         Registered model (:data:`models.analysis.MODELS`).
+    max_rhat, max_extensions : float, int
+        A fit whose largest R-hat exceeds ``max_rhat`` has its chains continued by
+        ``draws`` draws, up to ``max_extensions`` times (the same gate as a real fit; the
+        ranks then use all draws).  ``fits`` records the draws per chain each fit used.
     """
     import concurrent.futures as cf
     import multiprocessing as mp
@@ -99,7 +105,15 @@ def run_sbc(
     t0 = time.perf_counter()
     make_tasks = {"group": _group_tasks, "hierarchical": _hierarchical_tasks}[model]
     tasks = make_tasks(study, priors, family, sims, seed)
-    setup = dict(study_path=str(study.path), priors=priors, family=family, seed=seed, draws=draws, tune=tune, chains=chains, model=model)
+    setup = dict(
+        study_path=str(study.path), priors=priors, family=family, seed=seed, draws=draws, tune=tune, chains=chains, model=model,
+        max_rhat=max_rhat, max_extensions=max_extensions,
+    )
+    if model == "group":
+        from .group import build_tables
+
+        # built once here (the gamma family's take about a minute) and sent to the workers
+        setup["tables"] = build_tables(study, family, seed=seed)
     chunks = [tasks[i : i + chunk] for i in range(0, sims, chunk)]
     rank_rows, fit_rows, done = [], [], 0
     ctx = mp.get_context("spawn")  # JAX is not fork-safe
@@ -126,10 +140,22 @@ def _group_tasks(study: Study, priors: dict, family: str, sims: int, seed: int) 
     """Prior draws and simulated reported statistics for the group model."""
     from .group import build_model
 
+    from .group import LOG_CV_BOUNDS
+
     fam = get_family(family)
     model = build_model(study, priors, family=family, seed=seed)
-    prior = pm.draw([model["log_mean"], model["log_cv"], model["mean"], model["cv"]], draws=sims, random_seed=seed)
-    log_mean, log_cv, mean, cv = (np.asarray(a) for a in prior)
+    # the model truncates its CV prior to the likelihood tables' range; pm.draw samples the
+    # untruncated distribution, so draws outside are rejected (about 1e-5 of them under the
+    # default prior) and more are drawn until there are enough
+    draws = []
+    extra = 0
+    while sum(len(d[0]) for d in draws) < sims:
+        prior = pm.draw([model["log_mean"], model["log_cv"], model["mean"], model["cv"]], draws=sims, random_seed=seed + extra)
+        prior = [np.asarray(a) for a in prior]
+        inside = np.all((prior[1] >= LOG_CV_BOUNDS[0]) & (prior[1] <= LOG_CV_BOUNDS[1]), axis=1)
+        draws.append([a[inside] for a in prior])
+        extra += 1
+    log_mean, log_cv, mean, cv = (np.concatenate([d[i] for d in draws])[:sims] for i in range(4))
     rng = np.random.default_rng(seed)
     tasks = []
     for s in range(sims):
@@ -246,7 +272,8 @@ def _fit_chunk(setup: dict, tasks: list[dict]) -> tuple[list[dict], list[dict]]:
 
     api = model_api(setup["model"])
     study = load_study(setup["study_path"])
-    model = api.build_model(study, setup["priors"], family=setup["family"], seed=setup["seed"])
+    extra = {"tables": setup["tables"]} if setup.get("tables") is not None else {}
+    model = api.build_model(study, setup["priors"], family=setup["family"], seed=setup["seed"], **extra)
     params = parameter_names(model)
     data_names = list(tasks[0]["data"])
     runner = CompiledNuts(
@@ -257,12 +284,19 @@ def _fit_chunk(setup: dict, tasks: list[dict]) -> tuple[list[dict], list[dict]]:
         s = task["sim"]
         t = time.perf_counter()
         idata = runner.run(seed=setup["seed"] + 1 + s, data=task["data"])
+        var_names = list(dict.fromkeys(v for _, v, _ in params))
+        summ = az.summary(idata, var_names=var_names, kind="diagnostics")
+        extensions = 0
+        while setup.get("max_rhat") is not None and summ["r_hat"].max() > setup["max_rhat"] and extensions < setup.get("max_extensions", 0):
+            idata = runner.extend()
+            summ = az.summary(idata, var_names=var_names, kind="diagnostics")
+            extensions += 1
         post = idata.posterior
-        summ = az.summary(idata, var_names=list(dict.fromkeys(v for _, v, _ in params)), kind="diagnostics")
         fit_rows.append(
             {
                 "sim": s,
                 "seconds": time.perf_counter() - t,
+                "draws_per_chain": int(post.sizes["draw"]),
                 "divergences": int(idata.sample_stats["diverging"].sum()),
                 "max_rhat": float(summ["r_hat"].max()),
                 "min_ess_bulk": float(summ["ess_bulk"].min()),
@@ -331,4 +365,169 @@ def uniformity(result: SbcResult, alpha: float = 0.01) -> pd.DataFrame:
                 "uniform": bool(chi2.pvalue >= level and (null >= dev).mean() >= level),
             }
         )
+    return pd.DataFrame(rows)
+
+
+# --- sampler-free calibration of the group model's likelihood ------------------------------
+def _grid_cdf(grid: np.ndarray, weights: np.ndarray, x: float) -> float:
+    """CDF at ``x`` of a density given by ``weights`` on the equally spaced cell centres
+    ``grid`` (piecewise uniform within cells)."""
+    h = grid[1] - grid[0]
+    edges = np.concatenate([[grid[0] - h / 2], grid + h / 2])
+    c = np.concatenate([[0.0], np.cumsum(weights)])
+    return float(np.interp(x, edges, c / c[-1]))
+
+
+def _grid_quantiles(grid: np.ndarray, weights: np.ndarray, probs) -> np.ndarray:
+    h = grid[1] - grid[0]
+    edges = np.concatenate([[grid[0] - h / 2], grid + h / 2])
+    c = np.concatenate([[0.0], np.cumsum(weights)])
+    return np.interp(probs, c / c[-1], edges)
+
+
+def group_grid_check(
+    study: Study, priors: dict, family: str, group: str, sims: int, seed: int, reps: int | None = None,
+    coarse: int = 161, fine: int = 81, span: float = 5.0,
+) -> pd.DataFrame:
+    """Calibration of the group model's likelihood without a sampler.
+
+    For each of ``sims`` parameter draws from the (normal) priors of one group, the
+    statistics the study would publish are simulated (:func:`models.simulate.simulate_reported`,
+    rounding included) and the exact posterior of (log_mean, log_cv) under the model's own
+    likelihood table is computed on a grid: a coarse grid over the prior +- ``span`` SDs
+    locates the posterior, a fine grid over where its density is within e^-25 of the mode
+    resolves it.  With a calibrated likelihood the marginal posterior CDFs at the true
+    values (PIT) are uniform.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per simulation: the true ``log_mean`` and ``log_cv``, the true ``mean``
+        (natural units) and ``cv``, and per parameter ``pit_<p>``, ``in50_<p>``, ``in90_<p>``
+        (central posterior intervals).
+    """
+    from .group import DEFAULT_REPS, LOG_CV_BOUNDS, build_tables, group_data, rounding_width
+    from .likelihood import mvn_logp_batch, observed_rounded_log, rounded_table_moments, scale_table_moments_at
+
+    for p in ("log_mean", "log_cv"):
+        if priors[p]["dist"] != "normal":
+            raise ValueError("the grid check needs normal priors")
+    i = study.group_ids.index(group)
+    table = build_tables(study, family, reps or DEFAULT_REPS, seed=20180302)[i]
+    names = group_data(study)[i].names
+    ref = float(study.assumption("reference_level", 1.0))
+    width = rounding_width(study)
+    fam = get_family(family)
+    (mm, sm), (mc, sc) = ((priors[p]["mu"], priors[p]["sigma"]) for p in ("log_mean", "log_cv"))
+    lo_c, hi_c = max(mc - span * sc, LOG_CV_BOUNDS[0]), min(mc + span * sc, LOG_CV_BOUNDS[1])
+
+    def log_post(obs, lm, lc):
+        lm, lc = lm.ravel(), lc.ravel()
+        if width > 0:
+            mu, cov = rounded_table_moments(np, table, lm + np.log(ref / width), lc)
+            x = observed_rounded_log(np, obs, width)
+        else:
+            mu, cov = scale_table_moments_at(table, lm + np.log(ref), lc)
+            x = obs
+        lp = mvn_logp_batch(x, mu, cov + 1e-10 * np.eye(len(names)))
+        lp = lp - 0.5 * ((lm - mm) / sm) ** 2 - 0.5 * ((lc - mc) / sc) ** 2
+        return np.where(np.isfinite(lp), lp, -np.inf)
+
+    rng = np.random.default_rng(seed)
+    gm = np.linspace(mm - span * sm, mm + span * sm, coarse)
+    gc = np.linspace(lo_c, hi_c, coarse)
+    CM, CC = np.meshgrid(gm, gc, indexing="ij")
+    coarse_moments = None
+    rows = []
+    for s in range(sims):
+        lm = rng.normal(mm, sm)
+        lc = rng.normal(mc, sc)
+        while not LOG_CV_BOUNDS[0] <= lc <= LOG_CV_BOUNDS[1]:  # the model's truncated prior
+            lc = rng.normal(mc, sc)
+        from .simulate import simulate_reported
+
+        rep = simulate_reported(study, fam, {g: (ref * np.exp(lm), np.exp(lc)) for g in study.group_ids}, rng)[group]
+        obs = np.log(rep)
+        lp = log_post(obs, CM, CC).reshape(CM.shape)
+        im, ic = np.nonzero(lp > lp.max() - 25.0)
+        fm = np.linspace(gm[max(im.min() - 2, 0)], gm[min(im.max() + 2, coarse - 1)], fine)
+        fc = np.linspace(gc[max(ic.min() - 2, 0)], gc[min(ic.max() + 2, coarse - 1)], fine)
+        FM, FC = np.meshgrid(fm, fc, indexing="ij")
+        lp = log_post(obs, FM, FC).reshape(FM.shape)
+        w = np.exp(lp - lp.max())
+        row = {"sim": s, "log_mean": lm, "log_cv": lc, "mean": ref * np.exp(lm), "cv": np.exp(lc), "reported": " ".join(f"{v:g}" for v in rep)}
+        for name, grid, marg, true in (("log_mean", fm, w.sum(axis=1), lm), ("log_cv", fc, w.sum(axis=0), lc)):
+            row[f"pit_{name}"] = _grid_cdf(grid, marg, true)
+            q05, q25, q75, q95 = _grid_quantiles(grid, marg, [0.05, 0.25, 0.75, 0.95])
+            row[f"in50_{name}"] = bool(q25 <= true <= q75)
+            row[f"in90_{name}"] = bool(q05 <= true <= q95)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+#: Regions of the group model's prior in which calibration is reported separately: the
+#: population mean in rounding units (below 10, reported statistics take few distinct
+#: values) and the CV.
+REGIONS = {
+    "all": lambda mean_units, cv: np.ones(np.shape(cv), bool),
+    "mean < 10 units": lambda mean_units, cv: mean_units < 10,
+    "mean >= 10 units": lambda mean_units, cv: mean_units >= 10,
+    "CV < 1": lambda mean_units, cv: cv < 1,
+    "CV 1-2": lambda mean_units, cv: (cv >= 1) & (cv <= 2),
+    "CV > 2": lambda mean_units, cv: cv > 2,
+}
+
+
+def grid_check_summary(df: pd.DataFrame, width: float) -> pd.DataFrame:
+    """Per region of :data:`REGIONS` and parameter: studies, mean PIT, 50%/90% coverage and
+    the KS p-value of the PITs against the uniform distribution."""
+    units = df["mean"].to_numpy() / (width if width > 0 else 1.0)
+    rows = []
+    for region, rule in REGIONS.items():
+        d = df[rule(units, df["cv"].to_numpy())]
+        for p in ("log_mean", "log_cv"):
+            rows.append(
+                {
+                    "region": region,
+                    "parameter": p,
+                    "sims": len(d),
+                    "pit_mean": float(d[f"pit_{p}"].mean()) if len(d) else np.nan,
+                    "coverage_50": float(d[f"in50_{p}"].mean()) if len(d) else np.nan,
+                    "coverage_90": float(d[f"in90_{p}"].mean()) if len(d) else np.nan,
+                    "ks_p": float(sps.kstest(d[f"pit_{p}"], "uniform").pvalue) if len(d) >= 5 else np.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def coverage_by_region(result: SbcResult, study: Study) -> pd.DataFrame:
+    """SBC coverage of the group model's parameters by region of the prior (:data:`REGIONS`,
+    from the true mean and CV of the parameter's own group): simulations, 50% and 90%
+    interval coverage and the chi-square p of the binned ranks."""
+    ranks = result.ranks.copy()
+    ranks["group"] = ranks["parameter"].str.extract(r"\[(.*)\]")[0]
+    ranks["var"] = ranks["parameter"].str.split("[").str[0]
+    truth = ranks.pivot_table(index=["sim", "group"], columns="var", values="truth").reset_index()
+    ref = float(study.assumption("reference_level", 1.0))
+    width = float(study.assumption("rounding", 0.0) or 0.0) or 1.0
+    truth["units"] = ref * np.exp(truth["log_mean"]) / width
+    truth["cv"] = np.exp(truth["log_cv"])
+    ranks = ranks.merge(truth[["sim", "group", "units", "cv"]], on=["sim", "group"])
+    rows = []
+    for region, rule in REGIONS.items():
+        d = ranks[rule(ranks["units"].to_numpy(), ranks["cv"].to_numpy())]
+        for p in dict.fromkeys(result.ranks["parameter"]):
+            r = d[d["parameter"] == p]
+            counts = np.bincount(r["rank"].to_numpy() * N_BINS // (N_RANK_DRAWS + 1), minlength=N_BINS)
+            rows.append(
+                {
+                    "region": region,
+                    "parameter": p,
+                    "sims": len(r),
+                    "mean_rank_fraction": float(((r["rank"] + 0.5) / (N_RANK_DRAWS + 1)).mean()) if len(r) else np.nan,
+                    "coverage_50": float(r["in_50"].mean()) if len(r) else np.nan,
+                    "coverage_90": float(r["in_90"].mean()) if len(r) else np.nan,
+                    "p_chi2": float(sps.chisquare(counts).pvalue) if len(r) >= 20 else np.nan,
+                }
+            )
     return pd.DataFrame(rows)

@@ -18,14 +18,25 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .families import get_family
-from .likelihood import build_table, mvn_logp, rounding_variance_log, table_moments
+from .likelihood import (
+    CV_RANGE,
+    build_rounded_table,
+    build_table,
+    mvn_logp,
+    observed_rounded_log,
+    rounded_table_moments,
+    table_moments,
+)
 from .priors import prior_variable
-from .simulate import sorted_normals
+from .simulate import sorted_normals, uniform_rounding_errors
 from .study import Study
 
-#: Simulated cohorts per group and likelihood evaluation.  400 keeps the Monte Carlo error of
-#: the estimated covariance small (relative SE of a variance ~ sqrt(2/400) = 7%) at low cost.
-DEFAULT_REPS = 400
+#: Simulated cohorts per group of the likelihood tables.  The tables are built once per
+#: model, so the count costs build time only (lognormal ~2 s, gamma ~40 s per group of 29
+#: at 4000), never sampling time.  With 400 the Monte Carlo error of the moments miscalibrated
+#: the posterior (grid-posterior PIT KS p 1e-4 to 5e-3 over three deviate seeds; 0.42 with
+#: 4000; docs/decisions/group-likelihood-calibration.md).
+DEFAULT_REPS = 4000
 #: What each sampled parameter measures (axis labels of the prior-versus-posterior figure).
 PARAMETER_SCALES = {"log_mean": "log of mean / reference level", "log_cv": "log of the coefficient of variation"}
 #: Fewest simulated cohorts a fit accepts (the scripts' former flat minimum): the covariance
@@ -37,6 +48,14 @@ MIN_REPS = 10
 #: Added to every rounding variance: keeps the covariance positive definite when a study
 #: declares no rounding.
 ROUNDING_FLOOR = 1e-10
+#: Bounds of ``log_cv``: the CV range of the likelihood tables.  The CV prior is truncated
+#: to it (an interval transform; the prior density inside is unchanged up to a constant),
+#: so no draw ever sees a likelihood clamped flat at a table edge.  It removes ~1e-5 of the
+#: default prior's mass and ~2% of the "wide" set's.
+LOG_CV_BOUNDS = (float(np.log(CV_RANGE[0])), float(np.log(CV_RANGE[1])))
+#: Tables already built in this process, keyed by everything they depend on: refits of the
+#: same design (recovery tests, calibration workers) skip the simulation.
+_TABLES: dict[tuple, list] = {}
 
 
 def rounding_width(study: Study) -> float:
@@ -88,12 +107,41 @@ def starting_values(study: Study, ref: float, priors: dict) -> tuple[np.ndarray,
     return np.array(lm), np.array(lc)
 
 
+def build_tables(study: Study, family: str = "lognormal", reps: int = DEFAULT_REPS, seed: int = 20180302) -> list:
+    """The likelihood table of each group of ``study``, in file order.
+
+    With a declared rounding width the tables simulate the rounding
+    (:func:`models.likelihood.build_rounded_table`), otherwise they are scale-family tables
+    (:func:`models.likelihood.build_table`).  Deviates (and rounding errors) come from one
+    stream seeded with ``seed``, group after group.  A table depends only on the design
+    (sizes, reported statistic names, quantile method, rounding), never on reported values.
+    """
+    fam = get_family(family)
+    data = group_data(study)
+    width = rounding_width(study)
+    q_method = int(study.assumption("quantile_method", 7))
+    key = (fam.name, reps, seed, q_method, width > 0, tuple((d.n, d.names) for d in data))
+    if key not in _TABLES:
+        rng = np.random.default_rng(seed)
+        tables = []
+        for d in data:
+            z = sorted_normals(rng, reps, d.n)
+            if width > 0:
+                errors = uniform_rounding_errors(rng, reps, len(d.names))
+                tables.append(build_rounded_table(fam, z, errors, d.names, q_method))
+            else:
+                tables.append(build_table(fam, z, d.names, q_method))
+        _TABLES[key] = tables
+    return _TABLES[key]
+
+
 def build_model(
     study: Study,
     priors: dict,
     family: str = "lognormal",
     reps: int = DEFAULT_REPS,
     seed: int = 20180302,
+    tables: list | None = None,
 ) -> pm.Model:
     """Build the group model for ``study``.
 
@@ -102,26 +150,34 @@ def build_model(
     study : Study
         Validated study; every group with reported statistics enters the likelihood.
     priors : dict
-        Prior set for model ``"group"`` (see :func:`models.priors.get_priors`).
+        Prior set for model ``"group"`` (see :func:`models.priors.get_priors`).  The CV
+        prior is truncated to :data:`LOG_CV_BOUNDS`.
     family : str
         Population family (see :data:`models.families.FAMILIES`).
     reps : int
         Simulated cohorts per group for the synthetic likelihood.
     seed : int
         Seed of the fixed deviates (common random numbers); part of the model definition.
+    tables : list, optional
+        The groups' likelihood tables as :func:`build_tables` returns them for this design,
+        family, ``reps`` and ``seed`` (calibration workers get them from the parent).
 
     Returns
     -------
     pm.Model
         With coords ``group`` and ``statistic_<group>``; observed variables ``stats_<group>``
-        hold the log reported statistics.
+        hold the log reported statistics.  ``model.group_tables`` holds the tables.
     """
-    fam = get_family(family)
+    from pymc.distributions.transforms import Interval
+
+    get_family(family)  # an unknown family fails before any simulation
     data = group_data(study)
     ref = float(study.assumption("reference_level", 1.0))
-    rng = np.random.default_rng(seed)
     width = rounding_width(study)
-    q_method = int(study.assumption("quantile_method", 7))
+    if tables is None:
+        tables = build_tables(study, family, reps, seed)
+    if len(tables) != len(data) or any(t.k != len(d.names) for t, d in zip(tables, data)):
+        raise ValueError("the given likelihood tables do not match the study's groups")
     coords = {"group": study.group_ids}
     for d in data:
         coords[f"statistic_{d.group}"] = list(d.names)
@@ -132,19 +188,27 @@ def build_model(
         # prior's centre, a chain can reach a spurious local mode of the synthetic likelihood
         # at very large CV (seen with the gamma family) and stay there.
         log_mean = prior_variable("log_mean", priors["log_mean"], dims="group", initval=start_mean)
-        log_cv = prior_variable("log_cv", priors["log_cv"], dims="group", initval=start_cv)
+        log_cv = prior_variable(
+            "log_cv", priors["log_cv"], dims="group", initval=np.clip(start_cv, *LOG_CV_BOUNDS), transform=Interval(*LOG_CV_BOUNDS)
+        )
         mean = pm.Deterministic("mean", ref * pt.exp(log_mean), dims="group")
         cv = pm.Deterministic("cv", pt.exp(log_cv), dims="group")
 
-        for i, d in enumerate(data):
-            table = build_table(fam, sorted_normals(rng, reps, d.n), d.names, q_method)
+        for i, (d, table) in enumerate(zip(data, tables)):
+            if width > 0:
 
-            def logp(value, lm, lc, _support, table=table):
-                mu, cov = table_moments(pt, table, lm, lc)
-                # rounding variance from the observed values themselves, so the same graph
-                # serves other data (calibration swaps the data, not the model)
-                extra = rounding_variance_log(pt.exp(value), width) + ROUNDING_FLOOR
-                return mvn_logp(pt, value, mu, cov + pt.diag(extra), k=table.k)
+                def logp(value, lmean, lc, _support, table=table):
+                    # the observed data stay log(reported) (calibration swaps them); the
+                    # rounding scale is computed from them in the graph
+                    obs = observed_rounded_log(pt, value, width)
+                    mu, cov = rounded_table_moments(pt, table, lmean - np.log(width), lc)
+                    return mvn_logp(pt, obs, mu, cov + ROUNDING_FLOOR * pt.eye(table.k), k=table.k)
+
+            else:
+
+                def logp(value, lmean, lc, _support, table=table):
+                    mu, cov = table_moments(pt, table, lmean, lc)
+                    return mvn_logp(pt, value, mu, cov + ROUNDING_FLOOR * pt.eye(table.k), k=table.k)
 
             pm.CustomDist(
                 f"stats_{d.group}",
@@ -156,4 +220,5 @@ def build_model(
                 observed=pm.Data(f"log_stats_{d.group}", np.log(d.observed), dims=f"statistic_{d.group}"),
                 dims=f"statistic_{d.group}",
             )
+    model.group_tables = tables
     return model

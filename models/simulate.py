@@ -17,6 +17,35 @@ def sorted_normals(rng: np.random.Generator, reps: int, n: int) -> np.ndarray:
     return np.sort(rng.standard_normal((reps, n)), axis=-1)
 
 
+def uniform_rounding_errors(rng: np.random.Generator, reps: int, k: int) -> np.ndarray:
+    """``reps`` rows of ``k`` rounding errors, uniform on (-1/2, 1/2) rounding units: the
+    fixed errors that simulate rounding in the likelihood tables (common random numbers,
+    like the deviates)."""
+    return rng.uniform(-0.5, 0.5, size=(reps, k))
+
+
+def dithered_statistics(stats_std, scale, errors):
+    """Statistics in rounding units with simulated rounding: ``scale * stats_std + errors``.
+
+    Parameters
+    ----------
+    stats_std : array (..., reps, k)
+        Statistics of cohorts of a population with mean 1.
+    scale : array broadcastable against (..., 1, 1)
+        Population mean in rounding units (mean / width).
+    errors : array (reps, k)
+        Fixed uniform errors (:func:`uniform_rounding_errors`).
+
+    Returns
+    -------
+    array (..., reps, k)
+        Unrounded statistic plus an independent uniform error of one rounding unit: its
+        density at a lattice point is exactly the probability that the statistic rounds
+        there (see :mod:`models.likelihood`), so it is rounding made continuous.
+    """
+    return scale * stats_std + errors
+
+
 def simulate_group(xp, family: Family, z_sorted, mean, cv):
     """Row-sorted samples of one group.
 

@@ -32,10 +32,16 @@ def parse_args(argv=None):
     p.add_argument("--priors", default="default", help="named prior set (default: %(default)s)")
     p.add_argument("--sims", type=int, default=100, help="simulated studies (default: %(default)s)")
     p.add_argument("--seed", type=int, default=1, help="seed (default: %(default)s)")
-    p.add_argument("--draws", type=int, default=250, help="draws per chain per fit (default: %(default)s)")
-    p.add_argument("--tune", type=int, default=500, help="warm-up per chain per fit (default: %(default)s)")
+    p.add_argument("--draws", type=int, default=None, help="draws per chain per fit (default: group 1000, hierarchical 250)")
+    p.add_argument("--tune", type=int, default=None, help="warm-up per chain per fit (default: group 1000, hierarchical 500)")
     p.add_argument("--chains", type=int, default=4, help="chains per fit (default: %(default)s)")
+    p.add_argument(
+        "--max-rhat", type=float, default=None,
+        help="continue a fit's chains by --draws while its largest R-hat exceeds this (default: group 1.01, the gate of a real fit; hierarchical: never)",
+    )
+    p.add_argument("--max-extensions", type=int, default=3, help="most continuations per fit under --max-rhat (default: %(default)s)")
     p.add_argument("--workers", type=int, default=2, help="worker processes for the fits (default: %(default)s)")
+    p.add_argument("--chunk", type=int, default=25, help="simulated studies per worker process (default: %(default)s)")
     p.add_argument("--alpha", type=float, default=0.01, help="family-wise level of the uniformity tests (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ROOT / "results", help="parent of the result folder (default: results/)")
     a = p.parse_args(argv)
@@ -44,6 +50,11 @@ def parse_args(argv=None):
         a.family = families[0]
     elif a.family not in families:
         p.error(f"--family {a.family} does not apply to the {a.model} model; use one of: {', '.join(families)}")
+    group_model = a.model == "group"
+    a.draws = a.draws if a.draws is not None else (1000 if group_model else 250)
+    a.tune = a.tune if a.tune is not None else (1000 if group_model else 500)
+    if a.max_rhat is None and group_model:
+        a.max_rhat = 1.01
     if a.sims < 10:
         p.error("--sims must be >= 10 for a meaningful uniformity test")
     if a.chains < 2 or a.draws * a.chains < 99:
@@ -73,15 +84,21 @@ def main(argv=None) -> int:
         eta = elapsed / done * (total - done)
         print(f"\rcalibration fits {done}/{total}, {elapsed:.0f} s elapsed, ~{eta:.0f} s left", end="", file=sys.stderr, flush=True)
 
-    res = calibration.run_sbc(study, priors, args.family, args.sims, args.seed, args.draws, args.tune, args.chains, args.workers, progress=progress, model=args.model)
+    res = calibration.run_sbc(
+        study, priors, args.family, args.sims, args.seed, args.draws, args.tune, args.chains, args.workers, chunk=args.chunk,
+        progress=progress, model=args.model, max_rhat=args.max_rhat, max_extensions=args.max_extensions if args.max_rhat else 0,
+    )
     print(file=sys.stderr)
     table = calibration.uniformity(res, args.alpha)
+    regions = calibration.coverage_by_region(res, study) if args.model == "group" else None
     failed_fits = int(((res.fits["divergences"] > 0) | (res.fits["max_rhat"] > 1.01)).sum())
     name = results.result_name(study.id, f"sbc-{args.model}-{args.family}")
     with results.staged_result_dir(args.out, name) as stage:
         res.ranks.to_csv(stage / "ranks.csv", index=False)
         res.fits.to_csv(stage / "fits.csv", index=False)
         table.to_csv(stage / "uniformity.csv", index=False)
+        if regions is not None:
+            regions.to_csv(stage / "coverage_by_region.csv", index=False)
         (stage / "figures").mkdir()
         fig = plots.sbc_ecdf_figure(res.ranks, calibration.ecdf_difference, calibration.ecdf_band(args.sims, 0.99))
         fig.savefig(stage / "figures" / "sbc_ecdf.png", dpi=110)
@@ -96,7 +113,10 @@ def main(argv=None) -> int:
                 priors=priors,
                 seed=args.seed,
                 sims=args.sims,
-                sampler={"draws": args.draws, "tune": args.tune, "chains": args.chains, "workers": args.workers},
+                sampler={
+                    "draws": args.draws, "tune": args.tune, "chains": args.chains, "workers": args.workers,
+                    "max_rhat": args.max_rhat, "max_extensions": args.max_extensions if args.max_rhat else 0,
+                },
                 rank_draws=calibration.N_RANK_DRAWS,
                 alpha=args.alpha,
                 fits_failing_diagnostics=failed_fits,
@@ -105,9 +125,20 @@ def main(argv=None) -> int:
         )
     import pandas as pd
 
-    with pd.option_context("display.width", 160):
+    with pd.option_context("display.width", 160, "display.max_rows", 200):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"\n{args.sims} simulations in {time.perf_counter() - t0:.0f} s; fits failing diagnostics (divergences or R-hat > 1.01): {failed_fits}")
+        if regions is not None:
+            print("\ncoverage by region of the prior (true mean in rounding units, true CV of the parameter's group):")
+            print(regions.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    fits = res.fits
+    print(
+        f"\n{args.sims} simulations in {time.perf_counter() - t0:.0f} s (median {fits['seconds'].median():.1f} s per fit); "
+        f"fits failing diagnostics (divergences or R-hat > 1.01): {failed_fits}; "
+        f"with divergences: {int((fits['divergences'] > 0).sum())}; R-hat > 1.01: {int((fits['max_rhat'] > 1.01).sum())}; "
+        f"largest R-hat {fits['max_rhat'].max():.4f}; smallest bulk ESS {fits['min_ess_bulk'].min():.0f}"
+    )
+    if "draws_per_chain" in fits:
+        print(f"draws per chain used: {fits['draws_per_chain'].value_counts().sort_index().to_dict()}")
     print(f"Results: {Path(args.out) / name}")
     if not table["uniform"].all():
         bad = ", ".join(table.loc[~table["uniform"], "parameter"])
