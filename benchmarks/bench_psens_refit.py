@@ -93,7 +93,7 @@ def main(argv=None) -> int:
                 "refit_shift_sd": (refit_mean - r["posterior_mean"]) / sd, "is_shift_sd": (iw - r["posterior_mean"]) / sd,
                 "is_minus_refit_sd": (iw - refit_mean) / sd,
                 "refit_in_is_interval": bool(r[f"mean_prior_{alpha:g}_lo"] - 1.645 * mcse <= refit_mean <= r[f"mean_prior_{alpha:g}_hi"] + 1.645 * mcse),
-                "refit_diagnostics_ok": refit.diagnostics.ok,
+                "refit_diagnostics_ok": refit.diagnostics.ok, "refit_problems": "; ".join(refit.diagnostics.problems[:3]),
             })
     out = pd.DataFrame(rows)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
