@@ -330,8 +330,8 @@ def label(row: dict) -> tuple[str, str]:
        (named: the prior term with the largest sensitivity).  A prior shift within noise of
        0 and clearly below :data:`SHIFT_THRESHOLD` means the prior sets the width: mostly
        prior/assumption.  Anything in between is undetermined.
-    4. Prior-insensitive: with contraction below :data:`CONTRACTION_ASSUMPTION` the
-       assumptions carry it; otherwise the likelihood block (published statistics or
+    4. Prior-insensitive: with contraction below :data:`CONTRACTION_ASSUMPTION` (when
+       known) the assumptions carry it; otherwise the likelihood block (published statistics or
        claims) with the larger share of the posterior precision, when the interval of the
        difference excludes 0.
     """
@@ -352,7 +352,8 @@ def label(row: dict) -> tuple[str, str]:
         if prior_dir == 0 and max(abs(sp[0]), abs(sp[1])) < SHIFT_THRESHOLD:
             return LABEL_PRIOR, "prior-sensitive; the prior sets the width, not the location"
         return LABEL_UNDETERMINED, f"prior-sensitive; shift by prior {sp[0]:.2f} to {sp[1]:.2f}, by likelihood {sl[0]:.2f} to {sl[1]:.2f} SD"
-    if not g("contraction") >= CONTRACTION_ASSUMPTION:
+    # a missing contraction (no prior draws) does not decide anything
+    if g("contraction") < CONTRACTION_ASSUMPTION:
         return LABEL_PRIOR, f"prior-insensitive but contraction {g('contraction'):.2f} < {CONTRACTION_ASSUMPTION}: the assumptions carry it"
     d = (g("share_stats_minus_claims_lo"), g("share_stats_minus_claims_hi"))
     if not np.isfinite(d[0]):  # one block only (a model without claims)
@@ -371,7 +372,8 @@ def psens_table(fit, study, keys=None, n_boot: int = N_BOOT, labels: bool = True
 
     Computes the ``log_likelihood`` and ``log_prior`` groups on a copy of ``fit.idata``
     unless it has them and adds the model's estimands to it.  ``keys`` (estimand keys like
-    ``"effect_percent[female]"``) default to the rows of ``fit.table``; the bootstrap seed is
+    ``"effect_percent[female]"``) default to the rows of ``fit.table`` (or of the estimand
+    table computed here when the fit has none); the bootstrap seed is
     fixed, so the intervals do not depend on the run's seed beyond its draws.  With
     ``labels`` and prior draws in ``fit.idata``, also ``contraction``, ``label`` and
     ``reason`` (:func:`informativeness_table`).
@@ -395,10 +397,13 @@ def psens_table(fit, study, keys=None, n_boot: int = N_BOOT, labels: bool = True
     finally:
         model.rvs_to_initial_values = saved
     api = model_api(fit.model_name)
+    if keys is None and fit.table is not None:
+        keys = fit.table["estimand"]
     # fit.py's posterior already holds the estimands; keys such as "P(... > 3)" name none
-    if not any(v in idata.posterior for v in _variables(keys if keys is not None else fit.table["estimand"])):
+    if keys is None or not any(v in idata.posterior for v in _variables(keys)):
         api.add_estimands(idata, study, fit.family, **_model_kw(api.add_estimands, model))
-    keys = list(fit.table["estimand"]) if keys is None else list(keys)
+    # a fit straight from the sampler (the sensitivity runner's) has no estimand table yet
+    keys = list(api.estimand_table(idata, study)["estimand"] if keys is None else keys)
     post = idata.posterior
     draws = {}
     for key in keys:
@@ -411,6 +416,10 @@ def psens_table(fit, study, keys=None, n_boot: int = N_BOOT, labels: bool = True
         prior = prior_estimands(fit, study)
         labelled = informativeness_table(pd.DataFrame({"estimand": keys}), post, prior, out)
         out = out.merge(labelled[["estimand", "contraction", "label", "reason"]], on="estimand", how="left")
+    elif labels and len(out):
+        # without prior draws there is no contraction; the label is decided without it
+        out["contraction"] = np.nan
+        out["label"], out["reason"] = zip(*(label(r) for r in out.to_dict("records")))
     return out
 
 
