@@ -638,12 +638,25 @@ def section_informativeness(r: ResultFolder) -> str:
     labels = dict(zip(r.estimands["estimand"], r.estimands["label"]))
     out = [_p("How much of each estimand comes from the published numbers rather than from the priors and the "
               "declared assumptions. Contraction: 1 minus the posterior variance over the prior variance (near 1: the "
-              "data narrowed it; near 0: it is still its prior). Power-scaling sensitivity (az.psens): how much the "
-              "posterior moves when the prior or the likelihood is raised to a power near 1; 0.05 or more counts as "
-              "sensitive. The label combines the two.")]
-    rows = [[labels.get(row["estimand"], row["estimand"]), fmt_number(row["contraction"]), fmt_number(row["psens_prior"]),
-             fmt_number(row["psens_likelihood"]), row["label"]] for _, row in info.iterrows()]
-    out.append(table(["Estimand", "Contraction", "psens prior", "psens likelihood", "Label"], rows,
+              "data narrowed it; near 0: it is still its prior). Power-scaling sensitivity: how much the posterior "
+              "moves when the top-level priors or the likelihood are raised to a power near 1, with a 90% Monte Carlo "
+              "interval; 0.05 or more counts as sensitive, and a label is decided only when the interval lies on one "
+              "side of 0.05 (otherwise it says undetermined). A prior-data conflict names the prior term that drives it.")]
+
+    def with_interval(row, name):
+        value = fmt_number(row[name])
+        lo, hi = row.get(f"{name}_lo"), row.get(f"{name}_hi")
+        if lo is None or pd.isna(lo):
+            return value
+        return f"{value} [{fmt_number(lo)}, {fmt_number(hi)}]"
+
+    def label(row):
+        driver = row.get("driver")
+        return f"{row['label']} ({driver})" if isinstance(driver, str) and driver and row["label"] == "prior-data conflict" else row["label"]
+
+    rows = [[labels.get(row["estimand"], row["estimand"]), fmt_number(row["contraction"]), with_interval(row, "psens_prior"),
+             with_interval(row, "psens_likelihood"), label(row)] for _, row in info.iterrows()]
+    out.append(table(["Estimand", "Contraction", "psens prior [90% MC]", "psens likelihood [90% MC]", "Label"], rows,
                      f"Informativeness ({INFO_FILE})", num_cols={1, 2, 3}))
     return "".join(out)
 

@@ -250,8 +250,12 @@ def test_numbers_equal_estimands_csv(report, fit_result):
 
 
 def test_informativeness_table_equals_its_csv(report, fit_result):
-    """Contraction, power-scaling sensitivity and label of every estimand, as fit.py wrote them."""
+    """Contraction, power-scaling sensitivity with its Monte Carlo interval, and label of
+    every estimand, as fit.py wrote them."""
     from models.report import fmt_number
+
+    def with_interval(row, name):
+        return f"{fmt_number(row[name])} [{fmt_number(row[name + '_lo'])}, {fmt_number(row[name + '_hi'])}]"
 
     info = pd.read_csv(fit_result / "informativeness.csv")
     assert len(info), "the short fit computed no informativeness"
@@ -260,7 +264,8 @@ def test_informativeness_table_equals_its_csv(report, fit_result):
     rows = [r for r in t["rows"] if r]
     assert len(rows) == len(info)
     for r, (_, row) in zip(rows, info.iterrows()):
-        assert r[1:] == [fmt_number(row["contraction"]), fmt_number(row["psens_prior"]), fmt_number(row["psens_likelihood"]), row["label"]]
+        label = f"{row['label']} ({row['driver']})" if row["label"] == "prior-data conflict" else row["label"]
+        assert r[1:] == [fmt_number(row["contraction"]), with_interval(row, "psens_prior"), with_interval(row, "psens_likelihood"), label]
 
 
 def test_covariate_model_figures_have_their_own_captions(tmp_path, fit_result):
