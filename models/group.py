@@ -4,7 +4,8 @@ summary statistic of that group at once through a synthetic likelihood.
 Parameters (per group, dims ``group``):
 
 * ``log_mean`` - log of the population mean relative to the study's ``reference_level``;
-* ``log_cv`` - log of the population coefficient of variation.
+* ``log_cv`` - log of the population coefficient of variation; its prior is truncated to the
+  CV range of the likelihood tables (:data:`LOG_CV_BOUNDS`).
 
 Derived: ``mean`` and ``cv`` in natural units.  Estimands (ratios, superiority, ...) are
 computed from the posterior afterwards by :mod:`models.estimands`, outside the graph.
