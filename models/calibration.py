@@ -283,6 +283,11 @@ def _fit_chunk(setup: dict, tasks: list[dict]) -> tuple[list[dict], list[dict]]:
     for task in tasks:
         s = task["sim"]
         t = time.perf_counter()
+        if setup["model"] == "group":
+            from .group import set_starting_values
+
+            # chains start at this simulated study's moment estimates, as its own fit would
+            set_starting_values(model, study, setup["priors"], task["data"])
         idata = runner.run(seed=setup["seed"] + 1 + s, data=task["data"])
         var_names = list(dict.fromkeys(v for _, v, _ in params))
         summ = az.summary(idata, var_names=var_names, kind="diagnostics")

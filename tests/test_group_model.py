@@ -14,7 +14,7 @@ import pytest
 import yaml
 from scipy import optimize
 
-from models.group import LOG_CV_BOUNDS, build_model
+from models.group import LOG_CV_BOUNDS, START_JITTER, build_model
 from models.likelihood import CV_RANGE
 from models.priors import PRIOR_SETS, PriorError, get_priors
 from models.study import load_study
@@ -56,23 +56,23 @@ def built(request):
 def _interval(log_cv):
     """log CV -> the sampler's unconstrained value of the truncated CV prior."""
     lo, hi = LOG_CV_BOUNDS
-    return np.log(log_cv - lo) - np.log(hi - log_cv)
+    return (hi - lo) / (4 * START_JITTER) * (np.log(log_cv - lo) - np.log(hi - log_cv))
 
 
 def _point(x):
     """Vector (log_mean[2], log_cv[2]) -> model point."""
     x = np.asarray(x, dtype=float)
-    return {"log_mean": x[:2], "log_cv_interval__": _interval(x[2:])}
+    return {"log_mean_scaled__": x[:2] / START_JITTER, "log_cv_scaled_interval__": _interval(x[2:])}
 
 
 def _upoint(u):
     """Unconstrained vector (log_mean[2], transformed log_cv[2]) -> model point."""
     u = np.asarray(u, dtype=float)
-    return {"log_mean": u[:2], "log_cv_interval__": u[2:]}
+    return {"log_mean_scaled__": u[:2], "log_cv_scaled_interval__": u[2:]}
 
 
 def _vector(point):
-    return np.concatenate([point["log_mean"], point["log_cv_interval__"]])
+    return np.concatenate([point["log_mean_scaled__"], point["log_cv_scaled_interval__"]])
 
 
 # --- structure ---------------------------------------------------------------------------------
@@ -121,10 +121,15 @@ def test_cv_prior_is_truncated_to_the_range_of_the_likelihood_tables(built):
     """Beyond the tables the likelihood would be clamped flat; the prior ends there instead."""
     _, model, *_ = built
     transform = model.rvs_to_transforms[model["log_cv"]]
-    assert type(transform).__name__ == "Interval"
-    lo, hi = (float(np.asarray(b.eval() if hasattr(b, "eval") else b)) for b in transform.args_fn(*model["log_cv"].owner.inputs))
+    assert type(transform).__name__ == "ScaledInterval"
+    lo, hi = transform.lower, transform.lower + transform.width
     assert (lo, hi) == pytest.approx((np.log(CV_RANGE[0]), np.log(CV_RANGE[1])))
     assert np.log(CV_RANGE) == pytest.approx(LOG_CV_BOUNDS)
+    # slope START_JITTER at the centre of the range, so the sampler's initial jitter of
+    # U(-1, 1) moves log CV by about 0.1 there, not 2.3 as a plain logit would
+    fwd = pytensor.function([x := pytensor.tensor.dvector()], transform.forward(x))
+    c, h = (lo + hi) / 2, 1e-6
+    assert (fwd(np.array([c + h])) - fwd(np.array([c - h])))[0] / (2 * h) == pytest.approx(1 / START_JITTER, rel=1e-6)
 
 
 def test_given_tables_must_match_the_study(study):
@@ -161,7 +166,7 @@ def test_log_density_peaks_at_the_published_means(built):
     assert 0.1 < cv[0] < 0.4 and 0.25 < cv[1] < 0.7, (family, cv)
     # and the published means are far better than a mean off by a factor of two
     off = res.x.copy()
-    off[0] += np.log(2.0)
+    off[0] += np.log(2.0) / START_JITTER  # unconstrained units
     assert logp(_upoint(res.x)) > logp(_upoint(off)) + 10
 
 
@@ -195,7 +200,7 @@ def test_three_group_study_builds_with_finite_logp(three_group_study):
     assert list(model.coords["group"]) == ["control", "ms", "nmo"]
     assert list(model.coords["statistic_nmo"]) == ["median", "q1", "q3"]
     ip = model.initial_point()
-    assert ip["log_mean"].shape == (3,) and ip["log_cv_interval__"].shape == (3,)
+    assert ip["log_mean_scaled__"].shape == (3,) and ip["log_cv_scaled_interval__"].shape == (3,)
     logps = model.point_logps(ip, **FAST)
     assert set(logps) == {"log_mean", "log_cv", "stats_control", "stats_ms", "stats_nmo"}
     assert all(np.isfinite(v) for v in logps.values()), logps
