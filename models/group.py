@@ -50,7 +50,7 @@ MIN_REPS = 10
 #: declares no rounding.
 ROUNDING_FLOOR = 1e-10
 #: Bounds of ``log_cv``: the CV range of the likelihood tables.  The CV prior is truncated
-#: to it (an interval transform, value name ``log_cv_scaled_interval__``; the prior
+#: to it (an interval transform, value name ``log_cv_scaledinterval__``; the prior
 #: density inside is unchanged up to a constant),
 #: so no draw ever sees a likelihood clamped flat at a table edge.  It removes ~1e-5 of the
 #: default prior's mass and ~2% of the "wide" set's.
@@ -150,7 +150,9 @@ def _transforms():
         the truncation of ``log_cv`` to the tables' range, with slope ``dx/dy = slope`` at the
         centre of the range (a plain logit has 4 / w there, 0.43 for this range)."""
 
-        name = "scaled_interval"
+        # no underscore: PyMC reads the untransformed name as what precedes the last "_" of
+        # the value name, so "scaled_interval" made "log_cv_scaled" (log densities failed)
+        name = "scaledinterval"
 
         def __init__(self, lower: float, upper: float, slope: float):
             self.lower, self.width, self.slope = float(lower), float(upper - lower), float(slope)

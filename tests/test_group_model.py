@@ -62,17 +62,17 @@ def _interval(log_cv):
 def _point(x):
     """Vector (log_mean[2], log_cv[2]) -> model point."""
     x = np.asarray(x, dtype=float)
-    return {"log_mean_scaled__": x[:2] / START_JITTER, "log_cv_scaled_interval__": _interval(x[2:])}
+    return {"log_mean_scaled__": x[:2] / START_JITTER, "log_cv_scaledinterval__": _interval(x[2:])}
 
 
 def _upoint(u):
     """Unconstrained vector (log_mean[2], transformed log_cv[2]) -> model point."""
     u = np.asarray(u, dtype=float)
-    return {"log_mean_scaled__": u[:2], "log_cv_scaled_interval__": u[2:]}
+    return {"log_mean_scaled__": u[:2], "log_cv_scaledinterval__": u[2:]}
 
 
 def _vector(point):
-    return np.concatenate([point["log_mean_scaled__"], point["log_cv_scaled_interval__"]])
+    return np.concatenate([point["log_mean_scaled__"], point["log_cv_scaledinterval__"]])
 
 
 # --- structure ---------------------------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_three_group_study_builds_with_finite_logp(three_group_study):
     assert list(model.coords["group"]) == ["control", "ms", "nmo"]
     assert list(model.coords["statistic_nmo"]) == ["median", "q1", "q3"]
     ip = model.initial_point()
-    assert ip["log_mean_scaled__"].shape == (3,) and ip["log_cv_scaled_interval__"].shape == (3,)
+    assert ip["log_mean_scaled__"].shape == (3,) and ip["log_cv_scaledinterval__"].shape == (3,)
     logps = model.point_logps(ip, **FAST)
     assert set(logps) == {"log_mean", "log_cv", "stats_control", "stats_ms", "stats_nmo"}
     assert all(np.isfinite(v) for v in logps.values()), logps
