@@ -132,6 +132,17 @@ def test_cv_prior_is_truncated_to_the_range_of_the_likelihood_tables(built):
     assert (fwd(np.array([c + h])) - fwd(np.array([c - h])))[0] / (2 * h) == pytest.approx(1 / START_JITTER, rel=1e-6)
 
 
+def test_value_names_give_back_the_parameter_names(built):
+    """PyMC recovers a parameter's name from its value variable's name (log likelihood and
+    log prior groups, power scaling); a transform name with an underscore broke that."""
+    from pymc.util import get_untransformed_name, is_transformed_name
+
+    _, model, *_ = built
+    for rv in model.free_RVs:
+        value = model.rvs_to_values[rv]
+        assert is_transformed_name(value.name) and get_untransformed_name(value.name) == rv.name, value.name
+
+
 def test_given_tables_must_match_the_study(study):
     tables = _built("lognormal")[1].group_tables
     with pytest.raises(ValueError, match="do not match"):
