@@ -3,6 +3,7 @@ never sample and never save (the caller decides where figures go)."""
 from __future__ import annotations
 
 import math
+import textwrap
 
 import arviz as az
 import matplotlib
@@ -274,7 +275,7 @@ def percent_effects_figure(idata: az.InferenceData, study: Study, info=None) -> 
             rows.append((f"{name}: {study.groups[str(g)].label}", x, labels_by_key.get(f"slope_percent[{g}, {c}]", "")))
     if "category_spread_percent" in post:
         rows.append(("spread of subtype effects (1 SD)", post["category_spread_percent"].values.ravel(), labels_by_key.get("category_spread_percent", "")))
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.45 * len(rows)))
+    fig, ax = plt.subplots(figsize=(10, 1.4 + 0.6 * len(rows)))
     for y, (label, x, _) in enumerate(rows):
         lo, hi = az.hdi(x, hdi_prob=0.95)
         q25, q50, q75 = np.quantile(x, [0.25, 0.5, 0.75])
@@ -282,11 +283,13 @@ def percent_effects_figure(idata: az.InferenceData, study: Study, info=None) -> 
         ax.plot([q25, q75], [y, y], color="steelblue", lw=5)
         ax.plot(q50, y, "o", color="white", mec="steelblue", mew=2)
     ax.axvline(0.0, color="k", ls=":", lw=1, label="no effect")
-    ax.set_yticks(range(len(rows)), [f"{r[0]}  [{r[2]}]" if r[2] else r[0] for r in rows], fontsize=8)
+    # the source label on its own wrapped line, so a long one cannot push the axes off the figure
+    ticks = [r[0] + ("\n[" + "\n ".join(textwrap.wrap(r[2], 42)) + "]" if r[2] else "") for r in rows]
+    ax.set_yticks(range(len(rows)), ticks, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel(f"change in {study.analyte.name} (% per unit of each covariate, as labelled)")
+    ax.set_xlabel(f"change in {study.analyte.name}\n(% per unit of each covariate, as labelled)")
     ax.legend(fontsize=8)
-    ax.set_title("Covariate effects: median, 50% and 95% intervals  [informativeness]")
+    ax.set_title("Covariate effects: median, 50% and 95% intervals\n[where each estimate comes from]", fontsize=10)
     fig.tight_layout()
     return fig
 
