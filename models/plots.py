@@ -179,7 +179,8 @@ def sbc_ecdf_figure(ranks: pd.DataFrame, ecdf_difference, band: float) -> plt.Fi
         ax.set_visible(False)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(f"Simulation-based calibration: {ranks['sim'].nunique()} simulated studies")
-    fig.tight_layout()
+    # keep a strip for the title: tight_layout alone let it sit over the first row's titles
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return fig
 
 

@@ -488,3 +488,19 @@ def test_report_reads_checks_written_with_the_old_column_names(tmp_path, study):
     for c in ("p_two_sided", "share_at_or_above", "share_claim_holds"):
         np.testing.assert_allclose(back[c].to_numpy(float), table[c].to_numpy(float))
     assert "ppp" not in back.columns
+
+
+def test_calibration_figure_title_clears_the_panel_titles():
+    """The SBC figure's title sits above every panel's title, never over the first row."""
+    import pandas as pd
+
+    from models import calibration, plots
+
+    rng = np.random.default_rng(0)
+    ranks = pd.DataFrame({"sim": np.tile(np.arange(20), 38), "parameter": np.repeat([f"parameter_{i}[a, b]" for i in range(38)], 20),
+                          "rank": rng.integers(0, calibration.N_RANK_DRAWS + 1, size=760)})
+    fig = plots.sbc_ecdf_figure(ranks, calibration.ecdf_difference, 0.2)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    top = fig._suptitle.get_window_extent(renderer).y0
+    assert all(ax.title.get_window_extent(renderer).y1 <= top for ax in fig.axes if ax.get_title())
