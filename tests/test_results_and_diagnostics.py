@@ -492,8 +492,6 @@ def test_report_reads_checks_written_with_the_old_column_names(tmp_path, study):
 
 def test_calibration_figure_title_clears_the_panel_titles():
     """The SBC figure's title sits above every panel's title, never over the first row."""
-    import pandas as pd
-
     from models import calibration, plots
 
     rng = np.random.default_rng(0)
