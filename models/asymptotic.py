@@ -257,7 +257,7 @@ class FiniteSampleCorrection:
     ``cov = D weight(cv) D`` with ``D`` its own large-sample SDs, i.e. the finite-sample
     behaviour of the residual family at the same CV with the mixture's own sensitivity.
     Without it the sample SD's variance, which grows with the fourth moment, let the scale
-    drift upward (DESIGN, "a measured trap").
+    drift upward (tests/test_asymptotic.py measures it).
     """
 
     grid: np.ndarray

@@ -125,7 +125,7 @@ def predictive_statistics(cohorts: dict[str, np.ndarray], study: Study) -> dict[
             out[f"{g}.{s}"] = sample_statistic(np, x, x.shape[-1], s, q_method)
         if "mean" in rep and "median" in rep:
             # the direction of skew: one family cannot put the mean below the median in one
-            # group and above it in another, so this is checked on its own (DESIGN section 2)
+            # group and above it in another, so this is checked on its own
             out[f"{g}.mean_minus_median"] = out[f"{g}.mean"] - out[f"{g}.median"]
     test = study.assumption("group_test", DEFAULT_GROUP_TEST)
     for cid, comp in study.comparisons.items():

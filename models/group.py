@@ -114,7 +114,7 @@ def starting_values(study: Study, ref: float, priors: dict) -> tuple[np.ndarray,
 #: unconstrained scale, so chains start within about 0.1 of the moment estimates.  With a
 #: jitter of 1 (2.3 for ``log_cv`` under a plain logit interval), chains often started
 #: where the synthetic likelihood is far worse than at the estimates, climbed to a spurious
-#: local mode at large CV and stayed there (SBC 2026-12-05: one chain apart in 13 of 200
+#: local mode at large CV and stayed there (calibration, docs/decisions/group-likelihood-calibration.md: one chain apart in 13 of 200
 #: lognormal and 86 of 200 gamma fits; that mode was 150 log units below the true one in
 #: the case examined).  The scale does not change the posterior, and warm-up adapts the
 #: step size and mass matrix to it.

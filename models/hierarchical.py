@@ -1,5 +1,5 @@
 """The hierarchical covariate model: a regression for every simulated subject, fitted to every
-published number and claim of the study at once (DESIGN section 3).
+published number and claim of the study at once (README, "The hierarchical covariate model").
 
 For subject ``i`` of group ``g`` in a simulated cohort (design from :mod:`models.cohort`)::
 
@@ -62,7 +62,7 @@ FAMILIES = {
 DEFAULT_FAMILY = "normal"
 #: Cohorts of the fixed design (the quadrature of the covariate distribution): reps x N
 #: mixture components per evaluation.  The cost of a gradient grows with it (JAX, one
-#: chain inside a compiled loop: 0.20 ms at 2, 0.30 ms at 5, 2026-11-28); the claims'
+#: chain inside a compiled loop: 0.20 ms at 2, 0.30 ms at 5; benchmarks/README.md); the claims'
 #: between-cohort variance needs at least 2.
 DEFAULT_REPS = 5
 #: Fewest design cohorts: the claims' between-cohort variance needs two.
@@ -74,7 +74,7 @@ _REDUNDANT = {"ratio_of_means": "mean", "ratio_of_medians": "median"}
 #: (summary statistics cannot tell them apart well), and a group whose reported median
 #: exceeds its mean (the Lasemi controls) pulls the posterior towards small residual SDs
 #: with a bimodal population, where the median's density changes fast.  At 0.95 that left
-#: 1-12 divergences in 4 x (1000 + 500) draws for each of 3 seeds (2026-11-28); at 0.99, none
+#: 1-12 divergences in 4 x (1000 + 500) draws for each of 3 seeds; at 0.99, none
 #: for 2 seeds, at 1.4x the leapfrog steps (52 instead of 33-39 per iteration).
 #: (A dense mass matrix did not help: 41 instead of 25 leapfrog steps per iteration.)
 TARGET_ACCEPT = 0.99
@@ -84,7 +84,7 @@ TARGET_ACCEPT = 0.99
 #: leapfrog steps each (a third of all gradients of a default fit).  Capped at 31 steps,
 #: the default fit sampled in 52 s instead of 95 s with the same adapted step sizes
 #: (0.07-0.09), 0 divergences and minimum bulk/tail ESS 1928/1351 instead of 1746/1540
-#: (2026-11-28, warm, one run each).
+#: (warm, one run each; benchmarks/README.md).
 WARMUP_TREE_DEPTH = 5
 #: Warm-up iterations per chain of a default fit (fit.py --tune).  Every warm-up iteration
 #: runs at the WARMUP_TREE_DEPTH cap (31 leapfrog steps), so warm-up costs in proportion to

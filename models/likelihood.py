@@ -5,7 +5,7 @@ distribution is approximated by a multivariate normal on the log scale, with mea
 covariance estimated from ``reps`` cohorts simulated with *fixed* deviates (common random
 numbers), so the log density is a smooth, deterministic function of the parameters.  Unlike
 the textbook asymptotic normal for a sample SD, the covariance is the finite-sample one of the
-assumed family, so it cannot be widened by drifting the scale upward (DESIGN, "a measured trap").
+assumed family, so it cannot be widened by drifting the scale upward.
 
 Scale families make this cheap.  If ``X = mean * X1`` with ``X1`` of mean 1 and the same CV,
 every reported statistic (mean, SD, quantiles, extremes) scales with ``mean``, so on the log

@@ -52,7 +52,7 @@ JAX_CACHE_DIR = os.environ.get("K2_JAX_CACHE", os.path.join(os.path.expanduser("
 
 #: On-disk cache of the log density's graphs after PyTensor's rewrites for JAX
 #: (:class:`CompiledNuts` with ``graph_key``): a warm run of the same model skips
-#: ``model.logp`` and the rewrites (4-6 s for the covariate model, 2026-12-01).  Set
+#: ``model.logp`` and the rewrites (4-6 s for the covariate model).  Set
 #: K2_GRAPH_CACHE to another folder, or to an empty string to disable it.
 GRAPH_CACHE_DIR = os.environ.get("K2_GRAPH_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "k2-reanalysis", "graphs"))
 #: Entries the graph cache keeps (the most recently written).
@@ -227,8 +227,8 @@ def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False, t
 
     # jitted, so that JAX traces the converted graph (about a thousand operations) once and
     # reuses its jaxpr wherever NumPyro evaluates the potential inside the sampler, instead
-    # of tracing it each time: the sampler's tracing took 2.1-2.5 s instead of 4.0 s
-    # (2026-12-01).  XLA inlines the call; the default fit's draws were unchanged.
+    # of tracing it each time: the sampler's tracing took 2.1-2.5 s instead of 4.0 s.
+    # XLA inlines the call; the default fit's draws were unchanged.
     @jax.jit
     def potential(params, data):
         return -sum(jnp.sum(t) for t in terms_fn(*inputs(params, data)))
@@ -436,7 +436,7 @@ class CompiledNuts:
         # Without replaceable inputs the kernel gets the potential itself: NumPyro then skips
         # initialize_model, which traces the model and searches initial points of its own
         # even when they are given (3-4 s of a warm run of the covariate model under a
-        # profiler, 2026-12-02).  Same potential, same random keys.  The two-phase warm-up's
+        # profiler).  Same potential, same random keys.  The two-phase warm-up's
         # kernels are built on the model.
         self._kernel_on_model = bool(self.data_names) or adaptation_target_accept is not None
         if adaptation_target_accept is None:

@@ -115,7 +115,7 @@ def test_quartiles_join_the_joint_covariance():
 
 def test_finite_sample_correction_removes_the_sd_trap():
     """At large log-scale SDs the large-sample moments of the sample SD are far off (the
-    fourth moment explodes: the trap of DESIGN), the corrected ones are not: within 0.05
+    fourth moment explodes: the trap of the textbook asymptotic SD variance), the corrected ones are not: within 0.05
     log units at SD 1.0 and within 0.6 simulated SDs at 1.3, where the uncorrected mean is
     more than 5 SDs off."""
     n = 45
