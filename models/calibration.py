@@ -248,14 +248,10 @@ def _hierarchical_tasks(study: Study, priors: dict, family: str, sims: int, seed
 def _printed(study: Study, model: pm.Model, values) -> dict[str, np.ndarray]:
     """The covariate model's printed estimands (:func:`models.effects.printed_estimands`)
     for parameter values with a leading axis over draws (a dict, or a posterior Dataset)."""
-    from .effects import printed_estimands
+    from .effects import posterior_arrays, printed_estimands
 
-    def flat(name):
-        v = np.asarray(values[name])
-        return v.reshape((-1,) + v.shape[2:]) if isinstance(values, xr.Dataset) else v
-
-    names = ["alpha", "slope", "sigma", "effect"] + [n for n in ("u", "category_spread") if n in model.named_vars]
-    return printed_estimands({n: flat(n) for n in names}, study, model.design, model.residual_df)
+    p = posterior_arrays(values, model.design) if isinstance(values, xr.Dataset) else values
+    return printed_estimands(p, study, model.design, model.residual_df)
 
 
 def _rank_row(sim: int, label: str, x: np.ndarray, true: float, keep: np.ndarray) -> dict:

@@ -26,8 +26,9 @@ LABELS = {
 }
 
 
-def _post_arrays(post: xr.Dataset, design: Design) -> dict[str, np.ndarray]:
-    """Posterior parameters flattened to (draws, ...)."""
+def posterior_arrays(post: xr.Dataset, design: Design) -> dict[str, np.ndarray]:
+    """Posterior parameters flattened to (draws, ...): the input of
+    :func:`population_contrasts` and :func:`printed_estimands`."""
     def flat(name):
         v = post[name].values
         return v.reshape((-1,) + v.shape[2:])
@@ -155,7 +156,7 @@ def add_effects(idata: az.InferenceData, study: Study, design: Design, residual_
         post["category_spread_percent"] = 100.0 * np.expm1(post["category_spread"])
 
     shape = (post.sizes["chain"], post.sizes["draw"])
-    values = population_contrasts(_post_arrays(post, design), study, design, residual_df)
+    values = population_contrasts(posterior_arrays(post, design), study, design, residual_df)
     coords = {"chain": post.chain, "draw": post.draw}
     for name in ("median", "mean"):
         post[name] = xr.DataArray(values[name].reshape(shape + (-1,)), dims=("chain", "draw", "group"), coords={**coords, "group": post.group})
@@ -185,7 +186,7 @@ def simulate_predictive(idata: az.InferenceData, study: Study, design: Design, f
     pick = np.sort(rng.choice(total, size=min(n_draws, total), replace=False))
     fresh = build_design(study, pick.size, seed + 7919)
     eps = residual_deviates(pick.size, fresh.n, seed + 7919, family_df)
-    p = _post_arrays(post, design)
+    p = posterior_arrays(post, design)
     ref = float(study.assumption("reference_level", 1.0))
     # one cohort per draw: draw d uses cohort d of the fresh design
     u = p["u"][pick][:, None, :] if p["u"] is not None else None
@@ -236,7 +237,7 @@ def covariate_view(idata: az.InferenceData, study: Study, design: Design, residu
     jx, js = design.covariates.index(cx), design.covariates.index(cs)
     per_x, per_s = study.covariates[cx].per, study.covariates[cs].per
     ref = float(study.assumption("reference_level", 1.0))
-    p = _post_arrays(idata.posterior, design)
+    p = posterior_arrays(idata.posterior, design)
     rng = np.random.default_rng(seed)
     total = p["alpha"].shape[0]
     pick = rng.choice(total, size=n_cohorts, replace=False)

@@ -41,7 +41,7 @@ import pandas as pd
 from scipy import special
 
 from .cohort import build_design, claim_design, cohort_log_levels, modelled_associations, regression_estimate, residual_deviates
-from .effects import EFFECT_VARS, _post_arrays
+from .effects import EFFECT_VARS, posterior_arrays
 from .group import ROUNDING_FLOOR, rounding_width
 from .hierarchical import comparison_claims
 from .likelihood import rounding_variance_log
@@ -134,7 +134,7 @@ def simulate_joint(study: Study, layout: JointLayout, params: dict, n_cohorts: i
     ----------
     params : dict
         ``alpha`` (D, G), ``slope`` (D, G, C), ``sigma`` (D, G), ``u`` (D, L) or None: posterior
-        draws as :func:`models.effects._post_arrays` returns them.
+        draws as :func:`models.effects.posterior_arrays` returns them.
     n_cohorts : int
         Cohorts per draw.  Every draw sees the same fresh covariates and residual deviates
         (common random numbers), so ``w`` is a smooth function of the parameters and its
@@ -391,7 +391,7 @@ def check_posterior(
         seed on the same draws).
     """
     layout = joint_layout(study)
-    p = _post_arrays(idata.posterior, design)
+    p = posterior_arrays(idata.posterior, design)
     total = p["alpha"].shape[0]
     if pick is None:
         pick = thinned_draws(total, n_draws, seed)

@@ -755,7 +755,7 @@ def section_assumptions(r: ResultFolder) -> str:
     model_rows = [
         ["population family", str(m.get("family")), "chosen with --family; the alternative family is a sensitivity run"],
         ["prior set", str(m.get("prior_set")), "named prior set (models/priors.py): " + json.dumps(m.get("priors"))],
-        ["likelihood", json.dumps(m.get("likelihood")), "published statistics are statistics of an unobserved cohort (README, "The model")"],
+        ["likelihood", json.dumps(m.get("likelihood")), "published statistics are statistics of an unobserved cohort (README, 'The model')"],
     ]
     out.append(table(["Model choice", "Value", "Reason"], model_rows, "Model choices (manifest.json)"))
     return "".join(out)
