@@ -50,8 +50,8 @@ def test_block_states_provenance_and_every_row(result):
     assert "1 divergences, max R-hat 1.0123, min bulk ESS 812, min tail ESS 377 -> FAILED" in md
     assert "| 3.77 | 3.14 to 4.45 | from the published numbers |" in md
     assert "| 0.959 |  |" in md
-    assert "| A: median | 866 | 688 to 907 | 0.20 |  | reproduced |" in md
-    assert "| p_value < 0.001 | 5.00e-13 to 1.00e-11 |  | 1.0 | reproduced |" in md
+    assert "| A: median | 866 | 688 to 907 | 0.196 |  | reproduced |" in md
+    assert "| p_value < 0.001 | 5.00e-13 to 1.00e-11 |  | 1.00 | reproduced |" in md
 
 
 def test_replace_block_keeps_the_rest_and_needs_markers(result):
