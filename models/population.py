@@ -39,10 +39,6 @@ SUPERIORITY_TOL = 1e-4
 BLOCK_VALUES = 2_000_000
 
 
-def _ndtr(z):
-    return special.ndtr(z)
-
-
 def mixture_cdf_log(y, m, s):
     """CDF at log level ``y`` of the equal-weight mixture of ``Normal(m_j, s_j)``.
 
@@ -52,7 +48,7 @@ def mixture_cdf_log(y, m, s):
     m, s : array (D, M)
         Component locations and scales per draw (equal weights).
     """
-    return _ndtr((y[..., :, None] - m[..., None, :]) / s[..., None, :]).mean(axis=-1)
+    return special.ndtr((y[..., :, None] - m[..., None, :]) / s[..., None, :]).mean(axis=-1)
 
 
 def mixture_quantile_log(m: np.ndarray, s: np.ndarray, p) -> np.ndarray:
@@ -124,13 +120,13 @@ def prob_superiority(ma: np.ndarray, sa_nodes: np.ndarray, mb: np.ndarray, sb_no
     scale = np.sqrt(sa_nodes[:, :, None] ** 2 + sb_nodes[:, None, :] ** 2).reshape(ma.shape[0], -1)  # (D, KK)
     rows = max(1, BLOCK_VALUES // max(1, ma.shape[0] * mb.shape[1]))
     if scale.shape[-1] == 1:
-        total = sum(_ndtr((ma[:, i : i + rows, None] - mb[:, None, :]) / scale[:, :, None]).sum(axis=(-1, -2)) for i in range(0, ma.shape[1], rows))
+        total = sum(special.ndtr((ma[:, i : i + rows, None] - mb[:, None, :]) / scale[:, :, None]).sum(axis=(-1, -2)) for i in range(0, ma.shape[1], rows))
         return total / (ma.shape[1] * mb.shape[1])
     lo = ma.min(axis=1) - mb.max(axis=1)
     hi = ma.max(axis=1) - mb.min(axis=1)
     hi = np.where(hi > lo, hi, lo + 1e-12)
     grid = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, SUPERIORITY_GRID)[None, :]
-    h = _ndtr(grid[:, :, None] / scale[:, None, :]).mean(axis=-1)  # (D, grid)
+    h = special.ndtr(grid[:, :, None] / scale[:, None, :]).mean(axis=-1)  # (D, grid)
     total = np.zeros(ma.shape[0])
     for i in range(0, ma.shape[1], rows):
         d = ma[:, i : i + rows, None] - mb[:, None, :]
