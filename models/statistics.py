@@ -13,19 +13,72 @@ import numpy as np
 from scipy import stats as sps
 
 
-def _quantile_sorted(x, n: int, p: float, method: int = 7):
-    """Sample quantile of row-sorted ``x`` (type 7 of Hyndman & Fan 1996, R's default).
+#: Hyndman & Fan (1996) sample quantile types 4-9 as ``h = n p + m(p)`` (1-based
+#: position; the quantile interpolates linearly between the order statistics around ``h``).
+_CONTINUOUS_OFFSET = {
+    4: lambda p: 0.0,
+    5: lambda p: 0.5,
+    6: lambda p: p,
+    7: lambda p: 1.0 - p,
+    8: lambda p: (p + 1.0) / 3.0,
+    9: lambda p: p / 4.0 + 3.0 / 8.0,
+}
+#: Quantile types a study file may declare (assumption ``quantile_method``), with the
+#: software that uses each by default for quartiles and medians.  Sources: Hyndman & Fan
+#: (1996), Am Stat 50:361-365, and each package's documentation (R ``quantile``, SAS
+#: ``PCTLDEF``, Stata ``summarize``/``centile``, SPSS ``EXAMINE``, Minitab, Excel).
+QUANTILE_TYPES = {
+    1: "inverse of the empirical CDF (SAS PCTLDEF=3)",
+    2: "inverse of the empirical CDF, averaged at discontinuities (SAS default PCTLDEF=5; Stata summarize, detail)",
+    3: "nearest even order statistic (SAS PCTLDEF=2)",
+    4: "linear interpolation of the empirical CDF (SAS PCTLDEF=1)",
+    5: "piecewise linear, midpoints of the steps (Hazen)",
+    6: "position (n + 1) p (SPSS, Minitab, Stata centile, Excel QUARTILE.EXC, SAS PCTLDEF=4)",
+    7: "position 1 + (n - 1) p (R and NumPy default, Excel QUARTILE.INC, S-PLUS)",
+    8: "approximately median-unbiased (Hyndman & Fan's recommendation)",
+    9: "approximately unbiased for normal data (Blom)",
+}
 
-    ``n`` is passed explicitly because tensor shapes are symbolic.
+
+def _quantile_sorted(x, n: int, p: float, method: int = 7):
+    """Sample quantile of row-sorted ``x`` by Hyndman & Fan's (1996) type ``method`` (1-9;
+    :data:`QUANTILE_TYPES`).
+
+    ``n`` is passed explicitly because tensor shapes are symbolic; every type picks fixed
+    order statistics for a given ``n`` and ``p``, so the result is a static combination of
+    at most two of them (and differentiable in the sample, as the likelihood needs).
     """
-    if method != 7:
-        raise ValueError(f"quantile method {method} is not implemented; use 7")
-    h = (n - 1) * p
-    lo = int(math.floor(h))
+    if method not in QUANTILE_TYPES:
+        raise ValueError(f"quantile method {method!r} is not a Hyndman-Fan type; use one of 1-9")
+    np_ = n * p
+    if method in (1, 2, 3):
+        j = math.floor(np_)
+        g = np_ - j
+        if method == 1:
+            k = j if g == 0.0 else j + 1
+        elif method == 2:
+            if g == 0.0:
+                a, b = _clip_index(j, n), _clip_index(j + 1, n)
+                return 0.5 * (x[..., a] + x[..., b])
+            k = j + 1
+        else:
+            # Hyndman & Fan's m = -1/2: the nearest order statistic, the even one on a tie
+            j = math.floor(np_ - 0.5)
+            k = j if (np_ - 0.5 - j == 0.0 and j % 2 == 0) else j + 1
+        return x[..., _clip_index(k, n)]
+    h = np_ + _CONTINUOUS_OFFSET[method](p)
+    lo = math.floor(h)
     frac = h - lo
-    if frac == 0.0 or lo + 1 >= n:
-        return x[..., lo]
-    return x[..., lo] + frac * (x[..., lo + 1] - x[..., lo])
+    a, b = _clip_index(lo, n), _clip_index(lo + 1, n)
+    if frac == 0.0 or a == b:
+        return x[..., a]
+    return x[..., a] + frac * (x[..., b] - x[..., a])
+
+
+def _clip_index(k: int, n: int) -> int:
+    """0-based index of the 1-based order statistic ``k``, clamped to the sample (positions
+    below 1 take the minimum and above n the maximum, as every type does)."""
+    return min(max(int(k), 1), n) - 1
 
 
 def sample_statistic(xp, x_sorted, n: int, name: str, quantile_method: int = 7):

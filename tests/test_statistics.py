@@ -105,11 +105,54 @@ def test_unknown_statistic_raises_valueerror_naming_it():
         sample_statistics(np, x, 5, ("mean", "iqr"))
 
 
-def test_unimplemented_quantile_method_raises_valueerror():
+def test_unknown_quantile_type_raises_valueerror():
     x = _sorted_rows(5)
-    for name in ("q1", "q3"):
-        with pytest.raises(ValueError, match="quantile method 6"):
-            sample_statistic(np, x, 5, name, quantile_method=6)
+    for bad in (0, 10, "7"):
+        with pytest.raises(ValueError, match="not a Hyndman-Fan type"):
+            sample_statistic(np, x, 5, "q1", quantile_method=bad)
+
+
+#: NumPy's names of Hyndman & Fan's nine sample quantile types.
+NUMPY_METHOD = {
+    1: "inverted_cdf", 2: "averaged_inverted_cdf", 3: "closest_observation", 4: "interpolated_inverted_cdf",
+    5: "hazen", 6: "weibull", 7: "linear", 8: "median_unbiased", 9: "normal_unbiased",
+}
+
+
+@pytest.mark.parametrize("method", sorted(NUMPY_METHOD))
+def test_every_quantile_type_matches_numpy(method):
+    """Each of the nine types, for odd and even n and for n p on and off whole numbers
+    (ties of the rounding types included), gives NumPy's value of the same type."""
+    rng = np.random.default_rng(method)
+    for n in range(1, 50):
+        x = np.sort(rng.standard_normal((4, n)), axis=-1)
+        for name, p in (("q1", 0.25), ("median", 0.5), ("q3", 0.75)):
+            got = sample_statistic(np, x, n, name, quantile_method=method)
+            np.testing.assert_allclose(got, np.quantile(x, p, axis=-1, method=NUMPY_METHOD[method]), rtol=0, atol=1e-12)
+
+
+def test_quantile_types_differ_where_papers_would_see_it():
+    """SPSS's type 6 and R's type 7 give different quartiles for a small sample; the
+    medians agree (both interpolate the middle order statistics)."""
+    x = np.array([[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]])
+    assert sample_statistic(np, x, 7, "q1", quantile_method=6)[0] == pytest.approx(2.0)
+    assert sample_statistic(np, x, 7, "q1", quantile_method=7)[0] == pytest.approx(3.0)
+    assert sample_statistic(np, x, 7, "median", quantile_method=6)[0] == sample_statistic(np, x, 7, "median", quantile_method=7)[0]
+
+
+def test_quantile_types_run_in_a_pytensor_graph():
+    """The likelihood computes quartiles inside PyTensor graphs: every type gives the NumPy
+    value there too."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    x = _sorted_rows(10)
+    xt = pt.matrix("x")
+    names = ("q1", "median", "q3")
+    # one graph for all types, without C compilation (the indexing is what is tested)
+    f = pytensor.function([xt], [sample_statistics(pt, xt, 10, names, m) for m in NUMPY_METHOD], mode="FAST_COMPILE")
+    for method, got in zip(NUMPY_METHOD, f(x)):
+        np.testing.assert_allclose(got, sample_statistics(np, x, 10, names, method), rtol=1e-12)
 
 
 # --- group tests ---------------------------------------------------------------------------
