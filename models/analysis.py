@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .study import Study
+from .supervisor import phase
 
 #: Model name -> module exporting ``build_model`` and ``DEFAULT_REPS``.
 MODELS: dict[str, str] = {"group": "models.group", "hierarchical": "models.hierarchical"}
@@ -307,6 +308,7 @@ def extend_draws(fit: Analysis, study: Study, max_draws: int, log: Callable[[str
                 f"{fit.idata.posterior.attrs['draws']} draws per chain: {runner.draws} more (up to {max_draws})"
             )
         t = time.perf_counter()
+        phase("extend")
         idata = runner.extend()
         # groups the runner does not make (prior draws) carry over
         idata.add_groups({g: fit.idata[g] for g in fit.idata.groups() if g not in idata.groups()})

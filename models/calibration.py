@@ -100,6 +100,8 @@ def run_sbc(
     import concurrent.futures as cf
     import multiprocessing as mp
 
+    from .supervisor import phase
+
     if draws * chains < N_RANK_DRAWS:
         raise ValueError(f"draws * chains must be >= {N_RANK_DRAWS}")
     t0 = time.perf_counter()
@@ -119,6 +121,7 @@ def run_sbc(
     ctx = mp.get_context("spawn")  # JAX is not fork-safe
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as pool:
         futures = [pool.submit(_fit_chunk, setup, c) for c in chunks]
+        phase("pool")
         try:
             for fut in cf.as_completed(futures):
                 ranks, fits = fut.result()

@@ -36,19 +36,29 @@ def result_name(study_id: str, model: str, when: dt.datetime | None = None) -> s
 def staged_result_dir(parent: Path, name: str):
     """Yield a staging folder; on success rename it to ``parent/name``, on any failure
     (including Ctrl-C) remove it.  The caller knows the final path: ``parent / name``.
+
+    Under a supervisor (:mod:`models.supervisor`) both paths are announced to it first, so
+    that a run it kills (no Python clean-up runs then) leaves nothing behind either.
     """
+    from .supervisor import announce
+
     parent = Path(parent)
+    created = [p for p in (parent, *parent.parents) if not p.exists()]
+    for folder in reversed(created):
+        announce("mkdir", folder)  # removed again, if empty, when the run is stopped
     parent.mkdir(parents=True, exist_ok=True)
     final = parent / name
     if final.exists():
         raise FileExistsError(f"{final} already exists; refusing to overwrite a result")
     staging = parent / f"{STAGING_PREFIX}{name}"
+    announce("staging", staging)
     staging.mkdir()
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    announce("final", final)
     os.replace(staging, final)
 
 

@@ -38,6 +38,8 @@ import arviz as az  # noqa: E402
 import numpy as np  # noqa: E402
 import pymc as pm  # noqa: E402
 
+from .supervisor import phase  # noqa: E402
+
 SAMPLER_NAMES = {
     "vectorized": "numpyro-nuts (vectorised chains, JAX)",
     "parallel": "numpyro-nuts (one XLA device per chain, JAX)",
@@ -490,6 +492,7 @@ class CompiledNuts:
         init = {k: (init[k] if self.chains > 1 else init[k][0]) for k in self._names}
         self._mcmc.post_warmup_state = None
         self._warmup = {}
+        phase("compile")  # tracing and XLA compilation, then sampling, inside NumPyro's run
         if self._adapt_mcmc is None:
             self._mcmc.run(jax.random.PRNGKey(seed), *self._run_args(data), init_params=init, extra_fields=_EXTRA_FIELDS)
         else:
@@ -671,6 +674,7 @@ def sample_nuts(
         # the step carries target_accept; pm.sample rejects step options it does not use
         initvals, step = step_factory(chains, seed, target_accept)
         extra, cores = {"step": step, "initvals": initvals}, 1
+    phase("sample")
     t0 = time.perf_counter()
     try:
         idata = pm.sample(

@@ -39,6 +39,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from .study import STATISTICS, StrictModel, Study, _first_error, _one_line, _StudyLoader
+from .supervisor import phase
 
 #: Statistics kept by each ``statistics`` subset (None: all the study reports).
 STATISTIC_SUBSETS: dict[str, tuple[str, ...] | None] = {
@@ -637,6 +638,7 @@ def _run_pool(tasks: list[dict], record, workers: int) -> None:
     pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)) or 1, mp_context=ctx, initializer=_worker_init)
     try:
         futures = [pool.submit(run_task, t) for t in tasks]
+        phase("pool")
         for fut in cf.as_completed(futures):
             record(fut.result())
     except BaseException:

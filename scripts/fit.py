@@ -20,17 +20,18 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from models.results import progress_logger  # noqa: E402 (stdlib only: keeps --help fast)
+from models.supervisor import announce, phase  # noqa: E402 (stdlib only)
 
 log = progress_logger(T_START)
-STATE: dict = {"written": None}  # the result folder once it is complete, for the Ctrl-C message
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_DIAGNOSTICS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from models.analysis import MODELS
-    from models.families import FAMILIES
+    # the models' facts are read from their source: importing them imports PyMC (seconds)
+    from models.model_facts import model_facts
     from models.priors import PRIOR_SETS
 
+    facts, targets = model_facts()
     p = argparse.ArgumentParser(
         prog="fit.py",
         description=__doc__.split("\n\n")[0],
@@ -40,46 +41,42 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="study file (YAML); default: %(default)s")
     p.add_argument(
         "--model",
-        choices=list(MODELS),
+        choices=list(facts),
         default=None,
         help="model to fit (default: hierarchical when the study file declares covariates, else group)",
     )
-    from models.hierarchical import FAMILIES as RESIDUAL_FAMILIES
-
+    group_families = facts["group"].families
+    residual_families = facts["hierarchical"].families
     p.add_argument(
         "--family",
-        choices=list(FAMILIES) + list(RESIDUAL_FAMILIES),
+        choices=list(group_families) + list(residual_families),
         default=None,
         help="group model: population distribution of each group ("
-        + "; ".join(f.description for f in FAMILIES.values())
+        + "; ".join(group_families.values())
         + "); hierarchical model: "
-        + "; ".join(f"{k}: {v}" for k, v in RESIDUAL_FAMILIES.items())
+        + "; ".join(f"{k}: {v}" for k, v in residual_families.items())
         + " (default: lognormal / normal)",
     )
     prior_names = sorted({n for sets in PRIOR_SETS.values() for n in sets})
     p.add_argument("--priors", default="default", choices=prior_names, help="named prior set (default: %(default)s; skeptical and enthusiastic: hierarchical model)")
-    from models.analysis import model_api
-    from models.diagnostics import MAX_RHAT, TARGET_ESS
-
-    apis = {m: model_api(m) for m in MODELS}
     p.add_argument(
         "--draws", type=int, default=None,
-        help=f"kept draws per chain (default: the model's: {', '.join(f'{m} {a.default_draws}' for m, a in apis.items())})",
+        help=f"kept draws per chain (default: the model's: {', '.join(f'{m} {a.default_draws}' for m, a in facts.items())})",
     )
-    extending = {m: a for m, a in apis.items() if a.extends}
+    extending = {m: a for m, a in facts.items() if a.extends}
     p.add_argument(
         "--max-draws", type=int, default=None,
         help=f"{', '.join(extending)} model: continue the chains by another --draws draws each while an estimand's bulk or "
-        f"tail ESS is below {TARGET_ESS} or its R-hat above {MAX_RHAT}, up to this many per chain (default: "
+        f"tail ESS is below {targets['TARGET_ESS']} or its R-hat above {targets['MAX_RHAT']}, up to this many per chain (default: "
         f"{', '.join(str(a.max_draws) for a in extending.values())}; equal to --draws for exactly --draws)",
     )
     p.add_argument(
         "--tune", type=int, default=None,
-        help=f"warm-up iterations per chain (default: the model's: {', '.join(f'{m} {a.default_tune}' for m, a in apis.items())})",
+        help=f"warm-up iterations per chain (default: the model's: {', '.join(f'{m} {a.default_tune}' for m, a in facts.items())})",
     )
     p.add_argument("--chains", type=int, default=4, help="number of chains (default: %(default)s)")
     p.add_argument("--seed", type=int, default=20180302, help="random seed of the whole run (default: %(default)s)")
-    reps_help = "; ".join(f"{m} model {a.default_reps}, at least {a.min_reps}" for m, a in apis.items())
+    reps_help = "; ".join(f"{m} model {a.default_reps}, at least {a.min_reps}" for m, a in facts.items())
     p.add_argument("--reps", type=int, default=None, help=f"simulated cohorts per likelihood evaluation (default: the model's: {reps_help})")
     p.add_argument("--ppc-draws", type=int, default=2000, help="posterior draws used for predictive checks (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ROOT / "results", help="parent folder of the result folder (default: results/)")
@@ -118,7 +115,11 @@ def _unwritable(path: Path) -> str | None:
 
 
 def main(argv=None) -> int:
+    """Fit and write the result folder in this process; returns the exit code.  From the
+    command line it runs in a child process supervised by :func:`models.supervisor.run`,
+    which makes Ctrl-C stop it at once."""
     args = parse_args(argv)
+    phase("setup")
     from models.study import StudyError, load_study
 
     try:
@@ -136,8 +137,6 @@ def main(argv=None) -> int:
 def fit(args: argparse.Namespace, study, figure_pool) -> int:
     """Everything after the study file is read: fit, check, write the result folder (figures
     by ``figure_pool``), print the report; returns the exit code."""
-    import shutil
-
     import pytensor
 
     from models import evidence, results
@@ -204,9 +203,11 @@ def fit(args: argparse.Namespace, study, figure_pool) -> int:
         t_figures = time.perf_counter()
         for fname, builder, fargs in figure_jobs(idata, study, pstats, check_tab, info, view, free, api):
             figure_pool.submit(fname, builder, *fargs, folder=figdir)
+        phase("figures")
         # the tables are written while the workers draw
         t = time.perf_counter()
         idata.to_netcdf(stage / "idata.nc")
+        phase("write")
         summary.to_csv(stage / "summary.csv")
         table.to_csv(stage / "estimands.csv", index=False)
         check_tab.to_csv(stage / "checks.csv", index=False)
@@ -234,17 +235,14 @@ def fit(args: argparse.Namespace, study, figure_pool) -> int:
         )
         results.write_json(stage / "manifest.json", manifest)
     final = Path(args.out) / name
-    STATE["written"] = final
-    if args.publish_figures:
-        args.publish_figures.mkdir(parents=True, exist_ok=True)
-        for f in figure_names:
-            shutil.copy2(final / "figures" / f, args.publish_figures / f)
-
+    phase("final")
     if args.report:
         from models.report import write_report
 
         log(f"report: {write_report(final)}")
     print_report(study, table, check_tab, bf, diag, final, timings, info)
+    if args.publish_figures:
+        publish(final / "figures", figure_names, args.publish_figures)
     if not diag.ok:
         print("\n" + "!" * 78, file=sys.stderr)
         print("SAMPLER DIAGNOSTICS FAILED - do not trust these results:", file=sys.stderr)
@@ -254,6 +252,25 @@ def fit(args: argparse.Namespace, study, figure_pool) -> int:
         print("!" * 78, file=sys.stderr)
         return EXIT_DIAGNOSTICS
     return EXIT_OK
+
+
+def publish(figdir: Path, names: list[str], dest: Path) -> None:
+    """Copy the figures ``names`` of ``figdir`` to ``dest``: all are copied under temporary
+    names first (announced to the supervisor, which removes them if the run is stopped),
+    then renamed over the published ones, so a stopped run leaves no half-copied figure."""
+    import shutil
+
+    for folder in reversed([p for p in (dest, *dest.parents) if not p.exists()]):
+        announce("mkdir", folder)
+    dest.mkdir(parents=True, exist_ok=True)
+    staged = []
+    for f in names:
+        tmp = dest / f".incomplete-{f}"
+        announce("staging", tmp)
+        shutil.copy2(figdir / f, tmp)
+        staged.append((tmp, dest / f))
+    for tmp, target in staged:
+        os.replace(tmp, target)
 
 
 def figure_jobs(idata, study, pstats, check_tab, info, view, free, api) -> list[tuple[str, str, tuple]]:
@@ -334,11 +351,6 @@ def print_report(study, table, check_tab, bf, diag, final, timings, info=None) -
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        if STATE["written"]:
-            print(f"interrupted after the results were complete: {STATE['written']}", file=sys.stderr)
-        else:
-            print("interrupted: no result folder was written", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+    from models.supervisor import run
+
+    sys.exit(run(main, parse_args))

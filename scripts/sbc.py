@@ -71,7 +71,13 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    """Run the calibration and write the result folder in this process; returns the exit
+    code.  From the command line it runs in a child process supervised by
+    :func:`models.supervisor.run`, which makes Ctrl-C stop it and its workers at once."""
     args = parse_args(argv)
+    from models.supervisor import phase
+
+    phase("setup")
     from models.priors import PriorError, get_priors
     from models.study import StudyError, load_study
 
@@ -113,6 +119,7 @@ def main(argv=None) -> int:
     name = results.result_name(study.id, f"sbc-{args.model}-{args.family}")
     with results.staged_result_dir(args.out, name) as stage:
         res.ranks.to_csv(stage / "ranks.csv", index=False)
+        phase("write")
         res.fits.to_csv(stage / "fits.csv", index=False)
         table.to_csv(stage / "uniformity.csv", index=False)
         if regions is not None:
@@ -167,8 +174,6 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("\ninterrupted: no result folder was written", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+    from models.supervisor import run
+
+    sys.exit(run(main, parse_args))

@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from models.results import file_sha256, progress_logger  # noqa: E402 (stdlib only: keeps --help fast)
+from models.supervisor import phase  # noqa: E402 (stdlib only)
 
 log = progress_logger(T_START)
 
@@ -55,7 +56,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
+    """Run the grid and write the result folder in this process; returns the exit code.  From
+    the command line it runs in a child process supervised by :func:`models.supervisor.run`,
+    which makes Ctrl-C stop it and its workers at once."""
     args = parse_args(argv)
+    phase("setup")
     from models import sensitivity as sens
     from models.study import StudyError, load_study
 
@@ -113,6 +118,7 @@ def main(argv=None) -> int:
             failed=failed,
             timings_seconds={k: round(v, 3) for k, v in timings.items()},
         )
+        phase("write")
         tables = sens.write_outputs(stage, specs, results, study, manifest)
     final = Path(args.out) / name
     log(f"wrote {final} ({time.perf_counter() - t:.1f} s)")
@@ -143,8 +149,6 @@ def print_report(tables, specs, final, timings, failed) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted: no result folder was written", file=sys.stderr)
-        sys.exit(130)
+    from models.supervisor import run
+
+    sys.exit(run(main, parse_args))
