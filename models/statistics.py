@@ -126,6 +126,12 @@ def sample_statistics(xp, x_sorted, n: int, names, quantile_method: int = 7):
     return xp.stack([sample_statistic(xp, x_sorted, n, s, quantile_method) for s in names], axis=-1)
 
 
+#: Two-group tests whose p-values the toolkit can simulate (study assumption ``group_test``).
+GROUP_TESTS = {
+    "mann_whitney": "Mann-Whitney U (Wilcoxon rank-sum), two-sided, normal approximation",
+    "welch_t": "Welch's t test (unequal variances), two-sided",
+    "student_t": "Student's t test (pooled variance), two-sided",
+}
 #: The group test assumed when a study file does not declare ``group_test``.
 DEFAULT_GROUP_TEST = "mann_whitney"
 
@@ -146,4 +152,4 @@ def group_test_pvalue(a: np.ndarray, b: np.ndarray, test: str) -> np.ndarray:
         return sps.ttest_ind(a, b, axis=-1, equal_var=False).pvalue
     if test == "student_t":
         return sps.ttest_ind(a, b, axis=-1, equal_var=True).pvalue
-    raise ValueError(f"unknown group test {test!r}; use mann_whitney, welch_t or student_t")
+    raise ValueError(f"unknown group test {test!r}; use one of {', '.join(GROUP_TESTS)}")

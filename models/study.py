@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 from pydantic_core import PydanticCustomError
+
+from .statistics import GROUP_TESTS, QUANTILE_TYPES
 
 #: Summary statistics a group may report, in the order they are used everywhere.
 STATISTICS = ("mean", "sd", "median", "q1", "q3", "min", "max")
@@ -174,6 +176,10 @@ class Claim(StrictModel):
     """
 
     statistic: str = Field(min_length=1)
+    #: Name of an assumption whose value is ``statistic``, for a claim that does not say which
+    #: statistic it is (e.g. "three-fold": a ratio of means or of medians); the sensitivity
+    #: runs then vary the reading with the assumption's ``vary`` values.
+    statistic_from: str | None = None
     relation: Literal["<", ">", "=", "~"] | None = None
     value: float | None = Field(default=None, strict=True)
     printed: str | None = None
@@ -184,6 +190,15 @@ class Claim(StrictModel):
     where: str | None = None
     reason: str | None = None
     text: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _derived_statistic_not_dumped(self, handler):
+        # a statistic read from an assumption is not part of the file: dumping it would make
+        # a re-validated copy with another assumption value keep the old statistic
+        out = handler(self)
+        if self.statistic_from is not None:
+            out.pop("statistic", None)
+        return out
 
     @model_validator(mode="after")
     def _complete(self) -> "Claim":
@@ -334,6 +349,58 @@ class Assumption(StrictModel):
     vary: list[Any] | None = None
 
 
+def _positive_number(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or not math.isfinite(v):
+        return f"must be a number > 0, not {v!r}"
+    return None
+
+
+def _rounding_width(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or not math.isfinite(v):
+        return f"must be a number >= 0 (0: no rounding), not {v!r}"
+    return None
+
+
+def _quantile_type(v: Any) -> str | None:
+    if isinstance(v, bool) or v not in QUANTILE_TYPES or not isinstance(v, int):
+        return f"must be a Hyndman-Fan sample quantile type 1-9, not {v!r} (SPSS, Minitab: 6; R, NumPy: 7; SAS, Stata summarize: 2)"
+    return None
+
+
+def _group_test(v: Any) -> str | None:
+    if v not in GROUP_TESTS:
+        return f"unknown group test {v!r}; use one of {', '.join(GROUP_TESTS)}{_suggestion(v, GROUP_TESTS)}"
+    return None
+
+
+#: Assumptions the toolkit reads by name: meaning, default (used when the file does not
+#: declare it) and the check of a declared value (and of each ``vary`` value) at load.
+TOOLKIT_ASSUMPTIONS: dict[str, tuple[str, Any, Any]] = {
+    "reference_level": (
+        "level the log scale is relative to (the analyte's units); priors on group levels are stated relative to it",
+        1.0,
+        _positive_number,
+    ),
+    "rounding": ("width to which the published statistics were rounded (0: not rounded)", 0.0, _rounding_width),
+    "quantile_method": (
+        "Hyndman-Fan type of the published medians and quartiles: " + "; ".join(f"{k}: {v}" for k, v in QUANTILE_TYPES.items()),
+        7,
+        _quantile_type,
+    ),
+    "group_test": (
+        "test behind a published two-group p-value: " + "; ".join(f"{k}: {v}" for k, v in GROUP_TESTS.items()),
+        "mann_whitney",
+        _group_test,
+    ),
+}
+#: Claim statistics an assumption named by ``statistic_from`` may select.
+CLAIM_STATISTICS = {
+    "p_value": "two-sided p-value of the group test (assumption group_test)",
+    "ratio_of_means": "ratio of the two groups' sample means",
+    "ratio_of_medians": "ratio of the two groups' sample medians",
+}
+
+
 class Analyte(StrictModel):
     name: str = Field(min_length=1)
     units: str = Field(min_length=1)
@@ -364,6 +431,25 @@ class Study(StrictModel):
     # filled in by load_study, not part of the file
     path: Path | None = Field(default=None, exclude=True)
     sha256: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _statistics_from_assumptions(cls, data: Any) -> Any:
+        """Fill in ``statistic`` of each comparison claim that reads it from an assumption."""
+        if not isinstance(data, dict) or not isinstance(data.get("comparisons"), dict):
+            return data
+        assumptions = data.get("assumptions") if isinstance(data.get("assumptions"), dict) else {}
+        data = dict(data)
+        comparisons = {}
+        for cid, comp in data["comparisons"].items():
+            if isinstance(comp, dict) and isinstance(comp.get("claims"), dict):
+                comp = {**comp, "claims": dict(comp["claims"])}
+                for k, claim in comp["claims"].items():
+                    if isinstance(claim, dict) and claim.get("statistic_from") is not None:
+                        comp["claims"][k] = _claim_statistic(f"comparisons.{cid}.claims.{k}", claim, assumptions)
+            comparisons[cid] = comp
+        data["comparisons"] = comparisons
+        return data
 
     @field_validator("reference")
     @classmethod
@@ -404,7 +490,38 @@ class Study(StrictModel):
             check_source(f"associations.{a}", assoc.source)
         self._check_covariates()
         self._check_association_assumptions()
+        self._check_toolkit_assumptions()
+        self._check_assumptions_used()
         return self
+
+    def _check_toolkit_assumptions(self) -> None:
+        for name, (_, _, check) in TOOLKIT_ASSUMPTIONS.items():
+            if name not in self.assumptions:
+                continue
+            a = self.assumptions[name]
+            for i, value in enumerate([a.value] + list(a.vary or [])):
+                problem = check(value)
+                if problem:
+                    raise _rule_error(f"assumptions.{name}." + ("value" if i == 0 else f"vary.{i - 1}"), problem)
+
+    def _check_assumptions_used(self) -> None:
+        """Every declared assumption is read: by the toolkit (:data:`TOOLKIT_ASSUMPTIONS`) or
+        through a field naming it.  One that nothing reads would look like part of the
+        analysis, and its ``vary`` values like sensitivity scenarios, while changing nothing."""
+        used = set(TOOLKIT_ASSUMPTIONS)
+        used.update(c.assumption for c in self.covariates.values() if c.assumption)
+        for assoc in self.associations.values():
+            used.update(x for x in (assoc.subjects, assoc.tolerance, assoc.alpha) if x)
+        for comp in self.comparisons.values():
+            used.update(cl.statistic_from for cl in comp.claims.values() if cl.statistic_from)
+        for name in self.assumptions:
+            if name not in used:
+                raise _rule_error(
+                    f"assumptions.{name}",
+                    "no field of the study file reads it (name it from a covariate's 'assumption', an association's "
+                    "'subjects'/'tolerance'/'alpha' or a claim's 'statistic_from', or remove it; toolkit assumptions: "
+                    f"{', '.join(TOOLKIT_ASSUMPTIONS)}){_suggestion(name, TOOLKIT_ASSUMPTIONS)}",
+                )
 
     def _assumption_ref(self, field: str, name: str):
         if name not in self.assumptions:
@@ -501,6 +618,63 @@ class Study(StrictModel):
         return default if a is None or a.value is None else a.value
 
 
+def _claim_statistic(where: str, claim: dict, assumptions: dict) -> dict:
+    """A raw claim with ``statistic`` filled in from the assumption ``statistic_from`` names."""
+    name = claim["statistic_from"]
+    if "statistic" in claim:
+        raise _rule_error(f"{where}.statistic", "give 'statistic' or 'statistic_from' (an assumption naming it), not both")
+    a = assumptions.get(name) if isinstance(name, str) else None
+    if not isinstance(a, dict):
+        known = ", ".join(sorted(assumptions)) or "none declared"
+        raise _rule_error(f"{where}.statistic_from", f"{name!r} is not a key of 'assumptions' (known: {known})")
+    for i, value in enumerate([a.get("value")] + list(a.get("vary") or [])):
+        if value not in CLAIM_STATISTICS:
+            field = f"assumptions.{name}." + ("value" if i == 0 else f"vary.{i - 1}")
+            raise _rule_error(field, f"must be a claim statistic ({', '.join(CLAIM_STATISTICS)}), not {value!r}{_suggestion(value, CLAIM_STATISTICS)}")
+    return {**claim, "statistic": a.get("value")}
+
+
+def _suggestion(word: Any, choices) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``choices`` to a mistyped ``word``, else ''."""
+    import difflib
+
+    if not isinstance(word, str):
+        return ""
+    lower = {str(c).lower(): str(c) for c in choices}
+    close = difflib.get_close_matches(word.lower(), list(lower), n=1, cutoff=0.6)
+    return f" (did you mean {lower[close[0]]!r}?)" if close else ""
+
+
+def _keys_at(loc: tuple) -> list[str]:
+    """Field names the schema allows at an error location (the mapping that holds the
+    offending key), found by walking :class:`Study`'s annotations along ``loc``."""
+    import types
+    import typing
+
+    def models_of(tp):
+        origin = typing.get_origin(tp)
+        if origin in (typing.Union, types.UnionType):
+            return [m for arg in typing.get_args(tp) for m in models_of(arg)]
+        return [tp]
+
+    node: Any = Study
+    for part in loc[:-1]:
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = node.model_fields.get(str(part))
+            if field is None:
+                return []
+            node = field.annotation
+        elif typing.get_origin(node) is dict:
+            node = typing.get_args(node)[1]
+        else:
+            return []
+        candidates = [m for m in models_of(node) if m is not type(None)]
+        node = candidates[0] if len(candidates) == 1 else node
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return [k for k, f in node.model_fields.items() if not f.exclude]
+    return []
+
+
 # -- error messages -------------------------------------------------------------------------
 def _kind(value: Any) -> str:
     """Plain name of a YAML value's type, with its article: 'a string', 'a list', 'null'."""
@@ -527,7 +701,12 @@ def _is_number_text(value: Any) -> bool:
 
 def _first_error(exc: ValidationError) -> str:
     """The first validation error as ``"<dotted field path>: <what is wrong>"``."""
-    err = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    err = errors[0]
+    if err["type"] == "missing":
+        # a required field missing beside an unknown key is most often that key misspelled:
+        # name the key (with the suggestion) rather than the field
+        err = next((e for e in errors if e["type"] == "extra_forbidden" and e["loc"][:-1] == err["loc"][:-1]), err)
     kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
     # '[key]' marks an error in a mapping's key (the key itself is the part before it)
     parts = [str(p) for p in err["loc"] if p != "[key]" and not str(p).startswith("function-")]
@@ -545,11 +724,11 @@ def _first_error(exc: ValidationError) -> str:
         if kind == "literal_error":
             allowed = ", ".join(re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
             what = "not a statistic; " if parent == "statistics" else ""
-            msg = f"unknown key ({what}use one of {allowed})"
+            msg = f"unknown key ({what}use one of {allowed}){_suggestion(parts[-1] if parts else '', allowed.split(', '))}"
         else:
             msg = f"a key must be a string, not {_kind(value)} (put it in quotes)"
     elif kind == "extra_forbidden":
-        msg = "unknown key (remove it or fix its spelling)"
+        msg = f"unknown key (remove it or fix its spelling){_suggestion(parts[-1] if parts else '', _keys_at(tuple(err['loc'])))}"
     elif kind == "missing":
         msg = "required field is missing"
     elif kind in ("float_type", "float_parsing"):

@@ -383,7 +383,9 @@ def test_significance_level_is_two_sided_unless_declared_one_sided(write_study, 
     the declared level as one-sided."""
     edits = {"associations.sex.sided": sided}
     if alpha is MISSING:
+        # the claim no longer names the assumption, so it goes too (nothing would read it)
         edits["associations.sex.alpha"] = MISSING
+        edits["assumptions.sex_claim_alpha"] = MISSING
     else:
         edits["assumptions.sex_claim_alpha.value"] = alpha
     st = load_study(variant(write_study, base, edits))

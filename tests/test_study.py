@@ -376,7 +376,7 @@ def test_unknown_statistic_message_is_exact(write_study, base):
     path = variant(write_study, base, {})
     _exact_error(
         path,
-        "groups.ms.statistics.SD: unknown key (not a statistic; use one of mean, sd, median, q1, q3, min, max)",
+        "groups.ms.statistics.SD: unknown key (not a statistic; use one of mean, sd, median, q1, q3, min, max) (did you mean 'sd'?)",
     )
 
 
@@ -664,3 +664,75 @@ def test_sided_needs_a_significance_claim(write_study, base):
     assert_study_error(path, "associations.attacks", "'sided' reads the level of a significance claim")
     path = variant(write_study, base, {"associations.sex.sided": "both"})
     assert_study_error(path, "associations.sex.sided", "")
+
+
+# --- assumptions the toolkit reads, assumptions nothing reads, claims read from assumptions ---
+@pytest.mark.parametrize(
+    "edits, field, phrase",
+    [
+        ({"assumptions.quantile_method.value": 10}, "assumptions.quantile_method.value", r"Hyndman-Fan sample quantile type 1-9.*SPSS"),
+        ({"assumptions.quantile_method.value": 6.5}, "assumptions.quantile_method.value", r"type 1-9"),
+        ({"assumptions.group_test.value": "mann_whitnee"}, "assumptions.group_test.value", r"unknown group test .*did you mean 'mann_whitney'"),
+        ({"assumptions.group_test.vary": ["welch"]}, "assumptions.group_test.vary.0", r"unknown group test 'welch'.*did you mean 'welch_t'"),
+        ({"assumptions.rounding.value": -1}, "assumptions.rounding.value", r"number >= 0"),
+        ({"assumptions.reference_level.value": 0}, "assumptions.reference_level.value", r"number > 0"),
+    ],
+)
+def test_toolkit_assumptions_are_checked_when_the_file_is_loaded(write_study, base, edits, field, phrase):
+    """A value the toolkit cannot use is a one-line error at load, never a traceback after sampling."""
+    assert_study_error(variant(write_study, base, edits), field, phrase)
+
+
+def test_every_supported_quantile_type_loads(write_study, base):
+    for t in range(1, 10):
+        assert load_study(variant(write_study, base, {"assumptions.quantile_method.value": t})).assumption("quantile_method") == t
+
+
+def test_an_assumption_nothing_reads_is_an_error(write_study, base):
+    base["assumptions"]["reference_levl"] = {"value": 300, "reason": "typo of a toolkit assumption"}
+    assert_study_error(variant(write_study, base, {}), "assumptions.reference_levl", r"no field .* reads it.*did you mean 'reference_level'")
+    edits = {"associations.age.tolerance": MISSING}
+    assert_study_error(variant(write_study, base, edits, "b.yaml"), "assumptions.age_claim_tolerance", r"no field of the study file reads it")
+
+
+def test_claim_statistic_read_from_an_assumption(write_study, base):
+    """``statistic_from`` takes the claim's statistic from an assumption, so a sensitivity
+    run that sets the assumption changes which ratio the claim is (and re-validation of a
+    dumped study keeps following the assumption)."""
+    from models.sensitivity import apply_overrides
+
+    st = load_study(variant(write_study, base, {}))
+    fold = st.comparisons["control_vs_ms"].claims["fold"]
+    assert (fold.statistic_from, fold.statistic) == ("fold_statistic", st.assumption("fold_statistic"))
+    other = apply_overrides(st, "all", {"fold_statistic": "ratio_of_medians"})
+    assert other.comparisons["control_vs_ms"].claims["fold"].statistic == "ratio_of_medians"
+
+
+@pytest.mark.parametrize(
+    "edits, field, phrase",
+    [
+        ({"comparisons.control_vs_ms.claims.fold.statistic": "ratio_of_means"}, "comparisons.control_vs_ms.claims.fold.statistic", r"not both"),
+        ({"comparisons.control_vs_ms.claims.fold.statistic_from": "fold_stat"}, "comparisons.control_vs_ms.claims.fold.statistic_from", r"'fold_stat' is not a key of 'assumptions'"),
+        ({"assumptions.fold_statistic.vary": ["ratio_of_mean"]}, "assumptions.fold_statistic.vary.0", r"claim statistic .*did you mean 'ratio_of_means'"),
+    ],
+)
+def test_claim_statistic_from_errors(write_study, base, edits, field, phrase):
+    assert_study_error(variant(write_study, base, edits), field, phrase)
+
+
+@pytest.mark.parametrize(
+    "path, wrong, right",
+    [
+        ("", "comparsions", "comparisons"),
+        ("groups.ms", "statistcs", "statistics"),
+        ("associations.sex", "covarate", "covariate"),
+        ("covariates.age_decades", "assumptions", "assumption"),
+    ],
+)
+def test_unknown_key_suggests_the_nearest_field(write_study, base, path, wrong, right):
+    node = base
+    for part in filter(None, path.split(".")):
+        node = node[part]
+    node[wrong] = node.pop(right) if right in node else {}
+    field = f"{path}.{wrong}" if path else wrong
+    assert_study_error(variant(write_study, base, {}), field, rf"unknown key .*did you mean '{right}'\?")
