@@ -61,15 +61,19 @@ def _rule_error(field: str, text: str) -> PydanticCustomError:
 class StrictModel(BaseModel):
     """Base of every schema model: unknown keys are an error, never silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # field docstrings become the fields' descriptions (the study-file reference is made from them)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Source(StrictModel):
     """A citable source of published numbers."""
 
     citation: str = Field(min_length=1)
+    """Full reference of the source."""
     url: str | None = None
+    """Where it can be read."""
     note: str | None = None
+    """What was taken from it, or how it was read."""
 
 
 class Number(StrictModel):
@@ -79,12 +83,16 @@ class Number(StrictModel):
     and may say ``where`` in it; ``status: assumption`` numbers must give a ``reason``.
     """
 
-    #: strict: a quoted "45" or a boolean is an error, never silently converted
     value: float = Field(strict=True)
+    """The number as published (strictly a number: a quoted "45" is an error)."""
     status: Literal["published", "assumption"]
+    """`published` (then `source` is required) or `assumption` (then `reason` is required)."""
     source: str | None = None
+    """Key of `sources` the number comes from."""
     where: str | None = None
+    """Where in the source, e.g. a table or paragraph."""
     reason: str | None = None
+    """Why the number is assumed (required for an assumption)."""
 
     @field_validator("value")
     @classmethod
@@ -130,11 +138,13 @@ class Group(StrictModel):
     """One group of subjects and what was reported about it."""
 
     label: str = Field(min_length=1)
+    """Name of the group in tables and figures."""
     n: Size
-    #: Breakdowns of the group by a categorical variable, e.g. sex or disease subtype;
-    #: each breakdown's counts (each >= 0) must add up to n.
+    """Number of subjects (a whole number, at least 1)."""
     counts: dict[str, dict[str, Count]] = Field(default_factory=dict)
+    """Breakdowns of the group, e.g. `sex: {female: ..., male: ...}`; each breakdown's counts add up to `n`."""
     statistics: dict[StatisticName, Number] = Field(default_factory=dict)
+    """Reported summary statistics: `mean`, `sd`, `median`, `q1`, `q3`, `min`, `max` (at least one)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> "Group":
@@ -176,20 +186,30 @@ class Claim(StrictModel):
     """
 
     statistic: str = Field(min_length=1)
-    #: Name of an assumption whose value is ``statistic``, for a claim that does not say which
-    #: statistic it is (e.g. "three-fold": a ratio of means or of medians); the sensitivity
-    #: runs then vary the reading with the assumption's ``vary`` values.
+    """What the claim is about: `p_value`, `ratio_of_means`, `ratio_of_medians` (others are recorded and reported as unused)."""
+    # the sensitivity runs then vary the reading with the assumption's ``vary`` values
     statistic_from: str | None = None
+    """Name of an assumption whose value is `statistic`, when the paper does not say which statistic it is (instead of `statistic`)."""
     relation: Literal["<", ">", "=", "~"] | None = None
+    """`<`, `>`, `=` (an exact value, read at its printed precision) or `~` (approximately); with `value`."""
     value: float | None = Field(default=None, strict=True)
+    """The claimed value (strictly a number)."""
     printed: str | None = None
+    """An exact value as printed, with its trailing zeros (e.g. "0.020"; "0.000" for p shown as 0.000)."""
     direction: Literal["lower", "higher", "none"] | None = None
+    """`lower`, `higher` or `none` for a qualitative claim."""
     significant: bool | None = Field(default=None, strict=True)
+    """`true` for "significantly" (a test at level `alpha`)."""
     status: Literal["published", "assumption"] = "published"
+    """`published` (default; then `source` is required) or `assumption`."""
     source: str | None = None
+    """Key of `sources` the claim comes from."""
     where: str | None = None
+    """Where in the source."""
     reason: str | None = None
+    """Why the claim is assumed (for `status: assumption`)."""
     text: str | None = None
+    """The claim in words (shown in reports)."""
 
     @model_serializer(mode="wrap")
     def _derived_statistic_not_dumped(self, handler):
@@ -259,7 +279,9 @@ class Comparison(StrictModel):
     """A comparison of two groups: ``groups[0]`` over ``groups[1]`` in every ratio."""
 
     groups: tuple[str, str]
+    """The two groups compared; ratios are the first over the second."""
     claims: dict[str, Claim] = Field(default_factory=dict)
+    """Claims about the two groups, by name."""
 
 
 class Association(Claim):
@@ -276,14 +298,22 @@ class Association(Claim):
     """
 
     covariate: str = Field(min_length=1)
+    """The covariate (a key of `covariates`) the claim is about."""
     statistic: str = "association"
+    """Fixed: `association` (the covariate's coefficient or its t statistic)."""
     subjects: str | None = None
+    """Name of an assumption listing the groups the association was computed on (default: where the covariate is defined)."""
     tolerance: str | None = None
+    """Name of an assumption with the half-width, in percentage points, that "approximately" allows (`relation: "~"`; default 5)."""
     alpha: str | None = None
+    """Name of an assumption with the significance level of `significant: true` (default 0.05)."""
     sided: Literal["one", "two"] | None = None
+    """`two` (default: a two-sided test at `alpha`) or `one` (one-sided at `alpha`); needs `significant: true`."""
 
     @model_validator(mode="after")
     def _sided_needs_significance(self) -> "Association":
+        if self.statistic_from is not None:
+            raise ValueError("'statistic_from' belongs to comparison claims; an association's statistic is its coefficient")
         if self.sided is not None and not self.significant:
             raise ValueError("'sided' reads the level of a significance claim; it needs 'significant: true'")
         return self
@@ -294,9 +324,13 @@ class CovariateDistribution(StrictModel):
     ``normal`` and ``gamma`` take ``mean`` and ``sd``; ``bernoulli`` takes ``share``."""
 
     distribution: Literal["normal", "gamma", "bernoulli"]
+    """`normal` or `gamma` (with `mean` and `sd`), or `bernoulli` (with `share`)."""
     mean: float | None = Field(default=None, strict=False)
+    """Mean of a normal or gamma covariate, in the covariate's own units."""
     sd: float | None = Field(default=None, gt=0, strict=False)
+    """SD of a normal or gamma covariate (> 0)."""
     share: float | None = Field(default=None, ge=0, le=1, strict=False)
+    """Share of subjects with the attribute (0-1) for `bernoulli`."""
 
     @model_validator(mode="after")
     def _parameters(self) -> "CovariateDistribution":
@@ -321,11 +355,17 @@ class Covariate(StrictModel):
     """
 
     label: str = Field(min_length=1)
+    """Name of the covariate in tables and figures, e.g. "age (per decade)"."""
     units: str | None = None
+    """Units of the covariate's raw values (e.g. years)."""
     counts: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?$")
+    """A published breakdown: `sex.female` (an indicator of one level) or `subtype` (a categorical breakdown, a random effect)."""
     assumption: str | None = None
+    """Name of an assumption whose value is the covariate's distribution (instead of `counts`)."""
     groups: list[str] | None = None
+    """Groups in which the covariate exists (default: groups with the breakdown, else all)."""
     per: float = Field(default=1.0, gt=0, strict=False)
+    """Units of the covariate per unit of effect, e.g. 10 for effects per decade of years (default 1)."""
 
     @model_validator(mode="after")
     def _one_source(self) -> "Covariate":
@@ -343,10 +383,13 @@ class Assumption(StrictModel):
     """Something the paper does not say that the reanalysis must assume."""
 
     status: Literal["assumption"] = "assumption"
+    """Always `assumption`."""
     value: Any = None
-    prior: dict[str, Any] | None = None
+    """The assumed value (a number, a list of groups, a covariate distribution, a name, ...)."""
     reason: str = Field(min_length=1)
+    """Why this value (one line)."""
     vary: list[Any] | None = None
+    """Other values the sensitivity runs try."""
 
 
 def _positive_number(v: Any) -> str | None:
@@ -403,30 +446,46 @@ CLAIM_STATISTICS = {
 
 class Analyte(StrictModel):
     name: str = Field(min_length=1)
+    """Name of the measured quantity."""
     units: str = Field(min_length=1)
+    """Units of every reported value."""
     assay: str | None = None
+    """Measurement method, e.g. an ELISA."""
     source: str | None = None
+    """Key of `sources` for the assay."""
 
 
 class Study(StrictModel):
     """A validated study file."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """Identifier of the study (letters, digits, `_.-`); names result folders."""
     title: str = Field(min_length=1)
+    """Title of the paper."""
     citation: str = Field(min_length=1)
+    """Full citation of the paper."""
     doi: str | None = None
+    """DOI of the paper."""
     design: str | None = None
+    """Design of the study in one or two sentences."""
     sources: dict[str, Source]
+    """Citable sources of the numbers, by key; every `source` field names one."""
     analyte: Analyte
+    """The measured quantity and its units."""
     groups: dict[str, Group]
+    """The groups, by identifier (used in comparisons, covariates and results)."""
     comparisons: dict[str, Comparison] = Field(default_factory=dict)
+    """Two-group comparisons and their claims, by name."""
     associations: dict[str, Association] = Field(default_factory=dict)
+    """Covariate association claims (sex, age, ...), used by the covariate model."""
     covariates: dict[str, Covariate] = Field(default_factory=dict)
+    """Subject-level covariates of the covariate model, by name."""
     assumptions: dict[str, Assumption] = Field(default_factory=dict)
-    #: Optional external reference data (e.g. values of the analyte measured by another
-    #: method), a path relative to the study file; read by models/plausibility.py, not here,
-    #: so a copied study file still loads when the reference file is not beside it.
+    """What the reanalysis assumes where the paper is silent, by name (see the toolkit's own assumptions below)."""
+    # read by models/plausibility.py, not here, so a copied study file still loads when the
+    # reference file is not beside it
     reference: str | None = Field(default=None, min_length=1)
+    """Path, relative to the study file, of external reference measurements of the analyte (the plausibility audit)."""
 
     # filled in by load_study, not part of the file
     path: Path | None = Field(default=None, exclude=True)
