@@ -254,12 +254,12 @@ def check_table(stats: dict[str, np.ndarray], study: Study) -> pd.DataFrame:
         if key not in stats:
             continue
         rows.append(
-            _claim_row(stats[key], stats[f"{key}.holds"], f"association '{a}': {assoc.text or assoc.covariate}", key, "% per unit", _association_text(assoc))
+            _claim_row(stats[key], stats[f"{key}.holds"], f"association '{a}': {assoc.text or assoc.covariate}", key, "% per unit", association_text(assoc))
         )
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def _association_text(assoc) -> str:
+def association_text(assoc) -> str:
     """Short form of an association claim for the checks table, e.g. "~ -10 %", "lower (significant)"."""
     if assoc.relation is not None:
         return f"{assoc.relation} {assoc.value:g} %"
