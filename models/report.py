@@ -891,19 +891,10 @@ def render_report(result_dir: Path, sensitivity_dir: Path | None = None, command
         "plausibility": section_plausibility(r, audit, plaus_png),
         "colophon": section_colophon(r, audit, sens, command),
     }
-    # key points at the top
-    keys = headline_keys(r.estimands, s)
-    by = r.estimands.set_index("estimand", drop=False)
-    points = [plain_sentence(by.loc[k], s) for k in keys[:2]]
-    n_bad = int((r.checks["verdict"] != "reproduced").sum())
-    points.append(f"{len(r.checks) - n_bad} of {len(r.checks)} published numbers and claims reproduced by the model"
-                  + (f"; {n_bad} not reproduced or in tension (see the checks)." if n_bad else "."))
-    points.append("Sampler diagnostics: " + ("OK." if d.get("ok") else "FAILED - do not trust these results."))
-    if audit is not None:
-        hf = audit.headline()
-        points.append("Measurement plausibility: " + "; ".join(
-            f"{g.label} {fmt_number(f.fold_median)} times the largest upper end of the reference ranges"
-            for g, f in zip(audit.groups, hf)) + ".")
+    # the verdict at the top: plain sentences generated from the result tables
+    from .verdict import verdict
+
+    points = verdict(s, r.estimands, r.checks, idata.posterior, r.informativeness, audit, diagnostics_ok=bool(d.get("ok")))
     if r.study_changed:
         points.append("The study file has changed since this fit (sha256 differs): the study section shows the current file.")
 
@@ -921,7 +912,7 @@ def render_report(result_dir: Path, sensitivity_dir: Path | None = None, command
         _p(f"{s.citation} Result {r.path.name}: {m.get('model')} model, {m.get('family')} family, "
            f"prior set {m.get('prior_set')}, seed {m.get('seed')}."),
         "" if d.get("ok") else _p("Sampler diagnostics FAILED for this result: treat every number below as provisional.", "banner"),
-        "<h2 id=\"keypoints\">Key points</h2>",
+        "<h2 id=\"verdict\">Verdict</h2>",
         _ul(points, "keypoints"),
         '<nav aria-label="Contents"><ol>' + "".join(f'<li><a href="#{sid}">{e(t)}</a></li>' for sid, t in SECTIONS) + "</ol></nav>",
         "</header><main>",
