@@ -25,8 +25,9 @@ DPI = 110
 
 
 def _prepare() -> None:
-    # Ctrl-C reaches the whole process group; the caller handles it (stops the workers,
-    # removes the unfinished result folder)
+    # Ctrl-C is the caller's to handle: in a process run from a terminal it reaches the whole
+    # process group, and the caller stops the workers and removes the unfinished result
+    # folder (under models.supervisor the supervisor kills the group instead)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from . import plots  # noqa: F401 (imported once per worker, before any figure is asked for)
 

@@ -3,20 +3,17 @@
 A full default fit costs 15-25 s (more on a loaded machine), so the fast tier runs ONE short
 fit (module-scoped fixture ``short_fit``) and every test about its outputs shares that result
 folder.  Bad-input runs stop before sampling and cost ~2 s each.  The ``slow`` tier adds a
-second short fit (reproducibility) and an interrupted default fit (SIGINT).
+second short fit (reproducibility).  Ctrl-C in each phase of a fit is tested in
+test_interrupt.py.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -302,7 +299,7 @@ def test_bad_input_leaves_existing_result_untouched(short_fit, bad_sd_study):
     assert tree_hashes(short_fit.folder) == before
 
 
-# -- 5. slow: reproducibility and Ctrl-C ------------------------------------------------------
+# -- 5. slow: reproducibility and the default model ------------------------------------------------------
 @pytest.mark.slow
 def test_same_seed_reproduces_tables_byte_for_byte(short_fit, tmp_path):
     """A second short fit with the same seed (the first is the shared one)."""
@@ -314,64 +311,6 @@ def test_same_seed_reproduces_tables_byte_for_byte(short_fit, tmp_path):
     assert again.name != short_fit.folder.name
     for name in ("estimands.csv", "checks.csv", "evidence.csv"):
         assert (again / name).read_bytes() == (short_fit.folder / name).read_bytes(), name
-
-
-@pytest.mark.slow
-def test_sigint_during_sampling_writes_nothing(short_fit, tmp_path):
-    out = tmp_path / "results"
-    out.mkdir()
-    earlier = out / short_fit.folder.name
-    shutil.copytree(short_fit.folder, earlier)
-    before = tree_hashes(earlier)
-
-    stdout_file = (tmp_path / "stdout.txt").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, str(FIT), "--out", str(out)],  # a default (full-length) fit
-        cwd=ROOT,
-        stdout=stdout_file,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    stderr_lines: list[str] = []
-    sampling = threading.Event()
-
-    def drain():
-        for line in proc.stderr:
-            stderr_lines.append(line)
-            if "sampling" in line:
-                sampling.set()
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 180
-        while not sampling.wait(0.2):
-            assert proc.poll() is None, f"fit.py exited early ({proc.returncode}):\n{''.join(stderr_lines)}"
-            assert time.monotonic() < deadline, "no 'sampling' line on stderr within 180 s"
-        time.sleep(3)  # let it get into the compiled sampler
-        assert proc.poll() is None, f"fit finished before SIGINT:\n{''.join(stderr_lines)}"
-        t = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        try:
-            code = proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pytest.fail("fit.py did not stop within 60 s of SIGINT")
-        latency = time.monotonic() - t
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=10)
-        stdout_file.close()
-    err = "".join(stderr_lines)
-    assert code in (130, -signal.SIGINT), f"exit {code}\n{err[-3000:]}"
-    assert "Traceback" not in err
-    if code == 130:
-        assert "interrupted" in err
-    print(f"SIGINT -> exit {code} after {latency:.1f} s")
-    names = sorted(p.name for p in out.iterdir())
-    assert names == [earlier.name], f"left behind: {names}"
-    assert tree_hashes(earlier) == before
 
 
 @pytest.mark.slow
