@@ -141,12 +141,11 @@ def predictive_statistics(cohorts: dict[str, np.ndarray], study: Study) -> dict[
 
 
 def _claim_holds(x: np.ndarray, claim: Claim) -> np.ndarray:
-    """Whether each simulated statistic satisfies the claim: a threshold for ``<`` and ``>``,
-    the printed interval for ``=``, within 5% of the value for ``~`` ("approximately")."""
-    if claim.relation == "<":
-        return x < claim.value
-    if claim.relation == ">":
-        return x > claim.value
+    """Whether each simulated statistic satisfies the claim: a threshold for ``<``, ``<=``,
+    ``>`` and ``>=``, the printed interval for ``=``, within 5% of the value for ``~``
+    ("approximately")."""
+    if claim.relation in claim.THRESHOLDS:
+        return claim.threshold_holds(x)
     if claim.relation == "=":
         low, high = claim.printed_interval
         return (x >= low) & (x < high)

@@ -118,9 +118,9 @@ def estimand_table(idata: az.InferenceData, study: Study, variables=ESTIMAND_VAR
     for cid, comp in study.comparisons.items():
         for claim_id, claim in comp.claims.items():
             stat = claim.statistic
-            if stat in ("ratio_of_means", "ratio_of_medians") and claim.relation in (">", "<"):
+            if stat in ("ratio_of_means", "ratio_of_medians") and claim.relation in claim.THRESHOLDS:
                 x = post[stat].sel(comparison=cid).values.ravel()
-                p = float(np.mean(x > claim.value) if claim.relation == ">" else np.mean(x < claim.value))
+                p = float(np.mean(claim.threshold_holds(x)))
                 rows.append(
                     {
                         "estimand": f"P({stat}[{cid}] {claim.relation} {claim.value:g})",

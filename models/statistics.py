@@ -92,8 +92,9 @@ def sample_statistic(xp, x_sorted, n: int, name: str, quantile_method: int = 7):
         Samples sorted ascending along the last axis.
     n : int
         Sample size (length of the last axis).
-    name : {"mean", "sd", "median", "q1", "q3", "min", "max"}
-        Statistic; ``sd`` uses the n - 1 denominator, quartiles use ``quantile_method``.
+    name : {"mean", "sd", "sem", "median", "q1", "q3", "iqr", "p5", "p10", "p90", "p95", "min", "max"}
+        Statistic; ``sd`` uses the n - 1 denominator and ``sem`` is ``sd / sqrt(n)``;
+        quantiles (and ``iqr``, the width ``q3 - q1``) use ``quantile_method``.
 
     Returns
     -------
@@ -104,12 +105,13 @@ def sample_statistic(xp, x_sorted, n: int, name: str, quantile_method: int = 7):
     if name == "sd":
         m = xp.mean(x_sorted, axis=-1)
         return xp.sqrt(xp.sum((x_sorted - m[..., None]) ** 2, axis=-1) / (n - 1))
-    if name == "median":
-        return _quantile_sorted(x_sorted, n, 0.5, quantile_method)
-    if name == "q1":
-        return _quantile_sorted(x_sorted, n, 0.25, quantile_method)
-    if name == "q3":
-        return _quantile_sorted(x_sorted, n, 0.75, quantile_method)
+    if name == "sem":
+        return sample_statistic(xp, x_sorted, n, "sd") / math.sqrt(n)
+    if name in QUANTILE_P:
+        return _quantile_sorted(x_sorted, n, QUANTILE_P[name], quantile_method)
+    if name == "iqr":
+        # a paper that prints the IQR as one number (the width q3 - q1)
+        return _quantile_sorted(x_sorted, n, 0.75, quantile_method) - _quantile_sorted(x_sorted, n, 0.25, quantile_method)
     if name == "min":
         return x_sorted[..., 0]
     if name == "max":
@@ -118,7 +120,7 @@ def sample_statistic(xp, x_sorted, n: int, name: str, quantile_method: int = 7):
 
 
 #: Quantile statistics and their probabilities.
-QUANTILE_P = {"median": 0.5, "q1": 0.25, "q3": 0.75}
+QUANTILE_P = {"median": 0.5, "q1": 0.25, "q3": 0.75, "p5": 0.05, "p10": 0.10, "p90": 0.90, "p95": 0.95}
 
 
 def sample_statistics(xp, x_sorted, n: int, names, quantile_method: int = 7):

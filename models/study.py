@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 from pydantic_core import PydanticCustomError
@@ -27,19 +28,31 @@ from pydantic_core import PydanticCustomError
 from .statistics import GROUP_TESTS, QUANTILE_TYPES
 
 #: Summary statistics a group may report, in the order they are used everywhere.
-STATISTICS = ("mean", "sd", "median", "q1", "q3", "min", "max")
-StatisticName = Literal["mean", "sd", "median", "q1", "q3", "min", "max"]
+STATISTICS = ("mean", "sd", "sem", "median", "q1", "q3", "iqr", "p5", "p10", "p90", "p95", "min", "max")
+StatisticName = Literal["mean", "sd", "sem", "median", "q1", "q3", "iqr", "p5", "p10", "p90", "p95", "min", "max"]
 assert get_args(StatisticName) == STATISTICS
 #: Human-readable names for reports and error messages.
 STATISTIC_LABELS = {
     "mean": "mean",
     "sd": "SD",
+    "sem": "standard error of the mean",
     "median": "median",
     "q1": "first quartile",
     "q3": "third quartile",
+    "iqr": "interquartile range (width)",
+    "p5": "5th percentile",
+    "p10": "10th percentile",
+    "p90": "90th percentile",
+    "p95": "95th percentile",
     "min": "minimum",
     "max": "maximum",
 }
+
+
+#: Statistics of spread (positive widths, not levels).
+_SPREADS = ("sd", "sem", "iqr")
+#: Order statistics and quantiles from lowest to highest.
+_ORDERED = ("min", "p5", "p10", "q1", "median", "q3", "p90", "p95", "max")
 
 
 class StudyError(Exception):
@@ -144,7 +157,7 @@ class Group(StrictModel):
     counts: dict[str, dict[str, Count]] = Field(default_factory=dict)
     """Breakdowns of the group, e.g. `sex: {female: ..., male: ...}`; each breakdown's counts add up to `n`."""
     statistics: dict[StatisticName, Number] = Field(default_factory=dict)
-    """Reported summary statistics: `mean`, `sd`, `median`, `q1`, `q3`, `min`, `max` (at least one)."""
+    """Reported summary statistics (at least one): `mean`, `sd`, `sem` (standard error of the mean), `median`, `q1`, `q3`, `iqr` (the IQR printed as one width), percentiles `p5`, `p10`, `p90`, `p95`, `min`, `max`."""
 
     @model_validator(mode="after")
     def _consistent(self) -> "Group":
@@ -154,12 +167,13 @@ class Group(StrictModel):
             if total != n:
                 raise _rule_error(f"counts.{name}", f"the counts add up to {total}, but n is {n}")
         s = {k: v.value for k, v in self.statistics.items()}
-        if "sd" in s and s["sd"] <= 0:
-            raise _rule_error("statistics.sd", f"must be > 0 (got {s['sd']:g})")
+        for k in _SPREADS:
+            if k in s and s[k] <= 0:
+                raise _rule_error(f"statistics.{k}", f"must be > 0 (got {s[k]:g})")
         for k, v in s.items():
-            if k != "sd" and v <= 0:
+            if k not in _SPREADS and v <= 0:
                 raise _rule_error(f"statistics.{k}", f"must be > 0 for a positive measurement (got {v:g})")
-        order = [k for k in ("min", "q1", "median", "q3", "max") if k in s]
+        order = [k for k in _ORDERED if k in s]
         for lo, hi in zip(order, order[1:]):
             if s[lo] > s[hi]:
                 raise _rule_error("statistics", f"{lo} ({s[lo]:g}) must not exceed {hi} ({s[hi]:g})")
@@ -167,8 +181,11 @@ class Group(StrictModel):
             raise _rule_error("statistics.mean", f"{s['mean']:g} lies outside min-max")
         if not s:
             raise _rule_error("statistics", "a group must report at least one statistic")
-        if n < 2 and "sd" in s:
-            raise _rule_error("statistics.sd", "an SD needs n >= 2")
+        for k in ("sd", "sem"):
+            if n < 2 and k in s:
+                raise _rule_error(f"statistics.{k}", f"an {STATISTIC_LABELS[k]} needs n >= 2")
+        if "iqr" in s and "q1" in s and "q3" in s:
+            raise _rule_error("statistics.iqr", "give the quartiles or the IQR's width, not both (the width is q3 - q1)")
         return self
 
 
@@ -190,8 +207,8 @@ class Claim(StrictModel):
     # the sensitivity runs then vary the reading with the assumption's ``vary`` values
     statistic_from: str | None = None
     """Name of an assumption whose value is `statistic`, when the paper does not say which statistic it is (instead of `statistic`)."""
-    relation: Literal["<", ">", "=", "~"] | None = None
-    """`<`, `>`, `=` (an exact value, read at its printed precision) or `~` (approximately); with `value`."""
+    relation: Literal["<", "<=", ">", ">=", "=", "~"] | None = None
+    """`<`, `<=`, `>`, `>=`, `=` (an exact value, read at its printed precision) or `~` (approximately); with `value`."""
     value: float | None = Field(default=None, strict=True)
     """The claimed value (strictly a number)."""
     printed: str | None = None
@@ -239,6 +256,13 @@ class Claim(StrictModel):
             # a bare 0 carries no digits to read: "p = 0" was printed as 0.000 or similar
             raise ValueError("an exact value of 0 needs 'printed' with its digits as printed (e.g. \"0.000\")")
         return self
+
+    #: The threshold relations and their comparison.
+    THRESHOLDS: ClassVar[dict] = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+
+    def threshold_holds(self, x):
+        """Whether values ``x`` satisfy a threshold claim (``<``, ``<=``, ``>``, ``>=``)."""
+        return self.THRESHOLDS[self.relation](x, self.value)
 
     @property
     def printed_decimals(self) -> int | None:

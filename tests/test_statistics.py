@@ -98,11 +98,11 @@ def test_single_pytensor_statistic_evaluates():
 
 def test_unknown_statistic_raises_valueerror_naming_it():
     x = _sorted_rows(5)
-    for bad in ("iqr", "Mean", "", "range"):
+    for bad in ("cv", "Mean", "", "range"):
         with pytest.raises(ValueError, match="unknown statistic"):
             sample_statistic(np, x, 5, bad)
-    with pytest.raises(ValueError, match="'iqr'"):
-        sample_statistics(np, x, 5, ("mean", "iqr"))
+    with pytest.raises(ValueError, match="'cv'"):
+        sample_statistics(np, x, 5, ("mean", "cv"))
 
 
 def test_unknown_quantile_type_raises_valueerror():
@@ -217,3 +217,18 @@ def test_unknown_group_test_raises_valueerror_listing_the_choices(two_groups):
     assert "kolmogorov" in msg
     for name in ("mann_whitney", "welch_t", "student_t"):
         assert name in msg
+
+
+@pytest.mark.parametrize("name, reference", [
+    ("sem", lambda x: x.std(axis=-1, ddof=1) / np.sqrt(x.shape[-1])),
+    ("iqr", lambda x: np.quantile(x, 0.75, axis=-1) - np.quantile(x, 0.25, axis=-1)),
+    ("p5", lambda x: np.quantile(x, 0.05, axis=-1)),
+    ("p10", lambda x: np.quantile(x, 0.10, axis=-1)),
+    ("p90", lambda x: np.quantile(x, 0.90, axis=-1)),
+    ("p95", lambda x: np.quantile(x, 0.95, axis=-1)),
+])
+def test_formats_papers_print_match_their_definitions(name, reference):
+    """Standard error of the mean, the IQR printed as one width, and outer percentiles."""
+    for n in SIZES:
+        x = _sorted_rows(n)
+        np.testing.assert_allclose(sample_statistic(np, x, n, name), reference(x), rtol=1e-12)

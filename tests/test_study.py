@@ -376,7 +376,7 @@ def test_unknown_statistic_message_is_exact(write_study, base):
     path = variant(write_study, base, {})
     _exact_error(
         path,
-        "groups.ms.statistics.SD: unknown key (not a statistic; use one of mean, sd, median, q1, q3, min, max) (did you mean 'sd'?)",
+        "groups.ms.statistics.SD: unknown key (not a statistic; use one of mean, sd, sem, median, q1, q3, iqr, p5, p10, p90, p95, min, max) (did you mean 'sd'?)",
     )
 
 
@@ -736,3 +736,37 @@ def test_unknown_key_suggests_the_nearest_field(write_study, base, path, wrong, 
     node[wrong] = node.pop(right) if right in node else {}
     field = f"{path}.{wrong}" if path else wrong
     assert_study_error(variant(write_study, base, {}), field, rf"unknown key .*did you mean '{right}'\?")
+
+
+# --- formats papers print --------------------------------------------------------------------
+def test_sem_iqr_and_percentiles_load_in_canonical_order(write_study, base):
+    pub = {"status": "published", "source": "abstract"}
+    edits = {
+        "groups.ms.statistics": {"p95": {"value": 420, **pub}, "sem": {"value": 15, **pub}, "median": {"value": 196, **pub},
+                                 "p10": {"value": 90, **pub}, "iqr": {"value": 120, **pub}},
+    }
+    st = load_study(variant(write_study, base, edits))
+    assert list(st.reported("ms")) == ["sem", "median", "iqr", "p10", "p95"]
+
+
+@pytest.mark.parametrize("stats, field, phrase", [
+    ({"sem": 0}, "groups.ms.statistics.sem", r"must be > 0"),
+    ({"iqr": 50, "q1": 100, "q3": 150}, "groups.ms.statistics.iqr", r"not both"),
+    ({"p10": 200, "median": 150}, "groups.ms.statistics", r"p10 \(200\) must not exceed median \(150\)"),
+    ({"p90": 100, "q3": 150}, "groups.ms.statistics", r"q3 \(150\) must not exceed p90 \(100\)"),
+])
+def test_formats_are_checked(write_study, base, stats, field, phrase):
+    pub = {"status": "published", "source": "abstract"}
+    path = variant(write_study, base, {"groups.ms.statistics": {k: {"value": v, **pub} for k, v in stats.items()}})
+    assert_study_error(path, field, phrase)
+
+
+def test_at_most_and_at_least_claims():
+    import numpy as np
+
+    from models.study import Claim
+
+    x = np.array([0.9, 1.0, 1.1])
+    for relation, expected in (("<", [1, 0, 0]), ("<=", [1, 1, 0]), (">", [0, 0, 1]), (">=", [0, 1, 1])):
+        claim = Claim(statistic="ratio_of_means", relation=relation, value=1.0, source="s")
+        assert claim.threshold_holds(x).tolist() == [bool(v) for v in expected]
