@@ -340,3 +340,69 @@ def corrected_moments(xp, correction: FiniteSampleCorrection, m, s, n, names, w=
     weight = 0.5 * (weight + xp.swapaxes(weight, -1, -2))
     sd = xp.sqrt((cov * np.eye(k)).sum(axis=-1))
     return mu + delta, weight * sd[..., :, None] * sd[..., None, :]
+
+
+def influence_covariances(xp, m, s, names, w=None):
+    """How each mixture component moves the log statistics: per component, the covariances
+    of its log level with the statistics' influence functions, in closed form (Stein's lemma).
+
+    A cohort's log statistic is, to first order, ``log T + (1/n) sum_i psi(Y_i)`` with
+    ``psi`` the influence function of the log statistic (:func:`statistic_moments`; ``Y``: a
+    level in units of the mixture's mean).  A regression coefficient that is linear in the
+    subjects' log levels ``Z_i`` therefore covaries with it through
+    ``Cov(Z_i, psi(Y_i))``, and a residual variance through ``Cov((Z_i - m_i)^2, psi(Y_i))``.
+    For a normal ``Z`` with location ``m`` and scale ``s`` (``c = (log q - m) / s``)::
+
+        Cov(Z, Y) = s^2 E[Y]            Cov((Z - m)^2, Y)   = s^4 E[Y]
+        Cov(Z, Y^2) = 2 s^2 E[Y^2]      Cov((Z - m)^2, Y^2) = 4 s^4 E[Y^2]
+        Cov(Z, 1{Y <= q}) = -s phi(c)   Cov((Z - m)^2, 1{Y <= q}) = -s^2 c phi(c)
+
+    Parameters
+    ----------
+    xp : module
+        ``numpy`` or ``pytensor.tensor``.
+    m, s : array (..., M)
+        Log-scale locations and scales of the mixture components.
+    names : sequence of str
+        Statistics among :data:`SUPPORTED`.
+    w : array (..., M), optional
+        Component weights summing to 1 (zero for padding); they define the population whose
+        statistics these are.
+
+    Returns
+    -------
+    c1, c2, e : array (..., M, k)
+        Per component and statistic: ``Cov(Z, psi)``, ``Cov((Z - m)^2, psi)`` and
+        ``E[psi]`` (the component's expected influence, 0 on average over the weights).
+    """
+    stack = np.stack if xp is np else xp.stack
+    log_mu, var = mixture_mean_cv2(xp, m, s, w)
+    mc = m - log_mu[..., None]
+    ey, ey2 = xp.exp(mc + 0.5 * s**2), xp.exp(2.0 * mc + 2.0 * s**2)
+    quantiles = [x for x in names if x in QUANTILE_P]
+    if quantiles:
+        p = np.array([QUANTILE_P[x] for x in quantiles])
+        y = quantile_log(xp, m, s, p, w=w)  # (..., Q), log units of m
+        z = (y[..., :, None] - m[..., None, :]) / s[..., None, :]  # (..., Q, M)
+        dens_log = _wmean(npdf(xp, z) / s[..., None, :], None if w is None else w[..., None, :])
+        f = dens_log / xp.exp(y - log_mu[..., None])  # density of Y at its quantiles
+        q = xp.exp(y - log_mu[..., None])  # quantiles in Y units
+    c1, c2, e = [], [], []
+    for name in names:
+        if name == "mean":
+            c1.append(s**2 * ey)
+            c2.append(s**4 * ey)
+            e.append(ey - 1.0)
+        elif name == "sd":
+            v = var[..., None]
+            c1.append(s**2 * (ey2 - ey) / v)
+            c2.append(s**4 * (2.0 * ey2 - ey) / v)
+            e.append((ey2 - 2.0 * ey + 1.0 - v) / (2.0 * v))
+        else:
+            j = quantiles.index(name)
+            zj = z[..., j, :]
+            unit = 1.0 / (f[..., j] * q[..., j])[..., None]  # d log q / d(share below q)
+            c1.append(s * npdf(xp, zj) * unit)
+            c2.append(s**2 * zj * npdf(xp, zj) * unit)
+            e.append((QUANTILE_P[name] - ndtr(xp, zj)) * unit)
+    return stack(c1, axis=-1), stack(c2, axis=-1), stack(e, axis=-1)

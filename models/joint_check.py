@@ -325,6 +325,9 @@ class JointCheck:
         The error left by claims conditioned on the statistics but multiplied
         (:func:`joint_weight`).
     log_p_marginal, log_p_conditional : array (D, A)
+    log_p_all_conditional : array (D,)
+        log P(all claims hold | statistics = published), Monte Carlo over the conditional
+        normal.
     empirical_marginal : array (D, A)
         Share of simulated cohorts in which each claim holds (no normal approximation).
     mean : array (D, S + A); corr : array (D, S + A, S + A)
@@ -347,6 +350,25 @@ class JointCheck:
     n_cohorts: int
     n_normal: int
     seed: int
+    log_p_all_conditional: np.ndarray | None = None
+
+
+def model_claim_log_prob(idata: az.InferenceData, layout: JointLayout, pick: np.ndarray) -> np.ndarray | None:
+    """The fitted model's own log probability of each claim, draw by draw: its pointwise
+    ``claim_<name>`` log-likelihood terms (``idata.log_likelihood``), flattened chain-major
+    and taken at ``pick``; None when the fit stored none of them.
+
+    Returns
+    -------
+    array (D, A) or None
+    """
+    if "log_likelihood" not in idata.groups():
+        return None
+    ll = idata.log_likelihood
+    names = [f"claim_{c.replace('.', '_')}" for c in layout.claim_names]
+    if any(n not in ll for n in names):
+        return None
+    return np.stack([ll[n].values.reshape(-1)[pick] for n in names], axis=-1)
 
 
 def thinned_draws(total: int, n_draws: int | None, seed: int) -> np.ndarray:
@@ -397,7 +419,7 @@ def check_posterior(
         pick = thinned_draws(total, n_draws, seed)
     z = np.random.default_rng([seed, 2]).standard_normal((n_normal, len(layout.claim_names)))
     S, K = layout.n_stats, len(layout.names)
-    out = {k: [] for k in ("log_w", "log_w_statistics", "log_w_dependence", "log_w_given_statistics", "log_p_marginal", "log_p_conditional")}
+    out = {k: [] for k in ("log_w", "log_w_statistics", "log_w_dependence", "log_w_given_statistics", "log_p_marginal", "log_p_conditional", "log_p_all_conditional")}
     emp, means, corrs, lw_emp = [], [], [], []
     for start in range(0, pick.size, batch):
         idx = pick[start : start + batch]
@@ -431,6 +453,7 @@ def check_posterior(
         n_cohorts=n_cohorts,
         n_normal=n_normal,
         seed=seed,
+        log_p_all_conditional=np.array(out["log_p_all_conditional"]),
     )
 
 
@@ -611,8 +634,47 @@ def student_t_df(manifest: dict) -> float | None:
     return float(spec["value"])
 
 
+
+def simulate_claim_parts(study: Study, params: dict, n_cohorts: int, seed: int, family_df: float | None = None) -> dict:
+    """The published statistics and each association claim's coefficient and estimated
+    standard error in simulated cohorts: what the covariate model's joint likelihood
+    approximates (:func:`models.hierarchical.association_moments`), for tests and checks.
+
+    Parameters
+    ----------
+    params : dict
+        ``alpha`` (D, G), ``slope`` (D, G, C), ``sigma`` (D, G), ``u`` (D, L) or None.
+
+    Returns
+    -------
+    dict
+        ``stats``: {group: array (D, n_cohorts, k_g)} log statistics (``log(value /
+        reference_level)``); ``coef`` and ``se``: {claim: array (D, n_cohorts)}.
+    """
+    fresh = build_design(study, n_cohorts, seed)
+    eps = residual_deviates(n_cohorts, fresh.n, seed, family_df)
+    ref = float(study.assumption("reference_level", 1.0))
+    u = params["u"][:, None, None, :] if params["u"] is not None else None
+    eta = cohort_log_levels(
+        np, params["alpha"][:, None, :], params["slope"][:, None, :, :], u, params["sigma"][:, None, :], fresh.x, fresh.onehot, eps, fresh.group_index
+    )  # (D, R, N)
+    stats = {}
+    for g in study.group_ids:
+        names = list(study.reported(g))
+        levels = np.sort(ref * np.exp(eta[..., fresh.slices[g]]), axis=-1)
+        stats[g] = np.log(sample_statistics(np, levels, study.n(g), names) / ref)
+    coef, se = {}, {}
+    for name, a in modelled_associations(study).items():
+        cd = claim_design(study, fresh, name, a)
+        est = [regression_estimate(np, eta[d][:, cd.index], cd.X, cd.P, cd.v, cd.df) for d in range(eta.shape[0])]
+        coef[name] = np.stack([b for b, _ in est])
+        se[name] = np.stack([b / t for b, t in est])
+    return {"stats": stats, "coef": coef, "se": se}
+
+
 __all__ = [
     "JointLayout", "JointCheck", "joint_layout", "simulate_joint", "event_holds", "event_prob", "conditional_normal",
     "joint_weight", "empirical_log_weight", "check_posterior", "thinned_draws", "correlation_table", "psis_weights", "weighted_quantile",
-    "printed_draws", "weighted_shifts", "permutation_null", "log_weight_summary", "student_t_df",
+    "printed_draws", "weighted_shifts", "permutation_null", "log_weight_summary", "student_t_df", "simulate_claim_parts",
+    "model_claim_log_prob",
 ]
