@@ -389,13 +389,14 @@ def test_covariate_view_and_figure(fake, study, model):
     fig = covariate_figure(view, study)
     assert fig.axes[0].get_xlabel() == "age (years)" and "ng/ml" in fig.axes[0].get_ylabel()
     # the other sex is named from the study's breakdown, not "not female"
-    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert any(t.startswith("male: typical level") for t in legend) and not any("not female" in t for t in legend)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any(t.startswith("male: ") for t in legend) and not any("not female" in t for t in legend)
 
 
-def test_prior_posterior_figure_has_a_panel_per_coordinate_and_the_models_scales(model):
-    """A parameter with two dims (effect_z: group x pooled covariate) gets one panel per
-    combination, not one pooled histogram per group; axes say what the model declares."""
+def test_prior_posterior_figure_has_a_panel_per_coordinate_and_the_models_scales(model, study):
+    """A parameter with a dim (effect: covariate) gets one panel per coordinate, named from
+    the study file; the standardised offsets (effect_z: group x pooled covariate) share one
+    panel; axes say what the model declares."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -404,16 +405,17 @@ def test_prior_posterior_figure_has_a_panel_per_coordinate_and_the_models_scales
 
     rng = np.random.default_rng(0)
     pooled = list(model.coords["pooled_covariate"])
-    draws = {"effect_z": rng.normal(size=(2, 50, 2, len(pooled))), "intercept": rng.normal(size=(2, 50))}
-    coords = {"group": list(model.coords["group"]), "pooled_covariate": pooled}
-    dims = {"effect_z": ["group", "pooled_covariate"]}
+    draws = {"effect": rng.normal(size=(2, 50, len(COVARIATES))), "effect_z": rng.normal(size=(2, 50, 2, len(pooled))), "intercept": rng.normal(size=(2, 50))}
+    coords = {"group": list(model.coords["group"]), "pooled_covariate": pooled, "covariate": COVARIATES}
+    dims = {"effect": ["covariate"], "effect_z": ["group", "pooled_covariate"]}
     idata = az.from_dict(posterior=draws, prior={k: 2 * v for k, v in draws.items()}, coords=coords, dims=dims)
     scales = model_api("hierarchical").parameter_scales
-    fig = prior_posterior_figure(idata, ["effect_z", "intercept"], scales)
-    labels = [ax.get_xlabel() for ax in fig.axes if ax.get_visible()]
-    assert len(labels) == 2 * len(pooled) + 1
-    assert f"effect_z[ms, {pooled[-1]}]\n({scales['effect_z']})" in labels
-    assert labels[-1] == f"intercept\n({scales['intercept']})" and not any("natural log" in t for t in labels)
+    fig = prior_posterior_figure(idata, ["effect", "effect_z", "intercept"], scales, study)
+    labels = [ax.get_xlabel().replace("\n", " ") for ax in fig.axes if ax.get_visible()]
+    assert len(labels) == len(COVARIATES) + 2
+    assert f"effect of age, per decade ({scales['effect']})" in labels
+    assert labels[len(COVARIATES)].endswith(f"({scales['effect_z']}; {2 * len(pooled)} overlaid)")
+    assert labels[-1] == f"Healthy controls: typical level ({scales['intercept']})" and not any("natural log" in t for t in labels)
     # every sampled parameter of the model has its scale declared
     assert {v.name for v in model.free_RVs} <= set(scales)
 
