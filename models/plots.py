@@ -448,7 +448,7 @@ def percent_effects_figure(idata: az.InferenceData, study: Study, info=None) -> 
     ticks = ["\n".join(textwrap.wrap(r[0], 40)) + ("\n[" + "\n ".join(textwrap.wrap(r[2], 40)) + "]" if r[2] else "") for r in rows]
     ax.set_yticks(range(len(rows)), ticks)
     ax.set_ylim(len(rows) - 0.5, -0.5)
-    ax.set_xlabel(f"change in {study.analyte.name} (%) per unit named on each row")
+    ax.set_xlabel(f"change in {study.analyte.name} (%), for the contrast named on each row")
     fig.legend(handles=_interval_key("no effect"), loc="outside lower center", ncol=4)
     ax.set_title("Covariate effects: median, 50% and 95% intervals\n[in brackets: where each estimate comes from]")
     return fig
