@@ -258,10 +258,14 @@ def _printed(study: Study, model: pm.Model, values) -> dict[str, np.ndarray]:
 
 
 def _rank_row(sim: int, label: str, x: np.ndarray, true: float, keep: np.ndarray) -> dict:
-    """Rank of ``true`` among the thinned draws ``x[keep]`` and whether the central 50% and
-    90% intervals of ``x`` cover it."""
-    lo50, hi50, lo90, hi90 = np.quantile(x, [0.25, 0.75, 0.05, 0.95])
-    return {"sim": sim, "parameter": label, "truth": true, "rank": int(np.sum(x[keep] < true)), "in_50": bool(lo50 <= true <= hi50), "in_90": bool(lo90 <= true <= hi90)}
+    """Rank of ``true`` among the thinned draws ``x[keep]``, whether the central 50% and
+    90% intervals of ``x`` cover it, and the posterior median (regions of the estimate,
+    :func:`coverage_by_region`)."""
+    lo50, hi50, lo90, hi90, med = np.quantile(x, [0.25, 0.75, 0.05, 0.95, 0.5])
+    return {
+        "sim": sim, "parameter": label, "truth": true, "rank": int(np.sum(x[keep] < true)), "in_50": bool(lo50 <= true <= hi50),
+        "in_90": bool(lo90 <= true <= hi90), "median": float(med),
+    }
 
 
 def _fit_chunk(setup: dict, tasks: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -391,7 +395,7 @@ def _grid_quantiles(grid: np.ndarray, weights: np.ndarray, probs) -> np.ndarray:
 
 def group_grid_check(
     study: Study, priors: dict, family: str, group: str, sims: int, seed: int, reps: int | None = None,
-    coarse: int = 161, fine: int = 81, span: float = 5.0,
+    coarse: int = 161, fine: int = 81, span: float = 5.0, shape: str | None = None, source: str = "simulated",
 ) -> pd.DataFrame:
     """Calibration of the group model's likelihood without a sampler.
 
@@ -403,68 +407,78 @@ def group_grid_check(
     resolves it.  With a calibrated likelihood the marginal posterior CDFs at the true
     values (PIT) are uniform.
 
+    ``shape`` selects the likelihood's shape (default: the model's).  With ``source =
+    "likelihood"`` the data are drawn from the likelihood itself
+    (:func:`models.likelihood.table_sample`) instead of the cohort simulator: the posterior
+    is then exact by construction, and the summary shows what a perfect likelihood gives in
+    each region (regions by true value are not calibrated even then; see
+    :func:`grid_check_summary`).
+
     Returns
     -------
     pd.DataFrame
         One row per simulation: the true ``log_mean`` and ``log_cv``, the true ``mean``
         (natural units) and ``cv``, and per parameter ``pit_<p>``, ``in50_<p>``, ``in90_<p>``
-        (central posterior intervals).
+        (central posterior intervals) and ``median_<p>`` (posterior median).
     """
-    from .group import DEFAULT_REPS, LOG_CV_BOUNDS, build_tables, group_data, rounding_width
-    from .likelihood import mvn_logp_batch, observed_rounded_log, rounded_table_moments, scale_table_moments_at
+    from .group import DEFAULT_REPS, DEFAULT_SHAPE, LOG_CV_BOUNDS, build_tables, group_data, rounding_width
+    from .likelihood import group_logp_at, observed_rounded_log, table_sample
 
     for p in ("log_mean", "log_cv"):
         if priors[p]["dist"] != "normal":
             raise ValueError("the grid check needs normal priors")
+    if source not in ("simulated", "likelihood"):
+        raise ValueError(f"unknown data source {source!r}; choose simulated or likelihood")
     i = study.group_ids.index(group)
-    table = build_tables(study, family, reps or DEFAULT_REPS, seed=20180302)[i]
-    names = group_data(study)[i].names
+    table = build_tables(study, family, reps or DEFAULT_REPS, seed=20180302, shape=shape or DEFAULT_SHAPE)[i]
     ref = float(study.assumption("reference_level", 1.0))
     width = rounding_width(study)
+    # the table's location axis: log(mean / width) with rounding, else the log mean
+    shift = np.log(ref / width) if width > 0 else np.log(ref)
     fam = get_family(family)
     (mm, sm), (mc, sc) = ((priors[p]["mu"], priors[p]["sigma"]) for p in ("log_mean", "log_cv"))
     lo_c, hi_c = max(mc - span * sc, LOG_CV_BOUNDS[0]), min(mc + span * sc, LOG_CV_BOUNDS[1])
 
-    def log_post(obs, lm, lc):
+    def log_post(x, lm, lc):
         lm, lc = lm.ravel(), lc.ravel()
-        if width > 0:
-            mu, cov = rounded_table_moments(np, table, lm + np.log(ref / width), lc)
-            x = observed_rounded_log(np, obs, width)
-        else:
-            mu, cov = scale_table_moments_at(table, lm + np.log(ref), lc)
-            x = obs
-        lp = mvn_logp_batch(x, mu, cov + 1e-10 * np.eye(len(names)))
+        lp = group_logp_at(table, x, lm + shift, lc)
         lp = lp - 0.5 * ((lm - mm) / sm) ** 2 - 0.5 * ((lc - mc) / sc) ** 2
         return np.where(np.isfinite(lp), lp, -np.inf)
+
+    from .simulate import simulate_reported
 
     rng = np.random.default_rng(seed)
     gm = np.linspace(mm - span * sm, mm + span * sm, coarse)
     gc = np.linspace(lo_c, hi_c, coarse)
     CM, CC = np.meshgrid(gm, gc, indexing="ij")
-    coarse_moments = None
     rows = []
     for s in range(sims):
         lm = rng.normal(mm, sm)
         lc = rng.normal(mc, sc)
         while not LOG_CV_BOUNDS[0] <= lc <= LOG_CV_BOUNDS[1]:  # the model's truncated prior
             lc = rng.normal(mc, sc)
-        from .simulate import simulate_reported
-
-        rep = simulate_reported(study, fam, {g: (ref * np.exp(lm), np.exp(lc)) for g in study.group_ids}, rng)[group]
-        obs = np.log(rep)
-        lp = log_post(obs, CM, CC).reshape(CM.shape)
+        if source == "simulated":
+            rep = simulate_reported(study, fam, {g: (ref * np.exp(lm), np.exp(lc)) for g in study.group_ids}, rng)[group]
+            obs = np.log(rep)
+            x = observed_rounded_log(np, obs, width) if width > 0 else obs
+            shown = rep
+        else:
+            x = table_sample(table, lm + shift, lc, rng)
+            shown = x
+        lp = log_post(x, CM, CC).reshape(CM.shape)
         im, ic = np.nonzero(lp > lp.max() - 25.0)
         fm = np.linspace(gm[max(im.min() - 2, 0)], gm[min(im.max() + 2, coarse - 1)], fine)
         fc = np.linspace(gc[max(ic.min() - 2, 0)], gc[min(ic.max() + 2, coarse - 1)], fine)
         FM, FC = np.meshgrid(fm, fc, indexing="ij")
-        lp = log_post(obs, FM, FC).reshape(FM.shape)
+        lp = log_post(x, FM, FC).reshape(FM.shape)
         w = np.exp(lp - lp.max())
-        row = {"sim": s, "log_mean": lm, "log_cv": lc, "mean": ref * np.exp(lm), "cv": np.exp(lc), "reported": " ".join(f"{v:g}" for v in rep)}
+        row = {"sim": s, "log_mean": lm, "log_cv": lc, "mean": ref * np.exp(lm), "cv": np.exp(lc), "reported": " ".join(f"{v:g}" for v in shown)}
         for name, grid, marg, true in (("log_mean", fm, w.sum(axis=1), lm), ("log_cv", fc, w.sum(axis=0), lc)):
             row[f"pit_{name}"] = _grid_cdf(grid, marg, true)
-            q05, q25, q75, q95 = _grid_quantiles(grid, marg, [0.05, 0.25, 0.75, 0.95])
+            q05, q25, q50, q75, q95 = _grid_quantiles(grid, marg, [0.05, 0.25, 0.5, 0.75, 0.95])
             row[f"in50_{name}"] = bool(q25 <= true <= q75)
             row[f"in90_{name}"] = bool(q05 <= true <= q95)
+            row[f"median_{name}"] = float(q50)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -482,56 +496,83 @@ REGIONS = {
 }
 
 
+#: What a region is defined by: the true value, or the posterior median (the estimate).
+#: Only regions of the estimate are calibrated for a correct posterior: given the data, the
+#: truth is distributed as the posterior, so coverage holds whatever subset of the data is
+#: selected.  Selecting by the true value instead selects data that the prior pulls one
+#: way: above the prior's centre the posterior is shifted down, so the PIT is above 0.5 and
+#: the coverage below nominal even for an exact posterior (the grid check with data drawn
+#: from the likelihood itself shows it).
+REGION_BASES = ("truth", "estimate")
+
+
 def grid_check_summary(df: pd.DataFrame, width: float) -> pd.DataFrame:
-    """Per region of :data:`REGIONS` and parameter: studies, mean PIT, 50%/90% coverage and
-    the KS p-value of the PITs against the uniform distribution."""
-    units = df["mean"].to_numpy() / (width if width > 0 else 1.0)
+    """Per region of :data:`REGIONS` (by truth and by estimate, :data:`REGION_BASES`) and
+    parameter: studies, mean PIT, 50%/90% coverage and the KS p-value of the PITs against
+    the uniform distribution."""
+    w = width if width > 0 else 1.0
     rows = []
-    for region, rule in REGIONS.items():
-        d = df[rule(units, df["cv"].to_numpy())]
-        for p in ("log_mean", "log_cv"):
-            rows.append(
-                {
-                    "region": region,
-                    "parameter": p,
-                    "sims": len(d),
-                    "pit_mean": float(d[f"pit_{p}"].mean()) if len(d) else np.nan,
-                    "coverage_50": float(d[f"in50_{p}"].mean()) if len(d) else np.nan,
-                    "coverage_90": float(d[f"in90_{p}"].mean()) if len(d) else np.nan,
-                    "ks_p": float(sps.kstest(d[f"pit_{p}"], "uniform").pvalue) if len(d) >= 5 else np.nan,
-                }
-            )
+    for basis in REGION_BASES:
+        if basis == "truth":
+            units, cv = df["mean"].to_numpy() / w, df["cv"].to_numpy()
+        else:
+            units = df["mean"].to_numpy() / np.exp(df["log_mean"].to_numpy()) * np.exp(df["median_log_mean"].to_numpy()) / w
+            cv = np.exp(df["median_log_cv"].to_numpy())
+        for region, rule in REGIONS.items():
+            if basis == "estimate" and region == "all":
+                continue
+            d = df[rule(units, cv)]
+            for p in ("log_mean", "log_cv"):
+                rows.append(
+                    {
+                        "basis": basis,
+                        "region": region,
+                        "parameter": p,
+                        "sims": len(d),
+                        "pit_mean": float(d[f"pit_{p}"].mean()) if len(d) else np.nan,
+                        "coverage_50": float(d[f"in50_{p}"].mean()) if len(d) else np.nan,
+                        "coverage_90": float(d[f"in90_{p}"].mean()) if len(d) else np.nan,
+                        "ks_p": float(sps.kstest(d[f"pit_{p}"], "uniform").pvalue) if len(d) >= 5 else np.nan,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def coverage_by_region(result: SbcResult, study: Study) -> pd.DataFrame:
     """SBC coverage of the group model's parameters by region of the prior (:data:`REGIONS`,
-    from the true mean and CV of the parameter's own group): simulations, 50% and 90%
-    interval coverage and the chi-square p of the binned ranks."""
+    from the mean and CV of the parameter's own group: true values, and posterior medians,
+    :data:`REGION_BASES`): simulations, mean rank fraction, 50% and 90% interval coverage
+    and the chi-square p of the binned ranks."""
     ranks = result.ranks.copy()
     ranks["group"] = ranks["parameter"].str.extract(r"\[(.*)\]")[0]
     ranks["var"] = ranks["parameter"].str.split("[").str[0]
-    truth = ranks.pivot_table(index=["sim", "group"], columns="var", values="truth").reset_index()
     ref = float(study.assumption("reference_level", 1.0))
     width = float(study.assumption("rounding", 0.0) or 0.0) or 1.0
-    truth["units"] = ref * np.exp(truth["log_mean"]) / width
-    truth["cv"] = np.exp(truth["log_cv"])
-    ranks = ranks.merge(truth[["sim", "group", "units", "cv"]], on=["sim", "group"])
     rows = []
-    for region, rule in REGIONS.items():
-        d = ranks[rule(ranks["units"].to_numpy(), ranks["cv"].to_numpy())]
-        for p in dict.fromkeys(result.ranks["parameter"]):
-            r = d[d["parameter"] == p]
-            counts = np.bincount(r["rank"].to_numpy() * N_BINS // (N_RANK_DRAWS + 1), minlength=N_BINS)
-            rows.append(
-                {
-                    "region": region,
-                    "parameter": p,
-                    "sims": len(r),
-                    "mean_rank_fraction": float(((r["rank"] + 0.5) / (N_RANK_DRAWS + 1)).mean()) if len(r) else np.nan,
-                    "coverage_50": float(r["in_50"].mean()) if len(r) else np.nan,
-                    "coverage_90": float(r["in_90"].mean()) if len(r) else np.nan,
-                    "p_chi2": float(sps.chisquare(counts).pvalue) if len(r) >= 20 else np.nan,
-                }
-            )
+    for basis, column in (("truth", "truth"), ("estimate", "median")):
+        if column not in ranks:
+            continue
+        where = ranks.pivot_table(index=["sim", "group"], columns="var", values=column).reset_index()
+        where["units"] = ref * np.exp(where["log_mean"]) / width
+        where["cv"] = np.exp(where["log_cv"])
+        r_all = ranks.merge(where[["sim", "group", "units", "cv"]], on=["sim", "group"])
+        for region, rule in REGIONS.items():
+            if basis == "estimate" and region == "all":
+                continue
+            d = r_all[rule(r_all["units"].to_numpy(), r_all["cv"].to_numpy())]
+            for p in dict.fromkeys(result.ranks["parameter"]):
+                r = d[d["parameter"] == p]
+                counts = np.bincount(r["rank"].to_numpy() * N_BINS // (N_RANK_DRAWS + 1), minlength=N_BINS)
+                rows.append(
+                    {
+                        "basis": basis,
+                        "region": region,
+                        "parameter": p,
+                        "sims": len(r),
+                        "mean_rank_fraction": float(((r["rank"] + 0.5) / (N_RANK_DRAWS + 1)).mean()) if len(r) else np.nan,
+                        "coverage_50": float(r["in_50"].mean()) if len(r) else np.nan,
+                        "coverage_90": float(r["in_90"].mean()) if len(r) else np.nan,
+                        "p_chi2": float(sps.chisquare(counts).pvalue) if len(r) >= 20 else np.nan,
+                    }
+                )
     return pd.DataFrame(rows)

@@ -23,10 +23,9 @@ from .likelihood import (
     CV_RANGE,
     build_rounded_table,
     build_table,
-    mvn_logp,
     observed_rounded_log,
-    rounded_table_moments,
-    table_moments,
+    rounded_table_logp,
+    table_logp,
 )
 from .priors import prior_variable
 from .simulate import sorted_normals, uniform_rounding_errors
@@ -46,9 +45,13 @@ PARAMETER_SCALES = {"log_mean": "log of mean / reference level", "log_cv": "log 
 MIN_REPS = 10
 
 
-#: Added to every rounding variance: keeps the covariance positive definite when a study
-#: declares no rounding.
+#: Added to every rounding variance of the covariate model's first-order likelihood (which
+#: imports it): keeps the covariance positive definite when a study declares no rounding.
 ROUNDING_FLOOR = 1e-10
+#: Shape of the synthetic likelihood (:data:`models.likelihood.SHAPES`): each statistic
+#: sinh-arcsinh transformed before the normal.  The plain normal was biased at CV > 1
+#: (docs/decisions/group-likelihood-calibration.md).
+DEFAULT_SHAPE = "sinh-arcsinh"
 #: Bounds of ``log_cv``: the CV range of the likelihood tables.  The CV prior is truncated
 #: to it (an interval transform, value name ``log_cv_scaledinterval__``; the prior
 #: density inside is unchanged up to a constant),
@@ -194,7 +197,7 @@ def set_starting_values(model: pm.Model, study: Study, priors: dict, data: dict)
     model.rvs_to_initial_values[model["log_cv"]] = np.array(lc)
 
 
-def build_tables(study: Study, family: str = "lognormal", reps: int = DEFAULT_REPS, seed: int = 20180302) -> list:
+def build_tables(study: Study, family: str = "lognormal", reps: int = DEFAULT_REPS, seed: int = 20180302, shape: str = DEFAULT_SHAPE) -> list:
     """The likelihood table of each group of ``study``, in file order.
 
     With a declared rounding width the tables simulate the rounding
@@ -202,12 +205,13 @@ def build_tables(study: Study, family: str = "lognormal", reps: int = DEFAULT_RE
     (:func:`models.likelihood.build_table`).  Deviates (and rounding errors) come from one
     stream seeded with ``seed``, group after group.  A table depends only on the design
     (sizes, reported statistic names, quantile method, rounding), never on reported values.
+    ``shape`` is the likelihood's shape (:data:`models.likelihood.SHAPES`).
     """
     fam = get_family(family)
     data = group_data(study)
     width = rounding_width(study)
     q_method = int(study.assumption("quantile_method", 7))
-    key = (fam.name, reps, seed, q_method, width > 0, tuple((d.n, d.names) for d in data))
+    key = (fam.name, reps, seed, q_method, width > 0, shape, tuple((d.n, d.names) for d in data))
     if key not in _TABLES:
         rng = np.random.default_rng(seed)
         tables = []
@@ -215,9 +219,9 @@ def build_tables(study: Study, family: str = "lognormal", reps: int = DEFAULT_RE
             z = sorted_normals(rng, reps, d.n)
             if width > 0:
                 errors = uniform_rounding_errors(rng, reps, len(d.names))
-                tables.append(build_rounded_table(fam, z, errors, d.names, q_method))
+                tables.append(build_rounded_table(fam, z, errors, d.names, q_method, shape=shape))
             else:
-                tables.append(build_table(fam, z, d.names, q_method))
+                tables.append(build_table(fam, z, d.names, q_method, shape=shape))
         _TABLES[key] = tables
     return _TABLES[key]
 
@@ -289,14 +293,12 @@ def build_model(
                     # the observed data stay log(reported) (calibration swaps them); the
                     # rounding scale is computed from them in the graph
                     obs = observed_rounded_log(pt, value, width)
-                    mu, cov = rounded_table_moments(pt, table, lmean - np.log(width), lc)
-                    return mvn_logp(pt, obs, mu, cov + ROUNDING_FLOOR * pt.eye(table.k), k=table.k)
+                    return rounded_table_logp(pt, table, obs, lmean - np.log(width), lc)
 
             else:
 
                 def logp(value, lmean, lc, _support, table=table):
-                    mu, cov = table_moments(pt, table, lmean, lc)
-                    return mvn_logp(pt, value, mu, cov + ROUNDING_FLOOR * pt.eye(table.k), k=table.k)
+                    return table_logp(pt, table, value, lmean, lc)
 
             pm.CustomDist(
                 f"stats_{d.group}",

@@ -50,6 +50,11 @@ def parse_args(argv=None):
         "(no sampler) and print PIT uniformity and coverage by region of the prior",
     )
     p.add_argument("--reps", type=int, default=None, help="with --grid: simulated cohorts per likelihood table (default: the model's)")
+    p.add_argument("--shape", choices=["sinh-arcsinh", "normal"], default=None, help="with --grid: shape of the synthetic likelihood (default: the model's)")
+    p.add_argument(
+        "--grid-source", choices=["simulated", "likelihood"], default="simulated",
+        help="with --grid: data from the cohort simulator, or drawn from the likelihood itself (an exact posterior: the reference for regions; default: %(default)s)",
+    )
     a = p.parse_args(argv)
     families = {"group": ("lognormal", "gamma"), "hierarchical": ("normal", "student_t")}[a.model]
     if a.family is None:
@@ -95,7 +100,9 @@ def main(argv=None) -> int:
         if args.model != "group" or args.grid not in study.group_ids:
             print(f"error: --grid needs the group model and one of the groups {', '.join(study.group_ids)}", file=sys.stderr)
             return EXIT_INPUT
-        df = calibration.group_grid_check(study, priors, args.family, args.grid, args.sims, args.seed, reps=args.reps)
+        df = calibration.group_grid_check(
+            study, priors, args.family, args.grid, args.sims, args.seed, reps=args.reps, shape=args.shape, source=args.grid_source
+        )
         summary = calibration.grid_check_summary(df, float(study.assumption("rounding", 0.0) or 0.0))
         import pandas as pd
 
