@@ -142,3 +142,70 @@ def parameter_label(study: Study | None, name: str, coords: dict[str, object]) -
         return PARAMETER_TEXT[name].format(**fields)
     extra = ", ".join(coordinate_label(study, d, v) for d, v in coords.items())
     return f"{readable(name)}: {extra}" if extra else readable(name)
+
+
+#: Estimands of the result tables (``models.estimands``, ``models.effects``): what each is of
+#: its coordinates, and its units ("{units}": the analyte's).  ``{a}``/``{b}`` are the
+#: compared groups, ``{group}`` a group, ``{covariate}`` a covariate's contrast.
+ESTIMAND_TEXT = {
+    "median": ("{group}: population median", "{units}"),
+    "mean": ("{group}: population mean", "{units}"),
+    "cv": ("{group}: coefficient of variation", "ratio"),
+    "ratio_of_medians": ("{a} / {b}: ratio of population medians", "fold"),
+    "ratio_of_means": ("{a} / {b}: ratio of population means", "fold"),
+    "adjusted_ratio": ("{a} / {b}: ratio of typical levels, shared covariates equal", "fold"),
+    "difference_in_medians": ("{a} minus {b}: difference in population medians", "{units}"),
+    "prob_superiority": ("{a} vs {b}: probability of superiority", "probability"),
+    "effect_percent": ("effect of {covariate}, pooled over groups", "% change in {analyte}"),
+    "slope_percent": ("{group}: effect of {covariate}", "% change in {analyte}"),
+    "category_spread_percent": ("spread of the effects of {category} (1 SD)", "%"),
+}
+
+
+def estimand_label(study: Study | None, key: str) -> tuple[str, str]:
+    """An estimand key of the result tables in words, with its units.
+
+    ``ratio_of_medians[control_vs_ms]`` -> ``("Healthy controls / MS patients: ratio of
+    population medians", "fold")``; ``P(effect_percent[female] < 0)`` -> ``("effect of female
+    vs male, pooled over groups, < 0: posterior probability", "probability")``.
+
+    Parameters
+    ----------
+    study : Study or None
+        The study file (labels); without it identifiers are made readable.
+    key : str
+        The ``estimand`` column of a result table.
+
+    Returns
+    -------
+    tuple of str
+        Text and units.
+    """
+    claim = re.fullmatch(r"P\((.+) ([<>=~]+) (\S+)\)", key)
+    if claim:
+        inner, _ = estimand_label(study, claim.group(1))
+        return f"{inner}, {claim.group(2)} {claim.group(3)}: posterior probability", "probability"
+    m = re.fullmatch(r"(\w+)(?:\[([^\]]*)\])?", key)
+    if m is None:
+        return readable(key), ""
+    name, args = m.group(1), [a.strip() for a in (m.group(2) or "").split(",") if a.strip()]
+    if name not in ESTIMAND_TEXT:
+        extra = ", ".join(readable(a) for a in args)
+        return (f"{readable(name)}: {extra}" if extra else readable(name)), ""
+    fields = {"category": category_name(study), "a": "", "b": "", "group": "", "covariate": ""}
+    for a in args:
+        if study is not None and a in study.comparisons:
+            fields["a"], fields["b"] = (group_label(study, g) for g in study.comparisons[a].groups)
+        elif study is not None and a in study.groups:
+            fields["group"] = group_label(study, a)
+        elif study is not None and a in study.covariates:
+            fields["covariate"] = effect_contrast(study, a)
+        elif "_vs_" in a:  # a comparison id, without the study file
+            fields["a"], fields["b"] = (readable(g) for g in a.split("_vs_", 1))
+        else:
+            fields["group" if not fields["group"] else "covariate"] = readable(a)
+    if name in ("effect_percent", "slope_percent") and fields["covariate"] == "" and fields["group"]:
+        fields["covariate"], fields["group"] = fields["group"], ""
+    text, units = ESTIMAND_TEXT[name]
+    analyte = study.analyte.name if study is not None else "level"
+    return text.format(**fields), units.format(units=study.analyte.units if study is not None else "", analyte=analyte)

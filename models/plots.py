@@ -45,11 +45,11 @@ _PUBLISHED = dict(color="crimson", lw=2)
 #: Histograms as one filled outline each, not one patch per bar: drawing the bars of the
 #: predictive-check and prior-versus-posterior panels was most of those figures' time.
 _FILLED = dict(histtype="stepfilled")
-#: Mantissas of the labelled ticks of a log axis, coarsest first (see :func:`_plain_log_ticks`).
+#: Mantissas of the labelled ticks of a log axis, coarsest first (see :func:`plain_log_ticks`).
 _LOG_MANTISSAS = ((1,), (1, 2, 5), (1, 2, 3, 5), (1, 1.5, 2, 3, 4, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8))
 
 
-def _page_style(builder):
+def page_style(builder):
     """Draw ``builder``'s figure in the page style (:data:`_STYLE`): every text artist takes
     its size when it is created, so the sizes hold wherever the figure is saved."""
 
@@ -61,7 +61,7 @@ def _page_style(builder):
     return styled
 
 
-def _plain_log_ticks(axis, min_ticks: int = 4) -> None:
+def plain_log_ticks(axis, min_ticks: int = 4) -> None:
     """Label a log axis with plain numbers at 1-2-5-like steps, enough of them to read the
     axis (matplotlib labels only powers of ten, 1 alone on an axis from 1 to 5, or writes
     2x10^2).  Call after everything is drawn: the ticks are fixed for the current limits."""
@@ -112,7 +112,7 @@ def _interval_key(null: str) -> list:
     ]
 
 
-@_page_style
+@page_style
 def ratio_figure(idata: az.InferenceData, study: Study) -> plt.Figure:
     """Posterior of each comparison's ratios of medians and of means, with the ratios of the
     published statistics and any claimed fold threshold marked.
@@ -158,7 +158,7 @@ def ratio_figure(idata: az.InferenceData, study: Study) -> plt.Figure:
     return fig
 
 
-@_page_style
+@page_style
 def group_values_figure(idata: az.InferenceData, study: Study) -> plt.Figure:
     """Posterior median and 95% HDI of each group's population median and mean, against the
     published sample median and mean (log axis labelled in the analyte's units)."""
@@ -185,7 +185,7 @@ def group_values_figure(idata: az.InferenceData, study: Study) -> plt.Figure:
     ax.set_ylim(y - 1, -0.6)
     ax.set_xscale("log")
     ax.margins(x=0.08)
-    _plain_log_ticks(ax.xaxis)
+    plain_log_ticks(ax.xaxis)
     ax.set_xlabel(f"{study.analyte.name} ({units}, log scale)")
     key = [
         Line2D([], [], color="gray", lw=4, label="population value: 95% HDI"),
@@ -197,7 +197,7 @@ def group_values_figure(idata: az.InferenceData, study: Study) -> plt.Figure:
     return fig
 
 
-@_page_style
+@page_style
 def predictive_figure(stats: dict[str, np.ndarray], checks: pd.DataFrame, study: Study) -> plt.Figure:
     """Posterior predictive distribution of every published statistic, published value marked.
 
@@ -303,7 +303,7 @@ def sbc_ecdf_figure(ranks: pd.DataFrame, ecdf_difference, band: float) -> plt.Fi
     return fig
 
 
-@_page_style
+@page_style
 def effects_forest_figure(idata: az.InferenceData, study: Study) -> plt.Figure:
     """Forest plot of the between-group effects: the ratios of medians and of means (log
     axis) above the probability of superiority; median, 50% interval and 95% HDI, the
@@ -332,7 +332,7 @@ def effects_forest_figure(idata: az.InferenceData, study: Study) -> plt.Figure:
         ax.set_xlabel(xlabel)
     axes[0].set_xscale("log")
     axes[0].margins(x=0.06)
-    _plain_log_ticks(axes[0].xaxis)
+    plain_log_ticks(axes[0].xaxis)
     lo, hi = axes[1].get_xlim()
     axes[1].set_xlim(max(lo, -0.02), min(hi, 1.02))
     _three_ticks(axes[1])
@@ -354,7 +354,7 @@ def _peak_scaled(ax, draws: np.ndarray, bins: int = 40, **style) -> float:
     return float(np.std(draws))
 
 
-@_page_style
+@page_style
 def prior_posterior_figure(idata: az.InferenceData, var_names, scales: dict[str, str] | None = None, study: Study | None = None) -> plt.Figure:
     """Prior (from ``idata.prior``, drawn by the caller) against posterior of each sampled
     parameter, one panel per coordinate; each distribution scaled to a peak of 1, so a
@@ -420,7 +420,7 @@ def prior_posterior_figure(idata: az.InferenceData, var_names, scales: dict[str,
     return fig
 
 
-@_page_style
+@page_style
 def percent_effects_figure(idata: az.InferenceData, study: Study, info=None) -> plt.Figure:
     """Forest plot of the covariate effects as a percent change in the analyte (pooled and
     per group): median, 50% interval and 95% HDI, zero dotted, each row named by what one
@@ -454,7 +454,7 @@ def percent_effects_figure(idata: az.InferenceData, study: Study, info=None) -> 
     return fig
 
 
-@_page_style
+@page_style
 def covariate_figure(view: dict, study: Study) -> plt.Figure:
     """Levels against a covariate (age) by group and by a published breakdown (sex):
     subjects of a few posterior predictive cohorts, the posterior typical level per
@@ -489,7 +489,7 @@ def covariate_figure(view: dict, study: Study) -> plt.Figure:
         ax.set_title(f"{study.groups[g].label} (published median {reported['median']:g} {study.analyte.units})" if "median" in reported else study.groups[g].label)
         ax.set_xlabel(f"{words.covariate_name(study, view['x'])} ({cx.units})" if cx.units else cx.label)
         ax.set_yscale("log")
-    _plain_log_ticks(axes[0][0].yaxis)
+    plain_log_ticks(axes[0][0].yaxis)
     axes[0][0].set_ylabel(f"{study.analyte.name} ({study.analyte.units}, log scale)")
     key = [
         ((Patch(color=colours[v], alpha=0.15, lw=0), Line2D([], [], color=colours[v], lw=2)), f"{names[v]}: subjects; typical level (median, 90% band)")

@@ -24,7 +24,7 @@ from matplotlib.markers import MarkerStyle  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
-from models import effects, figure_labels, plots  # noqa: E402
+from models import effects, figure_labels, plots, sensitivity_plots  # noqa: E402
 from models.cohort import build_design  # noqa: E402
 from models.study import load_study  # noqa: E402
 
@@ -36,7 +36,10 @@ MIN_POINTS = 7.0
 #: (``effect_z[ms, female]``), a word joined by underscores (``age_decades``), the estimand
 #: notation of the tables (``P(X_a > X_b)``) and a percentage "per unit" of nothing named.
 INTERNAL = [re.compile(r"\w\["), re.compile(r"[A-Za-z0-9]_[A-Za-z0-9]"), re.compile(r"P\(X_"), re.compile(r"% per unit")]
-FIGURES = ["ratio_posterior", "group_values", "effects_forest", "percent_effects", "level_vs_covariate", "prior_posterior", "predictive_checks"]
+FIGURES = ["ratio_posterior", "group_values", "effects_forest", "percent_effects", "level_vs_covariate", "prior_posterior", "predictive_checks",
+           "sensitivity_ratio", "sensitivity_claim"]
+#: Figures whose symbols are explained in their title or axis label instead of a legend.
+NO_LEGEND = {"predictive_checks", "sensitivity_ratio", "sensitivity_claim"}
 
 
 def _posterior(study, design, rng, chains=2, draws=300):
@@ -90,6 +93,22 @@ def study():
     return load_study(STUDY_PATH)
 
 
+def _sensitivity_table() -> pd.DataFrame:
+    """A sensitivity results table (models.sensitivity.results_table) of four scenarios, one
+    failed and one sharing another's posterior, for a ratio and a claim probability."""
+    scenarios = [("default", "ok", ""), ("priors=wide", "ok", ""), ("age_distribution={distribution: normal, mean: 35, sd: 14}", "ok", ""),
+                 ("group_test=welch_t", "failed", "default")]
+    rows = []
+    for i, (name, status, shared) in enumerate(scenarios):
+        rows.append({"scenario": name, "estimand": "ratio_of_medians[control_vs_ms]", "label": "ratio of population medians (control_vs_ms)",
+                     "units": "fold", "median": 3.8 + 0.1 * i, "hdi_low": 3.1 + 0.05 * i, "hdi_high": 4.5 + 0.2 * i, "null": 1.0,
+                     "status": status, "same_posterior_as": shared})
+        rows.append({"scenario": name, "estimand": "P(effect_percent[female] < 0)", "label": "posterior probability that the female effect is lower, as claimed",
+                     "units": "probability", "median": 0.93 - 0.02 * i, "hdi_low": np.nan, "hdi_high": np.nan, "null": np.nan,
+                     "status": status, "same_posterior_as": shared})
+    return pd.DataFrame(rows)
+
+
 @pytest.fixture(scope="module")
 def figures(study):
     """Every figure of a covariate-model fit, built as scripts/fit.py builds it and drawn."""
@@ -110,6 +129,8 @@ def figures(study):
         "level_vs_covariate": plots.covariate_figure(effects.covariate_view(idata, study, design, None, seed=3), study),
         "prior_posterior": plots.prior_posterior_figure(idata, free, api.parameter_scales, study),
         "predictive_checks": plots.predictive_figure(pstats, api.check_table(pstats, study), study),
+        "sensitivity_ratio": sensitivity_plots.forest_figure(_sensitivity_table(), "ratio_of_medians[control_vs_ms]", study=study),
+        "sensitivity_claim": sensitivity_plots.forest_figure(_sensitivity_table(), "P(effect_percent[female] < 0)", study=study),
     }
     for fig in built.values():
         fig.canvas.draw()
@@ -182,8 +203,7 @@ def _marker_key(path) -> tuple:
 def test_legends_do_not_cover_data(figures, name):
     """No legend lies over a plotted point, line, bar or band of any panel."""
     fig = figures[name]
-    # the predictive checks say what the red line is in their title
-    assert _legends(fig) or name == "predictive_checks", "a figure without a legend leaves its symbols unexplained"
+    assert _legends(fig) or name in NO_LEGEND, "a figure without a legend leaves its symbols unexplained"
     for legend in _legends(fig):
         box = legend.get_window_extent()
         for ax in _panels(fig):
@@ -293,5 +313,7 @@ def test_effect_contrasts_follow_the_study_file(study):
     assert figure_labels.effect_contrast(study, "optic_lesion") == "optic nerve lesion, with vs without"
     assert figure_labels.effect_contrast(study, "attacks_per_year") == "attacks per year, per +1"
     assert figure_labels.parameter_label(study, "group_difference", {"contrast": "ms"}) == "MS patients relative to Healthy controls"
+    assert figure_labels.estimand_label(study, "prob_superiority[control_vs_ms]") == ("Healthy controls vs MS patients: probability of superiority", "probability")
+    assert figure_labels.estimand_label(study, "slope_percent[ms, age_decades]") == ("MS patients: effect of age, per decade", "% change in serum vitamin K2")
     # without the study file the identifiers are at least made readable
     assert figure_labels.parameter_label(None, "effect", {"covariate": "age_decades"}) == "effect of age decades"
