@@ -138,7 +138,7 @@ def test_sigint_kills_the_worker_and_removes_the_staging_folder(tmp_path, dummy,
         run.wait_for(r"^phase: work$", timeout=60)
         staged = list((out / "sub").glob(".incomplete-*"))
         assert len(staged) == 1 and (staged[0] / "partial.txt").is_file()
-        assert len(run.seen) >= 2, "the child and its forked worker should be running"
+        assert len(descendants(run.proc.pid)) >= 2, "the child and its forked worker should be running"
         code, seconds = run.interrupt()
         check_stopped(run, code, seconds, out, before, "dummy script, paused in its work")
     finally:
@@ -231,14 +231,15 @@ def _fit(tmp_path, out, *args, env=None):
 
 @pytest.mark.slow
 def test_fit_sigint_during_xla_compilation(tmp_path, earlier):
-    """No persistent compilation cache, so XLA compiles the sampler; the SIGINT arrives when
-    JAX has handed the sampler's program to XLA and before XLA has finished it (this
-    crashed the old fit with a segfault)."""
+    """No persistent compilation cache, so XLA compiles the sampler (10-20 s); the SIGINT
+    arrives when JAX has handed the sampler's program to XLA and before XLA has finished it:
+    native code that a Python signal handler cannot interrupt safely."""
     out, before = earlier
     run = _fit(tmp_path, out, env={"K2_JAX_CACHE": "", "JAX_LOG_COMPILES": "1"})
     try:
         run.wait_for(r"^phase: compile$")
-        run.wait_for(r"Finished jaxpr to MLIR module conversion jit\(_fun\)", after=run.matched_at)
+        # the sampler's program: its conversion takes 0.5-1.5 s, the small programs' 0.01 s
+        run.wait_for(r"Finished jaxpr to MLIR module conversion jit\(_fun\) in (0\.[1-9]|[1-9])", after=run.matched_at)
         mark = run.matched_at
         code, seconds = run.interrupt()
         # still compiling when the signal went: no compilation finished, no chain running
