@@ -369,3 +369,21 @@ def test_alive_tells_a_zombie_from_a_running_process():
         time.sleep(0.01)
     assert not alive(proc.pid)  # exited, not yet reaped: a zombie
     proc.wait()
+
+
+def test_publish_replaces_the_figures_and_leaves_no_temporary_copy(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fit_script_publish", FIT)
+    fit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit)
+    figdir = tmp_path / "result" / "figures"
+    figdir.mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        (figdir / name).write_bytes(b"new " + name.encode())
+    dest = tmp_path / "published" / "figures"
+    dest.mkdir(parents=True)
+    (dest / "a.png").write_bytes(b"old")
+    (dest / "other.png").write_bytes(b"kept")
+    fit.publish(figdir, ["a.png", "b.png"], dest)
+    assert {p.name: p.read_bytes() for p in dest.iterdir()} == {"a.png": b"new a.png", "b.png": b"new b.png", "other.png": b"kept"}
