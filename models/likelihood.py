@@ -83,11 +83,14 @@ SHAPES = ("sinh-arcsinh", "normal")
 #: table build (Newton steps over all cohorts at every grid point), and 500 cohorts give
 #: the same calibration as 1000 at a quarter of the cost.
 SHAPE_FIT_REPS = 500
-#: Bounds of the fitted skewness and tail parameters.  They bind only where a statistic is
-#: two-valued (a gamma group at CV > 10 whose median rounds to 0 or not), which no
-#: transform makes normal.
-EPS_BOUNDS = (-3.0, 3.0)
-DELTA_BOUNDS = (0.3, 3.0)
+#: Bounds of the fitted skewness and tail parameters.  Where the statistics are skewed
+#: and heavy-tailed but unimodal (CV 1-15 of both families) the fits lie inside; they bind
+#: where a statistic is nearly two-valued (a gamma group at CV > 8, whose mean depends on
+#: whether one large value occurs and whose median rounds to 0 or not), which no
+#: marginal transform makes normal.  Wider bounds (0.3-3 for delta) fitted such statistics
+#: with extreme transforms that changed quickly between grid points.
+EPS_BOUNDS = (-1.5, 1.5)
+DELTA_BOUNDS = (0.6, 1.6)
 #: Smallest SD of a simulated statistic: without rounding, a gamma group's lower quantiles
 #: near CV 50 are all floored at the same value (see :func:`build_table`).
 MIN_SCALE = 1e-9
@@ -238,7 +241,13 @@ def shape_values(y: np.ndarray, shape: str = "sinh-arcsinh", init=None, iters: i
     zc = z - zm[..., None, :]
     zc = np.einsum("...rk,...rl->...kl", zc, zc) / (z.shape[-2] - 1)
     k = y.shape[-1]
-    vals = np.concatenate([loc, np.log(scale), eps, np.log(dl), zm, zc.reshape(zc.shape[:-2] + (k * k,))], axis=-1)
+    # the Cholesky factor is tabulated, with its diagonal on the log scale: interpolated
+    # covariances lost positive definiteness between grid points where the scores'
+    # correlation is near 1 (gamma, CV > 5); a factor with a positive diagonal never does
+    chol = np.linalg.cholesky(zc + LOGP_FLOOR * np.eye(k))
+    diag = np.arange(k)
+    chol[..., diag, diag] = np.log(chol[..., diag, diag])
+    vals = np.concatenate([loc, np.log(scale), eps, np.log(dl), zm, chol.reshape(chol.shape[:-2] + (k * k,))], axis=-1)
     return vals, (eps, dl)
 
 
@@ -247,24 +256,33 @@ def shape_logp(xp, x, vals, k: int):
     (:func:`shape_values`; with ``loc`` already shifted to the point).
 
     On NumPy ``x`` is (k,) or broadcasts against ``vals`` (..., K), and the result is (...);
-    on PyTensor ``vals`` is one (K,) vector and the normal is unrolled (:func:`mvn_logp`).
+    on PyTensor ``vals`` is one (K,) vector.  The normal of the scores is written out with
+    the tabulated Cholesky factor (scalar operations, as in :func:`mvn_logp`).
     """
-    loc, log_scale = vals[..., :k], vals[..., k : 2 * k]
-    eps, log_delta = vals[..., 2 * k : 3 * k], vals[..., 3 * k : 4 * k]
-    zm = vals[..., 4 * k : 5 * k]
-    zc = vals[..., 5 * k :].reshape(vals.shape[:-1] + (k, k)) if xp is np else vals[5 * k :].reshape((k, k))
-    zc = 0.5 * (zc + (np.swapaxes(zc, -1, -2) if xp is np else zc.T))
+    if xp is np:
+        x, vals = np.asarray(x, float), np.asarray(vals, float)
+        batch = np.broadcast_shapes(x.shape[:-1], vals.shape[:-1])
+        # statistics on the leading axis, so the scalar code below serves any batch
+        x = np.moveaxis(np.broadcast_to(x, batch + x.shape[-1:]), -1, 0)
+        vals = np.moveaxis(np.broadcast_to(vals, batch + vals.shape[-1:]), -1, 0)
+    loc, log_scale = vals[:k], vals[k : 2 * k]
+    eps, log_delta = vals[2 * k : 3 * k], vals[3 * k : 4 * k]
+    zm, chol = vals[4 * k : 5 * k], vals[5 * k :]
     u = (x - loc) / xp.exp(log_scale)
     s = xp.exp(log_delta) * xp.arcsinh(u) - eps
+    r = xp.sinh(s) - zm
     # log dz/dy: the transform's Jacobian, so the result is a density of y
     log_jac = log_delta + xp.log(xp.cosh(s)) - 0.5 * xp.log1p(u * u) - log_scale
-    if xp is np:
-        return mvn_logp_batch(np.sinh(s), zm, zc + LOGP_FLOOR * np.eye(k)) + log_jac.sum(axis=-1)
-    return mvn_logp(xp, xp.sinh(s), zm, zc + LOGP_FLOOR * xp.eye(k), k=k) + log_jac.sum()
+    y, out = [], 0.0
+    for i in range(k):
+        acc = r[i] - sum((chol[i * k + m] * y[m] for m in range(i)), 0.0)
+        y.append(acc / xp.exp(chol[i * k + i]))
+        out = out - 0.5 * y[i] ** 2 - chol[i * k + i] + log_jac[i]
+    return out - 0.5 * k * np.log(2.0 * np.pi)
 
 
-#: Added to the diagonal of the scores' covariance: keeps it positive definite where a
-#: statistic hardly varies (no rounding, gamma near CV 50).
+#: Added to the diagonal of the scores' covariance before its Cholesky factor is taken:
+#: keeps it positive definite where a statistic hardly varies (no rounding, gamma near CV 50).
 LOGP_FLOOR = 1e-10
 
 
@@ -538,7 +556,8 @@ def table_sample(table, log_location, log_cv, rng: np.random.Generator) -> np.nd
         vals = rounded_table_values(np, table, np.array([log_location]), np.array([log_cv]))[0]
     else:
         vals = table_values(np, table, np.array([log_location]), np.array([log_cv]))[0]
-    zc = vals[5 * k :].reshape(k, k)
-    z = rng.multivariate_normal(vals[4 * k : 5 * k], 0.5 * (zc + zc.T) + LOGP_FLOOR * np.eye(k))
+    chol = np.tril(vals[5 * k :].reshape(k, k))
+    chol[np.arange(k), np.arange(k)] = np.exp(np.diag(chol))
+    z = vals[4 * k : 5 * k] + chol @ rng.standard_normal(k)
     u = np.sinh((np.arcsinh(z) + vals[2 * k : 3 * k]) / np.exp(vals[3 * k : 4 * k]))
     return vals[:k] + np.exp(vals[k : 2 * k]) * u
