@@ -72,3 +72,28 @@ def test_study_without_covariates_fits_and_reproduces_its_numbers(tmp_path):
     checks = pd.read_csv(folder / "checks.csv")
     assert set(checks["key"]) >= {"control.mean", "control.sd", "ms.mean", "ms.sd", "control_vs_ms.p_value"}
     assert (checks["verdict"] == "reproduced").all(), checks[["key", "verdict"]]
+
+
+@pytest.mark.slow
+def test_group_model_fits_the_formats_papers_print(tmp_path):
+    """SEM, the IQR as one width, outer percentiles, SPSS's quartile type and an "at most"
+    p-value: the group model fits them, passes its gate and reproduces each."""
+    import pandas as pd
+    import yaml
+
+    data = yaml.safe_load((ROOT / "data" / "studies" / "template.yaml").read_text(encoding="utf-8"))
+    pub = {"status": "published", "source": "paper"}
+    data["groups"]["control"]["statistics"] = {k: {"value": v, **pub} for k, v in {"median": 52, "iqr": 33, "p10": 27, "p90": 95}.items()}
+    data["groups"]["patients"]["statistics"] = {k: {"value": v, **pub} for k, v in {"mean": 41.5, "sem": 3.2}.items()}
+    claim = data["comparisons"]["control_vs_patients"]["claims"]["p_value"]
+    claim.update(relation="<=", value=0.05)
+    claim.pop("printed")
+    path = tmp_path / "formats.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "fit.py"), "--study", str(path), "--out", str(tmp_path / "out"), "--no-progress"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (folder,) = list((tmp_path / "out").iterdir())
+    checks = pd.read_csv(folder / "checks.csv").set_index("key")
+    for key in ("control.iqr", "control.p10", "control.p90", "patients.sem", "control_vs_patients.p_value"):
+        assert checks.loc[key, "verdict"] == "reproduced", checks.loc[key]
