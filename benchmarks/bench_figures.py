@@ -14,6 +14,8 @@ session, not absolute times (the machine is shared).
 Usage::
 
     python benchmarks/bench_figures.py results/<covariate-model result folder> --out /tmp/figures
+
+Exit status 0, or 2 when the folder holds a result of another model (one line on stderr).
 """
 from __future__ import annotations
 
