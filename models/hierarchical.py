@@ -27,12 +27,20 @@ published item, all in closed form (no simulation inside the sampler):
   with the large-sample moments of the mixture, corrected to the group's sample size with
   simulated tables of the residual family (:mod:`models.asymptotic`), plus declared rounding;
 * each association claim: observed to hold (1) or not (0), with the probability that the
-  claim's least-squares estimate satisfies it in a random cohort of the design, from the
-  estimate's normal approximation (moments from the design cohorts, within plus between):
-  an interval for "approximately", a one-sided t threshold for "significantly", a sign
-  otherwise (:func:`association_log_prob`);
+  claim's least-squares estimate satisfies it in a random cohort of the design *given the
+  published statistics of the same cohort*: the estimate's normal approximation (moments
+  from the design cohorts, within plus between; :func:`association_moments`) conditioned
+  on the groups' observed log statistics through closed-form cross-covariances
+  (influence functions and Stein's lemma, :func:`models.asymptotic.influence_covariances`,
+  :func:`condition_on_statistics`); an interval for "approximately", a one-sided t
+  threshold for "significantly", a sign otherwise.  Given the statistics the claims are
+  taken as independent of one another (what that leaves out is measured in
+  docs/decisions/joint-claims.md);
 * each comparison claim that is not a function of reported numbers (``p_value``): the same,
-  for the declared group test's statistic (:func:`group_test_log_prob`).
+  for the declared group test's statistic (:func:`group_test_log_prob`), not conditioned on
+  the statistics (on the real study it holds in every simulated cohort, so conditioning
+  could not move it; a study where it is marginal would need the rank statistic's
+  projection on the subjects' levels).
 
 An earlier version simulated cohorts inside the likelihood (40 per evaluation): sample
 quantiles made the log density jump with every rank swap (NUTS step size 0.026), and a first
@@ -323,14 +331,20 @@ def association_moments(xp, claims: dict, data: dict, y, var, influence=None):
     probability a near-step function of the effects): the divergences of the first fits of
     this model sat there.  All claims are evaluated together on the padded subject layout.
 
-    The covariance of ``D`` with a group's log statistics (``influence``) is built the same
-    way: within a design cohort ``Cov(b, log T) = sum_i P_i Cov(Z_i, psi(Y_i)) / n`` and
+    The covariance of ``D`` with a group's log statistics (``influence``) comes from the
+    statistics' influence functions ``psi`` (:func:`group_influence`).  Within a design
+    cohort the residuals drive it: ``Cov(b, log T) = sum_i P_i Cov(Z_i, psi(Y_i)) / n`` and
     ``Cov(RSS, log T) = sum_i ((1 - h_i) Cov((Z_i - m_i)^2, psi(Y_i)) + 2 r_i Cov(Z_i,
-    psi(Y_i))) / n`` (``h``: leverage, ``r``: lack-of-fit residual; the residuals of
-    different subjects are independent), ``Cov(se_hat, log T) = se / (2 E[RSS]) Cov(RSS, log
-    T)``; over cohorts, the average of these plus the between-cohort covariance of ``D``'s
-    mean with the cohort's expected statistics ``sum_i E[psi(Y_i)] / n`` (``R - 1``
-    denominator, as the variance).
+    psi(Y_i))) / n`` (``h``: leverage, ``r``: lack-of-fit residual of the expected levels;
+    different subjects' residuals are independent), and ``Cov(se_hat, log T) = se / (2
+    E[RSS]) Cov(RSS, log T)``.  Between cohorts the covariates drive it: a subject's
+    covariates move the expected coefficient by ``P_i r_i`` (the influence function of least
+    squares), the expected residual sum of squares by its own term ``E[RSS_i]`` and the
+    statistic by ``E[psi(Y_i)] / n``; as the statistics' covariance treats the subjects as
+    independent draws from the group's mixture, so does this part, summed over subjects
+    rather than estimated from the ``R`` cohort means (with 5 cohorts that estimate was
+    noise: correlations up to 0.5 of claims on one group with the other group's
+    statistics).  Both parts are averaged over the design cohorts.
 
     Parameters
     ----------
