@@ -217,7 +217,17 @@ def test_three_group_study_builds_with_finite_logp(three_group_study):
     assert all(np.isfinite(v) for v in logps.values()), logps
 
 
-def test_same_seed_gives_identical_logp_and_another_seed_a_slightly_different_one(study):
+@pytest.mark.parametrize("shape, near, far", [("sinh-arcsinh", 1.5, 1.0), ("normal", 1.0, 0.25)])
+def test_same_seed_gives_identical_logp_and_another_seed_a_slightly_different_one(study, shape, near, far):
+    """Other Monte Carlo deviates, same synthetic likelihood: near the mode the log density
+    moves by about one unit at these 300 cohorts; far from the data (the initial point,
+    logp ~ -100) the Monte Carlo error scales the large Mahalanobis term.  The
+    sinh-arcsinh shape is looser there: its tail parameter, fitted on the same cohorts, sets
+    how fast the density falls (scores grow like |u|^delta), so 300 cohorts move the far
+    log density by up to a factor of 2 (with the model's 4000, -87 to -114 over three
+    seeds, against -109 to -112 for the normal shape)."""
+    from models.group import build_tables
+
     priors = get_priors("group")
     ref = float(study.assumption("reference_level"))
     # near the mode (the published means, SD/mean-like CVs) and at the initial point
@@ -225,21 +235,18 @@ def test_same_seed_gives_identical_logp_and_another_seed_a_slightly_different_on
     points = [_point(near_mode), _point([0.0, 0.0, np.log(0.5), np.log(0.5)])]
 
     def logps(seed):
-        model = build_model(study, priors, family="lognormal", seed=seed, reps=REPS)
+        tables = build_tables(study, "lognormal", REPS, seed, shape=shape)
+        model = build_model(study, priors, family="lognormal", seed=seed, reps=REPS, tables=tables)
         # the same compilation mode as the default model's, so "identical" means bit for bit
         fn = model.compile_logp(**FAST)
         return np.array([fn(p) for p in points])
 
-    default_logp = _built("lognormal")[3]  # built with the default seed, 20180302
-    a = np.array([default_logp(p) for p in points])
+    a = np.array([_built("lognormal")[3](p) for p in points]) if shape == "sinh-arcsinh" else logps(20180302)
     b, c = logps(20180302), logps(7)
     np.testing.assert_array_equal(a, b)
     assert np.all(a != c)
-    # other Monte Carlo deviates, same synthetic likelihood: near the mode the log density
-    # moves by well under one unit; far from the data (the initial point, logp ~ -90) the
-    # Monte Carlo error of the simulated covariance scales the large Mahalanobis term
-    assert abs(c[0] - a[0]) < 1.0, (a, c)
-    assert abs(c[1] - a[1]) < 0.25 * abs(a[1]), (a, c)
+    assert abs(c[0] - a[0]) < near, (a, c)
+    assert abs(c[1] - a[1]) < far * abs(a[1]), (a, c)
 
 
 # --- priors ----------------------------------------------------------------------------------
