@@ -286,10 +286,12 @@ def test_interrupt_while_writing_leaves_no_folder(tmp_path, monkeypatch):
 # -- end to end with sampling ----------------------------------------------------------------
 def test_local_pool_end_to_end_records_a_failing_scenario(tmp_path):
     """Two worker processes; one scenario refits with another prior set, one cannot build its
-    model (a non-numeric rounding width): it is recorded as failed, the others complete."""
+    model (a tolerance the study file accepts but whose claim interval reaches -100%, which the
+    covariate model's claim rule rejects): it is recorded as failed, the others complete."""
     grid = write_grid(tmp_path, {
         "sampling": SHORT,
-        "scenarios": [{"name": "wide", "priors": "wide"}, {"name": "broken", "assumptions": {"rounding": "not a number"}}],
+        "scenarios": [{"name": "wide", "priors": "wide"},
+                      {"name": "broken", "model": "hierarchical", "assumptions": {"age_claim_tolerance": 95}}],
     })
     out = tmp_path / "out"
     proc = run_script("--grid", str(grid), "--out", str(out), "--workers", "2")
@@ -299,7 +301,7 @@ def test_local_pool_end_to_end_records_a_failing_scenario(tmp_path):
     per = table.drop_duplicates("scenario").set_index("scenario")
     assert list(per.index) == ["default", "wide", "broken"]
     assert per.loc["broken", "status"] == "failed"
-    assert per.loc["broken", "reason"].startswith("ValueError: ") and "not a number" in per.loc["broken", "reason"]
+    assert per.loc["broken", "reason"].startswith("ValueError: ") and "reaches -100%" in per.loc["broken", "reason"]
     for sc in ("default", "wide"):
         rows = table[table["scenario"] == sc]
         assert "ratio_of_medians[control_vs_ms]" in set(rows["estimand"])
