@@ -36,6 +36,7 @@ REPORT_NAME = "report.html"
 #: Files every result folder must have for a report.
 REQUIRED = ("manifest.json", "estimands.csv", "checks.csv", "summary.csv", "idata.nc")
 INFO_FILE = "informativeness.csv"
+ITEMS_FILE = "published_items.csv"
 _COLUMNS = {
     "estimands.csv": ("estimand", "label", "units", "median", "hdi_low", "hdi_high"),
     INFO_FILE: ("estimand", "contraction", "psens_prior", "psens_likelihood", "label"),
@@ -162,6 +163,7 @@ class ResultFolder:
     evidence: pd.DataFrame | None
     informativeness: pd.DataFrame | None
     figures: dict[str, bytes]
+    published_items: pd.DataFrame | None
     study: Study
     study_changed: bool
 
@@ -245,6 +247,7 @@ def load_result(result_dir: Path) -> ResultFolder:
         evidence=_read_csv(result_dir / "evidence.csv", "evidence.csv") if (result_dir / "evidence.csv").is_file() else None,
         informativeness=_read_csv(result_dir / INFO_FILE, INFO_FILE) if (result_dir / INFO_FILE).is_file() else None,
         figures=figures,
+        published_items=_read_csv(result_dir / ITEMS_FILE, ITEMS_FILE) if (result_dir / ITEMS_FILE).is_file() else None,
         study=study,
         study_changed=bool(recorded) and recorded != study.sha256,
     )
@@ -466,6 +469,7 @@ SECTIONS = [
     ("glance", "The study at a glance"),
     ("estimands", "Headline estimands"),
     ("checks", "Published numbers versus the model"),
+    ("items", "What the fit did with each published item"),
     ("groups", "Group values and ratios"),
     ("effects", "Effects (forest plot)"),
     ("prior", "Prior versus posterior"),
@@ -742,6 +746,19 @@ def section_sensitivity(sens: Sensitivity | None) -> str:
     return "".join(out)
 
 
+def section_items(r: ResultFolder) -> str:
+    items = r.published_items
+    if items is None:
+        return _p("This result folder has no published_items.csv (written by fits of this version on).", "note")
+    from .published_items import ROLES
+
+    out = [_p("Every number and claim of the study file, with its role in this fit: "
+              + "; ".join(f"{k}: {v}" for k, v in ROLES.items()) + ". Nothing is dropped without a row here.")]
+    rows = [[str(x.item), str(x.value), str(x.role), "yes" if str(x.checked) == "True" else "no", str(x.reason)] for x in items.itertuples()]
+    out.append(table(["Item (study file)", "Value", "Role", "Checked", "Reason"], rows, f"Published items ({ITEMS_FILE})"))
+    return "".join(out)
+
+
 def section_assumptions(r: ResultFolder) -> str:
     s, m = r.study, r.manifest
     out = [_p("What the paper does not say and the reanalysis had to assume, as declared in the study file; 'varied' "
@@ -881,6 +898,7 @@ def render_report(result_dir: Path, sensitivity_dir: Path | None = None, command
         "glance": section_glance(r),
         "estimands": section_estimands(r),
         "checks": section_checks(r),
+        "items": section_items(r),
         "groups": section_groups(r),
         "effects": section_figures(r, "effects", "The result folder has no effects forest plot."),
         "prior": section_figures(r, "prior", "The result folder has no prior-versus-posterior figure."),

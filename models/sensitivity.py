@@ -902,7 +902,7 @@ def write_outputs(stage: Path, specs: list[Spec], results: dict[str, dict], stud
     figdir = stage / "figures"
     figdir.mkdir()
     for key in key_estimands(table):
-        fig = sensitivity_plots.forest_figure(table, key)
+        fig = sensitivity_plots.forest_figure(table, key, study=study)
         fig.savefig(figdir / figure_name(key), dpi=110)
         sensitivity_plots.plt.close(fig)
         files.append(f"figures/{figure_name(key)}")

@@ -196,6 +196,11 @@ def fit(args: argparse.Namespace, study, figure_pool) -> int:
 
         view = covariate_view(idata, study, design, analysis.model.residual_df, seed=args.seed)
 
+    # what became of every number and claim of the study file in this fit
+    from models.published_items import published_items
+
+    items = published_items(study, args.model, check_tab["key"])
+
     name = results.result_name(study.id, args.model)
     with results.staged_result_dir(args.out, name) as stage:
         figdir = stage / "figures"
@@ -213,6 +218,7 @@ def fit(args: argparse.Namespace, study, figure_pool) -> int:
         check_tab.to_csv(stage / "checks.csv", index=False)
         bf.to_csv(stage / "evidence.csv", index=False)
         info.to_csv(stage / "informativeness.csv", index=False)
+        items.to_csv(stage / "published_items.csv", index=False)
         timings["write"] = time.perf_counter() - t
         figure_names = figure_pool.results()
         timings["figures"] = time.perf_counter() - t_figures
@@ -231,7 +237,8 @@ def fit(args: argparse.Namespace, study, figure_pool) -> int:
             timings_seconds={k: round(v, 3) for k, v in timings.items()},
             # each figure in its worker; "figures" above is the wall time of all of them
             figure_seconds={k: round(v, 3) for k, v in figure_pool.seconds.items()},
-            files=sorted(["idata.nc", "summary.csv", "estimands.csv", "checks.csv", "evidence.csv", "informativeness.csv"] + [f"figures/{f}" for f in figure_names]),
+            files=sorted(["idata.nc", "summary.csv", "estimands.csv", "checks.csv", "evidence.csv", "informativeness.csv", "published_items.csv"]
+                         + [f"figures/{f}" for f in figure_names]),
         )
         results.write_json(stage / "manifest.json", manifest)
     final = Path(args.out) / name
@@ -240,7 +247,8 @@ def fit(args: argparse.Namespace, study, figure_pool) -> int:
         from models.report import write_report
 
         log(f"report: {write_report(final)}")
-    print_report(study, table, check_tab, bf, diag, final, timings, info)
+    print_report(study, table, check_tab, bf, diag, final, timings, info, items)
+    print_verdict(study, table, check_tab, idata, info, diag)
     if args.publish_figures:
         publish(final / "figures", figure_names, args.publish_figures)
     if not diag.ok:
@@ -277,7 +285,7 @@ def figure_jobs(idata, study, pstats, check_tab, info, view, free, api) -> list[
     """The fit's figures as ``(file name, models.plots builder, arguments)``, the slowest
     first (models.figure_workers draws them in that order)."""
     jobs = [
-        ("prior_posterior.png", "prior_posterior_figure", (idata, free, api.parameter_scales)),
+        ("prior_posterior.png", "prior_posterior_figure", (idata, free, api.parameter_scales, study)),
         ("rank_plots.png", "rank_figure", (idata, free)),
         ("predictive_checks.png", "predictive_figure", (pstats, check_tab, study)),
         ("group_values.png", "group_values_figure", (idata, study)),
@@ -322,7 +330,35 @@ def informativeness_rows(analysis, study, table):
         return pd.DataFrame(columns=inf.COLUMNS)
 
 
-def print_report(study, table, check_tab, bf, diag, final, timings, info=None) -> None:
+def print_verdict(study, table, check_tab, idata, info, diag) -> None:
+    """The verdict (models.verdict) as the console's last lines, wrapped to 100 columns."""
+    import textwrap
+
+    from models import plausibility
+    from models.verdict import verdict
+
+    audit = None
+    if study.reference is not None:
+        try:
+            audit = plausibility.audit(study, table)
+        except plausibility.PlausibilityError as exc:
+            log(f"warning: measurement plausibility not assessed ({exc})")
+    print("\n== Verdict ==")
+    for sentence in verdict(study, table, check_tab, idata.posterior, info, audit, diagnostics_ok=diag.ok):
+        print(textwrap.fill(sentence, width=100, initial_indent="- ", subsequent_indent="  "))
+
+
+def published_items_text(items) -> list[str]:
+    """Console lines of the published-items account: counts by role, then every item the
+    fit did not use, with the reason."""
+    counts = items["role"].value_counts()
+    lines = [", ".join(f"{counts.get(r, 0)} {r}" for r in ("likelihood", "check", "unused")) + f" (of {len(items)})"]
+    for _, r in items[items["role"] == "unused"].iterrows():
+        lines.append(f"  unused: {r['item']} ({r['value']}): {r['reason']}")
+    return lines
+
+
+def print_report(study, table, check_tab, bf, diag, final, timings, info=None, items=None) -> None:
     import pandas as pd
 
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.max_colwidth", 60):
@@ -343,6 +379,9 @@ def print_report(study, table, check_tab, bf, diag, final, timings, info=None) -
 
             print("\n== How much each estimand comes from the paper (contraction; power-scaling sensitivity and precision shares, 90% Monte Carlo intervals) ==")
             print(console_table(info).to_string(index=False))
+        if items is not None:
+            print("\n== Published items: what this fit did with each number and claim (published_items.csv) ==")
+            print("\n".join(published_items_text(items)))
     print(
         f"\nDiagnostics: {diag.divergences} divergences, max R-hat {diag.max_rhat:.4f}, "
         f"min bulk ESS {diag.min_ess_bulk:.0f}, min tail ESS {diag.min_ess_tail:.0f} -> {'OK' if diag.ok else 'FAILED'}"

@@ -226,6 +226,32 @@ def test_short_fit_prints_tables(short_fit):
     assert "== Checks" in out
 
 
+def test_short_fit_accounts_for_every_published_item_and_ends_with_the_verdict(short_fit):
+    """published_items.csv has one row per number and claim of the study file, the console
+    summarises it, and the verdict is the last section, at most 100 columns wide."""
+    from models.published_items import enumerate_items
+    from models.study import load_study
+
+    (folder,) = [p for p in short_fit.out.iterdir() if p.is_dir()]
+    items = pd.read_csv(folder / "published_items.csv")
+    assert list(items["item"]) == [it["item"] for it in enumerate_items(load_study(STUDY))]
+    checked = set(items.loc[items["checked"], "item"])
+    assert {"groups.control.statistics.median", "comparisons.control_vs_ms.claims.fold"} <= checked
+    assert "groups.control.n" not in checked
+    # the group model has no covariates: the sex counts and association claims are unused, said so
+    unused = items.set_index("item").loc[lambda t: t["role"] == "unused"]
+    assert {"groups.ms.counts.sex.female", "associations.sex"} <= set(unused.index)
+    out = short_fit.proc.stdout
+    assert "== Published items" in out and "unused: associations.sex" in out
+    verdict = out.split("== Verdict ==", 1)[1]
+    assert "==" not in verdict, "the verdict is not the last section"
+    lines = [ln for ln in verdict.splitlines() if ln.strip()]
+    # (a short fit may fail its gate: the verdict then says so first)
+    first = lines[1] if lines[0].startswith("- The sampler diagnostics failed") else lines[0]
+    assert first.startswith("- Healthy controls had higher serum vitamin K2 than MS patients")
+    assert max(len(ln) for ln in lines) <= 100
+
+
 # -- 3. bad input ---------------------------------------------------------------------------
 def _assert_one_line_error(proc, *fragments):
     assert proc.returncode == 2, describe(proc)

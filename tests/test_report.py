@@ -249,6 +249,20 @@ def test_numbers_equal_estimands_csv(report, fit_result):
     assert sentence in html.unescape(report[2])
 
 
+def test_published_items_table_equals_its_csv(report, fit_result):
+    items = pd.read_csv(fit_result / "published_items.csv")
+    t = next(t for t in parse(report[2]).tables if t["caption"].startswith("Published items"))
+    rows = [r for r in t["rows"] if r]
+    assert [r[0] for r in rows] == list(items["item"])
+    assert [r[2] for r in rows] == list(items["role"])
+
+
+def test_report_opens_with_the_verdict(report):
+    page = report[2]
+    assert page.index('id="verdict"') < page.index('<nav aria-label="Contents">')
+    assert "posterior probability that it is higher" in page
+
+
 def test_informativeness_table_equals_its_csv(report, fit_result):
     """Contraction, power-scaling sensitivity with its Monte Carlo interval, and label of
     every estimand, as fit.py wrote them."""
