@@ -158,10 +158,11 @@ SAMPLER = "jax"
 #: explain (models.hierarchical.condition_on_statistics).  The claim's variance (within
 #: plus between the design cohorts) and its covariances with the statistics are separate
 #: approximations; where they disagree the conditional variance could vanish.  On the real
-#: study the simulated cohorts give explained shares of 0.45-0.62 for the sex and optic
-#: claims at posterior draws, while the model's marginal variance of the optic claim was
-#: 30% below the simulated one (docs/decisions/joint-claims.md); at a 1% floor instead, both
-#: divergences of a first fit sat where the sex claim's conditional variance had hit it.
+#: study simulated cohorts let the statistics explain up to 0.62 of a claim's variance (the
+#: optic claim at a posterior draw), while the model's own variance of that claim was 30%
+#: below the simulated one (docs/decisions/joint-claims.md); with a floor at 1% of the
+#: variance instead, both divergences of a first fit sat where the sex claim's conditional
+#: variance had hit it (simulated there: 0.45 explained).
 MAX_EXPLAINED = 0.75
 #: Design cohorts used for a rank test's P(X_a > X_b): it compares every pair of components,
 #: (TEST_REPS n_a) x (TEST_REPS n_b) of them.  One is enough: the p-value claims of such
