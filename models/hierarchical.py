@@ -409,15 +409,15 @@ def association_moments(xp, claims: dict, data: dict, y, var, influence=None):
         # the coefficient: within a cohort through the residuals, between cohorts through
         # the covariates (the influence of a subject on the expected coefficient is P_i r_i)
         cov_b = (weights_b[:, :, sl, None] * (c1[None] + fit_resid[:, :, sl, None] * e[None])).sum(axis=2)  # (A, R, k_g)
-        within = -cov_b[:, :, None, :]
+        cov_d = -cov_b[:, :, None, :]  # (A, R, 4, k_g)
         if claims["t"].any():
             # the residual sum of squares: within through the squared residuals and the
             # lack of fit, between through each subject's expected contribution
             lev = mask[:, None, sl] * (1.0 - data["leverage"][:, :, sl])
             cov_rss = (lev[..., None] * c2[None] + 2.0 * fit_resid[:, :, sl, None] * c1[None] + rss_i[:, :, sl, None] * e[None]).sum(axis=2)
             cov_se = (t * xp.sqrt(se2) / (2.0 * rss))[..., None] * cov_rss  # (A, R, k_g)
-            within = within + x[..., None] * cov_se[:, :, None, :]
-        cross.append(within.mean(axis=1))
+            cov_d = cov_d + x[..., None] * cov_se[:, :, None, :]
+        cross.append(cov_d.mean(axis=1))
     return mu, v, cross
 
 
