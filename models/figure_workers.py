@@ -20,8 +20,16 @@ from pathlib import Path
 
 #: Worker processes (fewer on a machine with fewer cores).
 WORKERS = 2
-#: Resolution of the saved figures.
-DPI = 110
+#: Resolution of the saved PNG figures: print quality at the figures' page width (6.3 in,
+#: 1890 pixels).  Every figure is also saved as SVG (:data:`VECTOR_FORMAT`) for manuscripts.
+DPI = 300
+#: Vector format saved beside each PNG (same name, this suffix).
+VECTOR_FORMAT = "svg"
+
+
+def vector_name(name: str) -> str:
+    """File name of the vector copy of the PNG figure ``name``."""
+    return str(Path(name).with_suffix(f".{VECTOR_FORMAT}"))
 
 
 def _prepare() -> None:
@@ -38,14 +46,15 @@ def _draw_pickled(job: bytes, path: str, dpi: int) -> float:
 
 
 def draw(builder: str, args: tuple, path: str | Path, dpi: int = DPI) -> float:
-    """Draw ``models.plots.<builder>(*args)``, save it to ``path`` and return the seconds
-    that took."""
+    """Draw ``models.plots.<builder>(*args)``, save it to ``path`` (PNG at ``dpi``) and
+    beside it as SVG (:func:`vector_name`), and return the seconds that took."""
     from . import plots
 
     t = time.perf_counter()
     fig = getattr(plots, builder)(*args)
     try:
         fig.savefig(path, dpi=dpi)
+        fig.savefig(vector_name(str(path)), format=VECTOR_FORMAT)
     finally:
         plots.plt.close(fig)
     return time.perf_counter() - t
@@ -84,7 +93,8 @@ class FigureWorkers:
         self._jobs.append((name, self._pool.apply_async(_draw_pickled, (job, str(Path(folder) / name), dpi))))
 
     def results(self) -> list[str]:
-        """Names of the figures submitted so far, once all are saved.
+        """Names of the figures submitted so far, once all are saved (each PNG followed by
+        its vector copy).
 
         Raises
         ------
@@ -97,7 +107,7 @@ class FigureWorkers:
                 self.seconds[name] = job.get()
             except Exception as exc:  # noqa: BLE001 - re-raised with the figure's name
                 raise RuntimeError(f"figure {name}: {type(exc).__name__}: {exc}") from exc
-        return [name for name, _ in jobs]
+        return [f for name, _ in jobs for f in (name, vector_name(name))]
 
     def close(self, error: bool = False) -> None:
         """Stop the workers: after their figures, or at once with ``error``."""

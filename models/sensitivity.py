@@ -884,6 +884,7 @@ def write_outputs(stage: Path, specs: list[Spec], results: dict[str, dict], stud
     the tables: sensitivity.csv / .nc, checks.csv, stability.csv, influence.csv, psens.csv,
     figures/<estimand>.png and manifest.json (``manifest`` plus the file list)."""
     from . import sensitivity_plots
+    from .figure_workers import DPI
 
     table = results_table(specs, results)
     tables = {
@@ -903,7 +904,7 @@ def write_outputs(stage: Path, specs: list[Spec], results: dict[str, dict], stud
     figdir.mkdir()
     for key in key_estimands(table):
         fig = sensitivity_plots.forest_figure(table, key, study=study)
-        fig.savefig(figdir / figure_name(key), dpi=110)
+        fig.savefig(figdir / figure_name(key), dpi=DPI)
         sensitivity_plots.plt.close(fig)
         files.append(f"figures/{figure_name(key)}")
     from .results import write_json

@@ -133,7 +133,9 @@ def main(argv=None) -> int:
             regions.to_csv(stage / "coverage_by_region.csv", index=False)
         (stage / "figures").mkdir()
         fig = plots.sbc_ecdf_figure(res.ranks, calibration.ecdf_difference, calibration.ecdf_band(args.sims, 0.99))
-        fig.savefig(stage / "figures" / "sbc_ecdf.png", dpi=110)
+        from models.figure_workers import DPI
+
+        fig.savefig(stage / "figures" / "sbc_ecdf.png", dpi=DPI)
         results.write_json(
             stage / "manifest.json",
             results.run_manifest(

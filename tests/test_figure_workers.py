@@ -6,7 +6,7 @@ import arviz as az
 import numpy as np
 import pytest
 
-from models.figure_workers import FigureWorkers, draw
+from models.figure_workers import DPI, FigureWorkers, draw
 
 
 def _idata():
@@ -20,10 +20,16 @@ def test_workers_save_each_figure_and_time_it(tmp_path):
         pool.submit("ranks.png", "rank_figure", idata, ["a", "b"], folder=tmp_path)
         pool.submit("ranks_a.png", "rank_figure", idata, ["a"], folder=tmp_path)
         names = pool.results()
-    assert names == ["ranks.png", "ranks_a.png"]
-    for name in names:
-        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert set(pool.seconds) == set(names) and all(v > 0 for v in pool.seconds.values())
+    assert names == ["ranks.png", "ranks.svg", "ranks_a.png", "ranks_a.svg"]
+    for name in names[::2]:
+        png = (tmp_path / name).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        # the resolution recorded in the PNG (pixels per metre) is print quality
+        at = png.index(b"pHYs") + 4
+        assert round(int.from_bytes(png[at:at + 4], "big") * 0.0254) == DPI >= 300
+    for name in names[1::2]:
+        assert b"<svg" in (tmp_path / name).read_bytes()[:2000]
+    assert set(pool.seconds) == set(names[::2]) and all(v > 0 for v in pool.seconds.values())
 
 
 def test_a_failing_figure_is_named(tmp_path):

@@ -162,8 +162,10 @@ def test_short_fit_manifest(short_fit):
     assert "total" in timings and timings["total"] > 0
     assert timings["total"] >= timings["sample"] > 0
     # every figure was drawn by a worker, which timed it
-    figures = sorted(f.split("/", 1)[1] for f in m["files"] if f.startswith("figures/"))
+    figures = sorted(f.split("/", 1)[1] for f in m["files"] if f.startswith("figures/") and f.endswith(".png"))
     assert figures and sorted(m["figure_seconds"]) == figures
+    # each PNG has its vector copy
+    assert {f"figures/{f[:-4]}.svg" for f in figures} <= set(m["files"])
     assert all(v > 0 for v in m["figure_seconds"].values())
     sampler = m["sampler"]
     assert (sampler["draws"], sampler["tune"], sampler["chains"], sampler["seed"]) == (300, 300, 2, SEED)
