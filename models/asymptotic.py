@@ -266,7 +266,8 @@ class FiniteSampleCorrection:
     k: int
 
 
-def build_correction(nodes: np.ndarray, n: int, names, reps: int = 2000, seed: int = 0, grid=None) -> FiniteSampleCorrection:
+def build_correction(nodes: np.ndarray, n: int, names, reps: int = 2000, seed: int = 0, grid=None,
+                     quantile_method: int = 7) -> FiniteSampleCorrection:
     """Simulate the correction tables for a group of ``n`` subjects (NumPy, at build time).
 
     Parameters
@@ -279,6 +280,10 @@ def build_correction(nodes: np.ndarray, n: int, names, reps: int = 2000, seed: i
         Reported statistics.
     reps : int
         Simulated cohorts per grid point (fixed deviates, shared across the grid).
+    quantile_method : int
+        Hyndman-Fan type of the published quantiles: the simulated statistics use it, so the
+        correction carries the type's finite-sample bias (the large-sample moments are the
+        population quantile's, the same for every type).
     """
     from scipy.interpolate import CubicSpline
     from scipy.optimize import brentq
@@ -295,7 +300,7 @@ def build_correction(nodes: np.ndarray, n: int, names, reps: int = 2000, seed: i
     for log_cv in grid:
         # the residual scale with this CV: CV^2 = mean_k exp(s^2 v_k) - 1 (rises with s)
         s = brentq(lambda s: math.log(np.mean(np.exp(s**2 * nodes)) - 1.0) - 2.0 * log_cv, 1e-6, 10.0)
-        sim = np.log(sample_statistics(np, np.sort(np.exp(s * eps), axis=-1), n, names))
+        sim = np.log(sample_statistics(np, np.sort(np.exp(s * eps), axis=-1), n, names, quantile_method))
         mu_f, cov_f = synthetic_moments(sim)
         mu_a, cov_a = statistic_moments(np, zeros, s * np.sqrt(nodes), n, names, bias=False)
         sd_a = np.sqrt(np.diag(cov_a))

@@ -204,7 +204,7 @@ def simulate_covariate_studies(study: Study, model: pm.Model, values: dict, seed
     coords = {k: list(v) for k, v in model.coords.items()}
     fake = az.from_dict(posterior={n: np.asarray(values[n])[None] for n in shown}, coords=coords, dims=dims)
     cohorts, assoc = simulate_predictive(fake, study, model.design, model.residual_df, n_draws=draws, seed=seed)
-    q_method = int(study.assumption("quantile_method", 7))
+    q_method = int(study.setting("quantile_method"))
     width = float(study.assumption("rounding", 0.0) or 0.0)
     # the model observes log(statistic / reference level) (models.hierarchical.build_model);
     # the cohorts are in the analyte's units, and so is the rounding

@@ -23,7 +23,7 @@ import pandas as pd
 
 from .families import get_family
 from .simulate import simulate_group, sorted_normals
-from .statistics import DEFAULT_GROUP_TEST, group_test_pvalue, sample_statistic
+from .statistics import group_test_pvalue, sample_statistic
 from .study import STATISTIC_LABELS, STATISTICS, Claim, Study
 
 #: Two-sided predictive p-value (or, for a threshold claim, share of cohorts in which the
@@ -116,7 +116,7 @@ def predictive_statistics(cohorts: dict[str, np.ndarray], study: Study) -> dict[
     ``"<comparison>.<claim>"`` for comparison claims (p-value, ratios).  Entries of
     ``cohorts`` named ``"association.*"`` (covariate models) are passed through.
     """
-    q_method = int(study.assumption("quantile_method", 7))
+    q_method = int(study.setting("quantile_method"))
     out: dict[str, np.ndarray] = {k: v for k, v in cohorts.items() if k.startswith("association.")}
     for g in study.group_ids:
         x = cohorts[g]
@@ -127,7 +127,7 @@ def predictive_statistics(cohorts: dict[str, np.ndarray], study: Study) -> dict[
             # the direction of skew: one family cannot put the mean below the median in one
             # group and above it in another, so this is checked on its own
             out[f"{g}.mean_minus_median"] = out[f"{g}.mean"] - out[f"{g}.median"]
-    test = study.assumption("group_test", DEFAULT_GROUP_TEST)
+    test = study.setting("group_test")
     for cid, comp in study.comparisons.items():
         a, b = cohorts[comp.groups[0]], cohorts[comp.groups[1]]
         for claim_id, claim in comp.claims.items():

@@ -210,7 +210,7 @@ def build_tables(study: Study, family: str = "lognormal", reps: int = DEFAULT_RE
     fam = get_family(family)
     data = group_data(study)
     width = rounding_width(study)
-    q_method = int(study.assumption("quantile_method", 7))
+    q_method = int(study.setting("quantile_method"))
     key = (fam.name, reps, seed, q_method, width > 0, shape, tuple((d.n, d.names) for d in data))
     if key not in _TABLES:
         rng = np.random.default_rng(seed)

@@ -59,7 +59,6 @@ from .cohort import Design, build_design, claim_design, modelled_associations, s
 from .group import ROUNDING_FLOOR, moment_estimates, rounding_width
 from .likelihood import mvn_logp, rounding_variance_log
 from .priors import PriorError, prior_variable
-from .statistics import DEFAULT_GROUP_TEST
 from .study import Study
 
 #: Residual families on the log scale.
@@ -575,12 +574,12 @@ def comparison_claims(study: Study) -> list[dict]:
     from scipy import stats as sps
 
     out = []
-    test = study.assumption("group_test", DEFAULT_GROUP_TEST)
+    test = study.setting("group_test")
     for cid, comp in study.comparisons.items():
         for k, cl in comp.claims.items():
             if cl.statistic in _REDUNDANT and all(_REDUNDANT[cl.statistic] in study.reported(g) for g in comp.groups):
                 continue
-            if cl.statistic == "p_value" and cl.relation == "<":
+            if cl.statistic == "p_value" and cl.relation in ("<", "<="):
                 out.append(
                     {"name": f"{cid}.{k}", "groups": comp.groups, "test": test, "kind": "beyond", "bounds": (float(sps.norm.isf(cl.value / 2)),)}
                 )
@@ -677,7 +676,8 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
     # one correction table per group, all for the statistics any group reports, so the
     # groups' moments are one batched computation; each group then uses its own subset
     names = [s for s in SUPPORTED if any(s in study.reported(g) for g in design.groups)]
-    correction = stack_corrections([build_correction(nodes, study.n(g), names, seed=seed) for g in design.groups])
+    q_method = int(study.setting("quantile_method"))
+    correction = stack_corrections([build_correction(nodes, study.n(g), names, seed=seed, quantile_method=q_method) for g in design.groups])
     claims = stack_claims(design, assoc.values()) if assoc else None
     R, n_max = reps, design.n_max
     sizes = np.array([study.n(g) for g in design.groups], dtype=float)

@@ -172,12 +172,12 @@ def _covariate_model_roles(study: Study):
             return _not_fitted(it, checked, why)
         # comparison claims
         if it["key"] in in_likelihood:
-            return "likelihood", f"probability that the declared group test ({study.assumption('group_test', 'mann_whitney')}) gives it"
+            return "likelihood", f"probability that the declared group test ({study.setting('group_test')}) gives it"
         cl = it["claim"]
         if cl.statistic in ("ratio_of_means", "ratio_of_medians"):
             return _not_fitted(it, checked, "a function of the reported statistics, which are fitted")
         if cl.statistic == "p_value":
-            return _not_fitted(it, checked, f"only p-value thresholds ('<') are fitted, not relation {cl.relation!r}")
+            return _not_fitted(it, checked, f"only p-value thresholds ('<', '<=') are fitted, not relation {cl.relation!r}")
         return _not_fitted(it, checked, "not a statistic the covariate model fits")
 
     return role

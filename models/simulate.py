@@ -92,7 +92,7 @@ def simulate_reported(study, family: Family, params: dict[str, tuple[float, floa
         A value that rounds to zero is reported as half the rounding width (a published
         positive value cannot be zero).
     """
-    q_method = int(study.assumption("quantile_method", 7))
+    q_method = int(study.setting("quantile_method"))
     width = float(study.assumption("rounding", 0.0) or 0.0)
     out = {}
     for g in study.group_ids:

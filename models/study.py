@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 from pydantic_core import PydanticCustomError
 
-from .statistics import GROUP_TESTS, QUANTILE_TYPES
+from .statistics import DEFAULT_GROUP_TEST, GROUP_TESTS, QUANTILE_TYPES
 
 #: Summary statistics a group may report, in the order they are used everywhere.
 STATISTICS = ("mean", "sd", "sem", "median", "q1", "q3", "iqr", "p5", "p10", "p90", "p95", "min", "max")
@@ -456,7 +456,7 @@ TOOLKIT_ASSUMPTIONS: dict[str, tuple[str, Any, Any]] = {
     ),
     "group_test": (
         "test behind a published two-group p-value: " + "; ".join(f"{k}: {v}" for k, v in GROUP_TESTS.items()),
-        "mann_whitney",
+        DEFAULT_GROUP_TEST,
         _group_test,
     ),
 }
@@ -694,6 +694,11 @@ class Study(StrictModel):
     def covariate_distribution(self, name: str) -> CovariateDistribution:
         """The declared distribution of an assumption-based covariate."""
         return CovariateDistribution.model_validate(self.assumption(self.covariates[name].assumption))
+
+    def setting(self, name: str) -> Any:
+        """Value of an assumption the toolkit reads (:data:`TOOLKIT_ASSUMPTIONS`): the
+        declared value, else the registry's default (one definition of each default)."""
+        return self.assumption(name, TOOLKIT_ASSUMPTIONS[name][1])
 
     def assumption(self, name: str, default: Any = None) -> Any:
         """Value of a declared assumption, or ``default`` when the file does not declare it."""
