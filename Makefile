@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONWARNINGS ?= ignore::FutureWarning:arviz
 
-.PHONY: fit test test-slow bench clean-venv
+.PHONY: fit test test-slow bench browser clean-venv
 
 $(STAMP): requirements.txt requirements-lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,20 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# Chromium for the report's browser test (tests/test_report.py skips, saying so, without it):
+# installed with apt-get when missing and this is root; otherwise only a note.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (apt-get)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; } \
+			|| echo "chromium could not be installed: the report's browser test will be skipped"; \
+	else \
+		echo "chromium not found and not root: the report's browser test will be skipped (install chromium to run it)"; \
+	fi
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_fit.py

@@ -1,10 +1,63 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, and the compilation caches of a test session.
+
+Every cache that makes a warm run faster than a cold one lives in one temporary folder per
+test session (set up here, before any test module imports PyTensor or JAX; the scripts the
+tests run as subprocesses inherit the environment): the test times then do not depend on
+what earlier runs of the user left in ``~/.pytensor`` or ``~/.cache/k2-reanalysis``, and
+the tests never write there.  ``K2_TEST_CACHE=<folder>`` keeps the caches in that folder
+instead (kept between sessions: for timing a warm tier).
+
+The fits that several test files read are session fixtures: ONE short fit of the group model
+by ``scripts/fit.py`` (:func:`short_fit`), shared by ``test_fit_script.py`` and
+``test_report.py``.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.scriptruns import SHORT_FIT, FitRun, describe, run_fit
+
 _TESTS_DIR = Path(__file__).resolve().parent
+
+
+# --- per-session compilation caches ----------------------------------------------------------
+def _session_caches() -> Path:
+    """Point the JAX compilation cache, the graph cache of models/sampling.py and PyTensor's
+    compiledir at one folder of this session; returns it."""
+    keep = os.environ.get("K2_TEST_CACHE")
+    if keep:
+        folder = Path(keep).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="k2-test-caches-"))
+        atexit.register(shutil.rmtree, folder, True)
+    os.environ["K2_JAX_CACHE"] = str(folder / "jax")
+    os.environ["K2_GRAPH_CACHE"] = str(folder / "graphs")
+    # PyTensor reads its flags once, at import; a later flag of the same name wins
+    flags = os.environ.get("PYTENSOR_FLAGS", "")
+    os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, f"compiledir={folder / 'pytensor'}") if f)
+    return folder
+
+
+CACHE_DIR = _session_caches()
+_IMPORTED_TOO_EARLY = sorted(m for m in ("pytensor", "jax", "models.sampling") if m in sys.modules)
+
+
+def pytest_report_header(config):
+    line = f"compilation caches: {CACHE_DIR}"
+    if _IMPORTED_TOO_EARLY:
+        # imported by a plugin before this file set the folders: they use the user's caches
+        line += f" (not used by {', '.join(_IMPORTED_TOO_EARLY)}: imported before tests/conftest.py)"
+    return line
 
 
 # --- study files (tests/test_study.py) ---------------------------------------------------
@@ -42,3 +95,24 @@ def single_threaded_blas():
 
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+# --- ONE short fit of the group model, shared by every test of its outputs --------------------
+@pytest.fixture(scope="session")
+def short_fit(tmp_path_factory) -> FitRun:
+    """ONE short fit (``scripts/fit.py`` as a subprocess, :data:`SHORT_FIT`) shared by every
+    test of its outputs in every file.  Its folder is read-only for the tests: a test that
+    adds to a result folder works on a copy (:func:`short_fit_copy`)."""
+    out = tmp_path_factory.mktemp("short_fit") / "results"
+    t = time.perf_counter()
+    proc = run_fit(*SHORT_FIT, "--out", out)
+    return FitRun(proc, out, time.perf_counter() - t)
+
+
+@pytest.fixture(scope="session")
+def short_fit_copy(short_fit, tmp_path_factory) -> Path:
+    """A copy of the short fit's result folder that tests of the HTML report may add to."""
+    assert short_fit.proc.returncode in (0, 3), describe(short_fit.proc)
+    dest = tmp_path_factory.mktemp("short_fit_copy") / short_fit.folder.name
+    shutil.copytree(short_fit.folder, dest)
+    return dest

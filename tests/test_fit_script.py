@@ -1,10 +1,12 @@
-"""End-to-end tests of scripts/fit.py, run as a subprocess exactly as a user runs it.
+"""Tests of scripts/fit.py.
 
-A full default fit costs 15-25 s (more on a loaded machine), so the fast tier runs ONE short
-fit (module-scoped fixture ``short_fit``) and every test about its outputs shares that result
-folder.  Bad-input runs stop before sampling and cost ~2 s each.  The ``slow`` tier adds a
-second short fit (reproducibility).  Ctrl-C in each phase of a fit is tested in
-test_interrupt.py.
+The one subprocess run of fit.py here is the session's short fit (``short_fit`` in
+conftest.py, shared with test_report.py): fit.py exactly as a user runs it, supervised child
+and all.  Every test about its outputs reads that result folder.  Bad input, ``--help`` and
+the option checks call ``main(argv)`` in this process (no interpreter start-up and imports
+per case): each stops before any sampling.  The ``slow`` tier adds a second short fit
+(reproducibility) and a short fit of the default (covariate) model.  Ctrl-C in each phase of
+a fit is tested in test_interrupt.py.
 """
 from __future__ import annotations
 
@@ -12,10 +14,6 @@ import hashlib
 import json
 import math
 import re
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -23,66 +21,54 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.scriptruns import SHORT_FIT, SHORT_FIT_SEED, FitRun, describe, import_script, run_fit, tree_hashes
+
 ROOT = Path(__file__).resolve().parents[1]
-FIT = ROOT / "scripts" / "fit.py"
 STUDY = ROOT / "data" / "studies" / "lasemi2018.yaml"
-SEED = 20180302
-#: Short settings: enough for the headline numbers, not necessarily for the ESS >= 400 gate.
-SHORT = ["--model", "group", "--draws", "300", "--tune", "300", "--chains", "2", "--ppc-draws", "300", "--seed", str(SEED), "--no-progress"]
-RESULT_NAME = re.compile(r"^lasemi2018-group-\d{8}T\d{6}Z-[0-9a-f]{6}$")
+SEED = SHORT_FIT_SEED
 STAGING_PREFIX = ".incomplete-"
 FIGURES = {"ratio_posterior.png", "group_values.png", "predictive_checks.png", "rank_plots.png", "effects_forest.png", "prior_posterior.png"}
 DATA_FILES = {"idata.nc", "summary.csv", "estimands.csv", "checks.csv", "evidence.csv", "manifest.json"}
-FIT_TIMEOUT = 600  # seconds; generous, a short fit takes well under a minute
 
 
-def run_fit(*args: str, timeout: float = FIT_TIMEOUT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(FIT), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
-    )
+class _NoFigureWorkers:
+    """Stands in for models.figure_workers.FigureWorkers in runs that stop at an option
+    check: the real pool would start two worker processes (spawned, each importing
+    matplotlib and ArviZ, once JAX is imported) for nothing."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, *a, **k):
+        raise AssertionError("a run that should stop at an option check drew a figure")
 
 
-def tree_hashes(folder: Path) -> dict[str, str]:
-    """Relative path -> sha256 of every file under ``folder`` (folders included as entries)."""
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder).as_posix()
-        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "<dir>"
-    return out
+@pytest.fixture
+def fit_main(monkeypatch, capsys):
+    """``fit_main(*args) -> (exit code, stdout, stderr)``: fit.py's ``main`` in this process;
+    argparse's exit becomes its code."""
+    import pytensor
 
+    import models.figure_workers
 
-def describe(proc: subprocess.CompletedProcess) -> str:
-    return f"exit {proc.returncode}\n--- stdout (tail) ---\n{proc.stdout[-3000:]}\n--- stderr (tail) ---\n{proc.stderr[-3000:]}"
+    script = import_script("fit")
+    monkeypatch.setattr(models.figure_workers, "FigureWorkers", _NoFigureWorkers)
+    # fit() lowers PyTensor's traceback limit for the whole process: restored after the test
+    monkeypatch.setattr(pytensor.config, "traceback__limit", pytensor.config.traceback__limit)
 
+    def call(*args):
+        capsys.readouterr()
+        try:
+            code = script.main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
 
-@dataclass
-class FitRun:
-    proc: subprocess.CompletedProcess
-    out: Path  # the --out folder
-    seconds: float
-
-    @property
-    def entries(self) -> list[Path]:
-        return sorted(self.out.iterdir()) if self.out.is_dir() else []
-
-    @property
-    def folder(self) -> Path:
-        results = [p for p in self.entries if RESULT_NAME.match(p.name)]
-        assert len(results) == 1, f"expected one result folder in {self.out}, found {self.entries}\n{describe(self.proc)}"
-        return results[0]
-
-    @property
-    def manifest(self) -> dict:
-        return json.loads((self.folder / "manifest.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def short_fit(tmp_path_factory) -> FitRun:
-    """ONE short fit shared by every test of its outputs."""
-    out = tmp_path_factory.mktemp("fit_script") / "results"
-    t = time.perf_counter()
-    proc = run_fit(*SHORT, "--out", str(out))
-    return FitRun(proc, out, time.perf_counter() - t)
+    return call
 
 
 @pytest.fixture
@@ -94,10 +80,11 @@ def bad_sd_study(write_study) -> Path:
 
 
 # -- 1. --help ------------------------------------------------------------------------------
-def test_help_lists_options_and_exit_codes():
-    proc = run_fit("--help", timeout=120)
-    assert proc.returncode == 0, describe(proc)
-    text = proc.stdout
+def test_help_lists_options_and_exit_codes(fit_main):
+    """(``--help`` as a subprocess, and that it imports no sampler library, is tested in
+    test_interrupt.py.)"""
+    code, text, err = fit_main("--help")
+    assert code == 0, err
     for opt in ("--study", "--family", "--draws", "--chains", "--seed", "--out"):
         assert opt in text, f"{opt} missing from --help"
     assert "Exit codes" in text
@@ -111,7 +98,7 @@ def test_help_lists_options_and_exit_codes():
     apis = [model_api(m) for m in MODELS]
     assert f"--tune TUNE warm-up iterations per chain (default: the model's: {', '.join(f'{a.name} {a.default_tune}' for a in apis)})" in flat
     assert f"(default: the model's: {', '.join(f'{a.name} {a.default_draws}' for a in apis)})" in flat
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in err
 
 
 # -- 2. the shared short fit ----------------------------------------------------------------
@@ -254,19 +241,20 @@ def test_short_fit_accounts_for_every_published_item_and_ends_with_the_verdict(s
     assert max(len(ln) for ln in lines) <= 100
 
 
-# -- 3. bad input ---------------------------------------------------------------------------
-def _assert_one_line_error(proc, *fragments):
-    assert proc.returncode == 2, describe(proc)
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, f"stderr must be one line:\n{proc.stderr}"
+# -- 3. bad input (in this process: each stops before sampling) ------------------------------
+def _assert_one_line_error(result, *fragments):
+    code, _, err = result
+    assert code == 2, f"exit {code}\n{err[-3000:]}"
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, f"stderr must be one line:\n{err}"
     assert lines[0].startswith("error: "), lines[0]
     for f in fragments:
         assert f in lines[0], f"{f!r} not in {lines[0]!r}"
 
 
 @pytest.mark.parametrize("case", ["negative_sd", "missing_file", "empty_file"])
-def test_bad_study_exits_2_with_one_line(case, bad_sd_study, tmp_path):
+def test_bad_study_exits_2_with_one_line(case, bad_sd_study, tmp_path, fit_main):
     if case == "negative_sd":
         study, fragments = bad_sd_study, [str(bad_sd_study), "groups.ms.statistics.sd"]
     elif case == "missing_file":
@@ -277,18 +265,17 @@ def test_bad_study_exits_2_with_one_line(case, bad_sd_study, tmp_path):
         study.write_bytes(b"")
         fragments = [str(study), "empty"]
     out = tmp_path / "out"
-    proc = run_fit("--study", str(study), "--out", str(out), "--no-progress", timeout=120)
-    _assert_one_line_error(proc, *fragments)
+    _assert_one_line_error(fit_main("--study", study, "--out", out, "--no-progress"), *fragments)
     assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
 
 
 @pytest.mark.parametrize("model, reps, low", [("hierarchical", 1, 2), ("group", 5, 10)])
-def test_reps_below_the_model_minimum_exits_2_with_one_line(model, reps, low, tmp_path):
+def test_reps_below_the_model_minimum_exits_2_with_one_line(model, reps, low, tmp_path, fit_main):
     """The smallest --reps depends on the model (the covariate model's default, 5, is below
     the group model's minimum), so it is checked once the model is known."""
     out = tmp_path / "out"
-    proc = run_fit("--model", model, "--reps", str(reps), "--out", str(out), "--no-progress", timeout=120)
-    _assert_one_line_error(proc, f"--reps {reps}", f"the {model} model needs at least {low}")
+    _assert_one_line_error(fit_main("--model", model, "--reps", reps, "--out", out, "--no-progress"),
+                           f"--reps {reps}", f"the {model} model needs at least {low}")
     assert not out.exists()
 
 
@@ -299,30 +286,29 @@ def test_reps_below_the_model_minimum_exits_2_with_one_line(model, reps, low, tm
         (["--draws", "600", "--max-draws", "500"], ["--max-draws 500 is below --draws 600"]),
     ],
 )
-def test_max_draws_that_cannot_apply_exits_2_with_one_line(args, fragments, tmp_path):
+def test_max_draws_that_cannot_apply_exits_2_with_one_line(args, fragments, tmp_path, fit_main):
     out = tmp_path / "out"
-    proc = run_fit(*args, "--out", str(out), "--no-progress", timeout=120)
-    _assert_one_line_error(proc, *fragments)
+    _assert_one_line_error(fit_main(*args, "--out", out, "--no-progress"), *fragments)
     assert not out.exists()
 
 
-def test_draws_zero_is_an_argparse_error(tmp_path):
+def test_draws_zero_is_an_argparse_error(tmp_path, fit_main):
     out = tmp_path / "out"
-    proc = run_fit("--draws", "0", "--out", str(out), timeout=120)
-    assert proc.returncode == 2, describe(proc)
-    assert "Traceback" not in proc.stderr
-    assert "usage:" in proc.stderr and "--draws must be >= 1" in proc.stderr
+    code, _, err = fit_main("--draws", "0", "--out", out)
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert "usage:" in err and "--draws must be >= 1" in err
     assert not out.exists()
 
 
 # -- 4. a failing run never touches an earlier result ----------------------------------------
-def test_bad_input_leaves_existing_result_untouched(short_fit, bad_sd_study):
+def test_bad_input_leaves_existing_result_untouched(short_fit, bad_sd_study, fit_main):
     before_entries = [p.name for p in short_fit.entries]
     before = tree_hashes(short_fit.folder)
     assert DATA_FILES <= set(before)
     for args in (["--study", str(bad_sd_study)], ["--draws", "0"]):
-        proc = run_fit(*args, "--out", str(short_fit.out), timeout=120)
-        assert proc.returncode == 2, describe(proc)
+        code, _, err = fit_main(*args, "--out", short_fit.out)
+        assert code == 2, err
     assert [p.name for p in short_fit.entries] == before_entries
     assert tree_hashes(short_fit.folder) == before
 
@@ -333,7 +319,7 @@ def test_same_seed_reproduces_tables_byte_for_byte(short_fit, tmp_path):
     """A second short fit with the same seed (the first is the shared one)."""
     assert short_fit.proc.returncode in (0, 3), describe(short_fit.proc)
     out = tmp_path / "again"
-    proc = run_fit(*SHORT, "--out", str(out))
+    proc = run_fit(*SHORT_FIT, "--out", out)
     assert proc.returncode == short_fit.proc.returncode, describe(proc)
     again = FitRun(proc, out, 0.0).folder
     assert again.name != short_fit.folder.name

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from models.readme_results import BEGIN, END, ResultsError, replace_block, results_markdown
+from tests.scriptruns import import_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "readme_results.py"
@@ -62,16 +63,20 @@ def test_replace_block_keeps_the_rest_and_needs_markers(result):
         replace_block("no markers", "x")
 
 
-def test_script_writes_checks_and_rejects_bad_input(result, tmp_path):
+def test_script_writes_checks_and_rejects_bad_input(result, tmp_path, capsys):
+    """The script's smoke test runs it as a user does; the other cases call its ``main``."""
     readme = tmp_path / "README.md"
     readme.write_text(f"# t\n{BEGIN}\nold\n{END}\n")
-    run = lambda *a: subprocess.run([sys.executable, str(SCRIPT), *map(str, a)], capture_output=True, text=True, cwd=ROOT)
-    assert run(result, "--readme", readme, "--check").returncode == 3
-    assert run(result, "--readme", readme).returncode == 0
+    main = import_script("readme_results").main
+    assert main([str(result), "--readme", str(readme), "--check"]) == 3
+    proc = subprocess.run([sys.executable, str(SCRIPT), result, "--readme", readme], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
     assert "3.14 to 4.45" in readme.read_text()
-    assert run(result, "--readme", readme, "--check").returncode == 0
-    bad = run(tmp_path / "nowhere", "--readme", readme)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "manifest.json: missing" in bad.stderr
+    assert main([str(result), "--readme", str(readme), "--check"]) == 0
+    capsys.readouterr()
+    assert main([str(tmp_path / "nowhere"), "--readme", str(readme)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "manifest.json: missing" in err
 
 
 def test_readme_results_are_generated():

@@ -1,9 +1,10 @@
 """The HTML report (scripts/report.py, models/report.py) and the measurement-plausibility
 audit (models/plausibility.py, data/reference/).
 
-One short fit (module fixture; it may exit 0 or 3, the report must work either way) and one
-report run of scripts/report.py as a subprocess are shared by every test about the page.
-Schema and audit tests are in-process and fast.
+The session's short fit (``short_fit_copy`` in conftest.py; it may exit 0 or 3, the report
+must work either way) and one run of scripts/report.py as a subprocess (its smoke test) are
+shared by every test about the page.  Bad input calls ``main(argv)`` in this process; schema
+and audit tests are in-process and fast.
 
 The browser test renders the page in headless Chromium.  It proves: the page renders to a
 non-trivial screenshot; every <img> decodes (naturalWidth > 0) in a real browser; and the
@@ -14,8 +15,8 @@ to load anything that is not a data: image or inline style), the Resource Timing
 (any fetched resource) and broken images, and writes them into the DOM, which Chromium dumps
 (``--dump-dom``).  A negative control (a copy with an external and a corrupt image added)
 shows the check detects both.  Chromium's own log is also checked for ``net::ERR`` lines.
-It skips when Chromium is not installed; it installs it with apt-get only as root and when
-``CI`` or ``K2_INSTALL_CHROMIUM=1`` is set.
+It skips, saying so, when Chromium is not installed (``make browser`` installs it; ``.ci/run``
+calls that first).
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ import base64
 import copy
 import html
 import json
-import os
 import re
 import shutil
 import struct
@@ -37,27 +37,20 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.scriptruns import import_script
+
 ROOT = Path(__file__).resolve().parents[1]
-FIT = ROOT / "scripts" / "fit.py"
 REPORT = ROOT / "scripts" / "report.py"
 STUDY = ROOT / "data" / "studies" / "lasemi2018.yaml"
 REFERENCE = ROOT / "data" / "reference" / "vitamin_k_chromatography.yaml"
-SHORT = ["--model", "group", "--draws", "200", "--tune", "200", "--chains", "2", "--ppc-draws", "200", "--no-progress"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 # -- shared fit and report ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def fit_result(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("fit")
-    t = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(FIT), *SHORT, "--out", str(out)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=900)
-    assert proc.returncode in (0, 3), f"fit.py exit {proc.returncode}\n{proc.stderr[-3000:]}"
-    folders = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    assert len(folders) == 1, folders
-    print(f"short fit: {time.perf_counter() - t:.1f} s (exit {proc.returncode})")
-    return folders[0]
+def fit_result(short_fit_copy) -> Path:
+    """The session's short fit (a copy: the report is written into it)."""
+    return short_fit_copy
 
 
 def run_report(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -66,12 +59,31 @@ def run_report(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def report(fit_result) -> tuple[subprocess.CompletedProcess, Path, str]:
+    """scripts/report.py as a user runs it (its one subprocess test)."""
     t = time.perf_counter()
     proc = run_report(str(fit_result))
     print(f"report: {time.perf_counter() - t:.1f} s")
     path = fit_result / "report.html"
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     return proc, path, text
+
+
+@pytest.fixture
+def report_main(capsys):
+    """``report_main(*args) -> (exit code, stdout, stderr)``: report.py's ``main`` in this
+    process; argparse's exit becomes its code."""
+    script = import_script("report")
+
+    def call(*args):
+        capsys.readouterr()
+        try:
+            code = script.main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
 
 
 class Page(HTMLParser):
@@ -335,33 +347,34 @@ def test_plausibility_in_page(report, fit_result):
 
 
 # -- bad input ------------------------------------------------------------------------------
-def _one_line_error(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, f"exit {proc.returncode}: {proc.stderr[-2000:]}"
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+def _one_line_error(result) -> str:
+    code, _, err = result
+    assert code == 2, f"exit {code}: {err[-2000:]}"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
     return lines[0]
 
 
-def test_bad_result_dir_not_a_folder(tmp_path):
+def test_bad_result_dir_not_a_folder(tmp_path, report_main):
     missing = tmp_path / "nope"
-    line = _one_line_error(run_report(str(missing)))
+    line = _one_line_error(report_main(missing))
     assert str(missing) in line and "not a folder" in line
 
 
-def test_bad_result_dir_missing_file(tmp_path, fit_result):
+def test_bad_result_dir_missing_file(tmp_path, fit_result, report_main):
     broken = tmp_path / "broken"
     shutil.copytree(fit_result, broken)
     (broken / "estimands.csv").unlink()
     (broken / "report.html").unlink(missing_ok=True)
-    line = _one_line_error(run_report(str(broken)))
+    line = _one_line_error(report_main(broken))
     assert "estimands.csv" in line
     assert not (broken / "report.html").exists()
 
 
-def test_bad_sensitivity_dir(tmp_path, fit_result):
+def test_bad_sensitivity_dir(tmp_path, fit_result, report_main):
     empty = tmp_path / "empty"
     empty.mkdir()
-    line = _one_line_error(run_report(str(fit_result), "--sensitivity", str(empty)))
+    line = _one_line_error(report_main(fit_result, "--sensitivity", empty))
     assert "sensitivity" in line and str(empty) in line
 
 
@@ -560,17 +573,8 @@ def _chromium() -> str:
         exe = shutil.which(name)
         if exe:
             return exe
-    may_install = hasattr(os, "geteuid") and os.geteuid() == 0 and (os.environ.get("CI") or os.environ.get("K2_INSTALL_CHROMIUM") == "1")
-    if may_install and shutil.which("apt-get"):
-        cmd = ["apt-get", "install", "-y", "chromium", "chromium-driver"]
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        if subprocess.run(cmd, capture_output=True, timeout=1200, env=env).returncode != 0:
-            subprocess.run(["apt-get", "update"], capture_output=True, timeout=600, env=env)
-            subprocess.run(cmd, capture_output=True, timeout=1200, env=env)
-        exe = shutil.which("chromium")
-        if exe:
-            return exe
-    pytest.skip("chromium not installed: apt-get install chromium (or set CI / K2_INSTALL_CHROMIUM=1 as root)")
+    pytest.skip("Chromium is not installed, so the report is not rendered in a browser: run `make browser` "
+                "(apt-get install chromium, as root) and rerun")
 
 
 def _headless(exe: str, profile: Path, *args: str) -> subprocess.CompletedProcess:

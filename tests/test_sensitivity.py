@@ -20,6 +20,7 @@ import yaml
 
 from models import sensitivity as sens
 from models.study import load_study
+from tests.scriptruns import import_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "sensitivity.py"
@@ -96,12 +97,12 @@ def test_bad_grid_is_one_line_naming_file_and_field(tmp_path, study, data, field
     assert words in msg, msg
 
 
-def test_bad_grid_exits_2_with_one_line_and_writes_nothing(tmp_path):
+def test_bad_grid_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys):
     path = write_grid(tmp_path, {"scenarios": [{"name": "x", "priorz": "wide"}]})
     out = tmp_path / "out"
-    proc = run_script("--grid", str(path), "--out", str(out), timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    capsys.readouterr()
+    assert import_script("sensitivity").main(["--grid", str(path), "--out", str(out)]) == 2
+    lines = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
     assert lines == [f"error: {path}: scenarios.0.priorz: unknown key (remove it or fix its spelling)"]
     assert not out.exists()
 
@@ -239,10 +240,7 @@ def fake_results(specs):
 
 
 def test_main_writes_every_output(tmp_path, monkeypatch):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import importlib
-
-    script = importlib.import_module("sensitivity")
+    script = import_script("sensitivity")
     monkeypatch.setattr(sens, "run_grid", lambda specs, *a, **k: fake_results(specs))
     grid = write_grid(tmp_path, {"one_at_a_time": {"priors": "every"}})
     out = tmp_path / "out"
@@ -265,10 +263,7 @@ def test_main_writes_every_output(tmp_path, monkeypatch):
 
 
 def test_interrupt_while_writing_leaves_no_folder(tmp_path, monkeypatch):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import importlib
-
-    script = importlib.import_module("sensitivity")
+    script = import_script("sensitivity")
     monkeypatch.setattr(sens, "run_grid", lambda specs, *a, **k: fake_results(specs))
 
     def boom(stage, *a, **k):
