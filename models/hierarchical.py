@@ -466,7 +466,7 @@ def group_influence(xp, comp_m, comp_s, weights, names, sizes, nodes, sigma, sha
     return out
 
 
-def condition_on_statistics(xp, mu, v, cross, stats, max_explained: float = None):
+def condition_on_statistics(xp, mu, v, cross, stats, max_explained: float | None = None):
     """Condition each claim's ``D`` on the groups' published log statistics.
 
     With ``C_g`` the covariance of ``D`` with group ``g``'s log statistics ``s_g`` (normal
