@@ -32,7 +32,7 @@ from .simulate import sorted_normals, uniform_rounding_errors
 from .study import Study
 
 #: Simulated cohorts per group of the likelihood tables.  The tables are built once per
-#: model, so the count costs build time only (lognormal ~2 s, gamma ~40 s per group of 29
+#: model, so the count costs build time only (lognormal ~13 s, gamma ~50 s per group of 29
 #: at 4000), never sampling time.  With 400 the Monte Carlo error of the moments miscalibrated
 #: the posterior (grid-posterior PIT KS p 1e-4 to 5e-3 over three deviate seeds; 0.42 with
 #: 4000; docs/decisions/group-likelihood-calibration.md).
