@@ -165,22 +165,31 @@ def test_student_t_family(study, model):
     m = build_model(study, get_priors("hierarchical"), family="student_t", reps=REPS)
     assert m.residual_df == 5.0
     point = _point(model)
-    t_terms = m.point_logps(point)
-    n_terms = model.point_logps(point)
-    assert np.isfinite(t_terms["stats_ms"]) and t_terms["stats_ms"] != n_terms["stats_ms"]
+    # the Python linker, as _term_logps: point_logps would compile every term in C, minutes
+    # with a cold compilation cache
+    fn = pytensor.function(m.value_vars, m.logp(vars=[m["stats_ms"]]), on_unused_input="ignore", **FAST)
+    t_ms = float(fn(*[point[v.name] for v in m.value_vars]))
+    assert np.isfinite(t_ms) and t_ms != _term_logps()(point)["stats_ms"]
 
 
+#: Points far from the mode where a gradient once was NaN (test_gradient_finite_...).
+FAR_EFFECTS = ([0.9, -0.47, -0.71, -0.83], [-1.0, 1.0, 1.0, 1.0], [2.0, -2.0, -2.0, 2.0])
+
+
+@pytest.mark.slow
 def test_gradient_finite_at_the_start_and_far_from_the_mode(model):
     """Finite, non-zero gradient at the initial point, and finite far from the mode.
     Regression: a jittered start with large effects made a claim certain, and the unused
     branch of a switch (log of 1 - probability) turned the whole gradient into NaN, so the
     chain never moved (300 divergences).  One compiled gradient serves every point: building
-    it is most of this test's time."""
+    it is most of this test's time (about 20 s of CPU), so the fast tier checks the
+    sampler's own gradient, JAX's, at the same points instead
+    (test_jax_log_densities_match_pymc)."""
     grad = model.compile_dlogp(**FAST)
     g0 = grad(model.initial_point())
     assert g0.shape == (sum(np.size(v) for v in model.initial_point().values()),)
     assert np.all(np.isfinite(g0)) and np.any(g0 != 0)
-    for effect in ([0.9, -0.47, -0.71, -0.83], [-1.0, 1.0, 1.0, 1.0], [2.0, -2.0, -2.0, 2.0]):
+    for effect in FAR_EFFECTS:
         point = _point(model, effect=effect, log_sigma=[-2.5, -2.5])
         assert np.all(np.isfinite(grad(point))), effect
 
@@ -490,13 +499,22 @@ def test_select_picks_entries_of_vectors_and_matrices(idx):
 
 def test_jax_log_densities_match_pymc(study):
     """The log_likelihood and log_prior groups a JAX fit brings (models.sampling) are PyMC's:
-    same variables, dims and values at scattered draws."""
+    same variables, dims and values at scattered draws.  And the gradient the sampler takes
+    of the same potential is finite and non-zero at the initial point and finite far from
+    the mode (the regression of test_gradient_finite_at_the_start_and_far_from_the_mode)."""
+    import jax
     import pymc as pm
 
     from models.sampling import _density_groups, _jax_functions
 
     m = build_model(study, get_priors("hierarchical"), reps=2)
-    _, postprocess, densities, names, out_names = _jax_functions(m, {}, log_densities=True)
+    potential, postprocess, densities, names, out_names = _jax_functions(m, {}, log_densities=True)
+    grad = jax.jit(jax.grad(potential))
+    g0 = np.concatenate([np.ravel(v) for v in grad(m.initial_point(), {}).values()])
+    assert np.all(np.isfinite(g0)) and np.any(g0 != 0)
+    for effect in FAR_EFFECTS:
+        point = _point(m, effect=effect, log_sigma=[-2.5, -2.5])
+        assert all(np.all(np.isfinite(v)) for v in grad(point, {}).values()), effect
     start = m.initial_point()
     rng = np.random.default_rng(3)
     draws = {n: start[n] + 0.3 * rng.standard_normal((2, 3, *np.shape(start[n]))) for n in names}

@@ -280,12 +280,15 @@ def test_interrupt_while_writing_leaves_no_folder(tmp_path, monkeypatch):
 
 # -- end to end with sampling ----------------------------------------------------------------
 def test_local_pool_end_to_end_records_a_failing_scenario(tmp_path):
-    """Two worker processes; one scenario refits with another prior set, one cannot build its
-    model (a tolerance the study file accepts but whose claim interval reaches -100%, which the
-    covariate model's claim rule rejects): it is recorded as failed, the others complete."""
+    """scripts/sensitivity.py as a user runs it (its subprocess smoke test), on two worker
+    processes: one task samples the default posterior, which a scenario that changes only
+    the checks shares; the other cannot build its model (a tolerance the study file accepts
+    but whose claim interval reaches -100%, which the covariate model's claim rule rejects):
+    it is recorded as failed, the others complete.  (A refit with another prior set is
+    tested in this process, with the compiled-model cache.)"""
     grid = write_grid(tmp_path, {
         "sampling": SHORT,
-        "scenarios": [{"name": "wide", "priors": "wide"},
+        "scenarios": [{"name": "rank test", "assumptions": {"group_test": "welch_t"}},
                       {"name": "broken", "model": "hierarchical", "assumptions": {"age_claim_tolerance": 95}}],
     })
     out = tmp_path / "out"
@@ -294,29 +297,36 @@ def test_local_pool_end_to_end_records_a_failing_scenario(tmp_path):
     (folder,) = list(out.iterdir())
     table = pd.read_csv(folder / "sensitivity.csv")
     per = table.drop_duplicates("scenario").set_index("scenario")
-    assert list(per.index) == ["default", "wide", "broken"]
+    assert list(per.index) == ["default", "rank test", "broken"]
     assert per.loc["broken", "status"] == "failed"
     assert per.loc["broken", "reason"].startswith("ValueError: ") and "reaches -100%" in per.loc["broken", "reason"]
-    for sc in ("default", "wide"):
+    for sc in ("default", "rank test"):
         rows = table[table["scenario"] == sc]
         assert "ratio_of_medians[control_vs_ms]" in set(rows["estimand"])
         # short chains: either good diagnostics, or failed with the diagnostics as the reason
         assert rows["status"].iloc[0] == "ok" or rows["reason"].iloc[0].startswith("diagnostics: ")
         r = rows.set_index("estimand").loc["ratio_of_medians[control_vs_ms]"]
         assert 2 < r["median"] < 6 and r["hdi_low"] < r["median"] < r["hdi_high"] and r["p_effect_below_null"] == 0
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert {s["name"]: s["same_posterior_as"] for s in manifest["scenarios"]}["rank test"] == "default", manifest["scenarios"]
     assert re.search(r"scenarios 3/3, elapsed \d+:\d\d, ~remaining 0:00", proc.stderr)
     psens = pd.read_csv(folder / "psens.csv")
     assert (psens["psens_prior"] >= 0).all() and "ratio_of_medians[control_vs_ms]" in set(psens["estimand"])
     assert "broken" in proc.stderr and "FAILED" in proc.stderr
 
 
-def test_dask_local_cluster_runs_the_grid(study):
+def _dask_grid(study, processes: bool) -> dict:
     distributed = pytest.importorskip("distributed")
     specs = sens.expand_grid(sens.Grid.model_validate({"scenarios": [{"name": "rank test", "assumptions": {"group_test": "welch_t"}}]}), study)
     sampling = sens.Sampling(**SHORT)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", processes=True, dashboard_address=None) as cluster:
+    # a cluster of processes listens on TCP; one of threads talks in-process
+    where = {"host": "127.0.0.1"} if processes else {}
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=processes, dashboard_address=None, **where) as cluster:
         with distributed.Client(cluster) as client:
-            results = sens.run_grid(specs, sampling, client=client)
+            return sens.run_grid(specs, sampling, client=client)
+
+
+def _check_dask_results(results: dict) -> None:
     assert set(results) == {"default", "rank test"}
     d, w = results["default"], results["rank test"]
     # the group test is read only by the checks: one posterior, summarised twice
@@ -327,6 +337,19 @@ def test_dask_local_cluster_runs_the_grid(study):
     pd_ = {c["key"]: c["share_claim_holds"] for c in d["checks"]}
     assert "control_vs_ms.p_value" in pd_
     assert d["psens"] and not w["psens"]
+
+
+def test_dask_cluster_runs_the_grid(study):
+    """The Dask path (tasks submitted to a client, results gathered as they complete) on a
+    cluster whose worker is a thread of this process: no worker start-up and imports.  The
+    tasks' trip through pickling to another process is tested by the local pool (the same
+    task dicts), and a cluster of worker processes in the slow tier."""
+    _check_dask_results(_dask_grid(study, processes=False))
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_runs_the_grid(study):
+    _check_dask_results(_dask_grid(study, processes=True))
 
 
 def test_compiled_model_cache_reuses_and_does_not_change_the_draws(study):
