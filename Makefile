@@ -32,7 +32,7 @@ browser:
 		apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; } \
 			|| echo "chromium could not be installed: the report's browser test will be skipped"; \
 	else \
-		echo "chromium not found and not root: the report's browser test will be skipped (install chromium to run it)"; \
+		echo "chromium not found (installing it needs root and apt-get): the report's browser test will be skipped"; \
 	fi
 
 bench: $(STAMP)
