@@ -240,7 +240,10 @@ def shape_values(y: np.ndarray, shape: str = "sinh-arcsinh", init=None, iters: i
         eps, dl = np.zeros_like(loc), np.ones_like(loc)
         z = u
     else:
-        eps, dl = fit_sinh_arcsinh(u[..., :SHAPE_FIT_REPS, :], iters, init)
+        # fitted on the first SHAPE_FIT_REPS cohorts, or on all of a smaller table (tests and
+        # --reps below it): stated here, so the slice never promises more than it takes
+        n_fit = min(SHAPE_FIT_REPS, u.shape[-2])
+        eps, dl = fit_sinh_arcsinh(u[..., :n_fit, :], iters, init)
         z = np.sinh(dl[..., None, :] * np.arcsinh(u) - eps[..., None, :])
     zm = z.mean(axis=-2)
     zc = z - zm[..., None, :]
