@@ -9,7 +9,8 @@ instead (kept between sessions: for timing a warm tier).
 
 The fits that several test files read are session fixtures: ONE short fit of the group model
 by ``scripts/fit.py`` (:func:`short_fit`), shared by ``test_fit_script.py`` and
-``test_report.py``.
+``test_report.py``.  It starts in a background process as soon as the tests are collected,
+and the files that read it run last: on two cores it runs while the other tests do.
 """
 from __future__ import annotations
 
@@ -18,13 +19,12 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.scriptruns import SHORT_FIT, FitRun, describe, run_fit
+from tests.scriptruns import ROOT, SENSITIVITY_SMOKE_GRID, SHORT_FIT, Background, FitRun, describe
 
 _TESTS_DIR = Path(__file__).resolve().parent
 
@@ -97,16 +97,76 @@ def single_threaded_blas():
         yield
 
 
-# --- ONE short fit of the group model, shared by every test of its outputs --------------------
+# --- script runs in the background: ONE short fit shared by every test of its outputs, and the
+# --- sensitivity smoke test ----------------------------------------------------------------
+#: Script runs started when collection ends (pytest_collection_finish), by name: a minute of
+#: subprocess work each, on the second core while the other tests run.
+_BACKGROUND: dict[str, Background] = {}
+
+
+def _start_short_fit(folder: Path) -> Background:
+    return Background([ROOT / "scripts" / "fit.py", *SHORT_FIT, "--out", folder / "results"], folder)
+
+
+def _start_sensitivity_smoke(folder: Path) -> Background:
+    grid = folder / "grid.yaml"
+    grid.write_text(yaml.safe_dump(SENSITIVITY_SMOKE_GRID, sort_keys=False), encoding="utf-8")
+    return Background([ROOT / "scripts" / "sensitivity.py", "--grid", grid, "--out", folder / "out", "--workers", "2"], folder)
+
+
+#: Background runs: the fixtures that read them -> (name, start(folder)).
+_BACKGROUND_RUNS = {
+    "short_fit": ("short_fit", _start_short_fit),
+    "short_fit_copy": ("short_fit", _start_short_fit),
+    "sensitivity_smoke": ("sensitivity_smoke", _start_sensitivity_smoke),
+}
+
+
+def _reads_background(item) -> bool:
+    return bool(set(_BACKGROUND_RUNS) & set(getattr(item, "fixturenames", ())))
+
+
+def pytest_collection_modifyitems(session, config, items):
+    # the files that read a background run go last, so the runs overlap as many tests as
+    # possible (whole files, in their order: a module fixture is set up once)
+    late = {item.nodeid.split("::")[0] for item in items if _reads_background(item)}
+    items[:] = sorted(items, key=lambda item: item.nodeid.split("::")[0] in late)
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    wanted = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    for fixture in sorted(wanted & set(_BACKGROUND_RUNS)):
+        name, start = _BACKGROUND_RUNS[fixture]
+        if name not in _BACKGROUND:
+            folder = Path(tempfile.mkdtemp(prefix=f"k2-{name.replace('_', '-')}-"))
+            atexit.register(shutil.rmtree, folder, True)
+            _BACKGROUND[name] = start(folder)
+
+
+def pytest_sessionfinish(session):
+    for run in _BACKGROUND.values():
+        run.stop()  # a session stopped early (-x, Ctrl-C) leaves no script running
+
+
 @pytest.fixture(scope="session")
 def short_fit(tmp_path_factory) -> FitRun:
     """ONE short fit (``scripts/fit.py`` as a subprocess, :data:`SHORT_FIT`) shared by every
-    test of its outputs in every file.  Its folder is read-only for the tests: a test that
-    adds to a result folder works on a copy (:func:`short_fit_copy`)."""
-    out = tmp_path_factory.mktemp("short_fit") / "results"
-    t = time.perf_counter()
-    proc = run_fit(*SHORT_FIT, "--out", out)
-    return FitRun(proc, out, time.perf_counter() - t)
+    test of its outputs in every file, started in the background when collection ends.  Its
+    folder is read-only for the tests: a test that adds to a result folder works on a copy
+    (:func:`short_fit_copy`)."""
+    run = _BACKGROUND.get("short_fit") or _start_short_fit(tmp_path_factory.mktemp("short_fit"))
+    proc = run.result()
+    return FitRun(proc, run.folder / "results", run.seconds)
+
+
+@pytest.fixture(scope="session")
+def sensitivity_smoke(tmp_path_factory) -> Background:
+    """``scripts/sensitivity.py`` on :data:`SENSITIVITY_SMOKE_GRID` with two worker
+    processes, as a user runs it (started in the background when collection ends); wait
+    for it with ``.result()``, its result folder is under ``.folder / "out"``."""
+    return _BACKGROUND.get("sensitivity_smoke") or _start_sensitivity_smoke(tmp_path_factory.mktemp("sensitivity_smoke"))
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,19 @@ SHORT_FIT_SEED = 20180302
 SHORT_FIT = ["--model", "group", "--draws", "300", "--tune", "300", "--chains", "2", "--ppc-draws", "300", "--reps", "300",
              "--seed", str(SHORT_FIT_SEED), "--no-progress"]
 RESULT_NAME = re.compile(r"^lasemi2018-group-\d{8}T\d{6}Z-[0-9a-f]{6}$")
+
+
+#: The sensitivity smoke test's grid (tests/test_sensitivity.py): short sampling (far below
+#: the diagnostics gate), the default, a scenario that changes only the checks (it shares the
+#: default's posterior) and one that cannot build its model (a tolerance the study file
+#: accepts but whose claim interval reaches -100%, which the covariate model's claim rule
+#: rejects).
+SENSITIVITY_SAMPLING = {"draws": 100, "tune": 100, "chains": 2, "reps": 50, "ppc_draws": 100}
+SENSITIVITY_SMOKE_GRID = {
+    "sampling": SENSITIVITY_SAMPLING,
+    "scenarios": [{"name": "rank test", "assumptions": {"group_test": "welch_t"}},
+                  {"name": "broken", "model": "hierarchical", "assumptions": {"age_claim_tolerance": 95}}],
+}
 
 
 def run_fit(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -70,3 +84,40 @@ class FitRun:
     @property
     def manifest(self) -> dict:
         return json.loads((self.folder / "manifest.json").read_text())
+
+
+class Background:
+    """A script run started now and collected later (:meth:`result`): the tests go on on the
+    other core meanwhile.  Output goes to files, never pipes, which would block a script
+    that writes more than a pipe holds before anyone reads."""
+
+    def __init__(self, args: list, folder: Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.args = [str(a) for a in args]
+        self._out = open(self.folder / "stdout.txt", "w+", encoding="utf-8")
+        self._err = open(self.folder / "stderr.txt", "w+", encoding="utf-8")
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([sys.executable, *self.args], cwd=ROOT, stdout=self._out, stderr=self._err, text=True)
+        self.seconds: float | None = None
+
+    def result(self, timeout: float = 900) -> subprocess.CompletedProcess:
+        """Wait for the run (killing it after ``timeout`` seconds) and return it as
+        ``subprocess.run`` would."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise
+        if self.seconds is None:
+            self.seconds = time.perf_counter() - self.started
+        self._out.seek(0)
+        self._err.seek(0)
+        return subprocess.CompletedProcess([sys.executable, *self.args], code, self._out.read(), self._err.read())
+
+    def stop(self) -> None:
+        """Kill the run if it is still going (a supervised script's child follows its
+        supervisor)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

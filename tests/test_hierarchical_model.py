@@ -458,12 +458,17 @@ def test_structure_key_is_the_same_for_two_builds_of_one_study(study, model):
     assert structure_key(again) == structure_key(model)
 
 
+@pytest.mark.slow
 def test_prior_sets_of_one_shape_share_a_compiled_model(study):
     """A sensitivity runner passes prior values as shared tensors: the default, skeptical,
     wide and narrow sets (same distributions) then have one structure, so one compiled
     sampler per worker, and the log density with tensor priors equals the one with numeric
     priors.  The enthusiastic set resolves its means from the claims, so it is a structure
-    of its own.  A fixed residual df stays a number (it sets the likelihood's nodes)."""
+    of its own.  A fixed residual df stays a number (it sets the likelihood's nodes).
+    Five builds of the covariate model (about 30 s of CPU): the fast tier tests the same
+    mechanism on the group model (test_sensitivity.py: the compiled-model cache, tensor
+    priors against numeric ones) and the key's stability over builds here
+    (test_structure_key_is_the_same_for_two_builds_of_one_study)."""
     from models.analysis import build_keyed, model_api
 
     api = model_api("hierarchical")

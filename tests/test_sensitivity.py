@@ -1,5 +1,7 @@
 """Sensitivity runs: grid validation, overrides, the stability table, and end-to-end runs on
-a local process pool and a Dask LocalCluster with short sampling.
+a local process pool (scripts/sensitivity.py as a subprocess, started in the background by
+conftest.py) and a Dask cluster with short sampling (its worker a thread of this process; a
+cluster of worker processes in the slow tier).  The script's bad input calls its ``main``.
 
 Short settings (100 + 100 iterations, 2 chains, 50 cohorts) are far below the diagnostics
 gate, so scenarios that sample are expected to end as ``failed`` with a ``diagnostics:``
@@ -9,8 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +20,13 @@ import yaml
 
 from models import sensitivity as sens
 from models.study import load_study
-from tests.scriptruns import import_script
+from tests.scriptruns import SENSITIVITY_SAMPLING, import_script
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "sensitivity.py"
 STUDY = ROOT / "data" / "studies" / "lasemi2018.yaml"
 DEFAULT_GRID = ROOT / "data" / "sensitivity" / "default.yaml"
 GROUP_GRID = ROOT / "data" / "sensitivity" / "group.yaml"
-SHORT = {"draws": 100, "tune": 100, "chains": 2, "reps": 50, "ppc_draws": 100}
+SHORT = SENSITIVITY_SAMPLING
 RESULT_NAME = re.compile(r"^lasemi2018-sensitivity-\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
 
@@ -40,10 +39,6 @@ def write_grid(tmp_path: Path, data: dict, name: str = "grid.yaml") -> Path:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
-
-
-def run_script(*args, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 # -- grid validation -------------------------------------------------------------------------
@@ -279,20 +274,17 @@ def test_interrupt_while_writing_leaves_no_folder(tmp_path, monkeypatch):
 
 
 # -- end to end with sampling ----------------------------------------------------------------
-def test_local_pool_end_to_end_records_a_failing_scenario(tmp_path):
-    """scripts/sensitivity.py as a user runs it (its subprocess smoke test), on two worker
-    processes: one task samples the default posterior, which a scenario that changes only
-    the checks shares; the other cannot build its model (a tolerance the study file accepts
-    but whose claim interval reaches -100%, which the covariate model's claim rule rejects):
-    it is recorded as failed, the others complete.  (A refit with another prior set is
-    tested in this process, with the compiled-model cache.)"""
-    grid = write_grid(tmp_path, {
-        "sampling": SHORT,
-        "scenarios": [{"name": "rank test", "assumptions": {"group_test": "welch_t"}},
-                      {"name": "broken", "model": "hierarchical", "assumptions": {"age_claim_tolerance": 95}}],
-    })
-    out = tmp_path / "out"
-    proc = run_script("--grid", str(grid), "--out", str(out), "--workers", "2")
+def test_local_pool_end_to_end_records_a_failing_scenario(sensitivity_smoke):
+    """scripts/sensitivity.py as a user runs it (its subprocess smoke test; conftest.py
+    starts it in the background), on two worker processes, with the grid
+    ``SENSITIVITY_SMOKE_GRID`` of tests/scriptruns.py: one task samples the default
+    posterior, which a scenario that changes only the checks shares; the other cannot build
+    its model (a tolerance the study file accepts but whose claim interval reaches -100%,
+    which the covariate model's claim rule rejects): it is recorded as failed, the others
+    complete.  (A refit with another prior set is tested in this process, with the
+    compiled-model cache.)"""
+    proc = sensitivity_smoke.result()
+    out = sensitivity_smoke.folder / "out"
     assert proc.returncode == 3, proc.stderr[-3000:]
     (folder,) = list(out.iterdir())
     table = pd.read_csv(folder / "sensitivity.csv")
@@ -367,6 +359,25 @@ def test_compiled_model_cache_reuses_and_does_not_change_the_draws(study):
     assert not np.array_equal(first, wide.idata.posterior["log_mean"].values)  # the new prior acts
     fresh = fit_posterior(study, priors="wide", cache=CompiledCache(), **kw)
     np.testing.assert_array_equal(wide.idata.posterior["log_mean"].values, fresh.idata.posterior["log_mean"].values)
+
+
+def test_tensor_priors_give_the_log_density_of_numeric_ones(study):
+    """Prior values as shared tensors (what lets a sensitivity worker reuse one compiled
+    model across prior sets) give the log density the same values give as numbers, and the
+    values are the set's own, not the default's (the covariate model's prior sets: slow
+    tier, test_hierarchical_model.py)."""
+    from models.analysis import build_keyed, model_api
+    from models.priors import get_priors
+
+    api = model_api("group")
+    keyed, _, shared = build_keyed(api, study, get_priors("group", "wide"), "lognormal", 20, 1)
+    assert any(name.startswith("prior.") for name in shared)
+    numeric = api.build_model(study, get_priors("group", "wide"), family="lognormal", reps=20, seed=1)
+    default = api.build_model(study, get_priors("group"), family="lognormal", reps=20, seed=1)
+    point = {k: v + 0.1 for k, v in numeric.initial_point().items()}
+    got, want, other = (m.compile_logp(mode="FAST_COMPILE")(point) for m in (keyed, numeric, default))
+    assert np.isfinite(want) and got == pytest.approx(want, rel=1e-8)  # rewrites may reorder sums
+    assert other != pytest.approx(want, rel=1e-6)
 
 
 def test_a_builder_that_rejects_tensor_priors_falls_back_with_a_warning(study):
