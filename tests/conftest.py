@@ -7,10 +7,11 @@ what earlier runs of the user left in ``~/.pytensor`` or ``~/.cache/k2-reanalysi
 the tests never write there.  ``K2_TEST_CACHE=<folder>`` keeps the caches in that folder
 instead (kept between sessions: for timing a warm tier).
 
-The fits that several test files read are session fixtures: ONE short fit of the group model
-by ``scripts/fit.py`` (:func:`short_fit`), shared by ``test_fit_script.py`` and
-``test_report.py``.  It starts in a background process as soon as the tests are collected,
-and the files that read it run last: on two cores it runs while the other tests do.
+The script runs the tests read are session fixtures: ONE short fit of the group model by
+``scripts/fit.py`` (:func:`short_fit`), shared by ``test_fit_script.py`` and
+``test_report.py``, and the sensitivity smoke run (:func:`sensitivity_smoke`).  Each starts
+in a background process as soon as the tests are collected, and the files that read them run
+last: on two cores they run while the other tests do.
 """
 from __future__ import annotations
 
