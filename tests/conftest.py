@@ -31,6 +31,16 @@ _TESTS_DIR = Path(__file__).resolve().parent
 
 
 # --- per-session compilation caches ----------------------------------------------------------
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _session_caches() -> Path:
     """Point the JAX compilation cache, the graph cache of models/sampling.py and PyTensor's
     compiledir at one folder of this session; returns it."""
@@ -39,7 +49,16 @@ def _session_caches() -> Path:
         folder = Path(keep).resolve()
         folder.mkdir(parents=True, exist_ok=True)
     else:
-        folder = Path(tempfile.mkdtemp(prefix="k2-test-caches-"))
+        # one folder per session under a common parent, so that a session killed before its
+        # exit handler ran (a timeout's SIGTERM) leaves nothing for long: the next one
+        # removes the folders of sessions no longer running
+        parent = Path(tempfile.gettempdir()) / f"k2-test-caches-{os.getuid()}"
+        parent.mkdir(exist_ok=True)
+        for old in parent.iterdir():
+            if old.name.isdigit() and not _running(int(old.name)):
+                shutil.rmtree(old, ignore_errors=True)
+        folder = parent / str(os.getpid())
+        folder.mkdir()
         atexit.register(shutil.rmtree, folder, True)
     os.environ["K2_JAX_CACHE"] = str(folder / "jax")
     os.environ["K2_GRAPH_CACHE"] = str(folder / "graphs")
@@ -141,7 +160,8 @@ def pytest_collection_finish(session):
     for fixture in sorted(wanted & set(_BACKGROUND_RUNS)):
         name, start = _BACKGROUND_RUNS[fixture]
         if name not in _BACKGROUND:
-            folder = Path(tempfile.mkdtemp(prefix=f"k2-{name.replace('_', '-')}-"))
+            # in the session's folder: removed with it, even after a killed session
+            folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=CACHE_DIR))
             atexit.register(shutil.rmtree, folder, True)
             _BACKGROUND[name] = start(folder)
 
