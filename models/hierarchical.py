@@ -97,7 +97,7 @@ WARMUP_TREE_DEPTH = 5
 #: runs at the WARMUP_TREE_DEPTH cap (31 leapfrog steps), so warm-up costs in proportion to
 #: its length: 1000 iterations took about as long as the 500 kept draws.  Measured on the
 #: real study, seeds 1-10 of 4 chains x 500 draws each (benchmarks/bench_warmup.py,
-#: results/warmup-2026-12-01*.txt):
+#: benchmarks/results/warmup-*.txt):
 #:
 #: =============================  ==========  ==========  ================  ================
 #: warm-up                        divergent   would       median gradients  chains with step
@@ -122,7 +122,7 @@ WARMUP_TREE_DEPTH = 5
 #: ``adaptation_target_accept``): the mass matrix adapted at a lower target acceptance,
 #: pooled over the chains, then a step-size-only phase at TARGET_ACCEPT, the draws at the
 #: chains' smallest step size.  It is not the default.  With 400 iterations at 0.8 + 100
-#: (results/warmup-2026-12-01-two-phase.txt) it cut the median gradients per chain by 28%
+#: (benchmarks/results/warmup-*two-phase*.txt) it cut the median gradients per chain by 28%
 #: with no divergence, but on seed 5 one chain adapted a step size of 0.017 in the upper tail
 #: of log_sigma[ms] (chain mean -1.01, the others -1.49 to -1.54), all chains drew at it
 #: (232-244 steps per draw) and the estimands' tail ESS was 11 (R-hat 1.09): a failed fit.

@@ -127,6 +127,19 @@ def joint_layout(study: Study) -> JointLayout:
     return JointLayout(tuple(names), np.log(observed / ref), rounding, tuple(cnames), tuple(kinds), tuple(bounds), tuple(statistics))
 
 
+def _fresh_cohorts(study: Study, params: dict, n_cohorts: int, seed: int, family_df: float | None):
+    """Fresh covariates and residuals of ``n_cohorts`` cohorts and their log levels for every
+    draw: ``(design, reference level, eta (D, R, N))``."""
+    fresh = build_design(study, n_cohorts, seed)
+    eps = residual_deviates(n_cohorts, fresh.n, seed, family_df)
+    ref = float(study.assumption("reference_level", 1.0))
+    u = params["u"][:, None, None, :] if params["u"] is not None else None
+    eta = cohort_log_levels(
+        np, params["alpha"][:, None, :], params["slope"][:, None, :, :], u, params["sigma"][:, None, :], fresh.x, fresh.onehot, eps, fresh.group_index
+    )  # (D, R, N)
+    return fresh, ref, eta
+
+
 def simulate_joint(study: Study, layout: JointLayout, params: dict, n_cohorts: int, seed: int, family_df: float | None = None) -> np.ndarray:
     """Statistics and claim estimates of simulated cohorts, for a batch of parameter draws.
 
@@ -149,13 +162,7 @@ def simulate_joint(study: Study, layout: JointLayout, params: dict, n_cohorts: i
     array (D, n_cohorts, S + A)
         In the order of :attr:`JointLayout.names`.
     """
-    fresh = build_design(study, n_cohorts, seed)
-    eps = residual_deviates(n_cohorts, fresh.n, seed, family_df)
-    ref = float(study.assumption("reference_level", 1.0))
-    u = params["u"][:, None, None, :] if params["u"] is not None else None
-    eta = cohort_log_levels(
-        np, params["alpha"][:, None, :], params["slope"][:, None, :, :], u, params["sigma"][:, None, :], fresh.x, fresh.onehot, eps, fresh.group_index
-    )  # (D, R, N)
+    fresh, ref, eta = _fresh_cohorts(study, params, n_cohorts, seed, family_df)
     levels = {g: np.sort(ref * np.exp(eta[..., fresh.slices[g]]), axis=-1) for g in fresh.groups}
     cols = []
     for g in study.group_ids:
@@ -651,13 +658,7 @@ def simulate_claim_parts(study: Study, params: dict, n_cohorts: int, seed: int, 
         ``stats``: {group: array (D, n_cohorts, k_g)} log statistics (``log(value /
         reference_level)``); ``coef`` and ``se``: {claim: array (D, n_cohorts)}.
     """
-    fresh = build_design(study, n_cohorts, seed)
-    eps = residual_deviates(n_cohorts, fresh.n, seed, family_df)
-    ref = float(study.assumption("reference_level", 1.0))
-    u = params["u"][:, None, None, :] if params["u"] is not None else None
-    eta = cohort_log_levels(
-        np, params["alpha"][:, None, :], params["slope"][:, None, :, :], u, params["sigma"][:, None, :], fresh.x, fresh.onehot, eps, fresh.group_index
-    )  # (D, R, N)
+    fresh, ref, eta = _fresh_cohorts(study, params, n_cohorts, seed, family_df)
     stats = {}
     for g in study.group_ids:
         names = list(study.reported(g))

@@ -46,6 +46,23 @@ SENSITIVITY_SMOKE_GRID = {
 }
 
 
+def main_caller(name: str, capsys):
+    """``call(*args) -> (exit code, stdout, stderr)``: the script ``name``'s ``main`` in this
+    process, with argparse's exit turned into its code and the captured output returned."""
+    script = import_script(name)
+
+    def call(*args):
+        capsys.readouterr()
+        try:
+            code = script.main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
+
+
 def run_fit(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """``scripts/fit.py`` run as a user runs it: a subprocess (supervised child and all)."""
     return subprocess.run([sys.executable, str(ROOT / "scripts" / "fit.py"), *map(str, args)], cwd=ROOT,

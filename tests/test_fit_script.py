@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.scriptruns import SHORT_FIT, SHORT_FIT_SEED, FitRun, describe, import_script, run_fit, tree_hashes
+from tests.scriptruns import SHORT_FIT, SHORT_FIT_SEED, FitRun, describe, main_caller, run_fit, tree_hashes
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "data" / "studies" / "lasemi2018.yaml"
@@ -54,21 +54,10 @@ def fit_main(monkeypatch, capsys):
 
     import models.figure_workers
 
-    script = import_script("fit")
     monkeypatch.setattr(models.figure_workers, "FigureWorkers", _NoFigureWorkers)
     # fit() lowers PyTensor's traceback limit for the whole process: restored after the test
     monkeypatch.setattr(pytensor.config, "traceback__limit", pytensor.config.traceback__limit)
-
-    def call(*args):
-        capsys.readouterr()
-        try:
-            code = script.main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
+    return main_caller("fit", capsys)
 
 
 @pytest.fixture

@@ -312,34 +312,25 @@ def _grid(tmp_path) -> Path:
     return path
 
 
+def _pool_command(script: str, tmp_path) -> list:
+    if script == "sensitivity":
+        return [SENSITIVITY, "--study", ROOT / "data" / "studies" / "lasemi2018.yaml", "--grid", _grid(tmp_path), "--workers", "2"]
+    return [SBC, "--sims", "10", "--draws", "50", "--tune", "50", "--chains", "2", "--chunk", "5"]
+
+
 @pytest.mark.slow
-def test_sensitivity_sigint_while_the_pool_runs(tmp_path, earlier):
+@pytest.mark.parametrize("script", ["sensitivity", "sbc"])
+def test_sigint_while_the_pool_runs(tmp_path, earlier, script):
     out, before = earlier
-    run = start(tmp_path, [SENSITIVITY, "--study", ROOT / "data" / "studies" / "lasemi2018.yaml", "--grid", _grid(tmp_path),
-                           "--out", out, "--workers", "2"])
+    run = start(tmp_path, [*_pool_command(script, tmp_path), "--out", out])
     try:
         run.wait_for(r"^phase: pool$")
-        # the two pool workers are up (the child and its pool's processes)
+        # the pool's workers are up (the child and its pool's processes)
         deadline = time.monotonic() + 120
         while len(descendants(run.proc.pid)) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
         code, seconds = run.interrupt()
-        check_stopped(run, code, seconds, out, before, "sensitivity.py, worker pool running")
-    finally:
-        run.close()
-
-
-@pytest.mark.slow
-def test_calibration_sigint_while_the_pool_runs(tmp_path, earlier):
-    out, before = earlier
-    run = start(tmp_path, [SBC, "--sims", "10", "--draws", "50", "--tune", "50", "--chains", "2", "--chunk", "5", "--out", out])
-    try:
-        run.wait_for(r"^phase: pool$")
-        deadline = time.monotonic() + 120
-        while len(descendants(run.proc.pid)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        code, seconds = run.interrupt()
-        check_stopped(run, code, seconds, out, before, "sbc.py, worker pool running")
+        check_stopped(run, code, seconds, out, before, f"{script}.py, worker pool running")
     finally:
         run.close()
 
@@ -348,11 +339,7 @@ def test_calibration_sigint_while_the_pool_runs(tmp_path, earlier):
 @pytest.mark.parametrize("script", ["sensitivity", "sbc"])
 def test_sigint_while_writing_the_pool_results(tmp_path, earlier, script):
     out, before = earlier
-    if script == "sensitivity":
-        args = [SENSITIVITY, "--grid", _grid(tmp_path), "--workers", "2"]
-    else:
-        args = [SBC, "--sims", "10", "--draws", "50", "--tune", "50", "--chains", "2", "--chunk", "5"]
-    run = start(tmp_path, [*args, "--out", out], env={"K2_PHASE_PAUSE": "write"})
+    run = start(tmp_path, [*_pool_command(script, tmp_path), "--out", out], env={"K2_PHASE_PAUSE": "write"})
     try:
         run.wait_for(r"^phase: write$")
         assert len([p for p in out.iterdir() if p.name.startswith(".incomplete-")]) == 1

@@ -37,7 +37,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.scriptruns import import_script
+from tests.scriptruns import main_caller
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "scripts" / "report.py"
@@ -72,18 +72,7 @@ def report(fit_result) -> tuple[subprocess.CompletedProcess, Path, str]:
 def report_main(capsys):
     """``report_main(*args) -> (exit code, stdout, stderr)``: report.py's ``main`` in this
     process; argparse's exit becomes its code."""
-    script = import_script("report")
-
-    def call(*args):
-        capsys.readouterr()
-        try:
-            code = script.main([str(a) for a in args])
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
+    return main_caller("report", capsys)
 
 
 class Page(HTMLParser):
