@@ -23,7 +23,7 @@ import pandas as pd
 
 from .families import get_family
 from .simulate import simulate_group, sorted_normals
-from .statistics import group_test_pvalue, sample_statistic
+from .statistics import group_test_pvalue, group_test_statistic, sample_statistic
 from .study import STATISTIC_LABELS, STATISTICS, Claim, Study
 
 #: Two-sided predictive p-value (or, for a threshold claim, share of cohorts in which the
@@ -31,6 +31,8 @@ from .study import STATISTIC_LABELS, STATISTICS, Claim, Study
 NOT_REPRODUCED, TENSION = 0.01, 0.05
 #: Order of rows: medians are the headline checks, then the rest in canonical order.
 _ROW_ORDER = ("median",) + tuple(s for s in STATISTICS if s != "median")
+#: Units column of a comparison claim's row, by statistic (ratios: "fold").
+CLAIM_UNITS = {"p_value": "p-value", "t": "t statistic", "z": "z statistic", "F": "F statistic"}
 #: Columns of :func:`check_table`, in order.
 COLUMNS = (
     "item", "key", "kind", "units", "published", "predictive_median", "predictive_low", "predictive_high",
@@ -127,12 +129,18 @@ def predictive_statistics(cohorts: dict[str, np.ndarray], study: Study) -> dict[
             # the direction of skew: one family cannot put the mean below the median in one
             # group and above it in another, so this is checked on its own
             out[f"{g}.mean_minus_median"] = out[f"{g}.mean"] - out[f"{g}.median"]
-    test = study.setting("group_test")
     for cid, comp in study.comparisons.items():
         a, b = cohorts[comp.groups[0]], cohorts[comp.groups[1]]
         for claim_id, claim in comp.claims.items():
+            # the test the claim names, else the study's assumed one
+            test = claim.test or study.setting("group_test")
             if claim.statistic == "p_value":
                 out[f"{cid}.{claim_id}"] = group_test_pvalue(a, b, test)
+            elif claim.statistic in ("t", "z", "F"):
+                stat = np.abs(group_test_statistic(a, b, test))
+                # read without its sign (software prints it by its own group order); a
+                # negative published value is compared with the negated statistic
+                out[f"{cid}.{claim_id}"] = stat**2 if claim.statistic == "F" else stat * (-1.0 if (claim.value or 0.0) < 0 else 1.0)
             elif claim.statistic == "ratio_of_means":
                 out[f"{cid}.{claim_id}"] = a.mean(-1) / b.mean(-1)
             elif claim.statistic == "ratio_of_medians":
@@ -243,7 +251,7 @@ def check_table(stats: dict[str, np.ndarray], study: Study) -> pd.DataFrame:
                 continue
             sim = stats[key]
             item = f"{comp.groups[0]} vs {comp.groups[1]}: claim '{claim_id}'"
-            claim_units = "p-value" if claim.statistic == "p_value" else "fold"
+            claim_units = CLAIM_UNITS.get(claim.statistic, "fold")
             if claim.relation == "=":
                 rows.append(_exact_claim_row(sim, claim, item, key, claim_units))
                 continue

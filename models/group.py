@@ -30,6 +30,7 @@ from .likelihood import (
 from .priors import prior_variable
 from .simulate import sorted_normals, uniform_rounding_errors
 from .study import Study
+from .two_group import two_group_terms
 
 #: Simulated cohorts per group of the likelihood tables.  The tables are built once per
 #: model, so the count costs build time only (lognormal ~13 s, gamma ~50 s per group of 29
@@ -286,6 +287,7 @@ def build_model(
         mean = pm.Deterministic("mean", ref * pt.exp(log_mean), dims="group")
         cv = pm.Deterministic("cv", pt.exp(log_cv), dims="group")
 
+        observed = {}
         for i, (d, table) in enumerate(zip(data, tables)):
             if width > 0:
 
@@ -300,6 +302,7 @@ def build_model(
                 def logp(value, lmean, lc, _support, table=table):
                     return table_logp(pt, table, value, lmean, lc)
 
+            observed[d.group] = pm.Data(f"log_stats_{d.group}", np.log(d.observed), dims=f"statistic_{d.group}")
             pm.CustomDist(
                 f"stats_{d.group}",
                 pt.log(mean[i]),
@@ -307,8 +310,40 @@ def build_model(
                 np.zeros(len(d.names)),
                 logp=logp,
                 signature="(),(),(s)->(s)",
-                observed=pm.Data(f"log_stats_{d.group}", np.log(d.observed), dims=f"statistic_{d.group}"),
+                observed=observed[d.group],
                 dims=f"statistic_{d.group}",
             )
+        # imported here: the covariate model imports this module
+        from .hierarchical import _claim_logp
+
+        terms = two_group_terms(study, family)
+        model.two_group_moments = {}
+        for term in terms:
+            held, law = two_group_log_prob(study, term, log_mean, log_cv, observed, ref, width)
+            model.two_group_moments[term.name] = law
+            safe = term.name.replace(".", "_")
+            pm.CustomDist(f"claim_{safe}", held, logp=_claim_logp, signature="()->()", observed=pm.Data(f"claim_holds_{safe}", 1.0))
     model.group_tables = tables
+    model.two_group_terms = terms
     return model
+
+
+def two_group_log_prob(study: Study, term, log_mean, log_cv, observed: dict, ref: float, width: float):
+    """Log probability that a published two-group test prints its published value, given
+    the groups' published statistics (:mod:`models.two_group`), as a tensor; and the law's
+    conditional mean and variance (tests compare them with simulated cohorts).
+
+    ``observed`` maps each group to its log published statistics (the ``pm.Data`` the
+    group's likelihood reads, so swapped data move this term too).
+    """
+    from .two_group import conditional_law, event_log_prob, lognormal_params
+
+    ids = study.group_ids
+    params = [lognormal_params(pt, log_mean[ids.index(g)], log_cv[ids.index(g)]) for g in term.groups]
+    obs = []
+    for g, names in zip(term.groups, term.conditioned):
+        own = list(study.reported(g))
+        # in reference units, as the law's populations
+        obs.append(observed[g][[own.index(x) for x in names]] - np.log(ref) if names else None)
+    mu, v, _ = conditional_law(pt, term, params, obs, rounding=width / ref)
+    return event_log_prob(pt, mu, v, term.bounds), {"conditional_mean": mu, "conditional_var": v}

@@ -203,7 +203,7 @@ class Claim(StrictModel):
     """
 
     statistic: str = Field(min_length=1)
-    """What the claim is about: `p_value`, `ratio_of_means`, `ratio_of_medians` (others are recorded and reported as unused)."""
+    """What the claim is about: `p_value`, a test statistic `t`, `z` or `F` (read without its sign), `ratio_of_means`, `ratio_of_medians` (others are recorded and reported as unused)."""
     # the sensitivity runs then vary the reading with the assumption's ``vary`` values
     statistic_from: str | None = None
     """Name of an assumption whose value is `statistic`, when the paper does not say which statistic it is (instead of `statistic`)."""
@@ -227,6 +227,10 @@ class Claim(StrictModel):
     """Why the claim is assumed (for `status: assumption`)."""
     text: str | None = None
     """The claim in words (shown in reports)."""
+    test: str | None = None
+    """The two-group test the paper names for a `p_value`, `t`, `z` or `F` claim: `student_t`, `welch_t` or `mann_whitney` (default: the assumption `group_test`)."""
+    use: Literal["likelihood", "check"] | None = None
+    """`likelihood` (the default where the group model can fit the claim: a p-value or test statistic not already determined by the published statistics) or `check` (only compared with simulated cohorts)."""
 
     @model_serializer(mode="wrap")
     def _derived_statistic_not_dumped(self, handler):
@@ -255,6 +259,16 @@ class Claim(StrictModel):
         elif self.relation == "=" and self.value == 0:
             # a bare 0 carries no digits to read: "p = 0" was printed as 0.000 or similar
             raise ValueError("an exact value of 0 needs 'printed' with its digits as printed (e.g. \"0.000\")")
+        if self.test is not None:
+            if self.test not in GROUP_TESTS:
+                raise _rule_error("test", f"unknown group test {self.test!r}; use one of {', '.join(GROUP_TESTS)}{_suggestion(self.test, GROUP_TESTS)}")
+            if self.statistic not in TEST_CLAIM_STATISTICS:
+                raise _rule_error("test", f"a test belongs to a claim about {', '.join(TEST_CLAIM_STATISTICS)}, not {self.statistic!r} (remove 'test')")
+            if self.test not in TEST_CLAIM_STATISTICS[self.statistic]:
+                raise _rule_error(
+                    "test", f"a {self.test} test does not give a {self.statistic!r} statistic "
+                    f"(a {self.statistic!r} comes from {' or '.join(TEST_CLAIM_STATISTICS[self.statistic])}); fix 'test' or 'statistic'"
+                )
         return self
 
     #: The threshold relations and their comparison.
@@ -336,6 +350,9 @@ class Association(Claim):
 
     @model_validator(mode="after")
     def _sided_needs_significance(self) -> "Association":
+        for key in ("test", "use"):
+            if getattr(self, key) is not None:
+                raise _rule_error(key, "belongs to comparison claims; an association is used by the covariate model as declared (remove it)")
         if self.statistic_from is not None:
             raise ValueError("'statistic_from' belongs to comparison claims; an association's statistic is its coefficient")
         if self.sided is not None and not self.significant:
@@ -460,9 +477,19 @@ TOOLKIT_ASSUMPTIONS: dict[str, tuple[str, Any, Any]] = {
         _group_test,
     ),
 }
+#: Claim statistics of a two-group test, with the tests that give each.
+TEST_CLAIM_STATISTICS = {
+    "p_value": tuple(GROUP_TESTS),
+    "t": ("student_t", "welch_t"),
+    "z": ("mann_whitney",),
+    "F": ("student_t", "welch_t"),
+}
 #: Claim statistics an assumption named by ``statistic_from`` may select.
 CLAIM_STATISTICS = {
-    "p_value": "two-sided p-value of the group test (assumption group_test)",
+    "p_value": "two-sided p-value of the group test (the claim's 'test', else assumption group_test)",
+    "t": "t statistic of a t test (student_t or welch_t), read without its sign",
+    "z": "normal score of a Mann-Whitney test (with continuity correction), read without its sign",
+    "F": "F statistic of a two-group one-way analysis of variance (the square of the t statistic)",
     "ratio_of_means": "ratio of the two groups' sample means",
     "ratio_of_medians": "ratio of the two groups' sample medians",
 }
@@ -575,7 +602,28 @@ class Study(StrictModel):
         self._check_association_assumptions()
         self._check_toolkit_assumptions()
         self._check_assumptions_used()
+        self._check_claim_use()
         return self
+
+    def _check_claim_use(self) -> None:
+        """``use: likelihood`` only on a claim the group model can fit, and a claim's test
+        statistic consistent with the study's default test when the claim names none."""
+        from .two_group import unusable_reason
+
+        for cid, comp in self.comparisons.items():
+            for k, cl in comp.claims.items():
+                where = f"comparisons.{cid}.claims.{k}"
+                if cl.statistic in TEST_CLAIM_STATISTICS and cl.test is None:
+                    test = self.setting("group_test")
+                    if test not in TEST_CLAIM_STATISTICS[cl.statistic]:
+                        raise _rule_error(
+                            f"{where}.test", f"a {cl.statistic!r} statistic does not come from the default test {test!r}; "
+                            f"name the paper's test ('test: {TEST_CLAIM_STATISTICS[cl.statistic][0]}')"
+                        )
+                if cl.use == "likelihood":
+                    why = unusable_reason(self, cid, k)
+                    if why is not None:
+                        raise _rule_error(f"{where}.use", f"the group model cannot fit this claim ({why}); write 'use: check' or remove 'use'")
 
     def _check_toolkit_assumptions(self) -> None:
         for name, (_, _, check) in TOOLKIT_ASSUMPTIONS.items():
