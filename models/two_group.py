@@ -52,9 +52,10 @@ TEST_STATISTICS = {
 #: Group statistics the term is conditioned on (their large-sample law is normal).
 CONDITIONED = ("mean", "sd", "sem", *QUANTILE_P, "iqr")
 #: Sample extremes: no large-sample normal law, so not conditioned on.  Mann-Whitney's U
-#: hardly depends on them given the medians (partial correlation <= 0.08 at n = 217-219,
-#: up to 0.28 at n = 29-52); a t statistic does (up to 0.77), so a t claim next to
-#: published extremes stays a check (benchmarks/results/two-group-approximation.txt).
+#: hardly depends on them given the central statistics (partial correlation at most 0.09
+#: at n = 217-219, up to 0.28 at n = 29-52); a t statistic does (up to 0.76 with the
+#: larger group's maximum), so a t claim next to published extremes stays a check
+#: (benchmarks/results/two-group-approximation.txt).
 EXTREMES = ("min", "max")
 #: Quadrature of the placements: panels of this width between -LIMIT and LIMIT (and at
 #: every quantile's deviate), each with ORDER Gauss-Legendre nodes.  Against the closed
@@ -131,7 +132,7 @@ def unusable_reason(study: Study, cid: str, key: str) -> str | None:
         return "determined by the published statistics (a t test's statistic is a function of both groups' means and SDs)"
     if test in ("student_t", "welch_t") and any(x in study.reported(g) for g in comp.groups for x in EXTREMES):
         # the SD behind the t statistic leans on the largest values: given the central
-        # statistics, t still correlates up to -0.77 with the log maximum in simulated
+        # statistics, t still correlates up to -0.76 with the log maximum in simulated
         # cohorts, and the term cannot condition on extremes
         return "a t statistic depends on the published sample extremes, which the large-sample term cannot condition on"
     return None
