@@ -218,3 +218,28 @@ def test_pytensor_graph_equals_numpy_and_its_gradient_is_right(test):
     h = 1e-6
     numeric = [(numpy_value(x + h * e) - numpy_value(x - h * e)) / (2 * h) for e in np.eye(4)]
     np.testing.assert_allclose(np.concatenate([g_lm, g_lc]), numeric, rtol=1e-5, atol=1e-7)
+
+
+def test_checks_compute_the_test_each_claim_names(tmp_path):
+    """A claim's own test, not the study's assumed one (Student's t here), in the checks; t, z and F rows with
+    their units; the Mann-Whitney z is the one behind scipy's (and SPSS's) p."""
+    from models.checks import check_table, predictive_statistics
+    from models.statistics import group_test_pvalue, group_test_statistic
+
+    rng = np.random.default_rng(0)
+    cohorts = {"control": np.sort(rng.lognormal(3.5, 0.5, (300, 52)), -1), "ms": np.sort(rng.lognormal(3.2, 0.6, (300, 52)), -1)}
+    a, b = cohorts["control"], cohorts["ms"]
+    z = group_test_statistic(a, b, "mann_whitney")
+    np.testing.assert_allclose(np.minimum(1, 2 * sps.norm.sf(np.abs(z))), group_test_pvalue(a, b, "mann_whitney"), rtol=1e-10)
+    cases = [
+        ({"statistic": "p_value", "relation": "=", "value": 0.004, "printed": "0.004", "test": "student_t"}, group_test_pvalue(a, b, "student_t"), "p-value"),
+        ({"statistic": "t", "relation": "=", "value": -2.41, "test": "welch_t"}, -np.abs(group_test_statistic(a, b, "welch_t")), "t statistic"),
+        ({"statistic": "z", "relation": ">", "value": 2.0, "test": "mann_whitney"}, np.abs(z), "z statistic"),
+        ({"statistic": "F", "relation": "=", "value": 6.3, "test": "student_t"}, group_test_statistic(a, b, "student_t") ** 2, "F statistic"),
+    ]
+    for i, (claim, expected, units) in enumerate(cases):
+        study = load_study(_study_with(tmp_path, claim, QUARTILES, name=f"c{i}.yaml"))
+        stats = predictive_statistics(cohorts, study)
+        np.testing.assert_allclose(stats["control_vs_ms.p_value"], expected, rtol=1e-12)
+        row = check_table(stats, study).set_index("key").loc["control_vs_ms.p_value"]
+        assert row["units"] == units
