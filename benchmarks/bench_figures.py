@@ -2,7 +2,7 @@
 """Redraw the figures of a covariate-model result folder and time each one.
 
 Every figure ``scripts/fit.py`` draws, built from the folder's ``idata.nc`` and
-``informativeness.csv`` with the builders of ``models.plots`` (the predictive checks and the
+``informativeness.csv`` with the builders of ``reanalysis.figures.plots`` (the predictive checks and the
 level-versus-covariate view recomputed from the posterior with the run's seed), saved at the
 figure workers' resolution into ``--out``.  Prints one line per figure: file, size in inches
 and seconds to draw and save.
@@ -43,10 +43,11 @@ def main(argv=None) -> int:
     import arviz as az
     import pandas as pd
 
-    from models import effects, plots
-    from models.analysis import model_api
+    from models import effects
+    from reanalysis.figures import plots
+    from reanalysis.analysis import model_api
     from models.cohort import build_design
-    from models.figure_workers import DPI
+    from reanalysis.figures.workers import DPI
     from models.study import load_study
 
     study = load_study(manifest["study"]["path"])

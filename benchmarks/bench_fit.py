@@ -13,9 +13,9 @@ Measured in one run:
    priors) built once and sampled, in this order, by:
      pymc        pm.sample(draws, tune, chains=4, cores=2), cold C compilation;
      pymc-again  the same call again, PyTensor's C modules now cached on disk;
-     sample_nuts models.sampling.sample_nuts (whatever backend it uses; if that is PyMC's,
+     sample_nuts reanalysis.sampling.sample_nuts (whatever backend it uses; if that is PyMC's,
                  its C modules are cached by the calls before it);
-     jax         models.sampling.CompiledNuts (JAX/NumPyro, when present): first run,
+     jax         reanalysis.sampling.CompiledNuts (JAX/NumPyro, when present): first run,
                  including tracing and XLA compilation;
      jax-again   a second run of the same compiled sampler (same seed, so the same draws).
    Same draws/tune/chains for all.  Each call's wall time includes whatever it compiles.
@@ -55,7 +55,7 @@ FULL = {"draws": 1000, "tune": 1000}
 QUICK = {"draws": 300, "tune": 300}
 CHAINS = 4
 PYMC_CORES = 2
-#: Timing attributes models.sampling may write into posterior.attrs.
+#: Timing attributes reanalysis.sampling may write into posterior.attrs.
 SAMPLER_TIMINGS = ("setup_seconds", "compile_seconds", "sampling_seconds", "postprocess_seconds", "sampling_time")
 
 
@@ -101,7 +101,7 @@ def loadavg() -> list[float] | None:
 
 
 def versions() -> dict[str, str]:
-    from models.results import package_versions
+    from reanalysis.results import package_versions
 
     return package_versions(PACKAGES)
 
@@ -138,9 +138,9 @@ def cache_env(cache: Path, jax_cache: bool = True) -> dict[str, str]:
     env["PYTENSOR_FLAGS"] = ",".join(flags + [f"compiledir={cache / 'pytensor'}"])
     env["MPLCONFIGDIR"] = str(cache / "matplotlib")
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    # the project's own persistent JAX cache (models.sampling); empty disables it
+    # the project's own persistent JAX cache (reanalysis.sampling); empty disables it
     env["K2_JAX_CACHE"] = str(cache / "jax") if jax_cache else ""
-    env["K2_GRAPH_CACHE"] = str(cache / "graphs")  # the rewritten log-density graphs (models.sampling)
+    env["K2_GRAPH_CACHE"] = str(cache / "graphs")  # the rewritten log-density graphs (reanalysis.sampling)
     return env
 
 
@@ -215,7 +215,7 @@ def bench_ess(args, settings) -> dict:
     import pymc as pm
     import pytensor
 
-    from models import sampling
+    from reanalysis import sampling
     from models.group import build_model
     from models.priors import get_priors
     from models.study import load_study
@@ -247,12 +247,12 @@ def bench_ess(args, settings) -> dict:
     timed("pymc-again", "pm.sample again, C modules cached", pymc_sample)
     timed(
         "sample_nuts",
-        "models.sampling.sample_nuts",
+        "reanalysis.sampling.sample_nuts",
         lambda: sampling.sample_nuts(model, draws=draws, tune=tune, chains=CHAINS, seed=seed, progressbar=False),
     )
     if hasattr(sampling, "CompiledNuts"):
         nuts = sampling.CompiledNuts(model, draws=draws, tune=tune, chains=CHAINS, progressbar=False)
-        timed("jax", "models.sampling.CompiledNuts, first run (tracing + XLA compilation, fresh cache)", lambda: nuts.run(seed))
+        timed("jax", "reanalysis.sampling.CompiledNuts, first run (tracing + XLA compilation, fresh cache)", lambda: nuts.run(seed))
         timed("jax-again", "the same CompiledNuts run again (compiled)", lambda: nuts.run(seed))
 
     base = {c["name"]: c for c in calls}

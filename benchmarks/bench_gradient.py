@@ -20,8 +20,8 @@ WORKER = r"""
 import sys, time
 sys.path.insert(0, sys.argv[1])
 import numpy as np
-from models.sampling import _configure_jax, _jax_functions, named_shared_inputs
-_configure_jax()
+from reanalysis.sampling import _jax_functions, configure_jax, named_shared_inputs
+configure_jax()
 import jax, jax.numpy as jnp
 from models.hierarchical import build_model
 from models.priors import get_priors

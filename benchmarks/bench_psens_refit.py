@@ -5,9 +5,9 @@ predict what a refit with the top-level priors raised to a power gives?
 For each power ``alpha`` (default 0.5 and 2) the covariate model is refitted with every
 top-level prior raised to that power; they are all normal or half-normal, so the powered
 prior is the same family with ``sigma / sqrt(alpha)`` (the non-centred standard normals
-``effect_z`` and ``category_z`` stay as they are, as in models.informativeness).  The
+``effect_z`` and ``category_z`` stay as they are, as in reanalysis.informativeness).  The
 posterior mean of every estimand of the refit is compared with the importance-weighted mean
-of the default fit (``mean_prior_<alpha>`` of models.informativeness.psens_table, with its
+of the default fit (``mean_prior_<alpha>`` of reanalysis.informativeness.psens_table, with its
 Monte Carlo interval and the Pareto k of the weights).
 
 Usage: ``python benchmarks/bench_psens_refit.py --seed 20180302`` (three fits, one at a
@@ -53,8 +53,8 @@ def main(argv=None) -> int:
     import numpy as np
     import pandas as pd
 
-    from models import informativeness as inf
-    from models.analysis import draws_plan, model_api, run_analysis
+    from reanalysis import informativeness as inf
+    from reanalysis.analysis import draws_plan, model_api, run_analysis
     from models.priors import PRIOR_SETS, get_priors
     from models.study import load_study
 

@@ -2,7 +2,7 @@
 """Warm-up length of the covariate model: adaptation quality and cost across seeds.
 
 For each ``--tune`` value the hierarchical model of the study is built and compiled once
-(:class:`models.sampling.CompiledNuts`, one XLA device per chain, the model's own target
+(:class:`reanalysis.sampling.CompiledNuts`, one XLA device per chain, the model's own target
 acceptance, warm-up tree cap and warm-up scheme, or the two-phase warm-up with
 ``--two-phase``), then run with each seed of ``--seeds``, 4 chains x ``--draws`` kept
 draws.  Per run it records:
@@ -12,7 +12,7 @@ draws.  Per run it records:
 * divergences;
 * over the estimands (the quantities the fit's gate and its ESS stopping rule read): the
   minimum bulk and tail ESS and the maximum R-hat, and whether a default fit would have
-  continued (``models.diagnostics.needs_more_draws``);
+  continued (``reanalysis.diagnostics.needs_more_draws``);
 * the run's wall time (warm-up and draws).
 
 Results: a summary on stdout, and JSON plus the summary as text in benchmarks/results/.
@@ -46,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup-tree-depth", type=int, default=None, help="warm-up tree-depth cap (default: the model's WARMUP_TREE_DEPTH)")
     p.add_argument(
         "--two-phase", type=float, default=None, metavar="TARGET",
-        help="two-phase warm-up (models.sampling.CompiledNuts): mass matrix adapted at this target acceptance, pooled "
+        help="two-phase warm-up (reanalysis.sampling.CompiledNuts): mass matrix adapted at this target acceptance, pooled "
         "over the chains, then --step-size-tune iterations of step size only (default: the model's own warm-up)",
     )
     p.add_argument("--step-size-tune", type=int, default=100, help="length of the two-phase warm-up's step-size phase (default: %(default)s)")
@@ -56,8 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def run_seed(runner, api, study, family: str, seed: int) -> dict:
     """One run of ``runner`` with ``seed``: its sampler statistics and estimand diagnostics."""
-    from models.analysis import estimand_diagnostics
-    from models.diagnostics import needs_more_draws
+    from reanalysis.analysis import estimand_diagnostics
+    from reanalysis.diagnostics import needs_more_draws
 
     t = time.perf_counter()
     idata = runner.run(seed=seed)
@@ -106,9 +106,9 @@ def summary_lines(tune: int, draws: int, runs: list[dict], tree_cap_steps: int, 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from models import analysis
+    from reanalysis import analysis
     from models.priors import get_priors
-    from models.sampling import CompiledNuts
+    from reanalysis.sampling import CompiledNuts
     from models.study import load_study
 
     study = load_study(args.study)

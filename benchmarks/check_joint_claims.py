@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Does treating claims and group statistics as independent likelihood terms matter?  Runs
-:mod:`models.joint_check` on a covariate-model result folder and writes a text report to
+:mod:`reanalysis.joint_check` on a covariate-model result folder and writes a text report to
 benchmarks/results/joint-claims-<date>.txt (docs/decisions/joint-claims.md reads it).
 
 Reported: correlations of the statistics with the claim estimates over simulated cohorts;
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     import numpy as np
     import pandas as pd
 
-    from models import joint_check as jc
+    from reanalysis import joint_check as jc
     from models.cohort import build_design
     from models.study import load_study
 

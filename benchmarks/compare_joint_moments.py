@@ -3,7 +3,7 @@
 at one parameter point, each association claim's normal quantity ``D`` (its covariance with
 every log statistic, its variance, and the probability that the claim holds marginally and
 given the published statistics), from the model's own graph (``model.claim_moments``) and
-from exact cohorts of the same parameters (:func:`models.joint_check.simulate_claim_parts`).
+from exact cohorts of the same parameters (:func:`reanalysis.joint_check.simulate_claim_parts`).
 
 Writes the table to benchmarks/results/joint-moments-<date>.txt (docs/decisions/joint-claims.md).
 The point is the one of tests/test_joint_likelihood.py: effects of the claimed signs, residual
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     import pytensor
     from scipy import special
 
-    from models import joint_check as jc
+    from reanalysis import joint_check as jc
     from models.cohort import claim_design, modelled_associations
     from models.hierarchical import DEFAULT_REPS, build_model
     from models.priors import get_priors

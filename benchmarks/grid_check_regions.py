@@ -1,11 +1,11 @@
 #!/usr/bin/env python
 """Sampler-free calibration of the group model's likelihood, by region, for a set of
-configurations: :func:`models.calibration.group_grid_check` with the likelihood's shape,
+configurations: :func:`reanalysis.calibration.group_grid_check` with the likelihood's shape,
 the source of the data (the cohort simulator, or the likelihood itself: an exact posterior)
 and, optionally, a CV prior concentrated on one region (a calibrated likelihood gives
 uniform PITs under any prior, so a prior on CV 2-8 tests that region with every study).
 
-Prints one summary table per configuration (:func:`models.calibration.grid_check_summary`),
+Prints one summary table per configuration (:func:`reanalysis.calibration.grid_check_summary`),
 each headed by the configuration and its run time, and writes the per-study rows as CSV
 next to ``--out`` when given.
 """
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     import numpy as np
     import pandas as pd
 
-    from models import calibration
+    from reanalysis import calibration
     from models.priors import get_priors
     from models.study import load_study
 

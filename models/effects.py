@@ -63,7 +63,7 @@ def population_contrasts(p: dict, study: Study, design: Design, residual_df: flo
     """Each group's population median and mean and the comparisons' contrasts, draw by draw.
 
     A pure function of parameter values, so the posterior (:func:`add_effects`) and the
-    calibration's true values (:mod:`models.calibration`) go through the same code.
+    calibration's true values (:mod:`reanalysis.calibration`) go through the same code.
 
     Parameters
     ----------
@@ -270,7 +270,7 @@ def covariate_view(idata: az.InferenceData, study: Study, design: Design, residu
     return {"x": cx, "split": cs, "cohorts": cohorts, "lines": lines}
 
 
-# -- hooks of the analysis pipeline (models.analysis.model_api) ------------------------------
+# -- hooks of the analysis pipeline (reanalysis.analysis.model_api) ------------------------------
 EFFECT_VARS = (
     "adjusted_ratio", "ratio_of_medians", "ratio_of_means", "difference_in_medians", "prob_superiority",
     "median", "mean", "effect_percent", "slope_percent", "category_spread_percent",

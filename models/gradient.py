@@ -10,14 +10,12 @@ PyTensor and which JAX evaluates as ``jax.lax.stop_gradient``.
 """
 from __future__ import annotations
 
-# first: importing PyTensor's JAX dispatch imports JAX, which reads the double-precision and
-# device settings that models.sampling makes at import
-from . import sampling  # noqa: F401,I001
-
-from pytensor.compile.ops import TypeCastingOp  # noqa: E402
-from pytensor.gradient import disconnected_type  # noqa: E402
-from pytensor.graph.basic import Apply  # noqa: E402
-from pytensor.link.jax.dispatch import jax_funcify  # noqa: E402
+# Importing PyTensor's JAX dispatch imports JAX but configures nothing: double precision and
+# the device count are set by the toolkit before it samples (reanalysis.sampling.configure_jax).
+from pytensor.compile.ops import TypeCastingOp
+from pytensor.gradient import disconnected_type
+from pytensor.graph.basic import Apply
+from pytensor.link.jax.dispatch import jax_funcify
 
 
 class StopGradient(TypeCastingOp):

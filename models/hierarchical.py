@@ -85,7 +85,7 @@ _REDUNDANT = {"ratio_of_means": "mean", "ratio_of_medians": "median"}
 #: for 2 seeds, at 1.4x the leapfrog steps (52 instead of 33-39 per iteration).
 #: (A dense mass matrix did not help: 41 instead of 25 leapfrog steps per iteration.)
 TARGET_ACCEPT = 0.99
-#: Tree-depth cap during warm-up only (models.sampling.CompiledNuts).  Warm-up starts from a
+#: Tree-depth cap during warm-up only (reanalysis.sampling.CompiledNuts).  Warm-up starts from a
 #: unit mass matrix while the group levels have posterior SDs near 0.05 and the standardised
 #: effects near 1: at this target acceptance the first 100 iterations took 480 and 220
 #: leapfrog steps each (a third of all gradients of a default fit).  Capped at 31 steps,
@@ -118,7 +118,7 @@ WARMUP_TREE_DEPTH = 5
 #: where 1000 has given none so far (these 10 seeds, the default seed, seed 11 continued
 #: to 1000 draws), so the default stays at 1000.
 #:
-#: The sampler also offers a two-phase warm-up (models.sampling.CompiledNuts,
+#: The sampler also offers a two-phase warm-up (reanalysis.sampling.CompiledNuts,
 #: ``adaptation_target_accept``): the mass matrix adapted at a lower target acceptance,
 #: pooled over the chains, then a step-size-only phase at TARGET_ACCEPT, the draws at the
 #: chains' smallest step size.  It is not the default.  With 400 iterations at 0.8 + 100
@@ -131,8 +131,8 @@ WARMUP_TREE_DEPTH = 5
 #: measures it.
 DEFAULT_TUNE = 1000
 #: Kept draws per chain of a default fit, and the most it may extend to
-#: (models.analysis.extend_draws: blocks of DEFAULT_DRAWS while an estimand's bulk or tail
-#: ESS is below models.diagnostics.TARGET_ESS).  On the real study 4 x 500 draws gave a
+#: (reanalysis.analysis.extend_draws: blocks of DEFAULT_DRAWS while an estimand's bulk or tail
+#: ESS is below reanalysis.diagnostics.TARGET_ESS).  On the real study 4 x 500 draws gave a
 #: minimum bulk/tail ESS of 1031/617 over the estimands (1000 draws: 2142/1326), but
 #: another seed has given a tail ESS of 202 from 4 x 500 (README, "Validation and speed"):
 #: such a fit continues instead of failing the gate.
@@ -149,9 +149,9 @@ PARAMETER_SCALES = {
     "category_z": "standardised, no unit",
     "log_sigma": "log of the residual SD of log levels",
 }
-#: Sampler backend (models.analysis): the log density has about a thousand small
+#: Sampler backend (reanalysis.analysis): the log density has about a thousand small
 #: operations, which PyMC's C backend runs one by one (about 4 ms per gradient, plus 30-60 s
-#: of graph rewriting on every run); JAX/XLA fuses them (models.sampling.CompiledNuts).
+#: of graph rewriting on every run); JAX/XLA fuses them (reanalysis.sampling.CompiledNuts).
 SAMPLER = "jax"
 #: Largest share of a claim's variance that conditioning on the published statistics may
 #: explain (models.hierarchical.condition_on_statistics).  The claim's variance (within
@@ -233,7 +233,7 @@ def _is_claimed(value) -> bool:
 def _vector(values: list):
     """Prior parameters of several elements as one vector: a NumPy array for numbers, a
     stacked tensor when some are tensors (a sensitivity runner's shared prior values, so one
-    compiled model serves every prior set of the same shape: models.analysis.build_keyed)."""
+    compiled model serves every prior set of the same shape: reanalysis.analysis.build_keyed)."""
     if all(isinstance(v, (int, float, np.floating)) for v in values):
         return np.array(values, dtype=float)
     return pt.stack([pt.as_tensor_variable(v, dtype="float64") for v in values])
@@ -689,7 +689,7 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
 
     with pm.Model(coords=coords) as model:
         # the design depends on assumption values (age spread, shares, ...), so it is data:
-        # scenarios that change only those reuse the compiled model (models.analysis); it is
+        # scenarios that change only those reuse the compiled model (reanalysis.analysis); it is
         # stored padded, (group, cohort, subject, covariate), so each group is one slice
         x = pm.Data("design_x", design.padded(design.x))
         onehot = pm.Data("design_levels", design.padded(design.onehot)) if design.levels else None
@@ -793,7 +793,7 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
     return model
 
 
-# hooks of the analysis pipeline (models.analysis.model_api); imported last because
+# hooks of the analysis pipeline (reanalysis.analysis.model_api); imported last because
 # models.effects needs nothing from this module but the shared cohort simulator
 from .effects import add_estimands, estimand_table  # noqa: E402,F401
 from .effects import predictive_cohorts as simulate_predictive  # noqa: E402,F401

@@ -96,17 +96,21 @@ class PriorError(ValueError):
     """An unknown prior set or parameter."""
 
 
-def get_priors(model: str, name: str = "default", overrides: dict | None = None) -> dict:
+def get_priors(model: str, name: str = "default", overrides: dict | None = None, sets: dict | None = None) -> dict:
     """Return a copy of prior set ``name`` for ``model``, with ``overrides`` merged in.
+
+    ``sets``: the model's own prior sets (:attr:`models.interface.Model.prior_sets`) instead
+    of its entry of :data:`PRIOR_SETS`.
 
     Raises
     ------
     PriorError
         If the model, the set, or an override key is unknown.
     """
-    if model not in PRIOR_SETS:
-        raise PriorError(f"no prior sets for model {model!r}; known: {', '.join(PRIOR_SETS)}")
-    sets = PRIOR_SETS[model]
+    if sets is None:
+        if model not in PRIOR_SETS:
+            raise PriorError(f"no prior sets for model {model!r}; known: {', '.join(PRIOR_SETS)}")
+        sets = PRIOR_SETS[model]
     if name not in sets:
         raise PriorError(f"unknown prior set {name!r} for model {model!r}; choose one of: {', '.join(sets)}")
     priors = deepcopy(sets[name])

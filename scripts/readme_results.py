@@ -33,7 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from models.readme_results import ResultsError, replace_block, results_markdown
+    from reanalysis.report.readme_results import ResultsError, replace_block, results_markdown
 
     folder = args.result_dir
     if folder is None:

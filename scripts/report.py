@@ -1,59 +1,23 @@
 #!/usr/bin/env python
 """Write a self-contained HTML report (RESULT_DIR/report.html) of a result folder of fit.py.
 
-One file: figures embedded as PNG data URIs, inline CSS, no scripts, nothing loaded from
-anywhere.  Sections: the study at a glance, headline estimands, checks against the published
-numbers, group values and ratios, sampler diagnostics, sensitivity (with --sensitivity),
-assumptions, measurement plausibility, reproducibility.
-
-Exit codes: 0 written; 2 bad input (one line 'error: ...' naming what is missing; nothing
-is written); 1 unexpected error.
+The command is :mod:`reanalysis.cli.report` (also ``reanalysis report`` once installed);
+``--help`` lists the options and exit codes.
 """
-from __future__ import annotations
-
-import argparse
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-EXIT_OK, EXIT_ERROR, EXIT_INPUT = 0, 1, 2
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="report.py",
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("result_dir", type=Path, metavar="RESULT_DIR", help="a result folder written by scripts/fit.py")
-    p.add_argument(
-        "--sensitivity",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="a sensitivity result: a folder with sensitivity.csv, or a folder of result folders to compare",
-    )
-    return p.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    from models.report import ReportError, write_report
-
-    try:
-        path = write_report(args.result_dir, args.sensitivity)
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    print(path)
-    return EXIT_OK
-
+from reanalysis.cli.report import main, parse_args  # noqa: E402,F401
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+    from reanalysis.settings import EXIT_INTERRUPTED
+
     try:
         sys.exit(main())
     except KeyboardInterrupt:
         print("interrupted: no report was written", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)

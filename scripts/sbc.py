@@ -1,188 +1,19 @@
 #!/usr/bin/env python
 """Simulation-based calibration of a model on a study's design.
 
-Draws parameters from the model's prior, simulates the statistics a study with the same
-design (group sizes, reported statistics, rounding) would publish, fits each simulated
-study, and tests whether the ranks of the true values among posterior draws are uniform.
-
-Exit codes: 0 every parameter calibrated; 4 some parameter fails uniformity (chi-square on
-binned ranks, at --alpha with a Bonferroni correction); 2 bad input; 130 interrupted
-(nothing written); 1 unexpected error.
+The command is :mod:`reanalysis.cli.sbc` (also ``reanalysis sbc`` once installed);
+``--help`` lists the options and exit codes.
 """
-from __future__ import annotations
-
-import argparse
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_STUDY = ROOT / "data" / "studies" / "lasemi2018.yaml"
-EXIT_OK, EXIT_INPUT, EXIT_MISCALIBRATED, EXIT_INTERRUPTED = 0, 2, 4, 130
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="sbc.py", description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=["group", "hierarchical"], default="group", help="model to calibrate (default: %(default)s)")
-    p.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="study whose design is simulated (default: %(default)s)")
-    p.add_argument(
-        "--family", choices=["lognormal", "gamma", "normal", "student_t"], default=None,
-        help="population family (group model: lognormal, gamma; hierarchical: normal, student_t residuals on the log scale; default: lognormal / normal)",
-    )
-    p.add_argument("--priors", default="default", help="named prior set (default: %(default)s)")
-    p.add_argument("--sims", type=int, default=100, help="simulated studies (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=1, help="seed (default: %(default)s)")
-    p.add_argument("--draws", type=int, default=None, help="draws per chain per fit (default: group 1000, hierarchical 250)")
-    p.add_argument("--tune", type=int, default=None, help="warm-up per chain per fit (default: group 1000, hierarchical 500)")
-    p.add_argument("--chains", type=int, default=4, help="chains per fit (default: %(default)s)")
-    p.add_argument(
-        "--max-rhat", type=float, default=None,
-        help="continue a fit's chains by --draws while its largest R-hat exceeds this (default: group 1.01, the gate of a real fit; hierarchical: never)",
-    )
-    p.add_argument("--max-extensions", type=int, default=3, help="most continuations per fit under --max-rhat (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes for the fits (default: %(default)s)")
-    p.add_argument("--chunk", type=int, default=25, help="simulated studies per worker process (default: %(default)s)")
-    p.add_argument("--alpha", type=float, default=0.01, help="family-wise level of the uniformity tests (default: %(default)s)")
-    p.add_argument("--out", type=Path, default=ROOT / "results", help="parent of the result folder (default: results/)")
-    p.add_argument(
-        "--grid", metavar="GROUP", default=None,
-        help="group model only: instead of fitting, compute each simulated study's exact posterior of GROUP's parameters on a grid "
-        "(no sampler) and print PIT uniformity and coverage by region of the prior",
-    )
-    p.add_argument("--reps", type=int, default=None, help="with --grid: simulated cohorts per likelihood table (default: the model's)")
-    p.add_argument("--shape", choices=["sinh-arcsinh", "normal"], default=None, help="with --grid: shape of the synthetic likelihood (default: the model's)")
-    p.add_argument(
-        "--grid-source", choices=["simulated", "likelihood"], default="simulated",
-        help="with --grid: data from the cohort simulator, or drawn from the likelihood itself (an exact posterior: the reference for regions; default: %(default)s)",
-    )
-    a = p.parse_args(argv)
-    families = {"group": ("lognormal", "gamma"), "hierarchical": ("normal", "student_t")}[a.model]
-    if a.family is None:
-        a.family = families[0]
-    elif a.family not in families:
-        p.error(f"--family {a.family} does not apply to the {a.model} model; use one of: {', '.join(families)}")
-    group_model = a.model == "group"
-    a.draws = a.draws if a.draws is not None else (1000 if group_model else 250)
-    a.tune = a.tune if a.tune is not None else (1000 if group_model else 500)
-    if a.max_rhat is None and group_model:
-        a.max_rhat = 1.01
-    if a.sims < 10:
-        p.error("--sims must be >= 10 for a meaningful uniformity test")
-    if a.chains < 2 or a.draws * a.chains < 99:
-        p.error("need --chains >= 2 and --draws * --chains >= 99")
-    if not 0 < a.alpha < 1:
-        p.error("--alpha must be between 0 and 1")
-    return a
-
-
-def main(argv=None) -> int:
-    """Run the calibration and write the result folder in this process; returns the exit
-    code.  From the command line it runs in a child process supervised by
-    :func:`models.supervisor.run`, which makes Ctrl-C stop it and its workers at once."""
-    args = parse_args(argv)
-    from models.supervisor import phase
-
-    phase("setup")
-    from models.priors import PriorError, get_priors
-    from models.study import StudyError, load_study
-
-    try:
-        study = load_study(args.study)
-        priors = get_priors(args.model, args.priors)
-    except (StudyError, PriorError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-
-    from models import calibration, plots, results
-
-    t0 = time.perf_counter()
-    if args.grid is not None:
-        if args.model != "group" or args.grid not in study.group_ids:
-            print(f"error: --grid needs the group model and one of the groups {', '.join(study.group_ids)}", file=sys.stderr)
-            return EXIT_INPUT
-        df = calibration.group_grid_check(
-            study, priors, args.family, args.grid, args.sims, args.seed, reps=args.reps, shape=args.shape, source=args.grid_source
-        )
-        summary = calibration.grid_check_summary(df, float(study.assumption("rounding", 0.0) or 0.0))
-        import pandas as pd
-
-        with pd.option_context("display.width", 160):
-            print(summary.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-        print(f"\n{args.sims} simulated studies of group {args.grid} ({args.family}), exact grid posteriors in {time.perf_counter() - t0:.0f} s")
-        return EXIT_OK
-
-    def progress(done, total, elapsed):
-        eta = elapsed / done * (total - done)
-        print(f"\rcalibration fits {done}/{total}, {elapsed:.0f} s elapsed, ~{eta:.0f} s left", end="", file=sys.stderr, flush=True)
-
-    res = calibration.run_sbc(
-        study, priors, args.family, args.sims, args.seed, args.draws, args.tune, args.chains, args.workers, chunk=args.chunk,
-        progress=progress, model=args.model, max_rhat=args.max_rhat, max_extensions=args.max_extensions if args.max_rhat else 0,
-    )
-    print(file=sys.stderr)
-    table = calibration.uniformity(res, args.alpha)
-    regions = calibration.coverage_by_region(res, study) if args.model == "group" else None
-    failed_fits = int(((res.fits["divergences"] > 0) | (res.fits["max_rhat"] > 1.01)).sum())
-    name = results.result_name(study.id, f"sbc-{args.model}-{args.family}")
-    with results.staged_result_dir(args.out, name) as stage:
-        res.ranks.to_csv(stage / "ranks.csv", index=False)
-        phase("write")
-        res.fits.to_csv(stage / "fits.csv", index=False)
-        table.to_csv(stage / "uniformity.csv", index=False)
-        if regions is not None:
-            regions.to_csv(stage / "coverage_by_region.csv", index=False)
-        (stage / "figures").mkdir()
-        fig = plots.sbc_ecdf_figure(res.ranks, calibration.ecdf_difference, calibration.ecdf_band(args.sims, 0.99))
-        from models.figure_workers import DPI
-
-        fig.savefig(stage / "figures" / "sbc_ecdf.png", dpi=DPI)
-        results.write_json(
-            stage / "manifest.json",
-            results.run_manifest(
-                study,
-                ROOT,
-                model=args.model,
-                family=args.family,
-                prior_set=args.priors,
-                priors=priors,
-                seed=args.seed,
-                sims=args.sims,
-                sampler={
-                    "draws": args.draws, "tune": args.tune, "chains": args.chains, "workers": args.workers,
-                    "max_rhat": args.max_rhat, "max_extensions": args.max_extensions if args.max_rhat else 0,
-                },
-                rank_draws=calibration.N_RANK_DRAWS,
-                alpha=args.alpha,
-                fits_failing_diagnostics=failed_fits,
-                seconds=round(time.perf_counter() - t0, 1),
-            ),
-        )
-    import pandas as pd
-
-    with pd.option_context("display.width", 160, "display.max_rows", 200):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-        if regions is not None:
-            print("\ncoverage by region of the prior (true mean in rounding units, true CV of the parameter's group):")
-            print(regions.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    fits = res.fits
-    print(
-        f"\n{args.sims} simulations in {time.perf_counter() - t0:.0f} s (median {fits['seconds'].median():.1f} s per fit); "
-        f"fits failing diagnostics (divergences or R-hat > 1.01): {failed_fits}; "
-        f"with divergences: {int((fits['divergences'] > 0).sum())}; R-hat > 1.01: {int((fits['max_rhat'] > 1.01).sum())}; "
-        f"largest R-hat {fits['max_rhat'].max():.4f}; smallest bulk ESS {fits['min_ess_bulk'].min():.0f}"
-    )
-    if "draws_per_chain" in fits:
-        print(f"draws per chain used: {fits['draws_per_chain'].value_counts().sort_index().to_dict()}")
-    print(f"Results: {Path(args.out) / name}")
-    if not table["uniform"].all():
-        bad = ", ".join(table.loc[~table["uniform"], "parameter"])
-        print(f"MISCALIBRATED at alpha={args.alpha} (Bonferroni): {bad}", file=sys.stderr)
-        return EXIT_MISCALIBRATED
-    return EXIT_OK
-
+from reanalysis.cli.sbc import main, parse_args  # noqa: E402,F401 (stdlib only until main runs)
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
-    from models.supervisor import run
+    from reanalysis.supervisor import run
 
     sys.exit(run(main, parse_args))

@@ -42,7 +42,7 @@ def _running(pid: int) -> bool:
 
 
 def _session_caches() -> Path:
-    """Point the JAX compilation cache, the graph cache of models/sampling.py and PyTensor's
+    """Point the JAX compilation cache, the graph cache of reanalysis/sampling.py and PyTensor's
     compiledir at one folder of this session; returns it."""
     keep = os.environ.get("K2_TEST_CACHE")
     if keep:
@@ -69,7 +69,12 @@ def _session_caches() -> Path:
 
 
 CACHE_DIR = _session_caches()
-_IMPORTED_TOO_EARLY = sorted(m for m in ("pytensor", "jax", "models.sampling") if m in sys.modules)
+_IMPORTED_TOO_EARLY = sorted(m for m in ("pytensor", "jax", "reanalysis.sampling") if m in sys.modules)
+# before any test runs JAX (the device count is fixed once XLA's backend starts), as the
+# toolkit does before it samples
+from reanalysis.jax_setup import configure_jax  # noqa: E402
+
+configure_jax()
 
 
 def pytest_report_header(config):

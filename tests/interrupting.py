@@ -3,7 +3,7 @@ record what the interruption left: exit code, seconds to exit, processes and fil
 
 Phases are seen on stderr: ``phase: <name>`` lines (``K2_PHASE_TRACE``, set here), the
 sampler's progress bar or JAX's compile log; ``K2_PHASE_PAUSE=<name>`` holds the work at a
-phase until it is killed (models/supervisor.py).  Every descendant of the script's
+phase until it is killed (reanalysis/supervisor.py).  Every descendant of the script's
 process is recorded while it runs (a scan of /proc every 20 ms), so the tests can check
 that none outlives it.
 """

@@ -1,0 +1,38 @@
+"""The group model as the toolkit runs it: the synthetic likelihood of each group's published
+statistics (:mod:`models.group`), its estimands (:mod:`models.estimands`) and predictive
+checks (:mod:`models.checks`)."""
+from __future__ import annotations
+
+from . import checks, estimands, group
+from .families import FAMILIES
+from .group import DEFAULT_REPS, MIN_REPS, PARAMETER_SCALES
+from .interface import Model
+
+
+class GroupModel(Model):
+    """Each group's values follow a population family with its own mean and CV."""
+
+    name = "group"
+    families = FAMILIES
+    default_family = "lognormal"
+    default_reps = DEFAULT_REPS
+    min_reps = MIN_REPS
+    parameter_scales = PARAMETER_SCALES
+
+    def build_model(self, study, priors, family, reps, seed):
+        return group.build_model(study, priors, family=family, reps=reps, seed=seed)
+
+    def add_estimands(self, idata, study, family, model):
+        estimands.add_estimands(idata, study, family)
+
+    def estimand_table(self, idata, study):
+        return estimands.estimand_table(idata, study)
+
+    def predictive_cohorts(self, idata, study, family, n_draws, seed, model):
+        return checks.simulate_predictive(idata, study, family, n_draws=n_draws, seed=seed)
+
+    def predictive_statistics(self, cohorts, study):
+        return checks.predictive_statistics(cohorts, study)
+
+    def check_table(self, pstats, study):
+        return checks.check_table(pstats, study)

@@ -1,0 +1,268 @@
+"""Fit a model to a study's published summary statistics and check it against the paper.
+
+Exit codes: 0 success; 2 bad input (study file, option); 3 sampler diagnostics failed
+(results are still written, marked as failed in manifest.json); 130 interrupted (nothing
+written); 1 unexpected error.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+T_START = time.perf_counter()
+
+from reanalysis.results import progress_logger  # noqa: E402 (stdlib only: keeps --help fast)
+from reanalysis.settings import (  # noqa: E402 (stdlib only)
+    DEFAULT_CHAINS,
+    DEFAULT_PPC_DRAWS,
+    DEFAULT_PRIORS,
+    DEFAULT_SEED,
+    DEFAULT_STUDY,
+    EXIT_DIAGNOSTICS,
+    EXIT_INPUT,
+    EXIT_OK,
+    MIN_CHAINS,
+    ROOT,
+)
+from reanalysis.supervisor import announce, phase  # noqa: E402 (stdlib only)
+
+log = progress_logger(T_START)
+#: Program name in usage lines (``reanalysis fit`` from the console script).
+PROG = "fit.py"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    # the models' facts are read from their source: importing them imports PyMC (seconds)
+    from reanalysis.model_facts import model_facts
+    from models.priors import PRIOR_SETS
+
+    facts, targets = model_facts()
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1] + "\nResults go to OUT/<study>-<model>-<UTC time>-<random>/.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="study file (YAML); default: %(default)s")
+    p.add_argument(
+        "--model",
+        choices=list(facts),
+        default=None,
+        help="model to fit (default: hierarchical when the study file declares covariates, else group)",
+    )
+    group_families = facts["group"].families
+    residual_families = facts["hierarchical"].families
+    p.add_argument(
+        "--family",
+        choices=list(group_families) + list(residual_families),
+        default=None,
+        help="group model: population distribution of each group ("
+        + "; ".join(group_families.values())
+        + "); hierarchical model: "
+        + "; ".join(f"{k}: {v}" for k, v in residual_families.items())
+        + " (default: lognormal / normal)",
+    )
+    prior_names = sorted({n for sets in PRIOR_SETS.values() for n in sets})
+    p.add_argument("--priors", default=DEFAULT_PRIORS, choices=prior_names, help="named prior set (default: %(default)s; skeptical and enthusiastic: hierarchical model)")
+    p.add_argument(
+        "--draws", type=int, default=None,
+        help=f"kept draws per chain (default: the model's: {', '.join(f'{m} {a.default_draws}' for m, a in facts.items())})",
+    )
+    extending = {m: a for m, a in facts.items() if a.extends}
+    p.add_argument(
+        "--max-draws", type=int, default=None,
+        help=f"{', '.join(extending)} model: continue the chains by another --draws draws each while an estimand's bulk or "
+        f"tail ESS is below {targets['TARGET_ESS']} or its R-hat above {targets['MAX_RHAT']}, up to this many per chain (default: "
+        f"{', '.join(str(a.max_draws) for a in extending.values())}; equal to --draws for exactly --draws)",
+    )
+    p.add_argument(
+        "--tune", type=int, default=None,
+        help=f"warm-up iterations per chain (default: the model's: {', '.join(f'{m} {a.default_tune}' for m, a in facts.items())})",
+    )
+    p.add_argument("--chains", type=int, default=DEFAULT_CHAINS, help="number of chains (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed of the whole run (default: %(default)s)")
+    reps_help = "; ".join(f"{m} model {a.default_reps}, at least {a.min_reps}" for m, a in facts.items())
+    p.add_argument("--reps", type=int, default=None, help=f"simulated cohorts per likelihood evaluation (default: the model's: {reps_help})")
+    p.add_argument("--ppc-draws", type=int, default=DEFAULT_PPC_DRAWS, help="posterior draws used for predictive checks (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=ROOT / "results", help="parent folder of the result folder (default: results/)")
+    p.add_argument("--publish-figures", type=Path, default=None, metavar="DIR", help="also copy the figures to DIR (make fit uses figures/)")
+    p.add_argument("--report", action="store_true", help="also write report.html in the result folder (see scripts/report.py)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar while sampling")
+    args = p.parse_args(argv)
+    for name in ("draws", "max_draws", "tune", "ppc_draws"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.chains < MIN_CHAINS:
+        p.error(f"--chains must be >= {MIN_CHAINS} (R-hat compares chains)")
+    for opt, path in (("--out", args.out), ("--publish-figures", args.publish_figures)):
+        problem = _unwritable(path) if path is not None else None
+        if problem:
+            p.error(f"{opt} {path}: {problem}")
+    if args.reps is not None and args.reps < 1:
+        p.error("--reps must be >= 1")
+    return args
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot become an output folder, or None.  Checked before any work, so a
+    bad path fails in a second instead of after sampling; nothing is created here."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return "exists and is not a folder"
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent} is not writable"
+    return None
+
+
+def main(argv=None) -> int:
+    """Fit and write the result folder in this process; returns the exit code.  From the
+    command line it runs in a child process supervised by :func:`reanalysis.supervisor.run`,
+    which makes Ctrl-C stop it at once."""
+    args = parse_args(argv)
+    phase("setup")
+    from models.study import StudyError, load_study
+
+    try:
+        study = load_study(args.study)
+    except StudyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    from reanalysis.figures.workers import FigureWorkers
+
+    # forked now, before JAX starts its threads (reanalysis.figures.workers)
+    with FigureWorkers() as figure_pool:
+        return run_fit(args, study, figure_pool)
+
+
+def run_fit(args: argparse.Namespace, study, figure_pool) -> int:
+    """Everything after the study file is read: :func:`reanalysis.api.fit`, the result
+    folder (:meth:`reanalysis.api.Fit.save`, figures by ``figure_pool``), the console
+    report; returns the exit code."""
+    import pytensor
+
+    from models.priors import PriorError
+    from reanalysis.analysis import AnalysisError, resolve_options
+    from reanalysis.api import fit
+
+    if "traceback__limit" not in os.environ.get("PYTENSOR_FLAGS", ""):
+        # PyTensor records a Python stack for every graph variable it creates (only for its
+        # own error messages); the covariate model's graphs spend 2-3 s of a fit on it
+        pytensor.config.traceback__limit = 0
+
+    try:
+        resolve_options(study, args.model, args.family, args.priors, args.draws, args.max_draws, args.reps)
+    except (AnalysisError, PriorError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    imports = time.perf_counter() - T_START
+    result = fit(
+        study, model=args.model, family=args.family, priors=args.priors, seed=args.seed, draws=args.draws, max_draws=args.max_draws,
+        tune=args.tune, chains=args.chains, reps=args.reps, ppc_draws=args.ppc_draws, progressbar=not args.no_progress, log=log,
+    )
+    result.timings = {"imports": imports, **result.timings}
+    result.started = T_START
+    final = result.save(args.out, figure_pool=figure_pool)
+    if args.report:
+        from reanalysis.report.html import write_report
+
+        log(f"report: {write_report(final)}")
+    diag = result.diagnostics
+    print_report(study, result.estimands, result.checks, result.evidence, diag, final, result.timings, result.informativeness, result.published_items)
+    print_verdict(study, result.estimands, result.checks, result.idata, result.informativeness, diag)
+    if args.publish_figures:
+        publish(final / "figures", result.figure_files, args.publish_figures)
+    if not diag.ok:
+        print("\n" + "!" * 78, file=sys.stderr)
+        print("SAMPLER DIAGNOSTICS FAILED - do not trust these results:", file=sys.stderr)
+        for p in diag.problems:
+            print(f"  - {p}", file=sys.stderr)
+        print("Try more --tune/--draws; results were written with diagnostics.ok = false.", file=sys.stderr)
+        print("!" * 78, file=sys.stderr)
+        return EXIT_DIAGNOSTICS
+    return EXIT_OK
+
+
+def publish(figdir: Path, names: list[str], dest: Path) -> None:
+    """Copy the figures ``names`` of ``figdir`` to ``dest``: all are copied under temporary
+    names first (announced to the supervisor, which removes them if the run is stopped),
+    then renamed over the published ones, so a stopped run leaves no half-copied figure."""
+    import shutil
+
+    for folder in reversed([p for p in (dest, *dest.parents) if not p.exists()]):
+        announce("mkdir", folder)
+    dest.mkdir(parents=True, exist_ok=True)
+    staged = []
+    for f in names:
+        tmp = dest / f".incomplete-{f}"
+        announce("staging", tmp)
+        shutil.copy2(figdir / f, tmp)
+        staged.append((tmp, dest / f))
+    for tmp, target in staged:
+        os.replace(tmp, target)
+
+
+def print_verdict(study, table, check_tab, idata, info, diag) -> None:
+    """The verdict (reanalysis.report.verdict) as the console's last lines, wrapped to 100 columns."""
+    import textwrap
+
+    from reanalysis.report import plausibility
+    from reanalysis.report.verdict import verdict
+
+    audit = None
+    if study.reference is not None:
+        try:
+            audit = plausibility.audit(study, table)
+        except plausibility.PlausibilityError as exc:
+            log(f"warning: measurement plausibility not assessed ({exc})")
+    print("\n== Verdict ==")
+    for sentence in verdict(study, table, check_tab, idata.posterior, info, audit, diagnostics_ok=diag.ok):
+        print(textwrap.fill(sentence, width=100, initial_indent="- ", subsequent_indent="  "))
+
+
+def published_items_text(items) -> list[str]:
+    """Console lines of the published-items account: counts by role, then every item the
+    fit did not use, with the reason."""
+    counts = items["role"].value_counts()
+    lines = [", ".join(f"{counts.get(r, 0)} {r}" for r in ("likelihood", "check", "unused")) + f" (of {len(items)})"]
+    for _, r in items[items["role"] == "unused"].iterrows():
+        lines.append(f"  unused: {r['item']} ({r['value']}): {r['reason']}")
+    return lines
+
+
+def print_report(study, table, check_tab, bf, diag, final, timings, info=None, items=None) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.max_colwidth", 60):
+        print(f"\n== Estimands ({study.id}; posterior median and 95% HDI) ==")
+        t = table[["label", "units", "median", "hdi_low", "hdi_high", "r_hat", "ess_bulk", "ess_tail"]]
+        print(t.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if len(bf):
+            print("\n== Bayes factor for the group difference (JZS, from reported means and SDs) ==")
+            print(bf.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        print("\n== Checks against the published numbers (medians first) ==")
+        cols = ["item", "published", "predictive_median", "predictive_low", "predictive_high", "p_two_sided", "share_at_or_above", "share_claim_holds", "verdict"]
+        c = check_tab[cols].rename(columns={"p_two_sided": "p (two-sided)", "share_at_or_above": "share >= published", "share_claim_holds": "claim holds"})
+        print(c.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-"))
+        print("p (two-sided): predictive p-value, small = the model rarely produces the published value\n"
+              "share >= published: share of simulated cohorts at or above it; claim holds: share of simulated cohorts in which the claim holds")
+        if info is not None and len(info):
+            from reanalysis.informativeness import console_table
+
+            print("\n== How much each estimand comes from the paper (contraction; power-scaling sensitivity and precision shares, 90% Monte Carlo intervals) ==")
+            print(console_table(info).to_string(index=False))
+        if items is not None:
+            print("\n== Published items: what this fit did with each number and claim (published_items.csv) ==")
+            print("\n".join(published_items_text(items)))
+    print(
+        f"\nDiagnostics: {diag.divergences} divergences, max R-hat {diag.max_rhat:.4f}, "
+        f"min bulk ESS {diag.min_ess_bulk:.0f}, min tail ESS {diag.min_ess_tail:.0f} -> {'OK' if diag.ok else 'FAILED'}"
+    )
+    print(f"Results: {final}  (total {timings['total']:.1f} s, sampling {timings['sample']:.1f} s)")

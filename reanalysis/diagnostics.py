@@ -1,0 +1,75 @@
+"""Sampler diagnostics that every result must pass (R-hat, bulk and tail ESS, divergences)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+#: Thresholds of a trustworthy run (Vehtari et al. 2021, rank-normalised R-hat and ESS).
+MAX_RHAT = 1.01
+MIN_ESS = 400
+MAX_DIVERGENCES = 0
+#: Bulk and tail ESS at which a fit that may continue its chains stops drawing more
+#: (reanalysis.analysis.extend_draws): the gate's MIN_ESS plus a quarter, because an ESS
+#: estimate is itself noisy, and a rule that stopped as soon as the estimate crossed 400
+#: would often stop at a true ESS below it.
+TARGET_ESS = 500
+
+
+@dataclass
+class Diagnostics:
+    """Outcome of the checks; ``problems`` lists each failure in one line."""
+
+    divergences: int
+    max_rhat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict:
+        return {
+            "divergences": self.divergences,
+            "max_rhat": self.max_rhat,
+            "min_ess_bulk": self.min_ess_bulk,
+            "min_ess_tail": self.min_ess_tail,
+            "thresholds": {"max_rhat": MAX_RHAT, "min_ess": MIN_ESS, "max_divergences": MAX_DIVERGENCES},
+            "ok": self.ok,
+            "problems": self.problems,
+        }
+
+
+def check_diagnostics(idata: az.InferenceData, table: pd.DataFrame) -> Diagnostics:
+    """Check divergences and the R-hat / ESS columns of ``table`` (one row per quantity).
+
+    Rows with missing diagnostics (e.g. probabilities) are skipped.
+    """
+    div = int(idata.sample_stats["diverging"].sum())
+    t = table.dropna(subset=["r_hat"])
+    if t.empty:
+        d = Diagnostics(div, float("nan"), float("nan"), float("nan"))
+        d.problems.append("no quantity with diagnostics to check")
+        return d
+    d = Diagnostics(div, float(t["r_hat"].max()), float(t["ess_bulk"].min()), float(t["ess_tail"].min()))
+    if div > MAX_DIVERGENCES:
+        d.problems.append(f"{div} divergent transitions (allowed: {MAX_DIVERGENCES})")
+    for _, row in t.iterrows():
+        name = row.get("estimand", row.name)
+        if not np.isfinite(row["r_hat"]) or row["r_hat"] > MAX_RHAT:
+            d.problems.append(f"{name}: R-hat {row['r_hat']:.3f} > {MAX_RHAT}")
+        for col in ("ess_bulk", "ess_tail"):
+            if not row[col] >= MIN_ESS:
+                d.problems.append(f"{name}: {col.split('_')[1]} ESS {row[col]:.0f} < {MIN_ESS}")
+    return d
+
+
+def needs_more_draws(d: Diagnostics, target_ess: float = TARGET_ESS) -> bool:
+    """Whether more draws of the same chains could bring ``d`` within the gates: an ESS
+    below ``target_ess`` or an R-hat above :data:`MAX_RHAT`.  Divergences are no reason
+    (more draws do not remove them), and neither are missing diagnostics."""
+    return bool(d.min_ess_bulk < target_ess or d.min_ess_tail < target_ess or d.max_rhat > MAX_RHAT)

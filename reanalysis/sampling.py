@@ -1,0 +1,678 @@
+"""NUTS sampling of a PyMC model: the one place where the sampler backend is chosen.
+
+The choice follows the measurements in ``benchmarks/README.md``:
+
+* one fit of the group model (:func:`sample_nuts`, used by ``fit.py``): PyMC's own NUTS on
+  the C backend.  Its compiled modules are cached on disk, so a warm run only samples; the
+  JAX path would pay XLA tracing and compilation (about 15 s) on every run.
+* one fit of a model that declares ``SAMPLER = "jax"`` (the hierarchical covariate model,
+  whose log density has about a thousand small operations: about 4 ms per gradient on the C
+  backend against 0.3-0.4 ms per chain inside XLA's compiled sampler, 0.7 ms when called
+  from Python): :class:`CompiledNuts` with one XLA device
+  per chain (``chain_method="parallel"``).  Vectorised chains run on one core and every
+  tree waits for the chain with the longest trajectory: on the real study, 300 + 300
+  iterations of 4 chains took 185 s vectorised and 49 s in parallel (2 cores, 2026-11-28).
+* many fits of one model structure (:class:`CompiledNuts`, used by calibration): the log
+  density compiled to JAX once and sampled with NumPyro's NUTS, all chains vectorised in one
+  XLA program, with the data as traced inputs so new data do not recompile.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import sys
+import tempfile
+import time
+
+import arviz as az
+import numpy as np
+import pymc as pm
+
+from reanalysis.jax_setup import configure_jax
+from reanalysis.supervisor import phase
+
+SAMPLER_NAMES = {
+    "vectorized": "numpyro-nuts (vectorised chains, JAX)",
+    "parallel": "numpyro-nuts (one XLA device per chain, JAX)",
+}
+#: NUTS's usual cap on the tree depth (as in PyMC and Stan): at most 1023 leapfrog steps.
+MAX_TREE_DEPTH = 10
+#: On-disk cache of the log density's graphs after PyTensor's rewrites for JAX
+#: (:class:`CompiledNuts` with ``graph_key``): a warm run of the same model skips
+#: ``model.logp`` and the rewrites (4-6 s for the covariate model).  Set
+#: K2_GRAPH_CACHE to another folder, or to an empty string to disable it.
+GRAPH_CACHE_DIR = os.environ.get("K2_GRAPH_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "k2-reanalysis", "graphs"))
+#: Entries the graph cache keeps (the most recently written).
+GRAPH_CACHE_ENTRIES = 32
+
+
+def named_shared_inputs(model: pm.Model, terms: tuple | None = None) -> dict:
+    """Name -> shared variable, for every named shared input of the model's log density and
+    deterministics: ``pm.Data`` containers, dimension lengths and, for a model built with
+    prior parameters as shared variables (:func:`reanalysis.analysis.build_keyed`), those.
+    ``terms``: the model's :func:`_log_density_terms`, when the caller has them already
+    (each computation takes seconds for a large model)."""
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import graph_inputs
+
+    logp_terms, _ = terms or _log_density_terms(model)
+    return {v.name: v for v in graph_inputs([*logp_terms, *model.deterministics]) if isinstance(v, SharedVariable) and v.name}
+
+
+def shared_by_name(model: pm.Model, names, terms: tuple | None = None) -> dict:
+    """The shared inputs called ``names`` (:func:`named_shared_inputs`, with ``terms``), in
+    that order.
+
+    Raises
+    ------
+    KeyError
+        A name that no shared input of the model carries.
+    """
+    found = named_shared_inputs(model, terms) if names else {}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise KeyError(f"no shared input of the model is called {', '.join(missing)}")
+    return {n: found[n] for n in names}
+
+
+def _log_density_terms(model: pm.Model) -> tuple[list, int]:
+    """The model's log density as separate terms, from a single ``model.logp`` call.
+
+    Returns ``(terms, k)``: ``terms[:k]`` are what ``pm.compute_log_likelihood`` and
+    ``pm.compute_log_prior`` evaluate (the observed variables' log likelihoods, then the free
+    variables' log priors at their constrained values, no Jacobian), the rest the log
+    Jacobians of the free variables' transforms and the model's potentials: the sum of all
+    of them is ``model.logp()``.  Each ``model.logp`` call rebuilds the intermediate graph
+    of the whole model (about 1.8 s for the covariate model, 2026-11-28), so the potential
+    and the densities share one call instead of taking three.
+    """
+    terms = model.logp(vars=[*model.observed_RVs, *model.free_RVs], jacobian=False, sum=False)
+    jacobians = []
+    for rv in model.free_RVs:
+        transform = model.rvs_to_transforms.get(rv)
+        if transform is not None:
+            # what PyMC adds to the log prior with jacobian=True (pymc.logprob.transform_value)
+            jacobians.append(transform.log_jac_det(model.rvs_to_values[rv], *rv.owner.inputs))
+    extra = model.replace_rvs_by_values([*jacobians, *model.potentials])
+    return [*terms, *extra], len(terms)
+
+
+def rewrite_for_jax(inputs: list, outputs: list):
+    """A FunctionGraph of ``outputs`` rewritten as PyTensor does before converting a graph
+    to JAX (what ``pymc.sampling.jax.get_jaxified_graph`` does), ready for ``jax_funcify``."""
+    from pytensor.compile.mode import JAX
+    from pytensor.graph import FunctionGraph
+
+    fgraph = FunctionGraph(inputs=inputs, outputs=outputs, clone=True)
+    JAX.optimizer.rewrite(fgraph)
+    return fgraph
+
+
+def _rewritten_graphs(model: pm.Model, shared: dict, terms: tuple | None, graph_key: str | None) -> tuple:
+    """The log density's terms (:func:`_log_density_terms`) and all unobserved variables
+    (deterministics may read data) as two FunctionGraphs rewritten for JAX, with the model's
+    value variables and then the shared variables in ``shared`` as inputs (the other shared
+    variables as constants), and the number of density terms.
+
+    With ``graph_key`` the graphs are read from :data:`GRAPH_CACHE_DIR` when an earlier run
+    stored them under that key, else built and stored there.  The key must change with
+    anything the graph depends on (the caller's model inputs, the project's code and the
+    package versions: :func:`reanalysis.analysis.graph_cache_key`); the names and shapes of
+    ``shared`` are added here.  An unreadable entry is rebuilt.
+    """
+    import pickle
+
+    from pymc.sampling.jax import _replace_shared_variables
+    from pytensor.graph.replace import graph_replace
+
+    path = None
+    if graph_key and GRAPH_CACHE_DIR:
+        layout = [(n, str(sv.type), np.shape(sv.get_value(borrow=True))) for n, sv in shared.items()]
+        digest = hashlib.sha256(f"{graph_key}:{layout}".encode()).hexdigest()
+        path = os.path.join(GRAPH_CACHE_DIR, f"{digest}.pkl")
+        try:
+            with open(path, "rb") as fh:
+                return pickle.load(fh)
+        except Exception:  # noqa: BLE001 - absent, truncated or from another version: rebuild
+            pass
+    # static shapes: a container's shape may size the graph (reshapes of the design), and
+    # JAX needs concrete shapes; a structure's shapes are fixed (reanalysis.analysis.structure_key)
+    symbolic = [sv.type.clone(shape=np.shape(sv.get_value(borrow=True)))() for sv in shared.values()]
+    swap = dict(zip(shared.values(), symbolic))
+    terms, n_densities = terms or _log_density_terms(model)
+
+    def rewritten(outputs):
+        return rewrite_for_jax(model.value_vars + symbolic, _replace_shared_variables(graph_replace(outputs, swap, strict=False)))
+
+    graphs = (rewritten(terms), rewritten(model.unobserved_value_vars), n_densities)
+    if path:
+        try:
+            os.makedirs(GRAPH_CACHE_DIR, exist_ok=True)
+            # written whole, then renamed: a concurrent reader sees the old entry or the new one
+            with tempfile.NamedTemporaryFile("wb", dir=GRAPH_CACHE_DIR, suffix=".tmp", delete=False) as fh:
+                pickle.dump(graphs, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(fh.name, path)
+            # the oldest entries go: each is a few MB (4.6 for the covariate model)
+            entries = sorted((e for e in os.scandir(GRAPH_CACHE_DIR) if e.name.endswith(".pkl")), key=lambda e: e.stat().st_mtime)
+            for old in entries[:-GRAPH_CACHE_ENTRIES]:
+                os.remove(old.path)
+        except OSError:
+            pass  # an unwritable cache only costs the rewrite next time
+    return graphs
+
+
+def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False, terms: tuple | None = None, graph_key: str | None = None):
+    """JAX potential ``(params, data) -> -logp`` and a vectorised map ``(draws, data) ->``
+    all unobserved variables.  The shared variables in ``shared`` (name -> variable) become
+    inputs, so one compiled sampler serves any values of the same shapes.
+
+    With ``log_densities`` also a vectorised map ``(draws, data) ->`` the pointwise log
+    likelihood of every observed variable and the log prior of every free variable (its
+    constrained value, no Jacobian: what ``pm.compute_log_likelihood`` and
+    ``pm.compute_log_prior`` return), else None.  PyMC's own functions compile them on the
+    C backend, draw by draw: about 10 s for the covariate model.
+
+    The potential is the sum, taken in JAX, of the terms of one converted graph
+    (:func:`_log_density_terms`), and the densities are its first outputs: one graph
+    conversion instead of two (about 3 s) and one ``model.logp`` call instead of three
+    (about 4 s).  XLA compiles the potential's gradient to the same program as from
+    ``model.logp()`` (same operation and memory counts, 2026-11-28); a potential taken as
+    the sum in PyTensor beside the terms as outputs had 23 more fused kernels.  ``terms``:
+    the model's :func:`_log_density_terms`, when the caller has them already.  ``graph_key``:
+    a key of everything the model's graph depends on (:func:`_rewritten_graphs`).
+    """
+    configure_jax()
+    import jax
+    import jax.numpy as jnp
+    from pytensor.link.jax.dispatch import jax_funcify
+
+    data_names = list(shared)
+    fg_terms, fg_outputs, n_densities = _rewritten_graphs(model, shared, terms, graph_key)
+    terms_fn, to_outputs = jax_funcify(fg_terms), jax_funcify(fg_outputs)
+    names = [v.name for v in model.value_vars]
+
+    def inputs(params, data):
+        return [params[n] for n in names] + [data[n] for n in data_names]
+
+    # jitted, so that JAX traces the converted graph (about a thousand operations) once and
+    # reuses its jaxpr wherever NumPyro evaluates the potential inside the sampler, instead
+    # of tracing it each time: the sampler's tracing took 2.1-2.5 s instead of 4.0 s.
+    # XLA inlines the call; the default fit's draws were unchanged.
+    @jax.jit
+    def potential(params, data):
+        return -sum(jnp.sum(t) for t in terms_fn(*inputs(params, data)))
+
+    out_names = [v.name for v in model.unobserved_value_vars]
+
+    def postprocess(params, data):
+        return to_outputs(*inputs(params, data))
+
+    def per_draw(fn):
+        return jax.jit(jax.vmap(jax.vmap(fn, in_axes=(0, None)), in_axes=(0, None)))
+
+    densities = None
+    if log_densities:
+        densities = per_draw(lambda params, data: terms_fn(*inputs(params, data))[:n_densities])
+    return potential, per_draw(postprocess), densities, names, out_names
+
+
+def _density_groups(model: pm.Model, values: list, coords: dict, dims: dict) -> dict:
+    """``log_likelihood`` and ``log_prior`` datasets from the outputs of the densities map of
+    :func:`_jax_functions` (observed variables first, then free variables), named and
+    dimensioned as PyMC names them (``dims``: the model's, variable name -> dim names)."""
+    groups = {}
+    for group, rvs in (("log_likelihood", model.observed_RVs), ("log_prior", model.free_RVs)):
+        arrays, own_dims = {}, {}
+        for rv in rvs:
+            arr = np.asarray(values.pop(0))
+            arrays[rv.name] = arr
+            # a multivariate observation's log density has no event axis: no dims then
+            if rv.name in dims and len(dims[rv.name]) == arr.ndim - 2:
+                own_dims[rv.name] = dims[rv.name]
+        groups[group] = az.from_dict(posterior=arrays, coords=coords, dims=own_dims).posterior
+    return groups
+
+
+def _constant_value(var) -> np.ndarray:
+    """The value of a shared variable or constant; anything else is evaluated (compiling a
+    function on the C backend, whose module cache takes seconds to load)."""
+    if hasattr(var, "get_value"):
+        return np.asarray(var.get_value())
+    if hasattr(var, "data"):
+        return np.asarray(var.data)
+    return np.asarray(var.eval())
+
+
+#: Sampler statistics NumPyro records per draw (mapped to ArviZ's names in ``sample_stats``).
+_EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size", "potential_energy")
+
+
+def _initial_points(model: pm.Model, chains: int, seed: int) -> dict[str, np.ndarray]:
+    # PyMC's default: the model's initial point jittered by U(-1, 1) on the unconstrained scale
+    fn = pm.initial_point.make_initial_point_fn(
+        model=model, jitter_rvs=set(model.free_RVs), return_transformed=True
+    )
+    seeds = np.random.default_rng(seed).integers(2**31, size=chains)
+    points = [fn(int(s)) for s in seeds]
+    return {k: np.stack([p[k] for p in points]) for k in points[0]}
+
+
+@functools.cache
+def _fixed_mass_nuts():
+    """A NumPyro NUTS kernel whose ``init_params`` are ``(positions, inverse mass matrix,
+    step size)``: it starts from that diagonal mass matrix and step size instead of the
+    identity, and its warm-up adapts the step size in a single dual-averaging window (no
+    restarts).  Passing them with the positions, not to the kernel's constructor, keeps them
+    traced inputs of the compiled sampler, so new values do not recompile it."""
+    import jax
+    import jax.numpy as jnp
+    from numpyro.infer import NUTS
+    from numpyro.infer.hmc_util import build_adaptation_schedule, dual_averaging
+
+    ss_init, _ = dual_averaging()
+
+    class FixedMassNUTS(NUTS):
+        def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
+            positions, inverse_mass, step_size = init_params
+            state = super().init(rng_key, num_warmup, positions, model_args, model_kwargs)
+            adapt = state.adapt_state
+            (block,) = adapt.inverse_mass_matrix  # one diagonal block over all sites
+            sqrt_inv = jnp.sqrt(inverse_mass)
+            # starting in the schedule's last window: its dual averaging runs over the whole
+            # warm-up, without the restarts at the mass-matrix window ends
+            last_window = len(build_adaptation_schedule(num_warmup)) - 1
+            ss_state = (jax.vmap(ss_init) if jnp.ndim(step_size) else ss_init)(jnp.log(10.0 * step_size))
+            adapt = adapt._replace(
+                step_size=step_size,
+                inverse_mass_matrix={block: inverse_mass},
+                mass_matrix_sqrt={block: 1.0 / sqrt_inv},
+                mass_matrix_sqrt_inv={block: sqrt_inv},
+                ss_state=ss_state,
+                window_idx=jnp.full_like(adapt.window_idx, last_window),
+            )
+            return state._replace(adapt_state=adapt)
+
+    return FixedMassNUTS
+
+
+def _host(tree):
+    """A NumPyro state as host arrays (random keys kept), so that it can seed another run whose
+    chains are laid out on the devices afresh."""
+    import jax
+
+    return jax.tree.map(lambda a: a if jax.dtypes.issubdtype(getattr(a, "dtype", None), jax.dtypes.prng_key) else np.array(a), tree)
+
+
+class CompiledNuts:
+    """NUTS for one model structure, compiled once and run on any data of the same shapes.
+
+    Parameters
+    ----------
+    model : pm.Model
+        A model with continuous free variables.
+    data_names : sequence of str
+        Shared inputs that :meth:`run` may replace (:func:`shared_by_name`: ``pm.Data``
+        containers such as the observed statistics in calibration, or prior parameters in
+        sensitivity runs); the others stay fixed.
+    draws, tune, chains : int
+        Kept draws per chain, warm-up iterations per chain, number of chains.
+    target_accept : float
+        NUTS target acceptance rate (step-size adaptation).
+    progressbar : bool
+        Show a progress bar on stderr.
+    chain_method : {"vectorized", "parallel"}
+        ``"vectorized"``: all chains in one XLA program on one core, and :meth:`run` on new
+        data reuses the compiled program (calibration, sensitivity).  ``"parallel"``: one
+        XLA device (thread) per chain, so the chains use every core and none waits for the
+        longest trajectory of the others; new data recompile (one fit).  Falls back to
+        ``"vectorized"`` when there are fewer XLA devices than chains.
+    log_densities : bool
+        Also return the ``log_likelihood`` and ``log_prior`` groups (power-scaling
+        sensitivity needs them), computed in JAX from the potential's own graph: only the
+        evaluation over the draws (1-3 s) costs more, against about 10 s for PyMC's
+        functions.
+    warmup_tree_depth : int, optional
+        Cap on the tree depth during warm-up only (at most ``2**d - 1`` leapfrog steps per
+        iteration); the kept draws use NUTS's usual cap of :data:`MAX_TREE_DEPTH`.  Warm-up
+        starts with a unit mass matrix, so a model whose coordinates have very different
+        posterior scales has a tiny step size there and builds trees of hundreds of steps
+        until the first mass-matrix window ends.  Default: no extra cap.
+    adaptation_target_accept : float, optional
+        With it, warm-up has two phases (:meth:`run`): the first ``tune - step_size_tune``
+        iterations adapt each chain's diagonal mass matrix with NumPyro's windowed scheme at
+        this target acceptance (lower than ``target_accept``, so with larger steps and
+        shorter trees); the chains' inverse mass matrices are then averaged into one, and
+        the last ``step_size_tune`` iterations adapt only the step size, at
+        ``target_accept``, in one dual-averaging window; the draws use the smallest of the
+        chains' adapted step sizes.  Default: one phase, NumPyro's windowed adaptation at
+        ``target_accept`` for each chain separately.
+    step_size_tune : int
+        Length of the second warm-up phase (with ``adaptation_target_accept``), at most half
+        of ``tune``.
+    graph_key : str, optional
+        A key that changes with everything the model's graph depends on
+        (:func:`reanalysis.analysis.graph_cache_key`): the log density's graphs after PyTensor's
+        rewrites are then kept in :data:`GRAPH_CACHE_DIR` and read from there by the next
+        runner with the same key.  Default: always built.
+    """
+
+    def __init__(
+        self, model, data_names=(), draws=1000, tune=1000, chains=4, target_accept=0.8, progressbar=True, chain_method="vectorized", log_densities=False,
+        warmup_tree_depth=None, adaptation_target_accept=None, step_size_tune=0, graph_key=None,
+    ):
+        import jax
+        import numpyro
+        import numpyro.distributions as dist
+        from numpyro.infer import MCMC, NUTS
+
+        t0 = time.perf_counter()
+        configure_jax()
+        self.model = model
+        self.data_names = tuple(data_names)
+        # one model.logp call serves the shared inputs and the JAX functions; without
+        # replaceable inputs none is needed when the graphs come from the cache
+        terms = _log_density_terms(model) if self.data_names else None
+        self._shared = shared_by_name(model, self.data_names, terms)
+        self.draws, self.tune, self.chains, self.target_accept = draws, tune, chains, target_accept
+        self.warmup_tree_depth = warmup_tree_depth or MAX_TREE_DEPTH
+        if chain_method not in ("vectorized", "parallel"):
+            raise ValueError(f"chain_method={chain_method!r}: use 'vectorized' or 'parallel'")
+        if chain_method == "parallel" and (chains < 2 or jax.local_device_count() < chains):
+            chain_method = "vectorized"
+        self.chain_method = chain_method
+        potential, self._postprocess, self._densities, self._names, self._out_names = _jax_functions(
+            model, self._shared, log_densities, terms, graph_key
+        )
+        shapes = {n: tuple(model.initial_point()[n].shape) for n in self._names}
+
+        def numpyro_model(data):
+            params = {
+                n: numpyro.sample(n, dist.ImproperUniform(dist.constraints.real, (), event_shape=shapes[n]))
+                for n in self._names
+            }
+            numpyro.factor("log_density", -potential(params, data))
+
+        depth = (self.warmup_tree_depth, MAX_TREE_DEPTH)
+        # a short warm-up keeps at least half of it for the mass matrix; under 2 iterations
+        # there is nothing to split
+        self.step_size_tune = min(int(step_size_tune), tune // 2) if adaptation_target_accept is not None else 0
+        if self.step_size_tune < 1:
+            adaptation_target_accept, self.step_size_tune = None, 0
+        self.adaptation_target_accept = adaptation_target_accept
+        # jit_model_args: the data are traced arguments, so new data do not recompile
+        options = {"num_chains": chains, "chain_method": chain_method, "progress_bar": progressbar, "jit_model_args": True}
+        self._adapt_mcmc = None
+        # Without replaceable inputs the kernel gets the potential itself: NumPyro then skips
+        # initialize_model, which traces the model and searches initial points of its own
+        # even when they are given (3-4 s of a warm run of the covariate model under a
+        # profiler).  Same potential, same random keys.  The two-phase warm-up's
+        # kernels are built on the model.
+        self._kernel_on_model = bool(self.data_names) or adaptation_target_accept is not None
+        if adaptation_target_accept is None:
+            if self._kernel_on_model:
+                kernel = NUTS(numpyro_model, target_accept_prob=target_accept, max_tree_depth=depth)
+            else:
+                kernel = NUTS(potential_fn=functools.partial(potential, data={}), target_accept_prob=target_accept, max_tree_depth=depth)
+            self._mcmc = MCMC(kernel, num_warmup=tune, num_samples=draws, **options)
+        else:
+            first = NUTS(numpyro_model, target_accept_prob=adaptation_target_accept, max_tree_depth=depth)
+            self._adapt_mcmc = MCMC(first, num_warmup=tune - self.step_size_tune, num_samples=1, **options)
+            kernel = _fixed_mass_nuts()(numpyro_model, target_accept_prob=target_accept, max_tree_depth=depth, adapt_mass_matrix=False)
+            self._mcmc = MCMC(kernel, num_warmup=self.step_size_tune, num_samples=draws, **options)
+        self._blocks = []  # per run: (posterior, log densities, sampler statistics) of each block of draws
+        self.setup_seconds = time.perf_counter() - t0
+
+    def _run_args(self, data: dict) -> tuple:
+        """Arguments of the NumPyro runs: the data for a kernel built on the model, none
+        for one given the potential (the model has no replaceable inputs)."""
+        return (data,) if self._kernel_on_model else ()
+
+    def current_data(self) -> dict[str, np.ndarray]:
+        """The values the model's replaceable shared inputs hold now."""
+        return {n: np.asarray(v.get_value()) for n, v in self._shared.items()}
+
+    def run(self, seed: int = 1, data: dict | None = None) -> az.InferenceData:
+        """Warm up, sample and return InferenceData.
+
+        Parameters
+        ----------
+        seed : int
+            Seeds initial points and the sampler; the same seed gives the same draws.
+        data : dict, optional
+            New values for the containers in ``data_names``; default: the model's own.
+
+        Returns
+        -------
+        az.InferenceData
+            Groups ``posterior`` (all unobserved variables, constrained, with the model's
+            dims), ``sample_stats`` (diverging, energy, tree_depth, n_steps,
+            acceptance_rate, step_size, lp), ``observed_data`` and, with ``log_densities``,
+            ``log_likelihood`` and ``log_prior``; ``posterior.attrs`` records the sampler
+            and its timings.
+        """
+        import jax
+
+        t1 = time.perf_counter()
+        data = {**self.current_data(), **(data or {})}
+        init = _initial_points(self.model, self.chains, seed)
+        # NumPyro adds the chain axis itself only when there is more than one chain
+        init = {k: (init[k] if self.chains > 1 else init[k][0]) for k in self._names}
+        self._mcmc.post_warmup_state = None
+        self._warmup = {}
+        phase("compile")  # tracing and XLA compilation, then sampling, inside NumPyro's run
+        if self._adapt_mcmc is None:
+            self._mcmc.run(jax.random.PRNGKey(seed), *self._run_args(data), init_params=init, extra_fields=_EXTRA_FIELDS)
+        else:
+            keys = jax.random.split(jax.random.PRNGKey(seed), 3)
+            self._two_phase_warmup(keys[:2], data, init)
+            self._mcmc.run(keys[2], *self._run_args(data), extra_fields=_EXTRA_FIELDS)
+        self._seed, self._data, self._blocks = seed, data, []
+        self._sampling_seconds = self._postprocess_seconds = 0.0
+        self._add_block(t1)
+        return self._inference_data()
+
+    def _two_phase_warmup(self, keys, data: dict, init: dict) -> None:
+        """The warm-up of ``adaptation_target_accept`` (see the class), one random key per
+        phase: leaves the sampler of the draws at its post-warm-up state, and the phases'
+        records in ``self._warmup``."""
+        first = self._adapt_mcmc
+        first.post_warmup_state = None
+        first.warmup(keys[0], data, init_params=init, extra_fields=("num_steps",), collect_warmup=True)
+        state = first.post_warmup_state
+        steps_first = np.asarray(first.get_extra_fields(group_by_chain=True)["num_steps"]).sum(axis=1)
+        (block,) = state.adapt_state.inverse_mass_matrix
+        per_chain = np.asarray(state.adapt_state.inverse_mass_matrix[block])
+        # the chains' inverse mass matrices (posterior variances) averaged: each chain's own
+        # estimate comes from one window of a few hundred correlated draws
+        pooled = np.broadcast_to(per_chain.mean(axis=0), per_chain.shape).copy() if self.chains > 1 else per_chain
+        positions = {k: np.asarray(v) for k, v in state.z.items()}
+        second = self._mcmc
+        second.warmup(
+            keys[1], data, init_params=(positions, pooled, np.asarray(state.adapt_state.step_size)),
+            extra_fields=("num_steps",), collect_warmup=True,
+        )
+        steps_second = np.asarray(second.get_extra_fields(group_by_chain=True)["num_steps"]).sum(axis=1)
+        state = second.post_warmup_state
+        adapted = np.atleast_1d(np.asarray(state.adapt_state.step_size))
+        # one step size for all chains, the smallest: they share the mass matrix, and a
+        # chain's divergences come from steps too large for the stiffest region it visits
+        common = np.full_like(np.asarray(state.adapt_state.step_size), adapted.min())
+        second.post_warmup_state = _host(state._replace(adapt_state=state.adapt_state._replace(step_size=common)))
+        self._warmup = {
+            "adapted_step_sizes": [round(float(x), 5) for x in adapted],
+            "warmup_gradients": [int(a + b) for a, b in zip(steps_first, steps_second)],
+        }
+
+    def extend(self) -> az.InferenceData:
+        """Continue the chains of the last :meth:`run` by another ``draws`` draws each, with
+        the adapted step size and mass matrix (no new warm-up), and return InferenceData
+        with all draws so far (the earlier ones unchanged, the new ones after them).
+
+        Raises
+        ------
+        RuntimeError
+            Before any :meth:`run`.
+        """
+        if not self._blocks:
+            raise RuntimeError("extend() continues the chains of run(); call run() first")
+        t1 = time.perf_counter()
+        # NumPyro skips warm-up when it starts from a post-warm-up state
+        self._mcmc.post_warmup_state = self._mcmc.last_state
+        self._mcmc.run(self._mcmc.post_warmup_state.rng_key, *self._run_args(self._data), extra_fields=_EXTRA_FIELDS)
+        self._add_block(t1)
+        return self._inference_data()
+
+    def _add_block(self, started: float) -> None:
+        """Wait for the NumPyro run begun at ``started`` (``time.perf_counter()``), then
+        post-process its draws once (all unobserved variables and, with
+        ``log_densities``, the log densities) and keep them with its sampler statistics as
+        (chain, draw, ...) arrays: a continuation only processes its own draws, with the
+        functions already compiled for a block's shape."""
+        import jax
+
+        samples = self._mcmc.get_samples(group_by_chain=True)
+        jax.block_until_ready(samples)
+        t = time.perf_counter()
+        self._sampling_seconds += t - started
+        draws = {k: samples[k] for k in self._names}
+        values = [np.asarray(v) for v in self._postprocess(draws, self._data)]
+        densities = None if self._densities is None else [np.asarray(v) for v in self._densities(draws, self._data)]
+        extra = {k: np.asarray(v) for k, v in self._mcmc.get_extra_fields(group_by_chain=True).items()}
+        self._blocks.append((values, densities, extra))
+        self._postprocess_seconds += time.perf_counter() - t
+
+    def _inference_data(self) -> az.InferenceData:
+        """InferenceData of all blocks sampled since the last :meth:`run`."""
+        t2 = time.perf_counter()
+        data = self._data
+        blocks = self._blocks
+
+        def joined(i):
+            return [np.concatenate(arrays, axis=1) for arrays in zip(*(b[i] for b in blocks))]
+
+        posterior = dict(zip(self._out_names, joined(0)))
+        extra = {k: np.concatenate([b[2][k] for b in blocks], axis=1) for k in blocks[0][2]}
+        n_steps = extra["num_steps"]
+        sample_stats = {
+            "diverging": extra["diverging"],
+            "energy": extra["energy"],
+            "n_steps": n_steps,
+            "tree_depth": np.floor(np.log2(np.maximum(n_steps, 1))).astype(int) + 1,
+            "acceptance_rate": extra["accept_prob"],
+            "step_size": extra["adapt_state.step_size"],
+            "lp": -extra["potential_energy"],
+        }
+        model = self.model
+        dims = {k: list(v) for k, v in model.named_vars_to_dims.items()}
+        coords = {k: list(v) for k, v in model.coords.items()}
+        observed = {}
+        for v in model.observed_RVs:
+            obs = model.rvs_to_values[v]
+            name = getattr(obs, "name", None)
+            observed[v.name] = np.asarray(data[name]) if name in data else _constant_value(obs)
+        idata = az.from_dict(posterior=posterior, sample_stats=sample_stats, observed_data=observed, coords=coords, dims=dims)
+        if self._densities is not None:
+            idata.add_groups(_density_groups(model, joined(1), coords, dims))
+        self._postprocess_seconds += time.perf_counter() - t2
+        idata.posterior.attrs.update(
+            {
+                "sampler": SAMPLER_NAMES[self.chain_method],
+                "draws": self.draws * len(blocks),
+                "extensions": len(blocks) - 1,
+                "tune": self.tune,
+                "chains": self.chains,
+                "seed": self._seed,
+                "target_accept": self.target_accept,
+                "warmup_tree_depth": self.warmup_tree_depth,
+                **(
+                    {"adaptation": "two-phase, pooled mass matrix", "adaptation_target_accept": self.adaptation_target_accept,
+                     "step_size_tune": self.step_size_tune, **self._warmup}
+                    if self._adapt_mcmc is not None else {}
+                ),
+                "setup_seconds": round(self.setup_seconds, 3),
+                "sampling_seconds": round(self._sampling_seconds, 3),
+                "postprocess_seconds": round(self._postprocess_seconds, 3),
+            }
+        )
+        return idata
+
+
+def sample_nuts(
+    model: pm.Model,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int = 1,
+    target_accept: float = 0.8,
+    progressbar: bool = True,
+    cores: int | None = None,
+    step_factory=None,
+) -> az.InferenceData:
+    """Sample ``model`` once with PyMC's own NUTS (C backend), chains in parallel processes.
+
+    For a single fit this beats the JAX path, whose XLA compilation and tracing (about 15 s)
+    is paid on every run, while PyMC's compiled C modules are cached on disk after the first
+    run (benchmarks/README.md).  Returns InferenceData with ``posterior`` (including
+    deterministics), ``sample_stats`` and ``observed_data``; ``posterior.attrs`` records the
+    sampler and its timings.  Ctrl-C raises ``KeyboardInterrupt`` after the samplers stop,
+    even though PyMC itself would return the partial trace.
+
+    ``cores`` (default: one process per chain, up to the CPU count) lets a pool worker run
+    its chains one after another.  ``step_factory(chains, seed, target_accept) -> (initial points, step)``
+    supplies a NUTS step on an already compiled log density (:class:`reanalysis.analysis.CompiledCache`);
+    its chains always run in this process.
+    """
+    import signal
+    import threading
+
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        interrupted.append(True)
+        raise KeyboardInterrupt
+
+    # signal handlers can only be installed from the main thread (a Dask worker runs tasks
+    # in threads; there the worker process handles signals itself)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+    cores = min(chains, os.cpu_count() or 1) if cores is None else cores
+    extra = {"target_accept": target_accept}
+    if step_factory is not None:
+        # the step carries target_accept; pm.sample rejects step options it does not use
+        initvals, step = step_factory(chains, seed, target_accept)
+        extra, cores = {"step": step, "initvals": initvals}, 1
+    phase("sample")
+    t0 = time.perf_counter()
+    try:
+        idata = pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            random_seed=seed,
+            progressbar=progressbar,
+            compute_convergence_checks=False,
+            # forking a process that has started JAX is unsafe (calibration and sampling in
+            # one session); otherwise fork is the fastest start
+            mp_ctx="forkserver" if "jax" in sys.modules else None,
+            model=model,
+            **extra,
+        )
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        raise KeyboardInterrupt
+    idata.posterior.attrs.update(
+        {
+            "sampler": "pymc-nuts (C backend, one process per core)",
+            "draws": draws,
+            "tune": tune,
+            "chains": chains,
+            "seed": seed,
+            "target_accept": target_accept,
+            "sampling_seconds": round(time.perf_counter() - t0, 3),
+        }
+    )
+    return idata
