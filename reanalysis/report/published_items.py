@@ -66,7 +66,7 @@ def _row(item, scope, status, value, kind, key, **extra) -> dict:
     return {"item": item, "scope": scope, "status": status, "value": value, "kind": kind, "key": key, **extra}
 
 
-def published_items(study: Study, model: str, checked_keys: Iterable[str]) -> pd.DataFrame:
+def published_items(study: Study, model: str, checked_keys: Iterable[str], family: str | None = None) -> pd.DataFrame:
     """One row per number and claim of the study file with its role in ``model``.
 
     Parameters
@@ -76,6 +76,9 @@ def published_items(study: Study, model: str, checked_keys: Iterable[str]) -> pd
         The model that was fitted.
     checked_keys : iterable of str
         The ``key`` column of the run's checks table.
+    family : str, optional
+        The fitted family (the group model's two-group test terms exist for some families
+        only); default: the lognormal.
 
     Returns
     -------
@@ -86,7 +89,7 @@ def published_items(study: Study, model: str, checked_keys: Iterable[str]) -> pd
     if model not in _ROLE_RULES:
         raise ValueError(f"unknown model {model!r}; use one of {', '.join(_ROLE_RULES)}")
     checked = set(checked_keys)
-    roles = _ROLE_RULES[model](study)
+    roles = _ROLE_RULES[model](study, family or "lognormal")
     rows = []
     for it in enumerate_items(study):
         is_checked = it["key"] in checked
@@ -104,8 +107,9 @@ def _not_fitted(it: dict, checked: bool, why: str) -> tuple[str, str]:
     return "unused", why
 
 
-def _group_model_roles(study: Study):
+def _group_model_roles(study: Study, family: str):
     from models.group import group_data
+    from models.two_group import claim_use
 
     fitted = {(d.group, s) for d in group_data(study) for s in d.names}
 
@@ -121,12 +125,17 @@ def _group_model_roles(study: Study):
             return "unused", "the group model has no covariates (the covariate model uses counts a covariate names)"
         if kind == "association":
             return _not_fitted(it, checked, "the group model has no covariates (fit the covariate model to use association claims)")
-        return _not_fitted(it, checked, "the group model is fitted to the groups' statistics only")
+        # comparison claims: a two-group test term where the model has one
+        cid, _, key = it["item"].removeprefix("comparisons.").partition(".claims.")
+        role_, why = claim_use(study, cid, key, family)
+        if role_ == "likelihood":
+            return role_, why
+        return _not_fitted(it, checked, why)
 
     return role
 
 
-def _covariate_model_roles(study: Study):
+def _covariate_model_roles(study: Study, family: str):
     from models.asymptotic import SUPPORTED
     from models.cohort import modelled_associations
     from models.hierarchical import comparison_claims

@@ -37,7 +37,8 @@ def _extra_variants(write_study, base) -> list[Path]:
         "groups.ms.statistics.max": {"value": 600, "status": "published", "source": "abstract"},
         "groups.control.statistics.q1": {"value": 700, "status": "published", "source": "abstract"},
         "groups.control.statistics.q3": {"value": 950, "status": "published", "source": "abstract"},
-        "comparisons.control_vs_ms.claims.t": {"statistic": "t", "relation": ">", "value": 10, "source": "abstract"},
+        "comparisons.control_vs_ms.claims.t": {"statistic": "t", "relation": ">", "value": 10, "source": "abstract", "test": "welch_t"},
+        "comparisons.control_vs_ms.claims.u": {"statistic": "U", "relation": ">", "value": 10, "source": "abstract"},
     }
     return [variant(write_study, base, edits, "extremes.yaml")]
 
@@ -76,9 +77,33 @@ def test_roles_in_the_group_model(write_study, base):
     assert (t.loc[[i for i in t.index if ".statistics." in i], "role"] == "likelihood").all()  # extremes too
     assert (t.loc[[i for i in t.index if ".counts." in i], "role"] == "unused").all()
     assert (t.loc[[i for i in t.index if i.startswith("associations.")], "role"] == "unused").all()
-    assert t.loc["comparisons.control_vs_ms.claims.p_value", "role"] == "check"
+    # the p-value: a two-group test term (the assumed Mann-Whitney), conditioned on the
+    # central statistics; with the gamma family, which has no such term, a check
+    assert t.loc["comparisons.control_vs_ms.claims.p_value", "role"] == "likelihood"
+    assert "mann_whitney" in t.loc["comparisons.control_vs_ms.claims.p_value", "reason"]
+    gamma = published_items(study, "group", checked_keys=["control_vs_ms.p_value"], family="gamma").set_index("item")
+    assert gamma.loc["comparisons.control_vs_ms.claims.p_value", "role"] == "check"
+    assert "lognormal family only" in gamma.loc["comparisons.control_vs_ms.claims.p_value", "reason"]
+    # a Welch t next to both groups' means and SDs: determined by them; not (here) checked
     assert t.loc["comparisons.control_vs_ms.claims.t", "role"] == "unused"
-    assert "no simulator for statistic 't'" in t.loc["comparisons.control_vs_ms.claims.t", "reason"]
+    assert "determined by the published statistics" in t.loc["comparisons.control_vs_ms.claims.t", "reason"]
+    assert "no simulator for statistic 'U'" in t.loc["comparisons.control_vs_ms.claims.u", "reason"]
+
+
+def test_group_model_roles_of_test_claims_say_why(write_study, base):
+    """use: check keeps a usable claim out; a t test next to both groups' means and SDs is
+    determined by them (the Iranian study's p = 0.003)."""
+    path = variant(write_study, base, {"comparisons.control_vs_ms.claims.p_value.use": "check"}, "use_check.yaml")
+    t = published_items(load_study(path), "group", checked_keys=["control_vs_ms.p_value"]).set_index("item")
+    assert t.loc["comparisons.control_vs_ms.claims.p_value", ["role", "checked"]].tolist() == ["check", True]
+    assert "use: check" in t.loc["comparisons.control_vs_ms.claims.p_value", "reason"]
+    iran = load_study(ROOT / "data" / "studies" / "iranjneurol2013.yaml")
+    t = published_items(iran, "group", checked_keys=["control_vs_ms.p_value"]).set_index("item")
+    assert t.loc["comparisons.control_vs_ms.claims.p_value", "role"] == "check"
+    assert "determined by the published statistics" in t.loc["comparisons.control_vs_ms.claims.p_value", "reason"]
+    hcy = load_study(ROOT / "data" / "studies" / "jneurol2012homocysteine.yaml")
+    t = published_items(hcy, "group", checked_keys=[]).set_index("item")
+    assert t.loc["comparisons.ms_vs_ndc.claims.p_value", "role"] == "likelihood"
 
 
 def test_the_covariate_model_does_not_fit_extremes(write_study, base):
