@@ -366,7 +366,7 @@ def finish(study, analysis, draws: int, max_draws: int, started: float | None = 
     timings["informativeness"] = time.perf_counter() - t
     # level-versus-covariate view of a covariate model (predictive cohorts, regression lines)
     view = model_api(analysis.model_name).covariate_view(analysis.idata, study, analysis.model, seed=analysis.seed)
-    items = published_items(study, analysis.model_name, analysis.checks["key"])
+    items = published_items(study, analysis.model_name, analysis.checks["key"], family=analysis.family)
     return Fit(study=study, analysis=analysis, evidence=bf, informativeness=info, published_items=items, view=view, draws=draws,
                max_draws=max_draws, timings=timings, started=started if started is not None else time.perf_counter())
 
