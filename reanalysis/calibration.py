@@ -144,6 +144,8 @@ def _group_tasks(study: Study, priors: dict, family: str, sims: int, seed: int) 
     from models.group import build_model
 
     from models.group import LOG_CV_BOUNDS
+    from models.simulate import reported_statistics, simulate_cohorts
+    from models.two_group import claims_hold
 
     fam = get_family(family)
     model = build_model(study, priors, family=family, seed=seed)
@@ -163,12 +165,15 @@ def _group_tasks(study: Study, priors: dict, family: str, sims: int, seed: int) 
     tasks = []
     for s in range(sims):
         truth = {g: (mean[s, i], cv[s, i]) for i, g in enumerate(study.group_ids)}
-        reported = simulate_reported(study, fam, truth, rng)
+        cohorts = simulate_cohorts(study, fam, truth, rng)
+        reported = reported_statistics(study, cohorts)
         tasks.append(
             {
                 "sim": s,
                 "truth": {"log_mean": log_mean[s], "log_cv": log_cv[s]},
-                "data": {f"log_stats_{g}": np.log(reported[g]) for g in study.group_ids},
+                # a published test the model fits is observed as whether it holds on the
+                # simulated study's own cohorts
+                "data": {**{f"log_stats_{g}": np.log(reported[g]) for g in study.group_ids}, **claims_hold(model.two_group_terms, cohorts)},
                 "reported": {g: " ".join(f"{v:g}" for v in reported[g]) for g in study.group_ids},
             }
         )
