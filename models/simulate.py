@@ -92,14 +92,29 @@ def simulate_reported(study, family: Family, params: dict[str, tuple[float, floa
         A value that rounds to zero is reported as half the rounding width (a published
         positive value cannot be zero).
     """
+    return reported_statistics(study, simulate_cohorts(study, family, params, rng))
+
+
+def simulate_cohorts(study, family: Family, params: dict[str, tuple[float, float]], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One sorted cohort of each group's published size (group id -> array (n,)), group
+    after group from ``rng``: the cohorts behind :func:`simulate_reported`, from which a
+    simulated study's test statistics are computed too."""
+    out = {}
+    for g in study.group_ids:
+        mean, cv = params[g]
+        out[g] = simulate_group(np, family, sorted_normals(rng, 1, study.n(g)), mean, cv)[0]
+    return out
+
+
+def reported_statistics(study, cohorts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The statistics each group of ``study`` reports, computed on ``cohorts`` and rounded
+    as the study declares (:func:`round_reported`)."""
     q_method = int(study.setting("quantile_method"))
     width = float(study.assumption("rounding", 0.0) or 0.0)
     out = {}
     for g in study.group_ids:
-        names = tuple(study.reported(g))
-        z = sorted_normals(rng, 1, study.n(g))
-        mean, cv = params[g]
-        stats = simulate_group_statistics(np, family, z, mean, cv, names, q_method)[0]
+        x = cohorts[g]
+        stats = sample_statistics(np, x[None], x.shape[-1], tuple(study.reported(g)), q_method)[0]
         out[g] = round_reported(stats, width)
     return out
 

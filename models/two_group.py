@@ -556,3 +556,21 @@ def simulate_term(term: TwoGroupTerm, family, populations, cohorts: int, rng: np
              for x, n, names in zip(xs, term.sizes, term.conditioned)]
     extremes = [np.log(np.stack([x[:, 0], x[:, -1]], axis=-1)) for x in xs]
     return T, stats, extremes
+
+
+def claims_hold(terms, cohorts: dict[str, np.ndarray]) -> dict[str, float]:
+    """Whether each term's published claim holds on one simulated study (group id -> sorted
+    cohort): ``claim_holds_<comparison>_<claim>`` -> 1.0 or 0.0, the observed value a
+    simulated study gives the term (calibration)."""
+    from .statistics import group_test_statistic, mann_whitney_u
+
+    out = {}
+    for term in terms:
+        a, b = (cohorts[g][None] for g in term.groups)
+        if term.test == "mann_whitney":
+            T = mann_whitney_u(a, b)[0] / (term.sizes[0] * term.sizes[1]) - 0.5
+        else:
+            T = group_test_statistic(a, b, term.test)[0]
+        lo, hi = term.bounds
+        out[f"claim_holds_{term.name.replace('.', '_')}"] = float(lo <= abs(T) <= hi)
+    return out
