@@ -243,3 +243,30 @@ def test_checks_compute_the_test_each_claim_names(tmp_path):
         np.testing.assert_allclose(stats["control_vs_ms.p_value"], expected, rtol=1e-12)
         row = check_table(stats, study).set_index("key").loc["control_vs_ms.p_value"]
         assert row["units"] == units
+
+
+@pytest.mark.parametrize("test", ["mann_whitney", "welch_t"])
+def test_a_simulated_study_observes_the_claim_exactly_when_its_test_prints_the_value(tmp_path, test):
+    """The calibration's observed outcome of a claim (models.two_group.claims_hold) agrees
+    with the p-value the test itself gives on the same cohorts, read at its printed
+    precision (p = 0.02: 0.015 <= p < 0.025)."""
+    from models.statistics import group_test_pvalue
+    from models.two_group import claims_hold
+
+    data = yaml.safe_load(HCY.read_text(encoding="utf-8"))
+    for g in ("ms", "ndc"):
+        data["groups"][g]["statistics"] = {"median": data["groups"][g]["statistics"]["median"]}
+    data["comparisons"]["ms_vs_ndc"]["claims"]["p_value"]["test"] = test
+    path = tmp_path / "h.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    study = load_study(path)
+    terms = two_group_terms(study)
+    rng = np.random.default_rng(2)
+    holds, printed = [], []
+    for _ in range(400):
+        cohorts = {"ms": np.sort(rng.lognormal(2.25, 0.4, 217)), "ndc": np.sort(rng.lognormal(2.17, 0.4, 219))}
+        holds.append(claims_hold(terms, cohorts)["claim_holds_ms_vs_ndc_p_value"])
+        p = group_test_pvalue(cohorts["ms"][None], cohorts["ndc"][None], test)[0]
+        printed.append(0.015 <= p < 0.025)
+    assert np.array_equal(np.array(holds, bool), np.array(printed))
+    assert 5 <= sum(printed) <= 100  # the check is not vacuous
