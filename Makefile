@@ -7,9 +7,12 @@ export PYTHONWARNINGS ?= ignore::FutureWarning:arviz
 
 .PHONY: fit test test-slow bench browser clean-venv
 
-$(STAMP): requirements.txt requirements-lock.txt
+# The pinned dependencies, then this project as an editable package (`import reanalysis`
+# from anywhere, the `reanalysis` command); the scripts also run without the second step.
+$(STAMP): requirements.txt requirements-lock.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-lock.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
 fit: $(STAMP)

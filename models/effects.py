@@ -15,6 +15,7 @@ import xarray as xr
 
 from .asymptotic import residual_nodes
 from .cohort import Design, build_design, claim_design, cohort_log_levels, modelled_associations, regression_estimate, residual_deviates
+from .labels import estimand_key
 from .population import population_estimands
 from .study import Study
 
@@ -122,16 +123,16 @@ def printed_estimands(p: dict, study: Study, design: Design, residual_df: float 
     values = population_contrasts(p, study, design, residual_df)
     out = {}
     for k, g in enumerate(design.groups):
-        out[f"median[{g}]"] = values["median"][:, k]
-        out[f"mean[{g}]"] = values["mean"][:, k]
+        out[estimand_key("median", g)] = values["median"][:, k]
+        out[estimand_key("mean", g)] = values["mean"][:, k]
     for j, cid in enumerate(study.comparisons):
         for name in CONTRASTS:
-            out[f"{name}[{cid}]"] = values[name][:, j]
+            out[estimand_key(name, cid)] = values[name][:, j]
     for j, c in enumerate(design.covariates):
-        out[f"effect_percent[{c}]"] = 100.0 * np.expm1(p["effect"][:, j])
+        out[estimand_key("effect_percent", c)] = 100.0 * np.expm1(p["effect"][:, j])
         for k, g in enumerate(design.groups):
             if design.defined[k, j]:
-                out[f"slope_percent[{g}, {c}]"] = 100.0 * np.expm1(p["slope"][:, k, j])
+                out[estimand_key("slope_percent", g, c)] = 100.0 * np.expm1(p["slope"][:, k, j])
     if p.get("category_spread") is not None:
         out["category_spread_percent"] = 100.0 * np.expm1(p["category_spread"])
     return out

@@ -14,6 +14,7 @@ import xarray as xr
 from scipy import special
 
 from .families import get_family
+from .labels import variable_of
 from .study import Study
 
 HDI_PROB = 0.95
@@ -95,7 +96,7 @@ def estimand_table(idata: az.InferenceData, study: Study, variables=ESTIMAND_VAR
     post = idata.posterior
     rows = []
     for key, row in summ.iterrows():
-        var = key.split("[")[0]
+        var = variable_of(key)
         label, unit = labels[var]
         index = key[len(var) + 1 : -1] if "[" in key else ""
         draws = _draws_for(post, var, index)

@@ -405,3 +405,127 @@ def informativeness_table(analysis, study, log: Callable[[str], None] | None = N
         if log:
             log(f"warning: informativeness not computed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
         return pd.DataFrame(columns=inf.COLUMNS)
+
+
+class CommandError(RuntimeError):
+    """A run of :func:`run_sensitivity` or :func:`run_sbc` that ended with a non-zero exit
+    code; ``code`` is the command's (:mod:`reanalysis.settings`), the message its error."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def _run_command(module: str, argv: list[str], ok: tuple[int, ...]) -> Path:
+    """Run the command-line ``main`` of ``module`` in this process on ``argv`` (its output
+    shown as it comes) and return the result folder it reports."""
+    import contextlib
+    import importlib
+    import io
+    import re
+    import sys
+
+    class _Tee(io.TextIOBase):
+        def __init__(self, *streams):
+            self.streams = streams
+
+        def write(self, text):
+            for s in self.streams:
+                s.write(text)
+            return len(text)
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(_Tee(sys.stdout, out)), contextlib.redirect_stderr(_Tee(sys.stderr, err)):
+        code = importlib.import_module(module).main([str(a) for a in argv])
+    found = re.findall(r"^Results: (\S+)", out.getvalue(), flags=re.M)
+    if code not in ok or not found:
+        lines = [ln for ln in err.getvalue().splitlines() if ln.startswith("error:")] or err.getvalue().splitlines()[-1:]
+        raise CommandError(lines[-1] if lines else f"exit code {code}", code)
+    return Path(found[-1])
+
+
+def _options(**options) -> list[str]:
+    argv = []
+    for name, value in options.items():
+        if value is None or value is False:
+            continue
+        argv += [f"--{name.replace('_', '-')}"] + ([] if value is True else [str(value)])
+    return argv
+
+
+def run_sensitivity(study=None, grid=None, out="results", workers: int = 2, **sampling) -> Path:
+    """Refit the analysis under a grid of scenarios and write the sensitivity result folder,
+    as ``scripts/sensitivity.py`` does (the same function, in this process).
+
+    Parameters
+    ----------
+    study : str or Path, optional
+        Study file (default: the project's study, :data:`reanalysis.settings.DEFAULT_STUDY`).
+    grid : str or Path, optional
+        Scenario grid (default: ``data/sensitivity/default.yaml``).
+    out : str or Path
+        Parent folder of the result folder.
+    workers : int
+        Local worker processes (1: in this process).
+    **sampling
+        Overrides of the grid's sampling block: ``draws``, ``tune``, ``chains``, ``seed``,
+        ``reps``, ``ppc_draws``.
+
+    Returns
+    -------
+    Path
+        The result folder (``sensitivity.csv``, ``stability.csv``, ``manifest.json``, ...),
+        also when some scenarios failed (their status and reason are in it).
+
+    Raises
+    ------
+    CommandError
+        Bad input (study, grid or option; nothing is run or written).
+
+    Examples
+    --------
+    >>> folder = reanalysis.run_sensitivity(draws=500)  # doctest: +SKIP
+    """
+    from reanalysis.settings import EXIT_FAILED, EXIT_OK
+
+    argv = _options(study=study, grid=grid, out=out, workers=workers, **sampling)
+    return _run_command("reanalysis.cli.sensitivity", argv, ok=(EXIT_OK, EXIT_FAILED))
+
+
+def run_sbc(study=None, model: str = "group", sims: int = 100, out="results", **options) -> Path:
+    """Simulation-based calibration of ``model`` on the design of ``study``, as
+    ``scripts/sbc.py`` does (the same function, in this process).
+
+    Parameters
+    ----------
+    study : str or Path, optional
+        Study file whose design is simulated (default: the project's study).
+    model : str
+        Model to calibrate.
+    sims : int
+        Simulated studies.
+    out : str or Path
+        Parent folder of the result folder.
+    **options
+        The command's other options by name: ``family``, ``priors``, ``seed``, ``draws``,
+        ``tune``, ``chains``, ``workers``, ``chunk``, ``alpha``, ``max_rhat``, ...
+
+    Returns
+    -------
+    Path
+        The result folder (``ranks.csv``, ``uniformity.csv``, ``manifest.json``, ...), also
+        when a parameter fails the uniformity test (``uniformity.csv`` says which).
+
+    Raises
+    ------
+    CommandError
+        Bad input (nothing is run or written).
+
+    Examples
+    --------
+    >>> folder = reanalysis.run_sbc(sims=20, workers=2)  # doctest: +SKIP
+    """
+    from reanalysis.settings import EXIT_MISCALIBRATED, EXIT_OK
+
+    argv = _options(study=study, model=model, sims=sims, out=out, **options)
+    return _run_command("reanalysis.cli.sbc", argv, ok=(EXIT_OK, EXIT_MISCALIBRATED))

@@ -21,6 +21,7 @@ from reanalysis.sampling import CompiledNuts
 from models.cohort import modelled_associations
 from models.simulate import round_reported, simulate_reported
 from models.study import Study
+from models.labels import estimand_key, variable_of
 
 #: Thinned posterior draws each true value is ranked among; ranks take 0..L (L + 1 values).
 N_RANK_DRAWS = 99
@@ -45,7 +46,7 @@ def parameter_names(model: pm.Model) -> list[tuple[str, str, int | None]]:
         dims = model.named_vars_to_dims.get(rv.name, ())
         if dims:
             for i, combo in enumerate(itertools.product(*(model.coords[d] for d in dims))):
-                out.append((f"{rv.name}[{', '.join(map(str, combo))}]", rv.name, i))
+                out.append((estimand_key(rv.name, *combo), rv.name, i))
         else:
             out.append((rv.name, rv.name, None))
     return out
@@ -550,7 +551,7 @@ def coverage_by_region(result: SbcResult, study: Study) -> pd.DataFrame:
     and the chi-square p of the binned ranks."""
     ranks = result.ranks.copy()
     ranks["group"] = ranks["parameter"].str.extract(r"\[(.*)\]")[0]
-    ranks["var"] = ranks["parameter"].str.split("[").str[0]
+    ranks["var"] = ranks["parameter"].map(variable_of)
     ref = float(study.assumption("reference_level", 1.0))
     width = float(study.assumption("rounding", 0.0) or 0.0) or 1.0
     rows = []

@@ -28,6 +28,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from models.labels import estimand_key, variable_of
+
 #: Power-scaling sensitivity at or above which a component counts as influential
 #: (the threshold priorsense uses).
 PSENS_THRESHOLD = 0.05
@@ -115,7 +117,7 @@ def components(idata) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         for i in range(stacked.sizes["__element__"]):
             idx = stacked["__element__"].values[i]
             idx = idx if isinstance(idx, tuple) else (idx,)
-            prior_blocks[f"{v}[{', '.join(str(j) for j in idx)}]"] = np.asarray(stacked.values[..., i], dtype=float)
+            prior_blocks[estimand_key(v, *idx)] = np.asarray(stacked.values[..., i], dtype=float)
     return main, prior_blocks
 
 
@@ -407,7 +409,7 @@ def psens_table(fit, study, keys=None, n_boot: int = N_BOOT, labels: bool = True
     post = idata.posterior
     draws = {}
     for key in keys:
-        var = key.split("[")[0]
+        var = variable_of(key)
         if var in post:
             draws[key] = _values(post[var], key[len(var) + 1 : -1] if "[" in key else "", flat=False)
     out = sensitivity_table(idata, draws, n_boot=n_boot)
@@ -424,7 +426,7 @@ def psens_table(fit, study, keys=None, n_boot: int = N_BOOT, labels: bool = True
 
 
 def _variables(keys) -> set[str]:
-    return {str(k).split("[")[0] for k in keys}
+    return {variable_of(k) for k in keys}
 
 
 def prior_estimands(fit, study):
@@ -468,7 +470,7 @@ def informativeness_table(table: pd.DataFrame, posterior, prior, psens: pd.DataF
     terms = [c for c in psens.columns if c.startswith("psens_prior:")]
     rows = []
     for key in table["estimand"]:
-        var = key.split("[")[0]
+        var = variable_of(key)
         if var not in posterior or var not in prior:
             continue
         index = key[len(var) + 1 : -1] if "[" in key else ""

@@ -47,6 +47,7 @@ from models.hierarchical import comparison_claims
 from models.likelihood import rounding_variance_log
 from models.statistics import group_test_pvalue, sample_statistics
 from models.study import Study
+from models.labels import estimand_key
 
 #: Smallest p-value turned into a normal score: the asymptotic rank test returns 0 beyond
 #: about |z| = 38, and isf(0) is infinite.
@@ -526,7 +527,7 @@ def printed_draws(idata: az.InferenceData, study: Study) -> dict[str, tuple[np.n
                 continue
             key = stacked["entry"].values[e]
             key = key if isinstance(key, tuple) else (key,)
-            out[f"{var}[{', '.join(str(k) for k in key)}]"] = (v, False)
+            out[estimand_key(var, *key)] = (v, False)
     for cid, comp in study.comparisons.items():
         for claim in comp.claims.values():
             if claim.statistic in ("ratio_of_means", "ratio_of_medians") and claim.relation in (">", "<") and claim.statistic in post:

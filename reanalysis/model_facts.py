@@ -13,6 +13,7 @@ facts can be slower but never differ from the models'.
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +110,7 @@ def _from_import() -> tuple[dict[str, ModelFacts], dict]:
 
 def _class_body(module: str, cls: str) -> dict:
     """The ``name = value`` nodes of class ``cls``'s body in ``module`` (dotted)."""
-    tree = ast.parse(_path(module).read_text(encoding="utf-8"))
+    tree = _tree(module)
     for stmt in tree.body:
         if isinstance(stmt, ast.ClassDef) and stmt.name == cls:
             out = {}
@@ -131,7 +132,7 @@ def _value(module: str, node: ast.AST, key: str):
         except ValueError:
             raise NotLiteral(f"{module}: {key} is not a literal") from None
     target = node.id
-    tree = ast.parse(_path(module).read_text(encoding="utf-8"))
+    tree = _tree(module)
     for stmt in tree.body:
         if isinstance(stmt, ast.ImportFrom) and stmt.level == 1 and stmt.module:
             for alias in stmt.names:
@@ -154,10 +155,16 @@ def _path(module: str) -> Path:
     return _ROOT / (module.replace(".", "/") + ".py")
 
 
+@functools.lru_cache(maxsize=None)
+def _tree(module: str) -> ast.Module:
+    """The parsed source of ``module`` (each file is parsed once per process)."""
+    return ast.parse(_path(module).read_text(encoding="utf-8"))
+
+
 def _top_level(module: str) -> tuple[dict, set]:
     """The top-level ``name = value`` nodes of ``module`` (dotted, in this checkout) (the last binding of
     each name), and the names bound anywhere else at module level (imports, blocks)."""
-    tree = ast.parse(_path(module).read_text(encoding="utf-8"))
+    tree = _tree(module)
     simple, other = {}, set()
     for stmt in tree.body:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):

@@ -39,6 +39,8 @@ import yaml
 from pydantic import Field, ValidationError
 
 from models.study import STATISTICS, StrictModel, Study, _first_error, _one_line, _StudyLoader
+from models.labels import variable_of
+from reanalysis.settings import EXIT_ERROR, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK  # noqa: F401 (the script's exit codes)
 from reanalysis.supervisor import phase
 
 #: Statistics kept by each ``statistics`` subset (None: all the study reports).
@@ -55,7 +57,6 @@ EFFECT_NULLS = {"ratio_of_medians": 1.0, "ratio_of_means": 1.0, "difference_in_m
 #: P(ratio > threshold) conclusions flip when the probability crosses this.
 CLAIM_PROBABILITY_CUT = 0.5
 
-from reanalysis.settings import EXIT_ERROR, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK  # noqa: E402,F401 (the script's exit codes)
 
 
 class GridError(Exception):
@@ -443,7 +444,7 @@ def _effect_null(key: str, units: str) -> float | None:
     Spreads and scales (``spread``, ``scale``, ``sigma``, ``sd`` names) have none: they are
     positive by construction, so "its interval excludes 0" would say nothing.
     """
-    var = key.split("[")[0]
+    var = variable_of(key)
     if key.startswith("P("):
         return None
     if var in EFFECT_NULLS:
@@ -460,7 +461,7 @@ def _effect_null(key: str, units: str) -> float | None:
 
 
 def _draws(post, key: str) -> np.ndarray | None:
-    var = key.split("[")[0]
+    var = variable_of(key)
     if var not in post:
         return None
     da = post[var]

@@ -93,3 +93,15 @@ def test_installed_version_is_the_pinned_one(requirements, package):
     assert metadata.version(package) == requirements[package], (
         f"{package} {metadata.version(package)} is installed, requirements.txt pins {requirements[package]}"
     )
+
+
+def test_the_package_pins_what_requirements_txt_pins(requirements):
+    """pyproject.toml's dependencies and its test extra are exactly the pins of
+    requirements.txt (``pip install -e .`` installs the same versions)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = project["dependencies"] + [d for deps in project.get("optional-dependencies", {}).values() for d in deps]
+    pins = parse_requirements("\n".join(declared))
+    assert pins == requirements, {n: (pins.get(n), requirements.get(n)) for n in set(pins) | set(requirements) if pins.get(n) != requirements.get(n)}
+    assert project["scripts"]["reanalysis"] == "reanalysis.cli:main"

@@ -23,6 +23,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from reanalysis.figures import labels as words  # noqa: E402
+from models.estimands import HDI_PROB  # noqa: E402
 from models.study import STATISTIC_LABELS, Study  # noqa: E402
 
 #: Width of the figures in inches: the text width of an A4 page with 2.5 cm margins, where
@@ -95,7 +96,7 @@ def _three_ticks(ax) -> None:
 
 def _interval_row(ax, y: float, x: np.ndarray, color: str = _BLUE) -> None:
     """One forest-plot row: 95% HDI (thin bar), 50% interval (thick bar), median (circle)."""
-    lo, hi = az.hdi(x, hdi_prob=0.95)
+    lo, hi = az.hdi(x, hdi_prob=HDI_PROB)
     q25, q50, q75 = np.quantile(x, [0.25, 0.5, 0.75])
     ax.plot([lo, hi], [y, y], color=color, lw=1.5)
     ax.plot([q25, q75], [y, y], color=color, lw=5)
@@ -130,7 +131,7 @@ def ratio_figure(idata: az.InferenceData, study: Study) -> plt.Figure:
             ax = axes[row, col]
             x = post[var].sel(comparison=cid).values.ravel()
             ax.hist(x, bins=60, density=True, color=_BLUE, alpha=0.75, **_FILLED)
-            lo, hi = az.hdi(x, hdi_prob=0.95)
+            lo, hi = az.hdi(x, hdi_prob=HDI_PROB)
             ax.axvspan(lo, hi, color=_BLUE, alpha=0.12, lw=0)
             title = [f"ratio of {stat}s: {np.median(x):.2f} (95% HDI {lo:.2f}-{hi:.2f})"]
             if stat in ra and stat in rb:
@@ -172,7 +173,7 @@ def group_values_figure(idata: az.InferenceData, study: Study) -> plt.Figure:
         rep = study.reported(g)
         for var, color in (("median", "darkorange"), ("mean", _BLUE)):
             x = post[var].sel(group=g).values.ravel()
-            lo, hi = az.hdi(x, hdi_prob=0.95)
+            lo, hi = az.hdi(x, hdi_prob=HDI_PROB)
             ax.plot([lo, hi], [y, y], color=color, lw=4, solid_capstyle="butt")
             ax.plot(np.median(x), y, "o", color="white", mec=color, mew=1.5, ms=6)
             if var in rep:

@@ -359,11 +359,8 @@ def test_alive_tells_a_zombie_from_a_running_process():
 
 
 def test_publish_replaces_the_figures_and_leaves_no_temporary_copy(tmp_path):
-    import importlib.util
+    from reanalysis.cli import fit
 
-    spec = importlib.util.spec_from_file_location("fit_script_publish", FIT)
-    fit = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fit)
     figdir = tmp_path / "result" / "figures"
     figdir.mkdir(parents=True)
     for name in ("a.png", "b.png"):
