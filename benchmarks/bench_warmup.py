@@ -46,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup-tree-depth", type=int, default=None, help="warm-up tree-depth cap (default: the model's WARMUP_TREE_DEPTH)")
     p.add_argument(
         "--two-phase", type=float, default=None, metavar="TARGET",
-        help="two-phase warm-up (reanalysis.sampling.CompiledNuts): mass matrix adapted at this target acceptance, pooled "
+        help="two-phase warm-up (benchmarks/two_phase_warmup.py): mass matrix adapted at this target acceptance, pooled "
         "over the chains, then --step-size-tune iterations of step size only (default: the model's own warm-up)",
     )
     p.add_argument("--step-size-tune", type=int, default=100, help="length of the two-phase warm-up's step-size phase (default: %(default)s)")
@@ -109,6 +109,8 @@ def main(argv=None) -> int:
     from reanalysis import analysis
     from models.priors import get_priors
     from reanalysis.sampling import CompiledNuts
+
+    from benchmarks.two_phase_warmup import TwoPhaseNuts
     from models.study import load_study
 
     study = load_study(args.study)
@@ -123,7 +125,9 @@ def main(argv=None) -> int:
               "chains": CHAINS, "nuts_options": options, "load_before": os.getloadavg(), "tunes": {}}
     lines = []
     for tune in args.tunes:
-        runner = CompiledNuts(model, draws=args.draws, tune=tune, chains=CHAINS, progressbar=False, chain_method="parallel", **options)
+        runner = (TwoPhaseNuts if args.two_phase is not None else CompiledNuts)(
+            model, draws=args.draws, tune=tune, chains=CHAINS, progressbar=False, chain_method="parallel", **options
+        )
         runs = []
         for seed in args.seeds:
             print(f"tune {tune}, seed {seed} ...", file=sys.stderr, flush=True)

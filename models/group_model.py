@@ -19,8 +19,8 @@ class GroupModel(Model):
     min_reps = MIN_REPS
     parameter_scales = PARAMETER_SCALES
 
-    def build_model(self, study, priors, family, reps, seed):
-        return group.build_model(study, priors, family=family, reps=reps, seed=seed)
+    def build_model(self, study, priors, family=None, reps=None, seed=None, **options):
+        return group.build_model(study, priors, **self.given(family=family, reps=reps, seed=seed), **options)
 
     def add_estimands(self, idata, study, family, model):
         estimands.add_estimands(idata, study, family)

@@ -38,8 +38,8 @@ class HierarchicalModel(Model):
     warmup_tree_depth = WARMUP_TREE_DEPTH
     parameter_scales = PARAMETER_SCALES
 
-    def build_model(self, study, priors, family, reps, seed):
-        return hierarchical.build_model(study, priors, family=family, reps=reps, seed=seed)
+    def build_model(self, study, priors, family=None, reps=None, seed=None, **options):
+        return hierarchical.build_model(study, priors, **self.given(family=family, reps=reps, seed=seed), **options)
 
     def add_estimands(self, idata, study, family, model):
         effects.add_estimands(idata, study, family, model=model)

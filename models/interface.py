@@ -82,15 +82,22 @@ class Model(ABC):
 
         return get_priors(self.name, name, overrides, sets=self.prior_sets)
 
+    @staticmethod
+    def given(**settings) -> dict:
+        """The settings that are not None (for passing on to a builder with defaults of its own)."""
+        return {k: v for k, v in settings.items() if v is not None}
+
     def family_descriptions(self) -> dict[str, str]:
         """Family name -> one-line description."""
         return {k: getattr(v, "description", v) for k, v in self.families.items()}
 
     @abstractmethod
-    def build_model(self, study, priors: dict, family: str, reps: int, seed: int):
+    def build_model(self, study, priors: dict, family: str | None = None, reps: int | None = None, seed: int | None = None, **options):
         """The PyMC model of ``study`` with prior set ``priors`` (plain numbers, or PyTensor
         shared scalars for a compiled cache), population ``family``, ``reps`` simulated
-        cohorts per evaluation and the likelihood's fixed deviates drawn from ``seed``."""
+        cohorts per evaluation and the likelihood's fixed deviates drawn from ``seed`` (None:
+        the model's defaults).  ``options``: keywords of the model's own builder (the group
+        model's precomputed likelihood ``tables`` in calibration workers)."""
 
     @abstractmethod
     def add_estimands(self, idata, study, family: str, model) -> None:

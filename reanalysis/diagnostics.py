@@ -7,16 +7,8 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-#: Thresholds of a trustworthy run (Vehtari et al. 2021, rank-normalised R-hat and ESS).
-MAX_RHAT = 1.01
-MIN_ESS = 400
-MAX_DIVERGENCES = 0
-#: Bulk and tail ESS at which a fit that may continue its chains stops drawing more
-#: (reanalysis.analysis.extend_draws): the gate's MIN_ESS plus a quarter, because an ESS
-#: estimate is itself noisy, and a rule that stopped as soon as the estimate crossed 400
-#: would often stop at a true ESS below it.
-TARGET_ESS = 500
-
+# the gate's thresholds, defined with the toolkit's other settings
+from reanalysis.settings import MAX_DIVERGENCES, MAX_RHAT, MIN_ESS, TARGET_ESS  # noqa: F401
 
 @dataclass
 class Diagnostics:

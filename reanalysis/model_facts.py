@@ -90,7 +90,7 @@ def _from_source() -> tuple[dict[str, ModelFacts], dict]:
             max_draws=c["max_draws"],
             sampler=c["sampler"],
         )
-    return out, _constants("reanalysis.diagnostics", ["TARGET_ESS", "MAX_RHAT"])
+    return out, _constants("reanalysis.settings", ["TARGET_ESS", "MAX_RHAT"])
 
 
 def _from_import() -> tuple[dict[str, ModelFacts], dict]:

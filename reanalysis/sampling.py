@@ -245,7 +245,7 @@ def _constant_value(var) -> np.ndarray:
 
 
 #: Sampler statistics NumPyro records per draw (mapped to ArviZ's names in ``sample_stats``).
-_EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size", "potential_energy")
+EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size", "potential_energy")
 
 
 def _initial_points(model: pm.Model, chains: int, seed: int) -> dict[str, np.ndarray]:
@@ -256,52 +256,6 @@ def _initial_points(model: pm.Model, chains: int, seed: int) -> dict[str, np.nda
     seeds = np.random.default_rng(seed).integers(2**31, size=chains)
     points = [fn(int(s)) for s in seeds]
     return {k: np.stack([p[k] for p in points]) for k in points[0]}
-
-
-@functools.cache
-def _fixed_mass_nuts():
-    """A NumPyro NUTS kernel whose ``init_params`` are ``(positions, inverse mass matrix,
-    step size)``: it starts from that diagonal mass matrix and step size instead of the
-    identity, and its warm-up adapts the step size in a single dual-averaging window (no
-    restarts).  Passing them with the positions, not to the kernel's constructor, keeps them
-    traced inputs of the compiled sampler, so new values do not recompile it."""
-    import jax
-    import jax.numpy as jnp
-    from numpyro.infer import NUTS
-    from numpyro.infer.hmc_util import build_adaptation_schedule, dual_averaging
-
-    ss_init, _ = dual_averaging()
-
-    class FixedMassNUTS(NUTS):
-        def init(self, rng_key, num_warmup, init_params, model_args, model_kwargs):
-            positions, inverse_mass, step_size = init_params
-            state = super().init(rng_key, num_warmup, positions, model_args, model_kwargs)
-            adapt = state.adapt_state
-            (block,) = adapt.inverse_mass_matrix  # one diagonal block over all sites
-            sqrt_inv = jnp.sqrt(inverse_mass)
-            # starting in the schedule's last window: its dual averaging runs over the whole
-            # warm-up, without the restarts at the mass-matrix window ends
-            last_window = len(build_adaptation_schedule(num_warmup)) - 1
-            ss_state = (jax.vmap(ss_init) if jnp.ndim(step_size) else ss_init)(jnp.log(10.0 * step_size))
-            adapt = adapt._replace(
-                step_size=step_size,
-                inverse_mass_matrix={block: inverse_mass},
-                mass_matrix_sqrt={block: 1.0 / sqrt_inv},
-                mass_matrix_sqrt_inv={block: sqrt_inv},
-                ss_state=ss_state,
-                window_idx=jnp.full_like(adapt.window_idx, last_window),
-            )
-            return state._replace(adapt_state=adapt)
-
-    return FixedMassNUTS
-
-
-def _host(tree):
-    """A NumPyro state as host arrays (random keys kept), so that it can seed another run whose
-    chains are laid out on the devices afresh."""
-    import jax
-
-    return jax.tree.map(lambda a: a if jax.dtypes.issubdtype(getattr(a, "dtype", None), jax.dtypes.prng_key) else np.array(a), tree)
 
 
 class CompiledNuts:
@@ -338,18 +292,6 @@ class CompiledNuts:
         starts with a unit mass matrix, so a model whose coordinates have very different
         posterior scales has a tiny step size there and builds trees of hundreds of steps
         until the first mass-matrix window ends.  Default: no extra cap.
-    adaptation_target_accept : float, optional
-        With it, warm-up has two phases (:meth:`run`): the first ``tune - step_size_tune``
-        iterations adapt each chain's diagonal mass matrix with NumPyro's windowed scheme at
-        this target acceptance (lower than ``target_accept``, so with larger steps and
-        shorter trees); the chains' inverse mass matrices are then averaged into one, and
-        the last ``step_size_tune`` iterations adapt only the step size, at
-        ``target_accept``, in one dual-averaging window; the draws use the smallest of the
-        chains' adapted step sizes.  Default: one phase, NumPyro's windowed adaptation at
-        ``target_accept`` for each chain separately.
-    step_size_tune : int
-        Length of the second warm-up phase (with ``adaptation_target_accept``), at most half
-        of ``tune``.
     graph_key : str, optional
         A key that changes with everything the model's graph depends on
         (:func:`reanalysis.analysis.graph_cache_key`): the log density's graphs after PyTensor's
@@ -359,12 +301,11 @@ class CompiledNuts:
 
     def __init__(
         self, model, data_names=(), draws=1000, tune=1000, chains=4, target_accept=0.8, progressbar=True, chain_method="vectorized", log_densities=False,
-        warmup_tree_depth=None, adaptation_target_accept=None, step_size_tune=0, graph_key=None,
+        warmup_tree_depth=None, graph_key=None,
     ):
         import jax
         import numpyro
         import numpyro.distributions as dist
-        from numpyro.infer import MCMC, NUTS
 
         t0 = time.perf_counter()
         configure_jax()
@@ -394,34 +335,38 @@ class CompiledNuts:
             numpyro.factor("log_density", -potential(params, data))
 
         depth = (self.warmup_tree_depth, MAX_TREE_DEPTH)
-        # a short warm-up keeps at least half of it for the mass matrix; under 2 iterations
-        # there is nothing to split
-        self.step_size_tune = min(int(step_size_tune), tune // 2) if adaptation_target_accept is not None else 0
-        if self.step_size_tune < 1:
-            adaptation_target_accept, self.step_size_tune = None, 0
-        self.adaptation_target_accept = adaptation_target_accept
         # jit_model_args: the data are traced arguments, so new data do not recompile
         options = {"num_chains": chains, "chain_method": chain_method, "progress_bar": progressbar, "jit_model_args": True}
-        self._adapt_mcmc = None
         # Without replaceable inputs the kernel gets the potential itself: NumPyro then skips
         # initialize_model, which traces the model and searches initial points of its own
         # even when they are given (3-4 s of a warm run of the covariate model under a
-        # profiler).  Same potential, same random keys.  The two-phase warm-up's
-        # kernels are built on the model.
-        self._kernel_on_model = bool(self.data_names) or adaptation_target_accept is not None
-        if adaptation_target_accept is None:
-            if self._kernel_on_model:
-                kernel = NUTS(numpyro_model, target_accept_prob=target_accept, max_tree_depth=depth)
-            else:
-                kernel = NUTS(potential_fn=functools.partial(potential, data={}), target_accept_prob=target_accept, max_tree_depth=depth)
-            self._mcmc = MCMC(kernel, num_warmup=tune, num_samples=draws, **options)
-        else:
-            first = NUTS(numpyro_model, target_accept_prob=adaptation_target_accept, max_tree_depth=depth)
-            self._adapt_mcmc = MCMC(first, num_warmup=tune - self.step_size_tune, num_samples=1, **options)
-            kernel = _fixed_mass_nuts()(numpyro_model, target_accept_prob=target_accept, max_tree_depth=depth, adapt_mass_matrix=False)
-            self._mcmc = MCMC(kernel, num_warmup=self.step_size_tune, num_samples=draws, **options)
+        # profiler).  Same potential, same random keys.
+        self._kernel_on_model = bool(self.data_names)
+        self._build_samplers(numpyro_model, potential, depth, options)
         self._blocks = []  # per run: (posterior, log densities, sampler statistics) of each block of draws
         self.setup_seconds = time.perf_counter() - t0
+
+    def _build_samplers(self, numpyro_model, potential, depth: tuple, options: dict) -> None:
+        """The NumPyro sampler of :meth:`run` (``self._mcmc``): NUTS with NumPyro's windowed
+        warm-up at ``target_accept``, each chain adapting its own step size and mass matrix.
+        A variant's subclass may build others (benchmarks/two_phase_warmup.py)."""
+        from numpyro.infer import MCMC, NUTS
+
+        if self._kernel_on_model:
+            kernel = NUTS(numpyro_model, target_accept_prob=self.target_accept, max_tree_depth=depth)
+        else:
+            kernel = NUTS(potential_fn=functools.partial(potential, data={}), target_accept_prob=self.target_accept, max_tree_depth=depth)
+        self._mcmc = MCMC(kernel, num_warmup=self.tune, num_samples=self.draws, **options)
+
+    def _warm_up_and_sample(self, seed: int, data: dict, init: dict) -> None:
+        """Warm-up and the first block of draws of :meth:`run`, from ``init``."""
+        import jax
+
+        self._mcmc.run(jax.random.PRNGKey(seed), *self._run_args(data), init_params=init, extra_fields=EXTRA_FIELDS)
+
+    def _adaptation_record(self) -> dict:
+        """What a variant's warm-up adds to ``posterior.attrs`` (none here)."""
+        return {}
 
     def _run_args(self, data: dict) -> tuple:
         """Arguments of the NumPyro runs: the data for a kernel built on the model, none
@@ -451,58 +396,18 @@ class CompiledNuts:
             ``log_likelihood`` and ``log_prior``; ``posterior.attrs`` records the sampler
             and its timings.
         """
-        import jax
-
         t1 = time.perf_counter()
         data = {**self.current_data(), **(data or {})}
         init = _initial_points(self.model, self.chains, seed)
         # NumPyro adds the chain axis itself only when there is more than one chain
         init = {k: (init[k] if self.chains > 1 else init[k][0]) for k in self._names}
         self._mcmc.post_warmup_state = None
-        self._warmup = {}
         phase("compile")  # tracing and XLA compilation, then sampling, inside NumPyro's run
-        if self._adapt_mcmc is None:
-            self._mcmc.run(jax.random.PRNGKey(seed), *self._run_args(data), init_params=init, extra_fields=_EXTRA_FIELDS)
-        else:
-            keys = jax.random.split(jax.random.PRNGKey(seed), 3)
-            self._two_phase_warmup(keys[:2], data, init)
-            self._mcmc.run(keys[2], *self._run_args(data), extra_fields=_EXTRA_FIELDS)
+        self._warm_up_and_sample(seed, data, init)
         self._seed, self._data, self._blocks = seed, data, []
         self._sampling_seconds = self._postprocess_seconds = 0.0
         self._add_block(t1)
         return self._inference_data()
-
-    def _two_phase_warmup(self, keys, data: dict, init: dict) -> None:
-        """The warm-up of ``adaptation_target_accept`` (see the class), one random key per
-        phase: leaves the sampler of the draws at its post-warm-up state, and the phases'
-        records in ``self._warmup``."""
-        first = self._adapt_mcmc
-        first.post_warmup_state = None
-        first.warmup(keys[0], data, init_params=init, extra_fields=("num_steps",), collect_warmup=True)
-        state = first.post_warmup_state
-        steps_first = np.asarray(first.get_extra_fields(group_by_chain=True)["num_steps"]).sum(axis=1)
-        (block,) = state.adapt_state.inverse_mass_matrix
-        per_chain = np.asarray(state.adapt_state.inverse_mass_matrix[block])
-        # the chains' inverse mass matrices (posterior variances) averaged: each chain's own
-        # estimate comes from one window of a few hundred correlated draws
-        pooled = np.broadcast_to(per_chain.mean(axis=0), per_chain.shape).copy() if self.chains > 1 else per_chain
-        positions = {k: np.asarray(v) for k, v in state.z.items()}
-        second = self._mcmc
-        second.warmup(
-            keys[1], data, init_params=(positions, pooled, np.asarray(state.adapt_state.step_size)),
-            extra_fields=("num_steps",), collect_warmup=True,
-        )
-        steps_second = np.asarray(second.get_extra_fields(group_by_chain=True)["num_steps"]).sum(axis=1)
-        state = second.post_warmup_state
-        adapted = np.atleast_1d(np.asarray(state.adapt_state.step_size))
-        # one step size for all chains, the smallest: they share the mass matrix, and a
-        # chain's divergences come from steps too large for the stiffest region it visits
-        common = np.full_like(np.asarray(state.adapt_state.step_size), adapted.min())
-        second.post_warmup_state = _host(state._replace(adapt_state=state.adapt_state._replace(step_size=common)))
-        self._warmup = {
-            "adapted_step_sizes": [round(float(x), 5) for x in adapted],
-            "warmup_gradients": [int(a + b) for a, b in zip(steps_first, steps_second)],
-        }
 
     def extend(self) -> az.InferenceData:
         """Continue the chains of the last :meth:`run` by another ``draws`` draws each, with
@@ -519,7 +424,7 @@ class CompiledNuts:
         t1 = time.perf_counter()
         # NumPyro skips warm-up when it starts from a post-warm-up state
         self._mcmc.post_warmup_state = self._mcmc.last_state
-        self._mcmc.run(self._mcmc.post_warmup_state.rng_key, *self._run_args(self._data), extra_fields=_EXTRA_FIELDS)
+        self._mcmc.run(self._mcmc.post_warmup_state.rng_key, *self._run_args(self._data), extra_fields=EXTRA_FIELDS)
         self._add_block(t1)
         return self._inference_data()
 
@@ -585,11 +490,7 @@ class CompiledNuts:
                 "seed": self._seed,
                 "target_accept": self.target_accept,
                 "warmup_tree_depth": self.warmup_tree_depth,
-                **(
-                    {"adaptation": "two-phase, pooled mass matrix", "adaptation_target_accept": self.adaptation_target_accept,
-                     "step_size_tune": self.step_size_tune, **self._warmup}
-                    if self._adapt_mcmc is not None else {}
-                ),
+                **self._adaptation_record(),
                 "setup_seconds": round(self.setup_seconds, 3),
                 "sampling_seconds": round(self._sampling_seconds, 3),
                 "postprocess_seconds": round(self._postprocess_seconds, 3),

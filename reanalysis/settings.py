@@ -23,6 +23,16 @@ DEFAULT_PPC_DRAWS = 2000
 #: Prior draws of the sampled parameters kept with a fit (prior-versus-posterior figure,
 #: contraction).
 DEFAULT_PRIOR_DRAWS = 2000
+#: Thresholds of a trustworthy run (Vehtari et al. 2021, rank-normalised R-hat and ESS):
+#: the gate of :func:`reanalysis.diagnostics.check_diagnostics`.
+MAX_RHAT = 1.01
+MIN_ESS = 400
+MAX_DIVERGENCES = 0
+#: Bulk and tail ESS at which a fit that may continue its chains stops drawing more
+#: (reanalysis.analysis.extend_draws): the gate's MIN_ESS plus a quarter, because an ESS
+#: estimate is itself noisy, and a rule that stopped as soon as the estimate crossed 400
+#: would often stop at a true ESS below it.
+TARGET_ESS = 500
 #: Named prior set of a run.
 DEFAULT_PRIORS = "default"
 

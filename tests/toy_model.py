@@ -26,7 +26,7 @@ class ToyModel(Model):
     prior_sets = {"default": {"mu": {"dist": "normal", "mu": 0.0, "sigma": 1000.0}}}
     parameter_scales = {"mu": "population mean, study units"}
 
-    def build_model(self, study, priors, family, reps, seed):
+    def build_model(self, study, priors, family=None, reps=None, seed=None, **options):
         import pymc as pm
 
         groups = _groups(study)

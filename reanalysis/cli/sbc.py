@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from reanalysis.settings import DEFAULT_CHAINS, DEFAULT_PRIORS, DEFAULT_STUDY, EXIT_INPUT, EXIT_MISCALIBRATED, EXIT_OK, ROOT
+from reanalysis.settings import DEFAULT_CHAINS, DEFAULT_PRIORS, DEFAULT_STUDY, EXIT_INPUT, EXIT_MISCALIBRATED, EXIT_OK, MAX_RHAT, ROOT
 
 #: Program name in usage lines (``reanalysis sbc`` from the console script).
 PROG = "sbc.py"
@@ -65,7 +65,7 @@ def parse_args(argv=None):
     a.draws = a.draws if a.draws is not None else (1000 if group_model else 250)
     a.tune = a.tune if a.tune is not None else (1000 if group_model else 500)
     if a.max_rhat is None and group_model:
-        a.max_rhat = 1.01
+        a.max_rhat = MAX_RHAT
     if a.sims < 10:
         p.error("--sims must be >= 10 for a meaningful uniformity test")
     if a.chains < 2 or a.draws * a.chains < 99:
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     print(file=sys.stderr)
     table = calibration.uniformity(res, args.alpha)
     regions = calibration.coverage_by_region(res, study) if args.model == "group" else None
-    failed_fits = int(((res.fits["divergences"] > 0) | (res.fits["max_rhat"] > 1.01)).sum())
+    failed_fits = int(((res.fits["divergences"] > 0) | (res.fits["max_rhat"] > MAX_RHAT)).sum())
     name = results.result_name(study.id, f"sbc-{args.model}-{args.family}")
     with results.staged_result_dir(args.out, name) as stage:
         res.ranks.to_csv(stage / "ranks.csv", index=False)
@@ -168,8 +168,8 @@ def main(argv=None) -> int:
     fits = res.fits
     print(
         f"\n{args.sims} simulations in {time.perf_counter() - t0:.0f} s (median {fits['seconds'].median():.1f} s per fit); "
-        f"fits failing diagnostics (divergences or R-hat > 1.01): {failed_fits}; "
-        f"with divergences: {int((fits['divergences'] > 0).sum())}; R-hat > 1.01: {int((fits['max_rhat'] > 1.01).sum())}; "
+        f"fits failing diagnostics (divergences or R-hat > {MAX_RHAT}): {failed_fits}; "
+        f"with divergences: {int((fits['divergences'] > 0).sum())}; R-hat > {MAX_RHAT}: {int((fits['max_rhat'] > MAX_RHAT).sum())}; "
         f"largest R-hat {fits['max_rhat'].max():.4f}; smallest bulk ESS {fits['min_ess_bulk'].min():.0f}"
     )
     if "draws_per_chain" in fits:

@@ -680,7 +680,9 @@ def section_groups(r: ResultFolder) -> str:
 def section_diagnostics(r: ResultFolder, energy_png: bytes | None, bfmi: list[float] | None) -> str:
     d = r.manifest.get("diagnostics") or {}
     th = d.get("thresholds") or {}
-    max_rhat, min_ess = th.get("max_rhat", 1.01), th.get("min_ess", 400)
+    from reanalysis.settings import MAX_RHAT, MIN_ESS
+
+    max_rhat, min_ess = th.get("max_rhat", MAX_RHAT), th.get("min_ess", MIN_ESS)
     out = []
     if d:
         line = (f"{d.get('divergences')} divergent transitions; worst R-hat {fmt_number(d.get('max_rhat'))} "

@@ -76,3 +76,14 @@ def test_a_toy_model_fits_through_the_pipeline(study, toy):
     assert set(a.checks["key"]) == {f"{g}.mean" for g in study.group_ids}
     assert a.checks["p_two_sided"].between(0.05, 1).all()
     assert "prior" in a.idata.groups()
+
+
+def test_builder_options_reach_the_models_own_builder(study):
+    """Calibration workers pass the group model's precomputed likelihood tables, and leave
+    reps to the model (None: its default)."""
+    from models.group import build_tables
+
+    api = get_model("group")
+    tables = build_tables(study, "lognormal", 20, seed=1)
+    model = api.build_model(study, api.get_priors(), family="lognormal", seed=1, tables=tables)
+    assert [rv.name for rv in model.free_RVs] == ["log_mean", "log_cv"]

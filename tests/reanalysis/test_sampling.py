@@ -154,7 +154,9 @@ def _two_scale_model():
 @pytest.mark.parametrize("method", ["vectorized", "parallel"])
 def test_two_phase_warm_up_pools_the_mass_matrix_and_shares_one_step_size(method):
     # the kernel's init sees all chains at once (vectorised) or one chain (parallel)
-    runner = CompiledNuts(
+    from benchmarks.two_phase_warmup import TwoPhaseNuts
+
+    runner = TwoPhaseNuts(
         _two_scale_model(), draws=400, tune=300, chains=4, progressbar=False, chain_method=method,
         target_accept=0.95, adaptation_target_accept=0.8, step_size_tune=100,
     )
@@ -186,10 +188,12 @@ def test_two_phase_warm_up_pools_the_mass_matrix_and_shares_one_step_size(method
 
 
 def test_two_phase_step_size_phase_takes_at_most_half_the_warm_up():
-    runner = CompiledNuts(_two_scale_model(), draws=5, tune=40, chains=2, progressbar=False, adaptation_target_accept=0.8, step_size_tune=100)
+    from benchmarks.two_phase_warmup import TwoPhaseNuts
+
+    runner = TwoPhaseNuts(_two_scale_model(), draws=5, tune=40, chains=2, progressbar=False, adaptation_target_accept=0.8, step_size_tune=100)
     assert runner.step_size_tune == 20
     assert runner._adapt_mcmc.num_warmup == 20
-    one = CompiledNuts(_two_scale_model(), draws=5, tune=1, chains=2, progressbar=False, adaptation_target_accept=0.8, step_size_tune=100)
+    one = TwoPhaseNuts(_two_scale_model(), draws=5, tune=1, chains=2, progressbar=False, adaptation_target_accept=0.8, step_size_tune=100)
     assert one.adaptation_target_accept is None and one._adapt_mcmc is None and one.step_size_tune == 0
 
 

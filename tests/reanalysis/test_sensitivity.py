@@ -393,10 +393,10 @@ def test_a_builder_that_rejects_tensor_priors_falls_back_with_a_warning(study):
     api = model_api("group")
 
     class NumbersOnly(type(api)):
-        def build_model(self, study, priors, family, reps, seed):
+        def build_model(self, study, priors, **settings):
             if any(isinstance(v, SharedVariable) for spec in priors.values() for v in spec.values()):
                 raise TypeError("needs a number for the starting value")
-            return super().build_model(study, priors, family, reps, seed)
+            return super().build_model(study, priors, **settings)
 
     with pytest.warns(RuntimeWarning, match=r"group model: prior values built in as constants .*TypeError: needs a number"):
         _, key, shared = build_keyed(NumbersOnly(), study, get_priors("group"), "lognormal", 20, 1)
