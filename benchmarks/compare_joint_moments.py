@@ -36,7 +36,7 @@ def main(argv=None) -> int:
 
     from reanalysis import joint_check as jc
     from models.cohort import claim_design, modelled_associations
-    from models.hierarchical import DEFAULT_REPS, build_model
+    from models.hierarchical import CLAIM_REPS, CLAIM_T_REPS, DEFAULT_REPS, build_model
     from models.priors import get_priors
     from models.study import load_study
 
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     lay = jc.joint_layout(study)
     lines = [f"Joint likelihood of claims and statistics, model against {args.cohorts} simulated cohorts ({dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
              f"command: python benchmarks/compare_joint_moments.py {' '.join(sys.argv[1:] if argv is None else argv)}",
-             f"study {study.id}; design cohorts {reps}; effects {EFFECTS}; log_sigma {LOG_SIGMA}, group_difference -1.3, effect_spread exp(-4), category_spread exp(-2)",
+             f"study {study.id}; design cohorts {reps} (claims' moments over {CLAIM_REPS}, t claims' standard errors over {CLAIM_T_REPS}); effects {EFFECTS}; log_sigma {LOG_SIGMA}, group_difference -1.3, effect_spread exp(-4), category_spread exp(-2)",
              "per claim: var D (model / simulated), P(D > 0) marginal and given the published statistics (model / simulated joint normal);",
              "per statistic: Cov(D, log statistic) x 1e3, model / simulated (Monte Carlo SE), and the correlation, model (with the model's var D) / simulated", ""]
     for family in ("normal", "student_t"):

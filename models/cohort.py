@@ -383,6 +383,71 @@ def stack_claims(design: Design, claims) -> dict:
     return out
 
 
+def claim_linear_forms(design: Design, claims, t_reps: int | None = None) -> dict:
+    """What each claim's least-squares estimate is, cohort by cohort, as a function of the
+    model's effects, summarised over the cohorts so that the gradient touches no subject
+    (:func:`models.hierarchical.claim_moments_over_cohorts`).
+
+    A subject's expected log level is its group's intercept plus ``theta . M_i``, with
+    ``theta`` the group-specific slopes ``(G * C)`` followed by the category effects ``(L)``
+    and ``M_i`` the subject's covariates in the matching columns.  The claim's regression
+    has one intercept per group of its subjects, so the intercepts drop out and in cohort
+    ``r`` the coefficient's expectation is ``B_r . theta``: over the cohorts its mean is
+    ``E[B] . theta`` and its variance ``theta' Cov(B) theta``, both exact for the cohorts
+    given.  A t statistic's standard error is not linear in ``theta``; for those claims the
+    first ``t_reps`` cohorts are kept one by one, with the residual sum of squares of the
+    expected levels (lack of fit) ``theta' Q_r theta``.
+
+    Parameters
+    ----------
+    design : Design
+        The cohorts (more cohorts cost build time only).
+    claims : sequence of ClaimDesign
+        Built on ``design``.
+    t_reps : int, optional
+        Cohorts kept one by one for the t claims (default: all).
+
+    Returns
+    -------
+    dict
+        ``EB`` (A, T), ``CB`` (A, T, T); ``W`` (A, G) the within-cohort variance of the
+        coefficient per unit residual variance of each group, averaged over the cohorts
+        (``sum_i P_i^2``); for the ``A_t`` claims on a t statistic (in claim order) ``B``
+        (A_t, R_t, T), ``K`` (A_t, R_t, G) the expected residual sum of squares per unit
+        residual variance (``sum_i 1 - h_i``), ``Q`` (A_t, R_t, T, T) and ``v`` (A_t, R_t)
+        the covariate's diagonal of ``(X'X)^-1``; ``T = G * C + L``.
+    """
+    claims = list(claims)
+    G, C, L = len(design.groups), len(design.covariates), len(design.levels)
+    R, T = design.reps, G * C + L
+    Rt = R if t_reps is None else min(t_reps, R)
+    A, t_claims = len(claims), [a for a, cd in enumerate(claims) if cd.statistic == "t"]
+    At = len(t_claims)
+    shapes = {"EB": (A, T), "CB": (A, T, T), "W": (A, G), "B": (At, Rt, T), "K": (At, Rt, G), "Q": (At, Rt, T, T), "v": (At, Rt)}
+    out = {k: np.zeros(s) for k, s in shapes.items()}
+    for a, cd in enumerate(claims):
+        gi = design.group_index[cd.index]  # (m,)
+        M = np.zeros((R, len(cd.index), T))
+        for c in range(C):
+            M[:, np.arange(len(cd.index)), gi * C + c] = design.x[:, cd.index, c]
+        if L:
+            M[:, :, G * C :] = design.onehot[:, cd.index, :]
+        coef = cd.P[:, -1, :]  # (R, m)
+        B = np.einsum("rm,rmt->rt", coef, M)
+        out["EB"][a] = B.mean(axis=0)
+        out["CB"][a] = np.cov(B, rowvar=False, bias=True)
+        onehot_g = (gi[:, None] == np.arange(G)[None, :]).astype(float)  # (m, G)
+        out["W"][a] = (coef**2 @ onehot_g).mean(axis=0)
+        if a in t_claims:
+            k, r = t_claims.index(a), slice(0, Rt)
+            fit = M[r] - np.einsum("rmp,rpt->rmt", cd.X[r], np.einsum("rpm,rmt->rpt", cd.P[r], M[r]))  # (I - H) M
+            out["Q"][k] = np.einsum("rms,rmt->rst", fit, fit)
+            out["B"][k] = B[r]
+            out["K"][k] = (1.0 - cd.leverage[r]) @ onehot_g
+            out["v"][k] = cd.v[r]
+    return out
+
+
 def regression_estimate(xp, y, X, P, v, df: int):
     """Covariate coefficient and its t statistic for each cohort.
 

@@ -55,7 +55,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .asymptotic import SUPPORTED, build_correction, corrected_moments, influence_covariances, mixture_mean_cv2, ndtr, residual_nodes, stack_corrections
-from .cohort import Design, build_design, claim_design, modelled_associations, stack_claims
+from .cohort import Design, build_design, claim_design, claim_linear_forms, modelled_associations, stack_claims
 from .group import ROUNDING_FLOOR, moment_estimates, rounding_width
 from .likelihood import mvn_logp, rounding_variance_log
 from .priors import PriorError, prior_variable
@@ -167,6 +167,20 @@ MAX_EXPLAINED = 0.75
 #: (TEST_REPS n_a) x (TEST_REPS n_b) of them.  One is enough: the p-value claims of such
 #: studies sit far in the tail, and the pairs were the most expensive operation of the graph.
 TEST_REPS = 1
+#: Design cohorts over which each claim's mean and variance are averaged
+#: (:func:`claim_moments_over_cohorts`).  A claim's estimate varies between cohorts through
+#: the covariates (a skewed attack rate makes ``1 / sum (x - mean)^2`` vary a lot), and the
+#: model's 5 mixture cohorts estimated that variance with 4 degrees of freedom: at one
+#: parameter point the attack claim's variance came out 0.0055 with 5 cohorts, 0.0052 with
+#: 40 and 0.0063 with 200, against 0.0066 in 20,000 simulated cohorts
+#: (docs/decisions/joint-claims.md).  Here the cohorts enter through precomputed linear
+#: forms: the coefficient's mean and variance over them are exact quadratic forms in the
+#: effects, so their number costs build time only.
+CLAIM_REPS = 2000
+#: Of those, the cohorts kept one by one for a claim on a t statistic, whose standard error
+#: is not linear in the effects (``R`` quadratic forms per such claim in the gradient): its
+#: between-cohort spread is small next to the coefficient's, which uses all cohorts.
+CLAIM_T_REPS = 200
 
 
 def resolve_priors(study: Study, priors: dict, design: Design) -> dict:
@@ -418,6 +432,59 @@ def association_moments(xp, claims: dict, data: dict, y, var, influence=None):
             cov_d = cov_d + x[..., None] * cov_se[:, :, None, :]
         cross.append(cov_d.mean(axis=1))
     return mu, v, cross
+
+
+def claim_moments_over_cohorts(xp, claims: dict, forms: dict, theta, variance):
+    """Mean and variance of each claim's ``D`` (:func:`association_moments`) over the many
+    design cohorts summarised by :func:`models.cohort.claim_linear_forms`.
+
+    ``D = x a_r - b_r`` in cohort ``r`` (``a_r = 1`` for a coefficient claim; for a t
+    statistic ``a_r`` is the normal approximation's factor on the standard error
+    ``se_r^2 = v_r (sum_g K_rg var_g + theta' Q_r theta) / df``).  Its mean over cohorts is
+    ``x E[a] - E[B] theta``; its variance the average within-cohort variance
+    (``sum_g W_g var_g``, plus ``x^2 E[se^2] / (2 df)`` for a t statistic) plus the
+    between-cohort variance ``x^2 Var(a) - 2 x Cov(a, b) + theta' Cov(B) theta``: the
+    decomposition :func:`association_moments` estimates from the mixture's few cohorts.
+
+    Parameters
+    ----------
+    claims : dict
+        :func:`models.cohort.stack_claims` (its ``bounds``, ``df``, ``t``).
+    forms : dict
+        :func:`models.cohort.claim_linear_forms`.
+    theta : array (T,)
+        Group-specific slopes (G * C, row-major) then the category effects (L).
+    variance : array (G,)
+        Residual variance of each group.
+
+    Returns
+    -------
+    mu, v : array (A, 4)
+        As :func:`association_moments`.
+    """
+    mean_b = (forms["EB"] * theta).sum(axis=-1)  # (A,)
+    between_b = ((forms["CB"] * theta).sum(axis=-1) * theta).sum(axis=-1)
+    within = (forms["W"] * variance).sum(axis=-1)
+    lo, hi = claims["bounds"][:, 0], claims["bounds"][:, 1]
+    x = xp.stack([lo, hi, -lo, 0.5 * (lo + hi)], axis=-1)  # (A, 4)
+    t = np.asarray(claims["t"])
+    ma, va, cab, d = 1.0 + 0.0 * mean_b, 0.0, 0.0, 0.0
+    if t.any():
+        df = np.asarray(claims["df"])[t > 0][:, None]
+        lack = ((forms["Q"] * theta).sum(axis=-1) * theta).sum(axis=-1)  # (A_t, R_t)
+        se2 = forms["v"] * ((forms["K"] * variance).sum(axis=-1) + lack) / df
+        a = xp.sqrt(se2) * (1.0 - 1.0 / (4.0 * df))
+        b = (forms["B"] * theta).sum(axis=-1)
+        am = a.mean(axis=1)
+        # from the t claims to all claims (a constant selection, no scatter in the gradient)
+        E = np.eye(len(t))[:, t > 0]
+        spread = lambda z: (E @ z) if xp is np else xp.dot(E, z)  # noqa: E731
+        ma = (1.0 - t) + spread(am)
+        va = spread(((a - am[:, None]) ** 2).mean(axis=1))[:, None]
+        cab = spread(((a - am[:, None]) * (b - b.mean(axis=1)[:, None])).mean(axis=1))[:, None]
+        d = spread((se2 / (2.0 * df)).mean(axis=1))[:, None]
+    mu = x * ma[:, None] - mean_b[:, None]
+    return mu, (within + between_b)[:, None] + x**2 * (d + va) - 2.0 * x * cab
 
 
 def group_influence(xp, comp_m, comp_s, weights, names, sizes, nodes, sigma, shape):
@@ -679,6 +746,12 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
     q_method = int(study.setting("quantile_method"))
     correction = stack_corrections([build_correction(nodes, study.n(g), names, seed=seed, quantile_method=q_method) for g in design.groups])
     claims = stack_claims(design, assoc.values()) if assoc else None
+    if assoc:
+        # the claims' means and variances over many more cohorts than the mixture's
+        # (CLAIM_REPS); the same seed, so a scenario that changes an assumption value keeps
+        # the same subjects
+        many = build_design(study, CLAIM_REPS, seed)
+        forms = claim_linear_forms(many, [claim_design(study, many, name, a) for name, a in modelled_associations(study).items()], t_reps=CLAIM_T_REPS)
     R, n_max = reps, design.n_max
     sizes = np.array([study.n(g) for g in design.groups], dtype=float)
     # component weights over the padded layout: equal within a group, 0 for padding
@@ -763,7 +836,13 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
             # each claim conditioned on the published statistics of the same cohort
             # (docs/decisions/joint-claims.md); claims independent given them
             influence = group_influence(pt, comp_m, comp_s, weights, [list(study.reported(g)) for g in design.groups], sizes, nodes, sigma, (R, n_max))
-            claim_mu, claim_v, cross = association_moments(pt, claims, data, y, var, influence)
+            _, _, cross = association_moments(pt, claims, data, y, var, influence)
+            theta = slope.flatten()
+            if design.levels:
+                theta = pt.concatenate([theta, u])
+            # the forms depend on assumption values (covariate distributions), so they are data
+            forms_data = {f: pm.Data(f"claim_forms_{f}", forms[f]) for f in ("EB", "CB", "W") + (("B", "K", "Q", "v") if claims["t"].any() else ())}
+            claim_mu, claim_v = claim_moments_over_cohorts(pt, {**claims, "bounds": data["bounds"]}, forms_data, theta, variance)
             cond_mu, cond_v = condition_on_statistics(pt, claim_mu, claim_v, cross, stats)
             lp = claim_event_log_prob(claims, cond_mu, cond_v)
             # the claims' normal quantities, for tests that compare them with simulated cohorts
