@@ -340,33 +340,24 @@ class _Group:
             return float(a @ self.G @ b)
         return xp.dot(a, xp.dot(self.G, b))
 
-    def statistics_law(self, f=None):
+    def statistics_law(self):
         """Mean (with the first-order bias of :func:`models.asymptotic.statistic_moments`)
-        and covariance of the group's log statistics, and their covariances with the
-        influence function ``f`` (None without it): one matrix product over the basis,
-        which keeps the graph small."""
+        and covariance of the group's log statistics, and their influence functions."""
         xp = self.xp
-        rows = ([] if f is None else [f]) + [self.statistic_if(x) for x in self.names]
-        k = len(self.names)
-        if k == 0:
-            return None, None, None
-        if xp is np:
-            P = np.stack(rows)
-            M = P @ self.G @ P.T / self.n
-        else:
-            P = xp.stack(rows)
-            M = xp.dot(xp.dot(P, self.G), P.T) / self.n
-        off = 0 if f is None else 1
-        cov = M[off:, off:]
-        cross = M[0, 1:] if f is not None else None
+        psi = [self.statistic_if(x) for x in self.names]
+        k = len(psi)
+        cov = [[self.cov(psi[i], psi[j]) / self.n for j in range(k)] for i in range(k)]
         e = self.e
         kurt = (e[4] - 4.0 * e[3] + 6.0 * e[2] - 3.0) / self.var**2
-        logv = [self.log_value(x) for x in self.names]
-        logv = np.array(logv, float) if xp is np else xp.stack(logv)
-        bias = np.array([float(x in ("sd", "sem")) for x in self.names])
-        diag = np.diag(cov) if xp is np else xp.diagonal(cov)
-        mean = logv - 0.5 * diag - bias * (kurt - 1.0) / (8.0 * self.n)
-        return mean, cov, cross
+        mean = []
+        for i, x in enumerate(self.names):
+            mu = self.log_value(x) - 0.5 * cov[i][i]
+            if x in ("sd", "sem"):
+                mu = mu - (kurt - 1.0) / (8.0 * self.n)
+            mean.append(mu)
+        if xp is np:
+            return np.array(mean, float), np.array(cov, float), psi
+        return xp.stack(mean), _stack(xp, cov), psi
 
 
 def _welch_law(xp, ga: _Group, gb: _Group, test: str):
@@ -447,8 +438,9 @@ def term_law(xp, term: TwoGroupTerm, params, nodes=None):
         mean, var, ifs = _welch_law(xp, ga, gb, term.test)
     out = {"mean": mean, "var": var, "cross": [], "stats_mean": [], "stats_cov": []}
     for g, f in ((ga, ifs[0]), (gb, ifs[1])):
-        smean, scov, cross = g.statistics_law(f)
-        out["cross"].append(cross)
+        smean, scov, psi = g.statistics_law()
+        cross = [g.cov(f, p) / g.n for p in psi]
+        out["cross"].append(np.array(cross, float) if xp is np else (xp.stack(cross) if cross else None))
         out["stats_mean"].append(smean)
         out["stats_cov"].append(scov)
     return out
