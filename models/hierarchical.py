@@ -434,7 +434,7 @@ def association_moments(xp, claims: dict, data: dict, y, var, influence=None):
     return mu, v, cross
 
 
-def claim_moments_over_cohorts(xp, claims: dict, forms: dict, theta, variance):
+def claim_moments_over_cohorts(xp, claims: dict, forms: dict, theta, variance, t_cohorts: int | None = None):
     """Mean and variance of each claim's ``D`` (:func:`association_moments`) over the many
     design cohorts summarised by :func:`models.cohort.claim_linear_forms`.
 
@@ -456,6 +456,10 @@ def claim_moments_over_cohorts(xp, claims: dict, forms: dict, theta, variance):
         Group-specific slopes (G * C, row-major) then the category effects (L).
     variance : array (G,)
         Residual variance of each group.
+    t_cohorts : int, optional
+        ``R_t``, when the forms are tensors: averages divide by this number rather than by
+        a shape read from one of several equally shaped inputs (which one the graph reads
+        varies between builds, and the compiled-model cache keys on the graph).
 
     Returns
     -------
@@ -473,16 +477,18 @@ def claim_moments_over_cohorts(xp, claims: dict, forms: dict, theta, variance):
         df = np.asarray(claims["df"])[t > 0][:, None]
         lack = ((forms["Q"] * theta).sum(axis=-1) * theta).sum(axis=-1)  # (A_t, R_t)
         se2 = forms["v"] * ((forms["K"] * variance).sum(axis=-1) + lack) / df
+        n = float(t_cohorts if t_cohorts is not None else np.shape(forms["B"])[1])
+        mean = lambda z: z.sum(axis=1) / n  # noqa: E731
         a = xp.sqrt(se2) * (1.0 - 1.0 / (4.0 * df))
         b = (forms["B"] * theta).sum(axis=-1)
-        am = a.mean(axis=1)
+        am = mean(a)
         # from the t claims to all claims (a constant selection, no scatter in the gradient)
         E = np.eye(len(t))[:, t > 0]
         spread = lambda z: (E @ z) if xp is np else xp.dot(E, z)  # noqa: E731
         ma = (1.0 - t) + spread(am)
-        va = spread(((a - am[:, None]) ** 2).mean(axis=1))[:, None]
-        cab = spread(((a - am[:, None]) * (b - b.mean(axis=1)[:, None])).mean(axis=1))[:, None]
-        d = spread((se2 / (2.0 * df)).mean(axis=1))[:, None]
+        va = spread(mean((a - am[:, None]) ** 2))[:, None]
+        cab = spread(mean((a - am[:, None]) * (b - mean(b)[:, None])))[:, None]
+        d = spread(mean(se2 / (2.0 * df)))[:, None]
     mu = x * ma[:, None] - mean_b[:, None]
     return mu, (within + between_b)[:, None] + x**2 * (d + va) - 2.0 * x * cab
 
@@ -842,7 +848,7 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
                 theta = pt.concatenate([theta, u])
             # the forms depend on assumption values (covariate distributions), so they are data
             forms_data = {f: pm.Data(f"claim_forms_{f}", forms[f]) for f in ("EB", "CB", "W") + (("B", "K", "Q", "v") if claims["t"].any() else ())}
-            claim_mu, claim_v = claim_moments_over_cohorts(pt, {**claims, "bounds": data["bounds"]}, forms_data, theta, variance)
+            claim_mu, claim_v = claim_moments_over_cohorts(pt, {**claims, "bounds": data["bounds"]}, forms_data, theta, variance, t_cohorts=forms["B"].shape[1])
             cond_mu, cond_v = condition_on_statistics(pt, claim_mu, claim_v, cross, stats)
             lp = claim_event_log_prob(claims, cond_mu, cond_v)
             # the claims' normal quantities, for tests that compare them with simulated cohorts
