@@ -6,7 +6,7 @@ given the published statistics), from the model's own graph (``model.claim_momen
 from exact cohorts of the same parameters (:func:`reanalysis.joint_check.simulate_claim_parts`).
 
 Writes the table to benchmarks/results/joint-moments-<date>.txt (docs/decisions/joint-claims.md).
-The point is the one of tests/test_joint_likelihood.py: effects of the claimed signs, residual
+The point is the one of tests/models/test_joint_likelihood.py: effects of the claimed signs, residual
 SDs near the posterior's.
 """
 from __future__ import annotations

@@ -19,7 +19,7 @@ one-dimensional root:
 
 Against simulating cohorts inside the likelihood this removes Monte Carlo noise and the
 gradient jumps of sample quantiles, and costs a few vector operations.  How close it is to
-the finite-sample distribution is measured in ``tests/test_asymptotic.py`` against the
+the finite-sample distribution is measured in ``tests/models/test_asymptotic.py`` against the
 cohort simulator; the posterior predictive checks always use exact sample statistics of
 simulated cohorts.
 
@@ -257,7 +257,7 @@ class FiniteSampleCorrection:
     ``cov = D weight(cv) D`` with ``D`` its own large-sample SDs, i.e. the finite-sample
     behaviour of the residual family at the same CV with the mixture's own sensitivity.
     Without it the sample SD's variance, which grows with the fourth moment, let the scale
-    drift upward (tests/test_asymptotic.py measures it).
+    drift upward (tests/models/test_asymptotic.py measures it).
     """
 
     grid: np.ndarray

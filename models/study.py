@@ -533,7 +533,7 @@ class Study(StrictModel):
     """Subject-level covariates of the covariate model, by name."""
     assumptions: dict[str, Assumption] = Field(default_factory=dict)
     """What the reanalysis assumes where the paper is silent, by name (see the toolkit's own assumptions below)."""
-    # read by models/plausibility.py, not here, so a copied study file still loads when the
+    # read by reanalysis/report/plausibility.py, not here, so a copied study file still loads when the
     # reference file is not beside it
     reference: str | None = Field(default=None, min_length=1)
     """Path, relative to the study file, of external reference measurements of the analyte (the plausibility audit)."""

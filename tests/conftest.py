@@ -85,7 +85,7 @@ def pytest_report_header(config):
     return line
 
 
-# --- study files (tests/test_study.py) ---------------------------------------------------
+# --- study files (tests/models/test_study.py) ---------------------------------------------------
 @pytest.fixture
 def study_path() -> Path:
     """Path of the real study file data/studies/lasemi2018.yaml."""

@@ -33,7 +33,7 @@ SHORT_FIT = ["--model", "group", "--draws", "300", "--tune", "300", "--chains", 
 RESULT_NAME = re.compile(r"^lasemi2018-group-\d{8}T\d{6}Z-[0-9a-f]{6}$")
 
 
-#: The sensitivity smoke test's grid (tests/test_sensitivity.py): short sampling (far below
+#: The sensitivity smoke test's grid (tests/reanalysis/test_sensitivity.py): short sampling (far below
 #: the diagnostics gate), the default, a scenario that changes only the checks (it shares the
 #: default's posterior) and one that cannot build its model (a tolerance the study file
 #: accepts but whose claim interval reaches -100%, which the covariate model's claim rule
