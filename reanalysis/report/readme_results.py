@@ -52,7 +52,10 @@ def results_markdown(folder: Path, readme_dir: Path | None = None) -> str:
     labels = {} if info is None or "label" not in info else dict(zip(info["estimand"], info["label"]))
 
     d, s = manifest["diagnostics"], manifest.get("sampler", {})
-    commit = (manifest.get("git_commit") or "unknown")[:10]
+    full = manifest.get("git_commit") or "unknown"
+    # a run from a checkout with uncommitted changes says so, or the block would name a
+    # commit whose code did not produce it
+    commit = full[:10] + ("-dirty" if full.endswith("-dirty") else "")
     when = str(s.get("created_at", "unknown"))[:16].replace("T", " ")
     study_path = Path(manifest["study"]["path"])
     if readme_dir is not None:

@@ -55,6 +55,13 @@ def test_block_states_provenance_and_every_row(result):
     assert "| p_value < 0.001 | 5.00e-13 to 1.00e-11 |  | 1.00 | reproduced |" in md
 
 
+def test_block_says_when_the_run_had_uncommitted_changes(result):
+    manifest = json.loads((result / "manifest.json").read_text())
+    manifest["git_commit"] = "0123456789abcdef-dirty"
+    (result / "manifest.json").write_text(json.dumps(manifest))
+    assert "at commit `0123456789-dirty`" in results_markdown(result, readme_dir=ROOT)
+
+
 def test_replace_block_keeps_the_rest_and_needs_markers(result):
     text = f"intro\n{BEGIN}\nold numbers\n{END}\noutro\n"
     new = replace_block(text, results_markdown(result))
