@@ -29,7 +29,9 @@ published item, all in closed form (no simulation inside the sampler):
 * each association claim: observed to hold (1) or not (0), with the probability that the
   claim's least-squares estimate satisfies it in a random cohort of the design *given the
   published statistics of the same cohort*: the estimate's normal approximation (moments
-  from the design cohorts, within plus between; :func:`association_moments`) conditioned
+  over the claim's own CLAIM_REPS cohorts, within plus between;
+  :func:`claim_moments_over_cohorts`; its covariances with the statistics from the design
+  cohorts, :func:`association_moments`) conditioned
   on the groups' observed log statistics through closed-form cross-covariances
   (influence functions and Stein's lemma, :func:`models.asymptotic.influence_covariances`,
   :func:`condition_on_statistics`); an interval for "approximately", a one-sided t
