@@ -330,7 +330,7 @@ def corrected_moments(xp, correction: FiniteSampleCorrection, m, s, n, names, w=
     -------
     mu : array (..., k); cov : array (..., k, k)
     """
-    from .likelihood import _spline_eval
+    from .likelihood import spline_eval
 
     # the bias is simulated as a whole, relative to the population values: the first-order
     # formula's kurtosis term grows like exp(4 s^2), and a correction of it taken from a
@@ -340,8 +340,8 @@ def corrected_moments(xp, correction: FiniteSampleCorrection, m, s, n, names, w=
     mu, cov = statistic_moments(xp, m, s, n, names, w, bias=False)
     log_cv = 0.5 * xp.log(mixture_mean_cv2(xp, m, s, w)[1])
     k = correction.k
-    delta = _spline_eval(xp, correction.delta_coef, correction.grid, log_cv)
-    weight = _spline_eval(xp, correction.weight_coef, correction.grid, log_cv).reshape((*correction.weight_coef.shape[:-3], k, k))
+    delta = spline_eval(xp, correction.delta_coef, correction.grid, log_cv)
+    weight = spline_eval(xp, correction.weight_coef, correction.grid, log_cv).reshape((*correction.weight_coef.shape[:-3], k, k))
     weight = 0.5 * (weight + xp.swapaxes(weight, -1, -2))
     sd = xp.sqrt((cov * np.eye(k)).sum(axis=-1))
     return mu + delta, weight * sd[..., :, None] * sd[..., None, :]

@@ -314,7 +314,7 @@ def build_model(
                 dims=f"statistic_{d.group}",
             )
         # imported here: the covariate model imports this module
-        from .hierarchical import _claim_logp
+        from .hierarchical import claim_logp
 
         terms = two_group_terms(study, family)
         model.two_group_moments = {}
@@ -322,7 +322,7 @@ def build_model(
             held, law = two_group_log_prob(study, term, log_mean, log_cv, observed, ref, width)
             model.two_group_moments[term.name] = law
             safe = term.name.replace(".", "_")
-            pm.CustomDist(f"claim_{safe}", held, logp=_claim_logp, signature="()->()", observed=pm.Data(f"claim_holds_{safe}", 1.0))
+            pm.CustomDist(f"claim_{safe}", held, logp=claim_logp, signature="()->()", observed=pm.Data(f"claim_holds_{safe}", 1.0))
     model.group_tables = tables
     model.two_group_terms = terms
     return model

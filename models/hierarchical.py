@@ -286,7 +286,7 @@ def event_log_prob(kind: str, bounds, lcdf):
     lower, upper = lcdf
     lo, hi = bounds[0], bounds[-1]
     if kind == "interval":
-        return _interval_log_prob(lower(lo), lower(hi), upper(lo), upper(hi), lower(0.5 * (lo + hi)))
+        return interval_log_prob(lower(lo), lower(hi), upper(lo), upper(hi), lower(0.5 * (lo + hi)))
     if kind == "below":
         return lower(lo)
     if kind == "above":
@@ -296,7 +296,7 @@ def event_log_prob(kind: str, bounds, lcdf):
     raise ValueError(kind)
 
 
-def _interval_log_prob(lower_lo, lower_hi, upper_lo, upper_hi, lower_mid):
+def interval_log_prob(lower_lo, lower_hi, upper_lo, upper_hi, lower_mid):
     """``log P(lo < E < hi)`` as the difference of the two tail probabilities on the side
     where they are small (the lower tails when the estimate is centred above the interval),
     so that it does not cancel to 0 far from the interval."""
@@ -326,7 +326,7 @@ def _logdiffexp(a, b):
     return a + _log1mexp(b - a)
 
 
-def _claim_logp(value, held):
+def claim_logp(value, held):
     """A claim observed to hold (``value`` 1) or not (0), given the log probability ``held``
     that it holds."""
     return pt.switch(value > 0.5, held, _log1mexp(held))
@@ -599,7 +599,7 @@ def claim_event_log_prob(claims: dict, mu, v):
     z = mu / pt.sqrt(v)  # (A, 4)
     lower, upper = log_ndtr(z), log_ndtr(-z)  # log P(E < x), log P(E > x)
     by_kind = [
-        _interval_log_prob(lower[:, 0], lower[:, 1], upper[:, 0], upper[:, 1], lower[:, 3]),
+        interval_log_prob(lower[:, 0], lower[:, 1], upper[:, 0], upper[:, 1], lower[:, 3]),
         lower[:, 0],
         upper[:, 0],
         pm.math.logaddexp(lower[:, 2], upper[:, 0]),
@@ -865,7 +865,7 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
                 "stats_mean": [st[1] for st in stats], "stats_cov": [st[2] for st in stats],
             }
             for a, name in enumerate(assoc):
-                pm.CustomDist(f"claim_{name}", lp[a], logp=_claim_logp, signature="()->()", observed=pm.Data(f"claim_holds_{name}", 1.0))
+                pm.CustomDist(f"claim_{name}", lp[a], logp=claim_logp, signature="()->()", observed=pm.Data(f"claim_holds_{name}", 1.0))
 
         for cc in comparison_claims(study):
             ga, gb = cc["groups"]
@@ -880,7 +880,7 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
                 comps = {k: (comp_m[k], comp_s[k], weights[k]) for k in (ka, kb)}
             lp = group_test_log_prob(cc, comps[ka], comps[kb], study.n(ga), study.n(gb))
             safe = cc["name"].replace(".", "_")
-            pm.CustomDist(f"claim_{safe}", lp, logp=_claim_logp, signature="()->()", observed=pm.Data(f"claim_holds_{safe}", 1.0))
+            pm.CustomDist(f"claim_{safe}", lp, logp=claim_logp, signature="()->()", observed=pm.Data(f"claim_holds_{safe}", 1.0))
     # kept for estimands and predictive checks (plain NumPy, no I/O)
     model.design, model.residual_df = design, df
     return model

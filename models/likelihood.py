@@ -332,7 +332,7 @@ def build_table(family: Family, z_sorted: np.ndarray, names, quantile_method: in
     return ScaleFamilyTable(np.asarray(grid), spline.c, len(names), shape)
 
 
-def _spline_eval(xp, coef, grid, x):
+def spline_eval(xp, coef, grid, x):
     """Cubic spline with coefficients ``coef`` (..., 4, m - 1, K) (SciPy's ``c`` layout,
     stacked on leading axes) at ``x`` (...); returns (..., K).  The interval of each batch
     element is gathered from a flattened table with one integer index (a fast take, whose
@@ -373,7 +373,7 @@ def table_values(xp, table: ScaleFamilyTable, log_mean, log_cv):
         vals = _spline_points(table, log_cv)
         lm = np.asarray(log_mean, float).reshape(-1, 1)
     else:
-        vals = _spline_eval(xp, table.coef, table.grid, log_cv)
+        vals = spline_eval(xp, table.coef, table.grid, log_cv)
         lm = log_mean
     return xp.concatenate([vals[..., :k] + lm, vals[..., k:]], axis=-1)
 

@@ -59,11 +59,11 @@ class StudyError(Exception):
     """A study file is unreadable or invalid.  ``str()`` is the one-line message for users."""
 
 
-#: pydantic error type of :func:`_rule_error`; ``ctx`` holds the relative field and the text.
+#: pydantic error type of :func:`rule_error`; ``ctx`` holds the relative field and the text.
 _RULE_ERROR = "study_rule"
 
 
-def _rule_error(field: str, text: str) -> PydanticCustomError:
+def rule_error(field: str, text: str) -> PydanticCustomError:
     """An error of a model-level rule about ``field``, a dotted path relative to the model.
 
     The message reads ``"<field>: <text>"``; :func:`load_study` prefixes the model's location.
@@ -165,27 +165,27 @@ class Group(StrictModel):
         for name, levels in self.counts.items():
             total = int(sum(c.value for c in levels.values()))
             if total != n:
-                raise _rule_error(f"counts.{name}", f"the counts add up to {total}, but n is {n}")
+                raise rule_error(f"counts.{name}", f"the counts add up to {total}, but n is {n}")
         s = {k: v.value for k, v in self.statistics.items()}
         for k in _SPREADS:
             if k in s and s[k] <= 0:
-                raise _rule_error(f"statistics.{k}", f"must be > 0 (got {s[k]:g})")
+                raise rule_error(f"statistics.{k}", f"must be > 0 (got {s[k]:g})")
         for k, v in s.items():
             if k not in _SPREADS and v <= 0:
-                raise _rule_error(f"statistics.{k}", f"must be > 0 for a positive measurement (got {v:g})")
+                raise rule_error(f"statistics.{k}", f"must be > 0 for a positive measurement (got {v:g})")
         order = [k for k in _ORDERED if k in s]
         for lo, hi in zip(order, order[1:]):
             if s[lo] > s[hi]:
-                raise _rule_error("statistics", f"{lo} ({s[lo]:g}) must not exceed {hi} ({s[hi]:g})")
+                raise rule_error("statistics", f"{lo} ({s[lo]:g}) must not exceed {hi} ({s[hi]:g})")
         if "mean" in s and "min" in s and "max" in s and not s["min"] <= s["mean"] <= s["max"]:
-            raise _rule_error("statistics.mean", f"{s['mean']:g} lies outside min-max")
+            raise rule_error("statistics.mean", f"{s['mean']:g} lies outside min-max")
         if not s:
-            raise _rule_error("statistics", "a group must report at least one statistic")
+            raise rule_error("statistics", "a group must report at least one statistic")
         for k in ("sd", "sem"):
             if n < 2 and k in s:
-                raise _rule_error(f"statistics.{k}", f"an {STATISTIC_LABELS[k]} needs n >= 2")
+                raise rule_error(f"statistics.{k}", f"an {STATISTIC_LABELS[k]} needs n >= 2")
         if "iqr" in s and "q1" in s and "q3" in s:
-            raise _rule_error("statistics.iqr", "give the quartiles or the IQR's width, not both (the width is q3 - q1)")
+            raise rule_error("statistics.iqr", "give the quartiles or the IQR's width, not both (the width is q3 - q1)")
         return self
 
 
@@ -261,11 +261,11 @@ class Claim(StrictModel):
             raise ValueError("an exact value of 0 needs 'printed' with its digits as printed (e.g. \"0.000\")")
         if self.test is not None:
             if self.test not in GROUP_TESTS:
-                raise _rule_error("test", f"unknown group test {self.test!r}; use one of {', '.join(GROUP_TESTS)}{_suggestion(self.test, GROUP_TESTS)}")
+                raise rule_error("test", f"unknown group test {self.test!r}; use one of {', '.join(GROUP_TESTS)}{_suggestion(self.test, GROUP_TESTS)}")
             if self.statistic not in TEST_CLAIM_STATISTICS:
-                raise _rule_error("test", f"a test belongs to a claim about {', '.join(TEST_CLAIM_STATISTICS)}, not {self.statistic!r} (remove 'test')")
+                raise rule_error("test", f"a test belongs to a claim about {', '.join(TEST_CLAIM_STATISTICS)}, not {self.statistic!r} (remove 'test')")
             if self.test not in TEST_CLAIM_STATISTICS[self.statistic]:
-                raise _rule_error(
+                raise rule_error(
                     "test", f"a {self.test} test does not give a {self.statistic!r} statistic "
                     f"(a {self.statistic!r} comes from {' or '.join(TEST_CLAIM_STATISTICS[self.statistic])}); fix 'test' or 'statistic'"
                 )
@@ -352,7 +352,7 @@ class Association(Claim):
     def _sided_needs_significance(self) -> "Association":
         for key in ("test", "use"):
             if getattr(self, key) is not None:
-                raise _rule_error(key, "belongs to comparison claims; an association is used by the covariate model as declared (remove it)")
+                raise rule_error(key, "belongs to comparison claims; an association is used by the covariate model as declared (remove it)")
         if self.statistic_from is not None:
             raise ValueError("'statistic_from' belongs to comparison claims; an association's statistic is its coefficient")
         if self.sided is not None and not self.significant:
@@ -571,12 +571,12 @@ class Study(StrictModel):
     @model_validator(mode="after")
     def _cross_references(self) -> "Study":
         if len(self.groups) < 1:
-            raise _rule_error("groups", "a study needs at least one group")
+            raise rule_error("groups", "a study needs at least one group")
         known = set(self.sources)
 
         def check_source(where: str, src: str | None) -> None:
             if src is not None and src not in known:
-                raise _rule_error(
+                raise rule_error(
                     f"{where}.source", f"{src!r} is not a key of 'sources' (known: {', '.join(sorted(known))})"
                 )
 
@@ -591,9 +591,9 @@ class Study(StrictModel):
         for c, comp in self.comparisons.items():
             for g in comp.groups:
                 if g not in self.groups:
-                    raise _rule_error(f"comparisons.{c}.groups", f"{g!r} is not a group of this study")
+                    raise rule_error(f"comparisons.{c}.groups", f"{g!r} is not a group of this study")
             if comp.groups[0] == comp.groups[1]:
-                raise _rule_error(f"comparisons.{c}.groups", "compare two different groups")
+                raise rule_error(f"comparisons.{c}.groups", "compare two different groups")
             for k, cl in comp.claims.items():
                 check_source(f"comparisons.{c}.claims.{k}", cl.source)
         for a, assoc in self.associations.items():
@@ -616,14 +616,14 @@ class Study(StrictModel):
                 if cl.statistic in TEST_CLAIM_STATISTICS and cl.test is None:
                     test = self.setting("group_test")
                     if test not in TEST_CLAIM_STATISTICS[cl.statistic]:
-                        raise _rule_error(
+                        raise rule_error(
                             f"{where}.test", f"a {cl.statistic!r} statistic does not come from the default test {test!r}; "
                             f"name the paper's test ('test: {TEST_CLAIM_STATISTICS[cl.statistic][0]}')"
                         )
                 if cl.use == "likelihood":
                     why = unusable_reason(self, cid, k)
                     if why is not None:
-                        raise _rule_error(f"{where}.use", f"the group model cannot fit this claim ({why}); write 'use: check' or remove 'use'")
+                        raise rule_error(f"{where}.use", f"the group model cannot fit this claim ({why}); write 'use: check' or remove 'use'")
 
     def _check_toolkit_assumptions(self) -> None:
         for name, (_, _, check) in TOOLKIT_ASSUMPTIONS.items():
@@ -633,7 +633,7 @@ class Study(StrictModel):
             for i, value in enumerate([a.value] + list(a.vary or [])):
                 problem = check(value)
                 if problem:
-                    raise _rule_error(f"assumptions.{name}." + ("value" if i == 0 else f"vary.{i - 1}"), problem)
+                    raise rule_error(f"assumptions.{name}." + ("value" if i == 0 else f"vary.{i - 1}"), problem)
 
     def _check_assumptions_used(self) -> None:
         """Every declared assumption is read: by the toolkit (:data:`TOOLKIT_ASSUMPTIONS`) or
@@ -647,7 +647,7 @@ class Study(StrictModel):
             used.update(cl.statistic_from for cl in comp.claims.values() if cl.statistic_from)
         for name in self.assumptions:
             if name not in used:
-                raise _rule_error(
+                raise rule_error(
                     f"assumptions.{name}",
                     "no field of the study file reads it (name it from a covariate's 'assumption', an association's "
                     "'subjects'/'tolerance'/'alpha' or a claim's 'statistic_from', or remove it; toolkit assumptions: "
@@ -657,7 +657,7 @@ class Study(StrictModel):
     def _assumption_ref(self, field: str, name: str):
         if name not in self.assumptions:
             known = ", ".join(sorted(self.assumptions)) or "none declared"
-            raise _rule_error(field, f"{name!r} is not a key of 'assumptions' (known: {known})")
+            raise rule_error(field, f"{name!r} is not a key of 'assumptions' (known: {known})")
         a = self.assumptions[name]
         return [a.value] + list(a.vary or [])
 
@@ -665,18 +665,18 @@ class Study(StrictModel):
         for c, cov in self.covariates.items():
             for g in cov.groups or []:
                 if g not in self.groups:
-                    raise _rule_error(f"covariates.{c}.groups", f"{g!r} is not a group of this study")
+                    raise rule_error(f"covariates.{c}.groups", f"{g!r} is not a group of this study")
             if cov.counts is not None:
                 breakdown, _, level = cov.counts.partition(".")
                 having = [g for g, grp in self.groups.items() if breakdown in grp.counts]
                 if not having:
-                    raise _rule_error(f"covariates.{c}.counts", f"no group has counts of {breakdown!r}")
+                    raise rule_error(f"covariates.{c}.counts", f"no group has counts of {breakdown!r}")
                 for g in cov.groups or having:
                     levels = self.groups[g].counts.get(breakdown)
                     if levels is None:
-                        raise _rule_error(f"covariates.{c}.counts", f"group {g!r} has no counts of {breakdown!r}")
+                        raise rule_error(f"covariates.{c}.counts", f"group {g!r} has no counts of {breakdown!r}")
                     if level and level not in levels:
-                        raise _rule_error(
+                        raise rule_error(
                             f"covariates.{c}.counts", f"group {g!r} has no level {level!r} of {breakdown!r} (levels: {', '.join(levels)})"
                         )
             else:
@@ -685,7 +685,7 @@ class Study(StrictModel):
                     try:
                         CovariateDistribution.model_validate(value)
                     except ValidationError as exc:
-                        raise _rule_error(where, f"not a covariate distribution ({_first_error(exc)})") from None
+                        raise rule_error(where, f"not a covariate distribution ({first_error(exc)})") from None
 
     def _check_association_assumptions(self) -> None:
         for a, assoc in self.associations.items():
@@ -695,7 +695,7 @@ class Study(StrictModel):
                     bad = not isinstance(value, list) or not value or any(g not in self.groups for g in value)
                     if bad:
                         field = f"assumptions.{assoc.subjects}." + ("value" if i == 0 else f"vary.{i - 1}")
-                        raise _rule_error(field, f"must be a list of group ids ({', '.join(self.groups)})")
+                        raise rule_error(field, f"must be a list of group ids ({', '.join(self.groups)})")
             for key, lo, hi in (("tolerance", 0.0, math.inf), ("alpha", 0.0, 0.5)):
                 name = getattr(assoc, key)
                 if name is None:
@@ -703,7 +703,7 @@ class Study(StrictModel):
                 for i, value in enumerate(self._assumption_ref(f"{where}.{key}", name)):
                     if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo < value < hi:
                         field = f"assumptions.{name}." + ("value" if i == 0 else f"vary.{i - 1}")
-                        raise _rule_error(field, f"must be a number in ({lo:g}, {hi:g})")
+                        raise rule_error(field, f"must be a number in ({lo:g}, {hi:g})")
 
     # -- convenience views used by the models ----------------------------------------------
     @property
@@ -758,15 +758,15 @@ def _claim_statistic(where: str, claim: dict, assumptions: dict) -> dict:
     """A raw claim with ``statistic`` filled in from the assumption ``statistic_from`` names."""
     name = claim["statistic_from"]
     if "statistic" in claim:
-        raise _rule_error(f"{where}.statistic", "give 'statistic' or 'statistic_from' (an assumption naming it), not both")
+        raise rule_error(f"{where}.statistic", "give 'statistic' or 'statistic_from' (an assumption naming it), not both")
     a = assumptions.get(name) if isinstance(name, str) else None
     if not isinstance(a, dict):
         known = ", ".join(sorted(assumptions)) or "none declared"
-        raise _rule_error(f"{where}.statistic_from", f"{name!r} is not a key of 'assumptions' (known: {known})")
+        raise rule_error(f"{where}.statistic_from", f"{name!r} is not a key of 'assumptions' (known: {known})")
     for i, value in enumerate([a.get("value")] + list(a.get("vary") or [])):
         if value not in CLAIM_STATISTICS:
             field = f"assumptions.{name}." + ("value" if i == 0 else f"vary.{i - 1}")
-            raise _rule_error(field, f"must be a claim statistic ({', '.join(CLAIM_STATISTICS)}), not {value!r}{_suggestion(value, CLAIM_STATISTICS)}")
+            raise rule_error(field, f"must be a claim statistic ({', '.join(CLAIM_STATISTICS)}), not {value!r}{_suggestion(value, CLAIM_STATISTICS)}")
     return {**claim, "statistic": a.get("value")}
 
 
@@ -835,7 +835,7 @@ def _is_number_text(value: Any) -> bool:
     return isinstance(value, str) and re.fullmatch(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*", value) is not None
 
 
-def _first_error(exc: ValidationError) -> str:
+def first_error(exc: ValidationError) -> str:
     """The first validation error as ``"<dotted field path>: <what is wrong>"``."""
     errors = exc.errors(include_url=False)
     err = errors[0]
@@ -908,7 +908,7 @@ class _UnsupportedTagError(yaml.constructor.ConstructorError):
         self.tag, self.line = _tag_name(node.tag), node.start_mark.line + 1
 
 
-class _StudyLoader(yaml.SafeLoader):
+class StudyLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that also rejects repeated mapping keys.
 
     Like SafeLoader it builds plain data only (dicts, lists, strings, numbers, booleans,
@@ -947,10 +947,10 @@ class _StudyLoader(yaml.SafeLoader):
 
 
 # SafeLoader registers the function SafeConstructor.construct_undefined; replace it here only
-_StudyLoader.add_constructor(None, _StudyLoader._construct_undefined)
+StudyLoader.add_constructor(None, StudyLoader._construct_undefined)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     return re.sub(r"[\r\n]+", " ", text)
 
 
@@ -975,7 +975,7 @@ def load_study(path: str | Path) -> Study:
     path = Path(path)
 
     def fail(text: str) -> StudyError:
-        return StudyError(_one_line(f"{path}: {text}"))
+        return StudyError(one_line(f"{path}: {text}"))
 
     try:
         raw = path.read_bytes()
@@ -987,7 +987,7 @@ def load_study(path: str | Path) -> Study:
         raise fail("not a UTF-8 text file") from None
     try:
         # a SafeLoader: YAML tags never construct Python objects from a user file
-        data = yaml.load(text, Loader=_StudyLoader)  # noqa: S506 - _StudyLoader is a SafeLoader
+        data = yaml.load(text, Loader=StudyLoader)  # noqa: S506 - StudyLoader is a SafeLoader
     except _DuplicateKeyError as exc:
         raise fail(
             f"duplicate key {exc.key!r} at line {exc.line} (first given at line {exc.first_line}; keep only one)"
@@ -1013,5 +1013,5 @@ def load_study(path: str | Path) -> Study:
     try:
         study = Study.model_validate(data)
     except ValidationError as exc:
-        raise fail(_first_error(exc)) from None
+        raise fail(first_error(exc)) from None
     return study.model_copy(update={"path": path, "sha256": hashlib.sha256(raw).hexdigest()})

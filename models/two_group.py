@@ -494,7 +494,7 @@ def event_log_prob(xp, mu, v, bounds):
         if not math.isfinite(hi):
             return np.logaddexp(upper(lo), lower(-lo))
         return np.logaddexp(interval(lo, hi), interval(-hi, -lo))
-    from .hierarchical import _interval_log_prob, log_ndtr
+    from .hierarchical import interval_log_prob, log_ndtr
     import pymc as pm
 
     def lower(x):
@@ -504,7 +504,7 @@ def event_log_prob(xp, mu, v, bounds):
         return log_ndtr((mu - x) / sd)
 
     def interval(a, b):
-        return _interval_log_prob(lower(a), lower(b), upper(a), upper(b), lower(0.5 * (a + b)))
+        return interval_log_prob(lower(a), lower(b), upper(a), upper(b), lower(0.5 * (a + b)))
 
     if not math.isfinite(hi):
         return pm.math.logaddexp(upper(lo), lower(-lo))

@@ -38,7 +38,7 @@ import pandas as pd
 import yaml
 from pydantic import Field, ValidationError
 
-from models.study import STATISTICS, StrictModel, Study, _first_error, _one_line, _StudyLoader
+from models.study import STATISTICS, StrictModel, Study, first_error, one_line, StudyLoader
 from models.labels import variable_of
 from reanalysis.settings import EXIT_ERROR, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK  # noqa: F401 (the script's exit codes)
 from reanalysis.supervisor import phase
@@ -195,7 +195,7 @@ def apply_overrides(study: Study, statistics: str = "all", assumptions: dict | N
     try:
         new = Study.model_validate(data)
     except ValidationError as exc:
-        raise ValueError(_first_error(exc)) from None
+        raise ValueError(first_error(exc)) from None
     return new.model_copy(update={"path": study.path, "sha256": study.sha256})
 
 
@@ -213,9 +213,9 @@ def load_grid(path: str | Path) -> Grid:
     except (OSError, UnicodeDecodeError) as exc:
         raise GridError(f"{path}: cannot read the grid file ({getattr(exc, 'strerror', None) or exc})") from None
     try:
-        data = yaml.load(text, Loader=_StudyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=StudyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise GridError(_one_line(f"{path}: invalid YAML: {getattr(exc, 'problem', None) or exc}")) from None
+        raise GridError(one_line(f"{path}: invalid YAML: {getattr(exc, 'problem', None) or exc}")) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -223,7 +223,7 @@ def load_grid(path: str | Path) -> Grid:
     try:
         return Grid.model_validate(data)
     except ValidationError as exc:
-        raise GridError(_one_line(f"{path}: {_first_error(exc)}")) from None
+        raise GridError(one_line(f"{path}: {first_error(exc)}")) from None
 
 
 def check_reps(specs: list[Spec], reps: int | None, where: str) -> None:
@@ -253,7 +253,7 @@ def expand_grid(grid: Grid, study: Study, path: str | Path = "grid") -> list[Spe
     from models.priors import PRIOR_SETS
 
     def fail(where: str, problem: str) -> GridError:
-        return GridError(_one_line(f"{path}: {where}: {problem}"))
+        return GridError(one_line(f"{path}: {where}: {problem}"))
 
     def resolve(where: str, kind: str, name: str, ov: Overrides | dict, base: Spec | None) -> Spec:
         ov = ov if isinstance(ov, dict) else ov.model_dump(exclude_unset=True)
@@ -427,7 +427,7 @@ class _NullLock:
 
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return _one_line(f"{type(exc).__name__}: {text[0] if text else ''}")[:300]
+    return one_line(f"{type(exc).__name__}: {text[0] if text else ''}")[:300]
 
 
 def _failed(member: dict, reason: str, seconds: float) -> dict:

@@ -112,7 +112,7 @@ class ReportError(Exception):
     """The result folder (or a file it names) is missing or unusable.  ``str()`` is one line."""
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
@@ -186,7 +186,7 @@ def _read_csv(path: Path, name: str) -> pd.DataFrame:
     try:
         df = pd.read_csv(path, index_col=0 if name == "summary.csv" else None)
     except Exception as exc:  # pandas raises several types for unreadable CSV
-        raise ReportError(f"{path}: cannot read ({_one_line(exc)})") from None
+        raise ReportError(f"{path}: cannot read ({one_line(exc)})") from None
     if name == "checks.csv":
         df = _renamed_check_columns(df)
     missing = [c for c in _COLUMNS.get(name, ()) if c not in df.columns]
@@ -219,7 +219,7 @@ def load_result(result_dir: Path) -> ResultFolder:
     try:
         manifest = json.loads((result_dir / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ReportError(f"{result_dir / 'manifest.json'}: cannot read ({_one_line(exc)})") from None
+        raise ReportError(f"{result_dir / 'manifest.json'}: cannot read ({one_line(exc)})") from None
     if not isinstance(manifest, dict):
         raise ReportError(f"{result_dir / 'manifest.json'}: not a JSON object")
     listed = [f for f in manifest.get("files", []) if not (result_dir / f).is_file()]
@@ -297,7 +297,7 @@ def load_sensitivity(path: Path, main: ResultFolder) -> Sensitivity:
         try:
             m = json.loads((r / "manifest.json").read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ReportError(f"{r / 'manifest.json'}: cannot read ({_one_line(exc)})") from None
+            raise ReportError(f"{r / 'manifest.json'}: cannot read ({one_line(exc)})") from None
         rows.append(_run_row(r.name, m, main.manifest, _read_csv(r / "estimands.csv", "estimands.csv"), keys))
     return Sensitivity(path, "runs", pd.DataFrame(rows))
 
@@ -882,7 +882,7 @@ def render_report(result_dir: Path, sensitivity_dir: Path | None = None, command
     try:
         idata = az.from_netcdf(r.path / "idata.nc")
     except Exception as exc:  # h5netcdf / xarray raise various types on a bad file
-        raise ReportError(f"{r.path / 'idata.nc'}: cannot read ({_one_line(exc)})") from None
+        raise ReportError(f"{r.path / 'idata.nc'}: cannot read ({one_line(exc)})") from None
     energy_png, bfmi = None, None
     if "sample_stats" in idata.groups() and "energy" in idata.sample_stats:
         ax = az.plot_energy(idata, figsize=(8, 4.5))

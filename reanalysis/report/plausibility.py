@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from models.study import Source, StrictModel, Study, _first_error, _one_line, _rule_error, _StudyLoader
+from models.study import Source, StrictModel, Study, first_error, one_line, rule_error, StudyLoader
 
 #: Fold-difference from which a level counts as implausible as an absolute concentration
 #: (more than an order of magnitude above the highest upper end of the reference ranges).
@@ -57,27 +57,27 @@ class RefValue(StrictModel):
         given = {k for k in ("low", "high", "mean", "sd", "max") if getattr(self, k) is not None}
         shapes = ({"low", "high"}, {"mean", "sd"}, {"max"})
         if given not in shapes:
-            raise _rule_error(
+            raise rule_error(
                 "", f"give exactly one of {{low, high}}, {{mean, sd}} or {{max}} (got {{{', '.join(sorted(given))}}})"
             )
         for k in given:
             v = getattr(self, k)
             if v != v or v in (float("inf"), float("-inf")):
-                raise _rule_error(k, "must be a finite number")
+                raise rule_error(k, "must be a finite number")
         if given == {"low", "high"}:
             if self.low < 0:
-                raise _rule_error("low", f"must be >= 0 (got {self.low:g})")
+                raise rule_error("low", f"must be >= 0 (got {self.low:g})")
             if self.low > self.high:
-                raise _rule_error("low", f"{self.low:g} exceeds high ({self.high:g})")
+                raise rule_error("low", f"{self.low:g} exceeds high ({self.high:g})")
             if self.high <= 0:
-                raise _rule_error("high", f"must be > 0 (got {self.high:g})")
+                raise rule_error("high", f"must be > 0 (got {self.high:g})")
         elif given == {"mean", "sd"}:
             if self.mean <= 0:
-                raise _rule_error("mean", f"must be > 0 (got {self.mean:g})")
+                raise rule_error("mean", f"must be > 0 (got {self.mean:g})")
             if self.sd < 0:
-                raise _rule_error("sd", f"must be >= 0 (got {self.sd:g})")
+                raise rule_error("sd", f"must be >= 0 (got {self.sd:g})")
         elif self.max <= 0:
-            raise _rule_error("max", f"must be > 0 (got {self.max:g})")
+            raise rule_error("max", f"must be > 0 (got {self.max:g})")
         return self
 
     @property
@@ -157,7 +157,7 @@ class ReferenceSet(StrictModel):
         for kind, items in (("measurements", self.measurements), ("notes", self.notes)):
             for i, item in enumerate(items):
                 if item.source not in known:
-                    raise _rule_error(
+                    raise rule_error(
                         f"{kind}.{i}.source", f"{item.source!r} is not a key of 'sources' (known: {', '.join(sorted(known))})"
                     )
         return self
@@ -172,7 +172,7 @@ def load_reference(path: str | Path) -> ReferenceSet:
     path = Path(path)
 
     def fail(text: str) -> PlausibilityError:
-        return PlausibilityError(_one_line(f"{path}: {text}"))
+        return PlausibilityError(one_line(f"{path}: {text}"))
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -181,7 +181,7 @@ def load_reference(path: str | Path) -> ReferenceSet:
     except (OSError, UnicodeDecodeError) as exc:
         raise fail(f"cannot read the reference file ({getattr(exc, 'strerror', None) or exc})") from None
     try:
-        data = yaml.load(text, Loader=_StudyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=StudyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -193,7 +193,7 @@ def load_reference(path: str | Path) -> ReferenceSet:
     try:
         ref = ReferenceSet.model_validate(data)
     except ValidationError as exc:
-        raise fail(_first_error(exc)) from None
+        raise fail(first_error(exc)) from None
     return ref.model_copy(update={"path": path})
 
 

@@ -239,13 +239,13 @@ def test_covariate_model_corrections_follow_the_quantile_type():
     type: SPSS's type 6 puts the first quartile of 10 subjects lower than R's type 7 (order
     statistic 2.75 against 3.25), the third higher, and the median where type 7 does."""
     from models.asymptotic import build_correction, residual_nodes
-    from models.likelihood import _spline_eval
+    from models.likelihood import spline_eval
 
     names = ("q1", "median", "q3")
     nodes = residual_nodes(None)
     delta = {}
     for method in (6, 7):
         c = build_correction(nodes, 10, names, reps=400, seed=1, quantile_method=method)
-        delta[method] = _spline_eval(np, c.delta_coef, c.grid, np.log(0.5))
+        delta[method] = spline_eval(np, c.delta_coef, c.grid, np.log(0.5))
     assert delta[6][0] < delta[7][0] - 0.02 and delta[6][2] > delta[7][2] + 0.02
     assert delta[6][1] == pytest.approx(delta[7][1], abs=1e-12)
