@@ -88,7 +88,7 @@ _REDUNDANT = {"ratio_of_means": "mean", "ratio_of_medians": "median"}
 #: (A dense mass matrix did not help: 41 instead of 25 leapfrog steps per iteration.)
 #: With the claims conditioned on the statistics (joint likelihood) 0.99 diverged once in
 #: 2 of seeds 1-10, and on the default seed; 0.995 in none of seeds 1-10, at 1.18x the
-#: leapfrog steps per draw (benchmarks/results/warmup-2026-12-05-claim-cohorts*.txt,
+#: leapfrog steps per draw (benchmarks/results/warmup-*claim-cohorts*.txt,
 #: docs/decisions/target-acceptance.md).
 TARGET_ACCEPT = 0.995
 #: Tree-depth cap during warm-up only (reanalysis.sampling.CompiledNuts).  Warm-up starts from a
@@ -332,6 +332,13 @@ def claim_logp(value, held):
     return pt.switch(value > 0.5, held, _log1mexp(held))
 
 
+def claim_points(xp, bounds):
+    """The points at which a claim's ``D`` is evaluated, ``(A, 4)``: its lower end ``lo``,
+    upper end ``hi``, ``-lo`` (for "beyond") and the interval's midpoint."""
+    lo, hi = bounds[:, 0], bounds[:, 1]
+    return xp.stack([lo, hi, -lo, 0.5 * (lo + hi)], axis=-1)
+
+
 def association_moments(xp, claims: dict, data: dict, y, var, influence=None):
     """Per claim, the normal approximation of the quantity ``D`` whose sign decides it, over
     random cohorts of the design, and its covariance with the groups' log statistics.
@@ -400,9 +407,8 @@ def association_moments(xp, claims: dict, data: dict, y, var, influence=None):
     mean = b[..., -1]
     weights_b = P[:, :, -1, :]  # (A, R, S)
     var_b = (weights_b**2 * var).sum(axis=-1)
-    lo, hi = data["bounds"][:, 0][:, None], data["bounds"][:, 1][:, None]
-    # D at the claim's points lo, hi, -lo and the interval's midpoint, at once: (A, R, 4)
-    x = xp.stack([lo, hi, -lo, 0.5 * (lo + hi)], axis=-1)
+    # D at the claim's points, for every cohort at once: (A, R, 4)
+    x = claim_points(xp, data["bounds"])[:, None, :]
     t = claims["t"][:, None]
     if claims["t"].any() or influence is not None:
         # lack-of-fit residuals of the expected log levels (zero outside the claim)
@@ -477,10 +483,9 @@ def claim_moments_over_cohorts(xp, claims: dict, forms: dict, theta, variance, t
     mean_b = (forms["EB"] * theta).sum(axis=-1)  # (A,)
     between_b = ((forms["CB"] * theta).sum(axis=-1) * theta).sum(axis=-1)
     within = (forms["W"] * variance).sum(axis=-1)
-    lo, hi = claims["bounds"][:, 0], claims["bounds"][:, 1]
-    x = xp.stack([lo, hi, -lo, 0.5 * (lo + hi)], axis=-1)  # (A, 4)
+    x = claim_points(xp, claims["bounds"])  # (A, 4)
     t = np.asarray(claims["t"])
-    ma, va, cab, d = 1.0 + 0.0 * mean_b, 0.0, 0.0, 0.0
+    ma, va, cab, d = np.ones(len(t)), 0.0, 0.0, 0.0
     if t.any():
         df = np.asarray(claims["df"])[t > 0][:, None]
         lack = ((forms["Q"] * theta).sum(axis=-1) * theta).sum(axis=-1)  # (A_t, R_t)
