@@ -181,7 +181,11 @@ def _row(sim: np.ndarray, kind: str, item: str, key: str, units: str, published,
     }
 
 
-def _number_row(sim: np.ndarray, pub: float, item: str, key: str, units: str) -> dict:
+def number_row(sim: np.ndarray, pub: float, item: str, key: str, units: str) -> dict:
+    """One row of the checks table (:data:`COLUMNS`) for a published number ``pub``: its
+    simulated values ``sim`` over predictive cohorts, the two-sided predictive p-value, the
+    share at or above it and the verdict.  ``key`` is the ``<group>.<statistic>`` a
+    published-items account matches."""
     return _row(sim, "number", item, key, units, pub, p_two_sided=predictive_p_two_sided(sim, pub),
                 share_at_or_above=float(np.mean(sim >= pub)))
 
@@ -238,12 +242,12 @@ def check_table(stats: dict[str, np.ndarray], study: Study) -> pd.DataFrame:
             rep = study.reported(g)
             if s not in rep:
                 continue
-            rows.append(_number_row(stats[f"{g}.{s}"], rep[s], f"{study.groups[g].label}: {STATISTIC_LABELS[s]}", f"{g}.{s}", units))
+            rows.append(number_row(stats[f"{g}.{s}"], rep[s], f"{study.groups[g].label}: {STATISTIC_LABELS[s]}", f"{g}.{s}", units))
     for g in study.group_ids:
         key = f"{g}.mean_minus_median"
         if key in stats:
             rep = study.reported(g)
-            rows.append(_number_row(stats[key], rep["mean"] - rep["median"], f"{study.groups[g].label}: mean minus median (skew)", key, units))
+            rows.append(number_row(stats[key], rep["mean"] - rep["median"], f"{study.groups[g].label}: mean minus median (skew)", key, units))
     for cid, comp in study.comparisons.items():
         for claim_id, claim in comp.claims.items():
             key = f"{cid}.{claim_id}"

@@ -34,5 +34,10 @@ class GroupModel(Model):
     def predictive_statistics(self, cohorts, study):
         return checks.predictive_statistics(cohorts, study)
 
+    def item_roles(self, study, family):
+        from .published_roles import group_model_roles
+
+        return group_model_roles(study, family)
+
     def check_table(self, pstats, study):
         return checks.check_table(pstats, study)

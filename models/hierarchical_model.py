@@ -53,6 +53,11 @@ class HierarchicalModel(Model):
     def predictive_statistics(self, cohorts, study):
         return checks.predictive_statistics(cohorts, study)
 
+    def item_roles(self, study, family):
+        from .published_roles import covariate_model_roles
+
+        return covariate_model_roles(study, family)
+
     def check_table(self, pstats, study):
         return checks.check_table(pstats, study)
 

@@ -120,8 +120,22 @@ class Model(ABC):
 
     @abstractmethod
     def check_table(self, pstats: dict, study):
-        """The predictive checks against every published number (a DataFrame as
-        :func:`models.checks.check_table` returns it)."""
+        """The predictive checks against every published number: a DataFrame with the columns
+        :data:`models.checks.COLUMNS` (:func:`models.checks.number_row` builds the row of a
+        published number); the pipeline refuses a table without them."""
+
+    def item_roles(self, study, family: str):
+        """The rule that gives each published item of ``study`` its role in this model
+        (``published_items.csv``): a callable ``(item, checked) -> (role, reason)`` as
+        described in :mod:`models.published_roles`.  The default fits nothing it knows of:
+        an item the checks table has is a ``check``, any other ``unused``; a model that fits
+        published numbers overrides it."""
+        from .published_roles import not_fitted
+
+        def role(item: dict, checked: bool) -> tuple[str, str]:
+            return not_fitted(item, checked, f"the {self.name} model does not declare what it fits")
+
+        return role
 
     def covariate_view(self, idata, study, model, seed: int):
         """Level-versus-covariate view of a covariate model (predictive cohorts and

@@ -386,6 +386,7 @@ def summarise(fit: Analysis, study: Study, ppc_draws: int = 2000, summary: bool 
     """
     import arviz as az
 
+    from models.checks import COLUMNS as CHECK_COLUMNS
     from models.estimands import HDI_PROB
 
     api = model_api(fit.model_name)
@@ -396,6 +397,10 @@ def summarise(fit: Analysis, study: Study, ppc_draws: int = 2000, summary: bool 
     cohorts = api.predictive_cohorts(idata, study, family, n_draws=ppc_draws, seed=fit.seed, model=fit.model)
     fit.pstats = api.predictive_statistics(cohorts, study)
     fit.checks = api.check_table(fit.pstats, study)
+    missing = [c for c in CHECK_COLUMNS if c not in fit.checks.columns]
+    if missing:
+        # a model's own check table feeds the figures, the report and the published-items account
+        raise TypeError(f"the {fit.model_name} model's check_table lacks columns {', '.join(missing)} (models.checks.COLUMNS; models.checks.number_row builds a row)")
     fit.summary = az.summary(idata, hdi_prob=HDI_PROB, round_to="none") if summary else None
     timings = {k: v for k, v in fit.timings.items() if k != "prior_draws"}
     timings["estimands_and_checks"] = fit.timings.get("prior_draws", 0.0) + fit.timings.get("estimands_and_checks", 0.0) + time.perf_counter() - t

@@ -149,24 +149,27 @@ class Fit:
     def figure_jobs(self) -> list[tuple[str, str, tuple]]:
         """The fit's figures as ``(file name, reanalysis.figures.plots builder, arguments)``,
         the slowest first (:class:`reanalysis.figures.workers.FigureWorkers` draws them in
-        that order)."""
+        that order).  A figure of estimands the model does not compute (population medians
+        and means, ratios, P(superiority): the built-in models' estimands) is left out."""
         from reanalysis.analysis import model_api
 
         idata, study, a = self.idata, self.study, self.analysis
         api = model_api(self.model)
-        jobs = [
-            ("prior_posterior.png", "prior_posterior_figure", (idata, a.free, api.parameter_scales, study)),
-            ("rank_plots.png", "rank_figure", (idata, a.free)),
-            ("predictive_checks.png", "predictive_figure", (a.pstats, a.checks, study)),
-            ("group_values.png", "group_values_figure", (idata, study)),
+        post = idata.posterior
+        ratios = {"ratio_of_medians", "ratio_of_means"}
+        candidates = [
+            ("prior_posterior.png", "prior_posterior_figure", (idata, a.free, api.parameter_scales, study), set()),
+            ("rank_plots.png", "rank_figure", (idata, a.free), set()),
+            ("predictive_checks.png", "predictive_figure", (a.pstats, a.checks, study), set()),
+            ("group_values.png", "group_values_figure", (idata, study), {"median", "mean"}),
         ]
         if self.view is not None:
-            jobs.append(("level_vs_covariate.png", "covariate_figure", (self.view, study)))
-        if "effect_percent" in idata.posterior:
-            jobs.append(("percent_effects.png", "percent_effects_figure", (idata, study, self.informativeness)))
+            candidates.append(("level_vs_covariate.png", "covariate_figure", (self.view, study), set()))
+        candidates.append(("percent_effects.png", "percent_effects_figure", (idata, study, self.informativeness), {"effect_percent"}))
         if study.comparisons:
-            jobs += [("ratio_posterior.png", "ratio_figure", (idata, study)), ("effects_forest.png", "effects_forest_figure", (idata, study))]
-        return jobs
+            candidates += [("ratio_posterior.png", "ratio_figure", (idata, study), ratios),
+                           ("effects_forest.png", "effects_forest_figure", (idata, study), ratios | {"prob_superiority"})]
+        return [(name, builder, args) for name, builder, args, needs in candidates if all(v in post for v in needs)]
 
     def figures(self) -> dict:
         """The fit's figures, drawn in this process: file name -> matplotlib Figure.

@@ -65,10 +65,8 @@ class ToyModel(Model):
     def check_table(self, pstats, study):
         import pandas as pd
 
-        rows = []
-        for key, sim in pstats.items():
-            g = key.split(".")[0]
-            published = study.reported(g)["mean"]
-            rows.append({"key": key, "item": f"{g} mean", "published": published, "predictive_median": float(np.median(sim)),
-                         "p_two_sided": float(min(1.0, 2 * min(np.mean(sim >= published), np.mean(sim <= published))))})
-        return pd.DataFrame(rows)
+        from models.checks import COLUMNS, number_row
+
+        rows = [number_row(sim, study.reported(key.split(".")[0])["mean"], f"{key.split('.')[0]} mean", key, study.analyte.units)
+                for key, sim in pstats.items()]
+        return pd.DataFrame(rows, columns=list(COLUMNS))

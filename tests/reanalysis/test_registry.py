@@ -61,11 +61,27 @@ def test_defaults_come_from_the_model(study, toy):
         resolve_options(study, model="toy", family="gamma")
 
 
-@pytest.mark.slow
-def test_a_toy_model_fits_through_the_pipeline(study, toy):
-    from reanalysis.analysis import run_analysis
+def test_a_new_model_accounts_for_every_published_item_by_default(study, toy):
+    from reanalysis.report.published_items import enumerate_items, published_items
 
-    a = run_analysis(study, model="toy", chains=2, seed=5, ppc_draws=200, prior_draws=100, cores=1, progressbar=False)
+    checked = [f"{g}.mean" for g in study.group_ids]
+    t = published_items(study, "toy", checked_keys=checked)
+    assert len(t) == len(enumerate_items(study))
+    means = t["item"].isin([f"groups.{g}.statistics.mean" for g in study.group_ids])
+    assert (t.loc[means, "role"] == "check").all()
+    assert (t.loc[~means, "role"] == "unused").all()
+    assert t.loc[~means, "reason"].str.contains("the toy model does not declare what it fits").all()
+
+
+@pytest.mark.slow
+def test_a_toy_model_fits_through_the_pipeline(study, toy, tmp_path):
+    import reanalysis
+
+    fit = reanalysis.fit(study, model="toy", chains=2, seed=5, ppc_draws=200)
+    folder = fit.save(tmp_path)
+    assert {"estimands.csv", "checks.csv", "published_items.csv", "manifest.json"} <= {p.name for p in folder.iterdir()}
+    assert (fit.published_items.loc[fit.published_items["checked"], "role"] == "check").all()
+    a = fit.analysis
     assert (a.model_name, a.family, a.idata.posterior.sizes["draw"]) == ("toy", "normal", 200)
     for g in study.group_ids:
         row = a.table.set_index("estimand").loc[f"population_mean[{g}]"]
