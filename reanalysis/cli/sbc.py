@@ -4,9 +4,10 @@ Draws parameters from the model's prior, simulates the statistics a study with t
 design (group sizes, reported statistics, rounding) would publish, fits each simulated
 study, and tests whether the ranks of the true values among posterior draws are uniform.
 
-Exit codes: 0 every parameter calibrated; 4 some parameter fails uniformity (chi-square on
-binned ranks, at --alpha with a Bonferroni correction); 2 bad input; 130 interrupted
-(nothing written); 1 unexpected error.
+Exit codes: 0 every parameter calibrated; 4 some parameter fails uniformity (the chi-square
+test on binned ranks or the ECDF test of the ranks, each at --alpha with a Bonferroni
+correction over the parameters); 2 bad input; 130 interrupted (nothing written); 1
+unexpected error.
 """
 from __future__ import annotations
 
