@@ -118,6 +118,30 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def stderr_is_terminal() -> bool:
+    """Whether stderr is a terminal: progress bars and counters that redraw one line
+    (carriage returns) only go there; a log file gets whole lines."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def counter(msg: str) -> None:
+    """Print a progress counter on stderr: redrawn in place on a terminal, one line each
+    in a file."""
+    if stderr_is_terminal():
+        print(f"\r{msg}", end="", file=sys.stderr, flush=True)
+    else:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def end_counter() -> None:
+    """End a line of :func:`counter` (a terminal's only)."""
+    if stderr_is_terminal():
+        print(file=sys.stderr)
+
+
 def progress_logger(t_start: float):
     """A ``log(msg)`` that prints ``[elapsed s] msg`` to stderr, timed from ``t_start``
     (a ``time.perf_counter()`` value taken when the script started)."""

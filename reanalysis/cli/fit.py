@@ -14,7 +14,7 @@ from pathlib import Path
 
 T_START = time.perf_counter()
 
-from reanalysis.results import progress_logger  # noqa: E402 (stdlib only: keeps --help fast)
+from reanalysis.results import progress_logger, stderr_is_terminal  # noqa: E402 (stdlib only: keeps --help fast)
 from reanalysis.settings import (  # noqa: E402 (stdlib only)
     DEFAULT_CHAINS,
     DEFAULT_PPC_DRAWS,
@@ -90,7 +90,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "results", help="parent folder of the result folder (default: results/)")
     p.add_argument("--publish-figures", type=Path, default=None, metavar="DIR", help="also copy the figures to DIR (make fit uses figures/)")
     p.add_argument("--report", action="store_true", help="also write report.html in the result folder (see scripts/report.py)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar while sampling")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar while sampling (there is none when stderr is not a terminal)")
     args = p.parse_args(argv)
     for name in ("draws", "max_draws", "tune", "ppc_draws"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -165,7 +165,7 @@ def run_fit(args: argparse.Namespace, study, figure_pool) -> int:
     imports = time.perf_counter() - T_START
     result = fit(
         study, model=args.model, family=args.family, priors=args.priors, seed=args.seed, draws=args.draws, max_draws=args.max_draws,
-        tune=args.tune, chains=args.chains, reps=args.reps, ppc_draws=args.ppc_draws, progressbar=not args.no_progress, log=log,
+        tune=args.tune, chains=args.chains, reps=args.reps, ppc_draws=args.ppc_draws, progressbar=not args.no_progress and stderr_is_terminal(), log=log,
     )
     result.timings = {"imports": imports, **result.timings}
     result.started = T_START

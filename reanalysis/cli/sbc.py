@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from reanalysis.results import counter, end_counter
 from reanalysis.settings import DEFAULT_CHAINS, DEFAULT_PRIORS, DEFAULT_STUDY, EXIT_INPUT, EXIT_MISCALIBRATED, EXIT_OK, MAX_RHAT, ROOT
 
 #: Program name in usage lines (``reanalysis sbc`` from the console script).
@@ -115,13 +116,13 @@ def main(argv=None) -> int:
 
     def progress(done, total, elapsed):
         eta = elapsed / done * (total - done)
-        print(f"\rcalibration fits {done}/{total}, {elapsed:.0f} s elapsed, ~{eta:.0f} s left", end="", file=sys.stderr, flush=True)
+        counter(f"calibration fits {done}/{total}, {elapsed:.0f} s elapsed, ~{eta:.0f} s left")
 
     res = calibration.run_sbc(
         study, priors, args.family, args.sims, args.seed, args.draws, args.tune, args.chains, args.workers, chunk=args.chunk,
         progress=progress, model=args.model, max_rhat=args.max_rhat, max_extensions=args.max_extensions if args.max_rhat else 0,
     )
-    print(file=sys.stderr)
+    end_counter()
     table = calibration.uniformity(res, args.alpha)
     regions = calibration.coverage_by_region(res, study) if args.model == "group" else None
     failed_fits = int(((res.fits["divergences"] > 0) | (res.fits["max_rhat"] > MAX_RHAT)).sum())

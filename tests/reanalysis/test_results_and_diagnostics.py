@@ -504,3 +504,17 @@ def test_calibration_figure_title_clears_the_panel_titles():
     renderer = fig.canvas.get_renderer()
     top = fig._suptitle.get_window_extent(renderer).y0
     assert all(ax.title.get_window_extent(renderer).y1 <= top for ax in fig.axes if ax.get_title())
+
+
+def test_progress_counters_write_whole_lines_to_a_file(capsys, monkeypatch):
+    from reanalysis import results
+
+    results.counter("calibration fits 1/2")
+    results.counter("calibration fits 2/2")
+    results.end_counter()
+    err = capsys.readouterr().err
+    assert "\r" not in err and err.splitlines() == ["calibration fits 1/2", "calibration fits 2/2"]
+    monkeypatch.setattr(results, "stderr_is_terminal", lambda: True)
+    results.counter("calibration fits 1/2")
+    results.end_counter()
+    assert capsys.readouterr().err == "\rcalibration fits 1/2\n"
