@@ -4,8 +4,10 @@
 figures, InferenceData), the study file named in its manifest and the study's reference data,
 and writes ``report.html`` into the folder: one file, figures embedded as base64 PNG data
 URIs, inline CSS only, no scripts, and a Content-Security-Policy that forbids loading anything
-(so a copy mailed to a reviewer shows the same thing offline).  All text is escaped with
-:func:`html.escape`.  The file is written to a temporary name and renamed into place, so a
+(so a copy mailed to a reviewer shows the same thing offline).  The functions here compute
+the content as plain data (sentences, formatted numbers, tables as rows of strings, figures as
+base64 PNG); the Jinja2 templates in ``templates/`` draw the markup, and their autoescaping
+escapes every value.  The file is written to a temporary name and renamed into place, so a
 failed run never leaves a half-written report.
 
 Plotting only: the energy plot is drawn from the stored draws; nothing is sampled here.
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import html
 import io
 import json
 import math
@@ -24,8 +25,10 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
+import jinja2
 import pandas as pd
 
 from reanalysis.results import file_sha256
@@ -114,11 +117,6 @@ class ReportError(Exception):
 
 def one_line(text: str) -> str:
     return " ".join(str(text).split())
-
-
-def e(x) -> str:
-    """Escape any value for HTML text or attribute."""
-    return html.escape(str(x), quote=True)
 
 
 # -- number formatting (also used by tests to find the numbers in the page) ---------------------
@@ -375,74 +373,65 @@ def plain_sentence(row: pd.Series, study: Study) -> str:
     return f"{row['label']}: {m} {u}{interval}."
 
 
-# -- HTML pieces ----------------------------------------------------------------------------
-CSS = """
-body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1d1d1f;
-background:#fff;margin:0}
-main,header{max-width:1100px;margin:0 auto;padding:0 24px}
-header{padding-top:24px}
-h1{font-size:1.7em;margin:.2em 0 .3em}
-h2{font-size:1.3em;margin-top:2em;border-bottom:2px solid #ddd;padding-bottom:.2em}
-h3{font-size:1.08em;margin-top:1.4em}
-nav ol{columns:2;margin:.5em 0 1em}
-table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.9em;width:100%}
-caption{text-align:left;font-weight:600;padding:.3em 0}
-th,td{border:1px solid #d0d0d0;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f3f3f5}
-td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-figure{margin:1em 0 1.6em;padding:8px;border:1px solid #e2e2e2;background:#fafafa}
-figure img{max-width:100%;height:auto;display:block;margin:0 auto;background:#fff}
-figcaption{font-size:.9em;color:#333;margin-top:.5em}
-.verdict-reproduced{color:#11652b;font-weight:600}
-.verdict-tension{color:#8a5a00;font-weight:600}
-.verdict-not-reproduced{color:#a40e26;font-weight:600}
-.flag{color:#a40e26;font-weight:600}
-.banner{padding:10px 14px;border-left:6px solid #a40e26;background:#fdecee;margin:1em 0}
-.ok{padding:10px 14px;border-left:6px solid #11652b;background:#eaf6ee;margin:1em 0}
-.note{padding:10px 14px;border-left:6px solid #8a8a8a;background:#f4f4f4;margin:1em 0}
-.keypoints li{margin:.25em 0}
-code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.92em;word-break:break-all}
-footer{max-width:1100px;margin:3em auto 2em;padding:0 24px;color:#666;font-size:.85em}
-"""
+# -- blocks: the content of a section as plain data, drawn by templates/macros.html.j2 --------
+#: The Jinja2 templates, shipped as package data (pyproject.toml) next to this module.
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    """The template environment: every value is escaped on output (autoescape), and a name
+    the templates use but the caller did not pass is an error, not an empty string."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["fail"] = _fail
+    return env
+
+
+def _fail(message: str):
+    """Called by the templates on a block they cannot draw, so that content never silently
+    drops out of the page."""
+    raise ReportError(message)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Table-cell text drawn inside ``<span class="cls">`` (a verdict, a flag)."""
+
+    text: str
+    cls: str
 
 
 def _img(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
-def figure(data: bytes, alt: str, caption: str, fig_id: str = "") -> str:
-    ident = f' id="{e(fig_id)}"' if fig_id else ""
-    return (f'<figure{ident}><img src="{_img(data)}" alt="{e(alt)}">'
-            f"<figcaption>{e(caption)}</figcaption></figure>")
+def _figure(data: bytes, alt: str, caption: str, fig_id: str = "") -> dict:
+    return {"kind": "figure", "src": _img(data), "alt": alt, "caption": caption, "id": fig_id}
 
 
-def table(header: list[str], rows: list[list], caption: str = "", num_cols: set[int] | None = None,
-          cell_attrs: list[list[dict]] | None = None) -> str:
-    """An HTML table; cells are strings (escaped here) or ``(html, raw=True)`` via :class:`Raw`."""
+def _cell(value, attrs: dict | None, numeric: bool) -> dict:
+    attrs = dict(attrs or {})
+    if numeric:
+        attrs["class"] = (attrs.get("class", "") + " num").strip()
+    if isinstance(value, Span):
+        return {"text": value.text, "span": value.cls, "attrs": attrs}
+    return {"text": str(value), "span": "", "attrs": attrs}
+
+
+def _table(header: list[str], rows: list[list], caption: str = "", num_cols: set[int] | None = None,
+           cell_attrs: list[list[dict | None]] | None = None) -> dict:
+    """A table block; a cell is any value (shown as ``str``) or a :class:`Span`, and
+    ``num_cols`` are right-aligned numeric columns."""
     num_cols = num_cols or set()
-    out = ["<table>"]
-    if caption:
-        out.append(f"<caption>{e(caption)}</caption>")
-    out.append("<thead><tr>" + "".join(f'<th scope="col">{e(h)}</th>' for h in header) + "</tr></thead><tbody>")
-    for i, r in enumerate(rows):
-        cells = []
-        for j, c in enumerate(r):
-            attrs = dict(cell_attrs[i][j]) if cell_attrs and cell_attrs[i] and cell_attrs[i][j] else {}
-            if j in num_cols:
-                attrs["class"] = (attrs.get("class", "") + " num").strip()
-            attr = "".join(f' {k}="{e(v)}"' for k, v in attrs.items())
-            body = c.html if isinstance(c, Raw) else e(c)
-            cells.append(f"<td{attr}>{body}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
-class Raw:
-    """Already-escaped HTML for a table cell."""
-
-    def __init__(self, html_text: str):
-        self.html = html_text
+    cells = [[_cell(c, cell_attrs[i][j] if cell_attrs and cell_attrs[i] else None, j in num_cols)
+              for j, c in enumerate(row)] for i, row in enumerate(rows)]
+    return {"kind": "table", "header": [str(h) for h in header], "rows": cells, "caption": caption}
 
 
 def _fig_png(fig) -> bytes:
@@ -454,34 +443,39 @@ def _fig_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _p(text: str, cls: str = "") -> str:
-    c = f' class="{cls}"' if cls else ""
-    return f"<p{c}>{e(text)}</p>"
+def _p(text: str, cls: str = "") -> dict:
+    return {"kind": "p", "text": text, "cls": cls}
 
 
-def _ul(items: list[str], cls: str = "") -> str:
-    c = f' class="{cls}"' if cls else ""
-    return f"<ul{c}>" + "".join(f"<li>{e(i)}</li>" for i in items) + "</ul>"
+def _ul(items: list[str], cls: str = "") -> dict:
+    return {"kind": "ul", "items": list(items), "cls": cls}
 
 
-# -- sections -------------------------------------------------------------------------------
-SECTIONS = [
-    ("glance", "The study at a glance"),
-    ("estimands", "Headline estimands"),
-    ("checks", "Published numbers versus the model"),
-    ("items", "What the fit did with each published item"),
-    ("groups", "Group values and ratios"),
-    ("effects", "Effects (forest plot)"),
-    ("prior", "Prior versus posterior"),
-    ("informativeness", "How much comes from the paper"),
-    ("diagnostics", "Sampler diagnostics"),
-    ("sensitivity", "Sensitivity"),
-    ("assumptions", "Assumptions"),
-    ("plausibility", "Measurement plausibility"),
-    ("colophon", "Reproducibility"),
-]
+def _h3(text: str) -> dict:
+    return {"kind": "h3", "text": text}
 
 
+def _pre(text: str) -> dict:
+    return {"kind": "pre", "text": text}
+
+
+def render_blocks(blocks: list[dict]) -> str:
+    """Blocks (``_p``, ``_ul``, ``_table``, ...) as HTML, escaped by the templates.
+
+    Parameters
+    ----------
+    blocks : list of dict
+        The content of one section, in order.
+
+    Returns
+    -------
+    str
+        The HTML of the blocks, as the report draws them inside a section.
+    """
+    return _environment().get_template("section.html.j2").render(blocks=blocks)
+
+
+# -- sections (their order and headings are in templates/report.html.j2) ---------------------
 def _source_text(study: Study, key: str | None, where: str | None = None) -> str:
     if not key:
         return ""
@@ -490,7 +484,7 @@ def _source_text(study: Study, key: str | None, where: str | None = None) -> str
     return f"{text}; {where}" if where else text
 
 
-def section_glance(r: ResultFolder) -> str:
+def _glance_blocks(r: ResultFolder) -> list[dict]:
     s = r.study
     out = [_p(s.citation)]
     facts = []
@@ -501,7 +495,7 @@ def section_glance(r: ResultFolder) -> str:
     an = s.analyte
     facts.append(["Measured", f"{an.name} ({an.units})" + (f", by {an.assay}" if an.assay else "")
                   + (f" [source: {_source_text(s, an.source)}]" if an.source else "")])
-    out.append(table(["Item", "As published"], facts))
+    out.append(_table(["Item", "As published"], facts))
     rows = []
     for g in s.group_ids:
         grp = s.groups[g]
@@ -512,8 +506,8 @@ def section_glance(r: ResultFolder) -> str:
         for stat, num in grp.statistics.items():
             rows.append([grp.label, f"{STATISTIC_LABELS[stat]} ({an.units})", fmt_number(num.value), num.status,
                          _source_text(s, num.source, num.where) or num.reason or ""])
-    out.append("<h3>Published numbers</h3>")
-    out.append(table(["Group", "Quantity", "Value", "Status", "Source (where)"], rows, num_cols={2}))
+    out.append(_h3("Published numbers"))
+    out.append(_table(["Group", "Quantity", "Value", "Status", "Source (where)"], rows, num_cols={2}))
     claims = []
     for cid, comp in s.comparisons.items():
         a, b = (s.groups[g].label for g in comp.groups)
@@ -524,16 +518,16 @@ def section_glance(r: ResultFolder) -> str:
     for k, c in s.associations.items():
         claims.append([f"association with {c.covariate}", c.text or f"{c.direction}", c.status, _source_text(s, c.source, c.where) or c.reason or ""])
     if claims:
-        out.append("<h3>Published claims</h3>")
-        out.append(table(["About", "Claim", "Status", "Source (where)"], claims))
+        out.append(_h3("Published claims"))
+        out.append(_table(["About", "Claim", "Status", "Source (where)"], claims))
     srcs = [[k, v.citation, v.url or "", v.note or ""] for k, v in s.sources.items()]
-    out.append("<h3>Sources</h3>")
-    out.append(table(["Key", "Citation", "Address (not a link)", "Note"], srcs))
+    out.append(_h3("Sources"))
+    out.append(_table(["Key", "Citation", "Address (not a link)", "Note"], srcs))
     out.append(_p(f"Study file: {r.manifest['study'].get('path')} (id {s.id})."))
-    return "".join(out)
+    return out
 
 
-def section_estimands(r: ResultFolder) -> str:
+def _estimands_blocks(r: ResultFolder) -> list[dict]:
     s, est = r.study, r.estimands
     keys = headline_keys(est, s)
     by = est.set_index("estimand", drop=False)
@@ -557,18 +551,18 @@ def section_estimands(r: ResultFolder) -> str:
                       {**a, "data-stat": "hdi_low", "data-value": repr(float(row["hdi_low"]))},
                       {**a, "data-stat": "hdi_high", "data-value": repr(float(row["hdi_high"]))},
                       None, None, None, None])
-    out.append(table(["Estimand", "Posterior median", "95% HDI low", "95% HDI high", "Units", "R-hat", "ESS bulk", "ESS tail"],
+    out.append(_table(["Estimand", "Posterior median", "95% HDI low", "95% HDI high", "Units", "R-hat", "ESS bulk", "ESS tail"],
                      rows, "All estimands (estimands.csv)", num_cols={1, 2, 3, 5, 6, 7}, cell_attrs=attrs))
     if r.evidence is not None and len(r.evidence):
         ev = r.evidence
         erows = [[row["comparison"], fmt_number(row["t"]), fmt_number(row["df"]), fmt_number(row["prior_scale_r"]),
                   fmt_number(row["log10_bf10"])] for _, row in ev.iterrows()]
-        out.append("<h3>Bayes factor for the group difference</h3>")
+        out.append(_h3("Bayes factor for the group difference"))
         out.append(_p("JZS Bayes factor (as R BayesFactor's ttest.tstat) from the reported means, SDs and sizes, for "
                       "several prior scales r. log10 BF10 = 2 means the data are 100 times more likely under a difference "
                       "than under none; it assumes the reported t-test setting (normal data), not this model."))
-        out.append(table(["Comparison", "t", "df", "prior scale r", "log10 BF10"], erows, num_cols={1, 2, 3, 4}))
-    return "".join(out)
+        out.append(_table(["Comparison", "t", "df", "prior scale r", "log10 BF10"], erows, num_cols={1, 2, 3, 4}))
+    return out
 
 
 def _fmt_p(p) -> str:
@@ -581,12 +575,11 @@ def _fmt_p(p) -> str:
     return f"{p:.3f}" if math.isfinite(p) else "-"
 
 
-def _verdict_cell(v: str) -> Raw:
-    cls = "verdict-" + str(v).replace(" ", "-")
-    return Raw(f'<span class="{e(cls)}">{e(v)}</span>')
+def _verdict_cell(v: str) -> Span:
+    return Span(str(v), "verdict-" + str(v).replace(" ", "-"))
 
 
-def section_checks(r: ResultFolder) -> str:
+def _checks_blocks(r: ResultFolder) -> list[dict]:
     c = r.checks.copy()
     c["_order"] = [0 if str(k).endswith(".median") else 1 for k in c["key"]]
     c = c.sort_values("_order", kind="stable")
@@ -615,14 +608,30 @@ def section_checks(r: ResultFolder) -> str:
         rows.append([row["item"], pub_s, fmt_value(row["predictive_median"], u),
                      f"{fmt_value(row['predictive_low'], u)} to {fmt_value(row['predictive_high'], u)}", u,
                      _fmt_p(row["p_two_sided"]), share, _verdict_cell(row["verdict"])])
-    out.append(table(["Published item", "Published", "Simulated median", "Simulated 95% interval", "Units",
+    out.append(_table(["Published item", "Published", "Simulated median", "Simulated 95% interval", "Units",
                       "Predictive p (two-sided)", "Share of simulated cohorts", "Verdict"],
                      rows, "Checks against the published numbers (checks.csv)", num_cols={1, 2, 5}))
     out.extend(_figures_for(r, "checks"))
-    return "".join(out)
+    return out
 
 
-def _figures_for(r: ResultFolder, section: str) -> list[str]:
+def section_checks(r: ResultFolder) -> str:
+    """The checks section's content as HTML, drawn as in the report.
+
+    Parameters
+    ----------
+    r : ResultFolder
+        Anything with the ``checks`` table and the ``figures`` of a result folder.
+
+    Returns
+    -------
+    str
+        The section's paragraphs, table and figures (no heading).
+    """
+    return render_blocks(_checks_blocks(r))
+
+
+def _figures_for(r: ResultFolder, section: str) -> list[dict]:
     out = []
     for name, data in r.figures.items():
         sec, alt, cap = KNOWN_FIGURES.get(
@@ -630,15 +639,15 @@ def _figures_for(r: ResultFolder, section: str) -> list[str]:
                    f"Figure {name} from the result folder (no description is registered for it in reanalysis/report/html.py).")
         )
         if sec == section:
-            out.append(figure(data, alt, cap, f"fig-{Path(name).stem}"))
+            out.append(_figure(data, alt, cap, f"fig-{Path(name).stem}"))
     return out
 
 
-def section_informativeness(r: ResultFolder) -> str:
+def _informativeness_blocks(r: ResultFolder) -> list[dict]:
     """The informativeness table of fit.py (contraction, power-scaling sensitivity, label)."""
     info = r.informativeness
     if info is None or not len(info):
-        return _p(f"The result folder has no {INFO_FILE} (or it is empty): informativeness was not computed.", "note")
+        return [_p(f"The result folder has no {INFO_FILE} (or it is empty): informativeness was not computed.", "note")]
     labels = dict(zip(r.estimands["estimand"], r.estimands["label"]))
     out = [_p("How much of each estimand comes from the published numbers rather than from the priors and the "
               "declared assumptions. Contraction: 1 minus the posterior variance over the prior variance (near 1: the "
@@ -660,24 +669,24 @@ def section_informativeness(r: ResultFolder) -> str:
 
     rows = [[labels.get(row["estimand"], row["estimand"]), fmt_number(row["contraction"]), with_interval(row, "psens_prior"),
              with_interval(row, "psens_likelihood"), label(row)] for _, row in info.iterrows()]
-    out.append(table(["Estimand", "Contraction", "psens prior [90% MC]", "psens likelihood [90% MC]", "Label"], rows,
+    out.append(_table(["Estimand", "Contraction", "psens prior [90% MC]", "psens likelihood [90% MC]", "Label"], rows,
                      f"Informativeness ({INFO_FILE})", num_cols={1, 2, 3}))
-    return "".join(out)
+    return out
 
 
-def section_figures(r: ResultFolder, section: str, missing: str) -> str:
+def _figures_blocks(r: ResultFolder, section: str, missing: str) -> list[dict]:
     figs = _figures_for(r, section)
-    return "".join(figs) if figs else _p(missing, "note")
+    return figs if figs else [_p(missing, "note")]
 
 
-def section_groups(r: ResultFolder) -> str:
+def _groups_blocks(r: ResultFolder) -> list[dict]:
     figs = _figures_for(r, "groups")
     if not figs:
-        return _p("The result folder has no group or ratio figures.", "note")
-    return "".join(figs)
+        return [_p("The result folder has no group or ratio figures.", "note")]
+    return figs
 
 
-def section_diagnostics(r: ResultFolder, energy_png: bytes | None, bfmi: list[float] | None) -> str:
+def _diagnostics_blocks(r: ResultFolder, energy_png: bytes | None, bfmi: list[float] | None) -> list[dict]:
     d = r.manifest.get("diagnostics") or {}
     th = d.get("thresholds") or {}
     from reanalysis.settings import MAX_RHAT, MIN_ESS
@@ -709,13 +718,13 @@ def section_diagnostics(r: ResultFolder, energy_png: bytes | None, bfmi: list[fl
         hi = next((row[c] for c in s.columns if str(c).startswith("hdi_") and float(str(c)[4:-1]) > 50), float("nan"))
         rows.append([name, fmt_number(row.get("mean")), fmt_number(row.get("sd")), f"{fmt_number(lo)} to {fmt_number(hi)}",
                      fmt_number(rhat), fmt_number(eb), fmt_number(et),
-                     Raw(f'<span class="flag">{e(", ".join(flags))}</span>') if flags else "ok"])
-    out.append(table(["Variable", "Mean", "SD", "95% HDI", "R-hat", "ESS bulk", "ESS tail", "Status"], rows,
+                     Span(", ".join(flags), "flag") if flags else "ok"])
+    out.append(_table(["Variable", "Mean", "SD", "95% HDI", "R-hat", "ESS bulk", "ESS tail", "Status"], rows,
                      "Posterior summary of every variable (summary.csv)", num_cols={1, 2, 4, 5, 6}))
     out.extend(_figures_for(r, "diagnostics"))
     if energy_png is not None:
         b = ", ".join(f"chain {i}: {v:.2f}" for i, v in enumerate(bfmi or []))
-        out.append(figure(
+        out.append(_figure(
             energy_png,
             "Energy plot: marginal energy distribution and energy transition distribution of the sampler",
             "Energy plot (Betancourt 2016), drawn from the stored draws. Look for the two distributions to overlap: "
@@ -725,50 +734,50 @@ def section_diagnostics(r: ResultFolder, energy_png: bytes | None, bfmi: list[fl
         ))
     else:
         out.append(_p("No energy in sample_stats of idata.nc, so no energy plot.", "note"))
-    return "".join(out)
+    return out
 
 
-def section_sensitivity(sens: Sensitivity | None) -> str:
+def _sensitivity_blocks(sens: Sensitivity | None) -> list[dict]:
     if sens is None:
-        return _p("No sensitivity result given (run scripts/report.py with --sensitivity DIR to include one). "
-                  "The assumptions below have not been varied in this report.", "note")
+        return [_p("No sensitivity result given (run scripts/report.py with --sensitivity DIR to include one). "
+                   "The assumptions below have not been varied in this report.", "note")]
     out = [_p(f"Sensitivity result: {sens.path}.")]
     if sens.kind == "runs":
         out.append(_p("Headline estimands (posterior median and 95% HDI) of this result and of each sensitivity run; "
                       "'differs in' lists the run settings that differ from this result. A conclusion that holds in every "
                       "row does not hinge on the varied setting."))
     if sens.note:
-        out.append(f"<pre>{e(sens.note)}</pre>")
+        out.append(_pre(sens.note))
     t = sens.table
     rows = [[fmt_number(v) if isinstance(v, float) else str(v) for v in row] for row in t.itertuples(index=False)]
-    out.append(table([str(c) for c in t.columns], rows, "Sensitivity summary"))
+    out.append(_table([str(c) for c in t.columns], rows, "Sensitivity summary"))
     for name, data in sens.figures.items():
-        out.append(figure(data, f"Sensitivity figure {name}", f"Sensitivity figure {name} from {sens.path.name}.",
+        out.append(_figure(data, f"Sensitivity figure {name}", f"Sensitivity figure {name} from {sens.path.name}.",
                           f"fig-sens-{Path(name).stem}"))
-    return "".join(out)
+    return out
 
 
-def section_items(r: ResultFolder) -> str:
+def _items_blocks(r: ResultFolder) -> list[dict]:
     items = r.published_items
     if items is None:
-        return _p("This result folder has no published_items.csv (written by fits of this version on).", "note")
+        return [_p("This result folder has no published_items.csv (written by fits of this version on).", "note")]
     from reanalysis.report.published_items import ROLES
 
     out = [_p("Every number and claim of the study file, with its role in this fit: "
               + "; ".join(f"{k}: {v}" for k, v in ROLES.items()) + ". Nothing is dropped without a row here.")]
     rows = [[str(x.item), str(x.value), str(x.role), "yes" if str(x.checked) == "True" else "no", str(x.reason)] for x in items.itertuples()]
-    out.append(table(["Item (study file)", "Value", "Role", "Checked", "Reason"], rows, f"Published items ({ITEMS_FILE})"))
-    return "".join(out)
+    out.append(_table(["Item (study file)", "Value", "Role", "Checked", "Reason"], rows, f"Published items ({ITEMS_FILE})"))
+    return out
 
 
-def section_assumptions(r: ResultFolder) -> str:
+def _assumptions_blocks(r: ResultFolder) -> list[dict]:
     s, m = r.study, r.manifest
     out = [_p("What the paper does not say and the reanalysis had to assume, as declared in the study file; 'varied' "
               "lists the alternatives a sensitivity run should try.")]
     rows = [[k, json.dumps(a.value) if not isinstance(a.value, str) else a.value, a.reason,
              ", ".join(map(str, a.vary)) if a.vary else "–"] for k, a in s.assumptions.items()]
     if rows:
-        out.append(table(["Assumption", "Value", "Reason", "Varied"], rows, "Declared assumptions (study file)"))
+        out.append(_table(["Assumption", "Value", "Reason", "Varied"], rows, "Declared assumptions (study file)"))
     else:
         out.append(_p("The study file declares no assumptions.", "note"))
     model_rows = [
@@ -776,15 +785,15 @@ def section_assumptions(r: ResultFolder) -> str:
         ["prior set", str(m.get("prior_set")), "named prior set (models/priors.py): " + json.dumps(m.get("priors"))],
         ["likelihood", json.dumps(m.get("likelihood")), "published statistics are statistics of an unobserved cohort (README, 'The model')"],
     ]
-    out.append(table(["Model choice", "Value", "Reason"], model_rows, "Model choices (manifest.json)"))
-    return "".join(out)
+    out.append(_table(["Model choice", "Value", "Reason"], model_rows, "Model choices (manifest.json)"))
+    return out
 
 
-def section_plausibility(r: ResultFolder, audit, plaus_png: bytes | None) -> str:
+def _plausibility_blocks(r: ResultFolder, audit, plaus_png: bytes | None) -> list[dict]:
     s = r.study
     if audit is None:
-        return _p(f"The study file declares no reference data (add 'reference: <file>' to {s.path.name} to audit the "
-                  "absolute levels against external measurements).", "note")
+        return [_p(f"The study file declares no reference data (add 'reference: <file>' to {s.path.name} to audit the "
+                   "absolute levels against external measurements).", "note")]
     ref = audit.reference
     out = [_p(f"Are the reported levels of {s.analyte.name} ({s.analyte.assay or 'assay not stated'}) plausible as absolute "
               f"concentrations? They are compared with the reference values '{ref.title}' ({ref.method}), from "
@@ -802,10 +811,10 @@ def section_plausibility(r: ResultFolder, audit, plaus_png: bytes | None) -> str
             f = audit.fold(g.group, mm.id)
             row.append(f"{fmt_number(f.fold_median)} ({fmt_number(f.fold_low)} to {fmt_number(f.fold_high)})")
         rows.append(row)
-    out.append(table(header, rows, "Group population medians against each reference value",
+    out.append(_table(header, rows, "Group population medians against each reference value",
                      num_cols=set(range(7, 7 + len(audit.groups)))))
     if plaus_png is not None:
-        out.append(figure(
+        out.append(_figure(
             plaus_png,
             f"Log-scale chart of {s.analyte.name} in each group of this study against the external reference values",
             "Reference values (grey) and this study's population medians (orange, 95% interval; red diamond: published "
@@ -813,22 +822,22 @@ def section_plausibility(r: ResultFolder, audit, plaus_png: bytes | None) -> str
             "ranges) and the orange points: each factor of 10 is one grid step.",
             "fig-plausibility",
         ))
-    out.append("<h3>Which conclusions depend on absolute levels</h3>")
+    out.append(_h3("Which conclusions depend on absolute levels"))
     out.append(_ul(audit.dependence_statements()))
     d = audit.dependence
-    out.append(table(["Estimand", "Units", "Depends on"], [[row["label"], row["units"],
+    out.append(_table(["Estimand", "Units", "Depends on"], [[row["label"], row["units"],
                      {"absolute": "absolute level", "relative": "ratios only", "unclassified": "not classified"}[row["scale"]]]
                      for _, row in d.iterrows()], "Estimands by their dependence on the measurement scale"))
     if ref.notes:
-        out.append("<h3>Method comparisons</h3>")
+        out.append(_h3("Method comparisons"))
         out.append(_ul([f"{n.text} [{ref.citation(n.source)}]" for n in ref.notes]))
-    out.append("<h3>Reference sources</h3>")
-    out.append(table(["Key", "Citation", "Address (not a link)", "Note"],
+    out.append(_h3("Reference sources"))
+    out.append(_table(["Key", "Citation", "Address (not a link)", "Note"],
                      [[k, v.citation, v.url or "", v.note or ""] for k, v in ref.sources.items()]))
-    return "".join(out)
+    return out
 
 
-def section_colophon(r: ResultFolder, audit, sens: Sensitivity | None, command: str) -> str:
+def _colophon_blocks(r: ResultFolder, audit, sens: Sensitivity | None, command: str) -> list[dict]:
     m = r.manifest
     st = m.get("study") or {}
     rows = [
@@ -853,11 +862,11 @@ def section_colophon(r: ResultFolder, audit, sens: Sensitivity | None, command: 
         rows.append(["timings (s)", ", ".join(f"{k} {v}" for k, v in timings.items())])
     rows.append(["report command", command])
     rows.append(["report written (UTC)", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")])
-    out = [table(["Item", "Value"], rows, "Run")]
+    out = [_table(["Item", "Value"], rows, "Run")]
     pk = m.get("packages") or {}
     if pk:
-        out.append(table(["Package", "Version"], [[k, v] for k, v in pk.items()], "Package versions (manifest.json)"))
-    return "".join(out)
+        out.append(_table(["Package", "Version"], [[k, v] for k, v in pk.items()], "Package versions (manifest.json)"))
+    return out
 
 
 def render_report(result_dir: Path, sensitivity_dir: Path | None = None, command: str | None = None) -> str:
@@ -897,19 +906,19 @@ def render_report(result_dir: Path, sensitivity_dir: Path | None = None, command
     command = command or " ".join([Path(sys.executable).name] + sys.argv)
     d = m.get("diagnostics") or {}
     body = {
-        "glance": section_glance(r),
-        "estimands": section_estimands(r),
-        "checks": section_checks(r),
-        "items": section_items(r),
-        "groups": section_groups(r),
-        "effects": section_figures(r, "effects", "The result folder has no effects forest plot."),
-        "prior": section_figures(r, "prior", "The result folder has no prior-versus-posterior figure."),
-        "informativeness": section_informativeness(r),
-        "diagnostics": section_diagnostics(r, energy_png, bfmi),
-        "sensitivity": section_sensitivity(sens),
-        "assumptions": section_assumptions(r),
-        "plausibility": section_plausibility(r, audit, plaus_png),
-        "colophon": section_colophon(r, audit, sens, command),
+        "glance": _glance_blocks(r),
+        "estimands": _estimands_blocks(r),
+        "checks": _checks_blocks(r),
+        "items": _items_blocks(r),
+        "groups": _groups_blocks(r),
+        "effects": _figures_blocks(r, "effects", "The result folder has no effects forest plot."),
+        "prior": _figures_blocks(r, "prior", "The result folder has no prior-versus-posterior figure."),
+        "informativeness": _informativeness_blocks(r),
+        "diagnostics": _diagnostics_blocks(r, energy_png, bfmi),
+        "sensitivity": _sensitivity_blocks(sens),
+        "assumptions": _assumptions_blocks(r),
+        "plausibility": _plausibility_blocks(r, audit, plaus_png),
+        "colophon": _colophon_blocks(r, audit, sens, command),
     }
     # the verdict at the top: plain sentences generated from the result tables
     from reanalysis.report.verdict import verdict
@@ -918,31 +927,16 @@ def render_report(result_dir: Path, sensitivity_dir: Path | None = None, command
     if r.study_changed:
         points.append("The study file has changed since this fit (sha256 differs): the study section shows the current file.")
 
-    title = f"Bayesian reanalysis of {s.title}"
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f'<meta http-equiv="Content-Security-Policy" content="{e(CSP)}">',
-        '<meta name="referrer" content="no-referrer">',
-        f"<title>{e(title)}</title>",
-        f"<style>{CSS}</style></head><body>",
-        "<header>",
-        f"<h1>{e(title)}</h1>",
-        _p(f"{s.citation} Result {r.path.name}: {m.get('model')} model, {m.get('family')} family, "
-           f"prior set {m.get('prior_set')}, seed {m.get('seed')}."),
-        "" if d.get("ok") else _p("Sampler diagnostics FAILED for this result: treat every number below as provisional.", "banner"),
-        "<h2 id=\"verdict\">Verdict</h2>",
-        _ul(points, "keypoints"),
-        '<nav aria-label="Contents"><ol>' + "".join(f'<li><a href="#{sid}">{e(t)}</a></li>' for sid, t in SECTIONS) + "</ol></nav>",
-        "</header><main>",
-    ]
-    for sid, t in SECTIONS:
-        parts.append(f'<section id="{sid}"><h2>{e(t)}</h2>{body[sid]}</section>')
-    parts.append("</main>")
-    parts.append(f"<footer>{e('Written by scripts/report.py from ' + str(r.path) + '. Self-contained: no scripts, no external resources.')}</footer>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    return _environment().get_template("report.html.j2").render(
+        csp=CSP,
+        title=f"Bayesian reanalysis of {s.title}",
+        subtitle=(f"{s.citation} Result {r.path.name}: {m.get('model')} model, {m.get('family')} family, "
+                  f"prior set {m.get('prior_set')}, seed {m.get('seed')}."),
+        diagnostics_ok=bool(d.get("ok")),
+        verdict=points,
+        body=body,
+        result_path=str(r.path),
+    ) + "\n"
 
 
 def write_report(result_dir: Path, sensitivity_dir: Path | None = None) -> Path:

@@ -387,7 +387,7 @@ def test_text_is_escaped(tmp_path, fit_result):
     from reanalysis.report.html import render_report
 
     data = yaml.safe_load(STUDY.read_text(encoding="utf-8"))
-    evil = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+    evil = '<img src=x onerror="alert(1)"><script>alert(2)</script> & co'
     data["groups"]["control"]["label"] = evil
     data["title"] = "A & B <b>bold</b>"
     (tmp_path / "studies").mkdir()
@@ -402,11 +402,46 @@ def test_text_is_escaped(tmp_path, fit_result):
     (res / "manifest.json").write_text(json.dumps(m))
     text = render_report(res)
     assert evil not in text and "<b>bold</b>" not in text
-    assert html.escape(evil, quote=True) in text
+    assert "&lt;script&gt;alert(2)&lt;/script&gt; &amp; co" in text and "A &amp; B &lt;b&gt;" in text
     page = parse(text)
     assert not page.scripts and page.tags.get("h1") == 1 and page.tags.get("b") is None
     assert all(i["src"].startswith("data:image/png;base64,") for i in page.imgs)
+    # the label is shown as the text it is, in the glance table and in the verdict's sentences
+    shown = [txt for _, txt in page.cells]
+    assert evil in shown and evil in "".join(page.text)
 
+
+def test_blocks_escape_text_and_attributes():
+    """Every value a section passes to the templates is escaped, in text and in attributes,
+    and a table cell's span class cannot close its attribute."""
+    from reanalysis.report.html import render_blocks
+
+    evil = '<script>alert("x")</script> & <b>'
+    out = render_blocks([
+        {"kind": "p", "text": evil, "cls": 'note" onclick="x'},
+        {"kind": "ul", "items": [evil], "cls": ""},
+        {"kind": "table", "header": [evil], "caption": evil,
+         "rows": [[{"text": evil, "span": "", "attrs": {"data-estimand": evil}},
+                   {"text": evil, "span": 'flag"><script>', "attrs": {}}]]},
+        {"kind": "figure", "src": "data:image/png;base64,AAAA", "alt": evil, "caption": evil, "id": "fig-x"},
+    ])
+    page = parse(out)
+    assert "<script" not in out and "<b>" not in out and page.tags.get("script") is None
+    assert "&lt;script&gt;" in out and "&amp; &lt;b&gt;" in out
+    assert "".join(page.text).count(evil) == 7  # p, li, th, caption, both cells, figcaption
+    assert ("p", "class", 'note" onclick="x') in page.attrs_all
+    assert ("td", "data-estimand", evil) in page.attrs_all
+    assert ("img", "alt", evil) in page.attrs_all
+    assert ("span", "class", 'flag"><script>') in page.attrs_all
+
+
+
+def test_unknown_block_kind_is_an_error():
+    """A block the templates cannot draw stops the report instead of vanishing from it."""
+    from reanalysis.report.html import ReportError, render_blocks
+
+    with pytest.raises(ReportError, match="unknown report block kind video"):
+        render_blocks([{"kind": "video"}])
 
 # -- plausibility: the audit ------------------------------------------------------------------
 def test_control_group_fold_over_chromatography_range_exceeds_100(fit_result):
@@ -575,7 +610,7 @@ def _headless(exe: str, profile: Path, *args: str) -> subprocess.CompletedProces
 def _instrumented(text: str) -> str:
     m = _CSP_RE.search(text)
     assert m and len(_CSP_RE.findall(text)) == 1, "the report must carry exactly one Content-Security-Policy"
-    policy = m.group(1).replace("&#x27;", "'")
+    policy = html.unescape(m.group(1))
     widened = html.escape(policy + "; script-src 'unsafe-inline'", quote=True)
     return text[: m.start()] + f'<meta http-equiv="Content-Security-Policy" content="{widened}">' + _CHECK_JS + text[m.end():]
 
