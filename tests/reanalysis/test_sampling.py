@@ -151,6 +151,9 @@ def _two_scale_model():
     return model
 
 
+# the two-phase warm-up is a rejected variant kept runnable for benchmarks/bench_warmup.py,
+# not part of the toolkit's sampler: its sampling test belongs to the slow tier
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["vectorized", "parallel"])
 def test_two_phase_warm_up_pools_the_mass_matrix_and_shares_one_step_size(method):
     # the kernel's init sees all chains at once (vectorised) or one chain (parallel)
