@@ -7,6 +7,8 @@ of those draws.
 """
 from __future__ import annotations
 
+import logging
+
 import arviz as az
 import numpy as np
 import pandas as pd
@@ -18,6 +20,48 @@ from .labels import variable_of
 from .study import Study
 
 HDI_PROB = 0.95
+
+
+def partly_missing(posterior, var_names=None) -> list[str]:
+    """The variables of ``posterior`` (``var_names``, default all) with a NaN in a cell that
+    is not NaN in every draw.  A cell NaN in every draw is an estimand undefined by design
+    (such as the slope of a covariate a group does not have) and is not listed."""
+    out = []
+    for v in var_names or list(posterior.data_vars):
+        nan = np.isnan(np.asarray(posterior[v].values, dtype=float))
+        if nan.any() and not np.array_equal(nan, np.broadcast_to(nan.all(axis=(0, 1)), nan.shape)):
+            out.append(v)
+    return out
+
+
+class _DropNanNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "NaN-value" not in record.getMessage()
+
+
+def summary(idata, var_names=None, **kwargs) -> pd.DataFrame:
+    """``az.summary`` that warns about NaNs by name and only where they are not by design.
+
+    ArviZ notes "Array contains NaN-value" (once per process, without saying where) and
+    raises a RuntimeWarning from the R-hat for every all-NaN cell, although such cells are
+    expected and left out of the tables.  Here those are dropped, and a RuntimeWarning
+    names the variables whose NaNs are not by design (:func:`partly_missing`)."""
+    import warnings
+
+    names = var_names if var_names is not None else list(idata.posterior.data_vars)
+    stray = partly_missing(idata.posterior, names)
+    if stray:
+        warnings.warn(f"NaN in some posterior draws of {', '.join(stray)} (not an estimand undefined by design)", RuntimeWarning, stacklevel=2)
+    # ArviZ logs through a Logger it builds itself, not one of logging.getLogger's
+    logger = getattr(az, "_log", None) or logging.getLogger("arviz")
+    notice = _DropNanNotice()
+    logger.addFilter(notice)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"arviz\.")
+            return az.summary(idata, var_names=var_names, **kwargs)
+    finally:
+        logger.removeFilter(notice)
 #: Quadrature points for P(X_a > X_b) = E_u[F_b(Q_a(u))], u on a midpoint grid.
 _SUPERIORITY_POINTS = 2000
 
@@ -91,7 +135,7 @@ def estimand_table(idata: az.InferenceData, study: Study, variables=ESTIMAND_VAR
     units = study.analyte.units
     labels = {**LABELS, **(labels or {})}
     names = [v for v in variables if v in idata.posterior]
-    summ = az.summary(idata, var_names=names, hdi_prob=HDI_PROB, stat_focus="mean", round_to="none")
+    summ = summary(idata, var_names=names, hdi_prob=HDI_PROB, stat_focus="mean", round_to="none")
     summ = summ[summ["mean"].notna()]
     post = idata.posterior
     rows = []

@@ -12,7 +12,9 @@ compiled function instead of compiling it again.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import time
 import warnings
 from collections import OrderedDict
@@ -365,13 +367,26 @@ def fit_posterior(
         # a JAX fit compiles nothing on the C backend, and loading its module cache alone
         # takes 7-10 s: the Python linker draws the priors in under 2 s
         compile_kwargs = {"mode": "FAST_COMPILE"} if api.sampler == "jax" else None
-        idata.extend(pm.sample_prior_predictive(draws=prior_draws, model=pm_model, var_names=names, random_seed=seed, compile_kwargs=compile_kwargs))
+        with quiet_logger("pymc.sampling.forward"):  # its "Sampling: [...]" names internal variables
+            idata.extend(pm.sample_prior_predictive(draws=prior_draws, model=pm_model, var_names=names, random_seed=seed, compile_kwargs=compile_kwargs))
     timings["prior_draws"] = time.perf_counter() - t
     return Analysis(
         idata=idata, table=None, diagnostics=None, checks=None, pstats={}, summary=None, timings=timings,
         priors=prior_values, free=free, model=pm_model, model_name=model, family=family, prior_set=priors,
         reps=reps, seed=seed, cache_hit=cache_hit, runner=runner if cache is None else None,
     )
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str, level: int = logging.WARNING):
+    """Raise logger ``name`` to ``level`` for the duration (its INFO lines are not for users)."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 def summarise(fit: Analysis, study: Study, ppc_draws: int = 2000, summary: bool = True) -> Analysis:
@@ -388,6 +403,7 @@ def summarise(fit: Analysis, study: Study, ppc_draws: int = 2000, summary: bool 
 
     from models.checks import COLUMNS as CHECK_COLUMNS
     from models.estimands import HDI_PROB
+    from models.estimands import summary as az_summary
 
     api = model_api(fit.model_name)
     if fit.table is None:
@@ -401,7 +417,7 @@ def summarise(fit: Analysis, study: Study, ppc_draws: int = 2000, summary: bool 
     if missing:
         # a model's own check table feeds the figures, the report and the published-items account
         raise TypeError(f"the {fit.model_name} model's check_table lacks columns {', '.join(missing)} (models.checks.COLUMNS; models.checks.number_row builds a row)")
-    fit.summary = az.summary(idata, hdi_prob=HDI_PROB, round_to="none") if summary else None
+    fit.summary = az_summary(idata, hdi_prob=HDI_PROB, round_to="none") if summary else None
     timings = {k: v for k, v in fit.timings.items() if k != "prior_draws"}
     timings["estimands_and_checks"] = fit.timings.get("prior_draws", 0.0) + fit.timings.get("estimands_and_checks", 0.0) + time.perf_counter() - t
     fit.timings = timings

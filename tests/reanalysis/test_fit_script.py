@@ -96,6 +96,9 @@ def test_short_fit_exit_code_and_diagnostics(short_fit):
     proc = short_fit.proc
     assert proc.returncode in (0, 3), describe(proc)
     assert "Traceback" not in proc.stderr
+    # a healthy run's log is the toolkit's own: no library chatter about internal variables
+    for noise in ("Sampling: [", "NaN-value", "RuntimeWarning"):
+        assert noise not in proc.stderr, f"{noise!r} on stderr:\n{proc.stderr}"
     diag = short_fit.manifest["diagnostics"]
     if proc.returncode == 3:
         assert "SAMPLER DIAGNOSTICS FAILED" in proc.stderr
