@@ -12,7 +12,9 @@ In short:
   statistics (``stats_*``) and the published claims (``claim_*``).
 * Every sensitivity gets a 90% block-bootstrap interval over the draws (blocks within
   chains, sized from the effective sample size).  A value counts as above or below a
-  threshold only when its whole interval is; otherwise the label is "undetermined".
+  threshold only when its whole interval is; otherwise the label is "undetermined".  The
+  interval covers the draws of this run's likelihood, not the simulation noise of a
+  synthetic likelihood built from another seed's cohorts (measured in the decision record).
 * A prior-data conflict needs an influential prior whose power moves the estimand's mean
   one way while the likelihood's moves it the other, both beyond Monte Carlo error; the
   prior term with the largest sensitivity is named as its driver.
