@@ -91,6 +91,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--publish-figures", type=Path, default=None, metavar="DIR", help="also copy the figures to DIR (make fit uses figures/)")
     p.add_argument("--report", action="store_true", help="also write report.html in the result folder (see scripts/report.py)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar while sampling (there is none when stderr is not a terminal)")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--quiet", action="store_true", help="print only the result folder and the verdict (no tables)")
+    output.add_argument("--json", action="store_true", help="print one JSON object (study, model, diagnostics, estimands, checks, verdict) instead of the tables")
     args = p.parse_args(argv)
     for name in ("draws", "max_draws", "tune", "ppc_draws"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -175,8 +178,7 @@ def run_fit(args: argparse.Namespace, study, figure_pool) -> int:
 
         log(f"report: {write_report(final)}")
     diag = result.diagnostics
-    print_report(study, result.estimands, result.checks, result.evidence, diag, final, result.timings, result.informativeness, result.published_items)
-    print_verdict(study, result.estimands, result.checks, result.idata, result.informativeness, diag)
+    print_console(args, result, final)
     if args.publish_figures:
         publish(final / "figures", result.figure_files, args.publish_figures)
     if not diag.ok:
@@ -209,60 +211,36 @@ def publish(figdir: Path, names: list[str], dest: Path) -> None:
         os.replace(tmp, target)
 
 
-def print_verdict(study, table, check_tab, idata, info, diag) -> None:
-    """The verdict (reanalysis.report.verdict) as the console's last lines, wrapped to 100 columns."""
-    import textwrap
+def print_console(args: argparse.Namespace, result, final: Path) -> None:
+    """The fit's stdout (:mod:`reanalysis.report.console`): the tables, then the verdict last;
+    with ``--quiet`` the result folder and the verdict; with ``--json`` one JSON object."""
+    from reanalysis.report import console
 
+    sentences = verdict_sentences(result)
+    if getattr(args, "json", False):
+        report = console.json_report(result.study.id, result.model, result.family, result.seed, final, result.diagnostics,
+                                     result.estimands, result.checks, sentences)
+        lines = [console.json_text(report)]
+    elif getattr(args, "quiet", False):
+        lines = console.quiet_lines(final, sentences)
+    else:
+        lines = console.report_lines(result.study.id, result.estimands, result.checks, result.evidence, result.diagnostics, final,
+                                     result.timings, result.informativeness, result.published_items)
+        lines += console.verdict_lines(sentences)
+    print("\n".join(lines))
+
+
+def verdict_sentences(result) -> list[str]:
+    """The verdict (:func:`reanalysis.report.verdict.verdict`) of a fit, with the measurement
+    plausibility audit when the study declares reference measurements."""
     from reanalysis.report import plausibility
     from reanalysis.report.verdict import verdict
 
+    study, table = result.study, result.estimands
     audit = None
     if study.reference is not None:
         try:
             audit = plausibility.audit(study, table)
         except plausibility.PlausibilityError as exc:
             log(f"warning: measurement plausibility not assessed ({exc})")
-    print("\n== Verdict ==")
-    for sentence in verdict(study, table, check_tab, idata.posterior, info, audit, diagnostics_ok=diag.ok):
-        print(textwrap.fill(sentence, width=100, initial_indent="- ", subsequent_indent="  "))
-
-
-def published_items_text(items) -> list[str]:
-    """Console lines of the published-items account: counts by role, then every item the
-    fit did not use, with the reason."""
-    counts = items["role"].value_counts()
-    lines = [", ".join(f"{counts.get(r, 0)} {r}" for r in ("likelihood", "check", "unused")) + f" (of {len(items)})"]
-    for _, r in items[items["role"] == "unused"].iterrows():
-        lines.append(f"  unused: {r['item']} ({r['value']}): {r['reason']}")
-    return lines
-
-
-def print_report(study, table, check_tab, bf, diag, final, timings, info=None, items=None) -> None:
-    import pandas as pd
-
-    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.max_colwidth", 60):
-        print(f"\n== Estimands ({study.id}; posterior median and 95% HDI) ==")
-        t = table[["label", "units", "median", "hdi_low", "hdi_high", "r_hat", "ess_bulk", "ess_tail"]]
-        print(t.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-        if len(bf):
-            print("\n== Bayes factor for the group difference (JZS, from reported means and SDs) ==")
-            print(bf.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-        print("\n== Checks against the published numbers (medians first) ==")
-        cols = ["item", "published", "predictive_median", "predictive_low", "predictive_high", "p_two_sided", "share_at_or_above", "share_claim_holds", "verdict"]
-        c = check_tab[cols].rename(columns={"p_two_sided": "p (two-sided)", "share_at_or_above": "share >= published", "share_claim_holds": "claim holds"})
-        print(c.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-"))
-        print("p (two-sided): predictive p-value, small = the model rarely produces the published value\n"
-              "share >= published: share of simulated cohorts at or above it; claim holds: share of simulated cohorts in which the claim holds")
-        if info is not None and len(info):
-            from reanalysis.informativeness import console_table
-
-            print("\n== How much each estimand comes from the paper (contraction; power-scaling sensitivity and precision shares, 90% Monte Carlo intervals) ==")
-            print(console_table(info).to_string(index=False))
-        if items is not None:
-            print("\n== Published items: what this fit did with each number and claim (published_items.csv) ==")
-            print("\n".join(published_items_text(items)))
-    print(
-        f"\nDiagnostics: {diag.divergences} divergences, max R-hat {diag.max_rhat:.4f}, "
-        f"min bulk ESS {diag.min_ess_bulk:.0f}, min tail ESS {diag.min_ess_tail:.0f} -> {'OK' if diag.ok else 'FAILED'}"
-    )
-    print(f"Results: {final}  (total {timings['total']:.1f} s, sampling {timings['sample']:.1f} s)")
+    return verdict(study, table, result.checks, result.idata.posterior, result.informativeness, audit, diagnostics_ok=result.diagnostics.ok)

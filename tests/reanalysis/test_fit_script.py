@@ -203,9 +203,17 @@ def test_short_fit_idata_opens(short_fit):
 
 
 def test_short_fit_prints_tables(short_fit):
+    """The console report (reanalysis.report.console): the published numbers and the
+    comparison's claims in tables of their own, no NaN, every line at most 100 columns but
+    the result folder's path, which is never wrapped."""
     out = short_fit.proc.stdout
-    assert "== Estimands" in out
-    assert "== Checks" in out
+    for title in ("== Estimands", "== Checks against the published numbers", "== Checks against the published claims"):
+        assert title in out, title
+    claims = out.split("== Checks against the published claims", 1)[1].split("\n\n", 1)[0]
+    assert "claim 'fold'" in claims and "Healthy controls: median" not in claims
+    assert "NaN" not in out
+    wide = [ln for ln in out.splitlines() if len(ln) > 100 and not ln.startswith("Results: ")]
+    assert not wide, wide
 
 
 def test_short_fit_accounts_for_every_published_item_and_ends_with_the_verdict(short_fit):
