@@ -118,7 +118,7 @@ def test_log_ndtr_matches_scipy():
     """log Phi to 1e-6 absolute over the whole range, including both sides of the switch
     to the asymptotic series at -20 (an earlier switch at -5 was off by 2e-4)."""
     z = pt.dvector()
-    fn = pytensor.function([z], log_ndtr(z))
+    fn = pytensor.function([z], log_ndtr(z), **FAST)
     grid = np.concatenate([np.linspace(-40, 10, 2001), [-5.001, -5.01, -5.5, -6.0, -7.0, -19.999, -20.001]])
     got = fn(grid)
     assert np.all(np.isfinite(got))
@@ -498,8 +498,8 @@ def test_select_picks_entries_of_vectors_and_matrices(idx):
 
     rng = np.random.default_rng(3)
     v, m = rng.normal(size=3), rng.normal(size=(3, 3))
-    np.testing.assert_allclose(_select(pt.as_tensor(v), idx, 3).eval(), v[idx])
-    np.testing.assert_allclose(_select(pt.as_tensor(m), idx, 3, matrix=True).eval(), m[np.ix_(idx, idx)])
+    np.testing.assert_allclose(_select(pt.as_tensor(v), idx, 3).eval(**FAST), v[idx])
+    np.testing.assert_allclose(_select(pt.as_tensor(m), idx, 3, matrix=True).eval(**FAST), m[np.ix_(idx, idx)])
 
 
 def test_jax_log_densities_match_pymc(study):
