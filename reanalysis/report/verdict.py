@@ -26,7 +26,8 @@ from models.study import Study
 MAIN_ESTIMAND = "ratio_of_medians"
 #: Informativeness labels (reanalysis.informativeness) grouped into what the verdict says.
 _INFORMED = ("from the published numbers",)
-_ASSUMED = ("from a qualitative claim read through assumed covariate distributions", "mostly prior/assumption")
+_ASSUMED = ("from a qualitative claim read through assumed covariate distributions",)
+_PRIOR = ("mostly prior/assumption",)
 
 
 def direction_probability(draws: np.ndarray) -> str:
@@ -115,18 +116,20 @@ def covariate_effects(study: Study, estimands: pd.DataFrame, informativeness: pd
     if not rows:
         return None
     labels = {} if informativeness is None else informativeness.set_index("estimand")["label"].astype(str).to_dict()
-    groups: dict[str, list[str]] = {"informed": [], "assumed": [], "open": []}
+    groups: dict[str, list[str]] = {"informed": [], "assumed": [], "prior": [], "open": []}
     for c, key in rows:
         r = est.loc[key]
         text = f"{_covariate_phrase(study, c)} {_percent(r['median'])} ({_percent(r['hdi_low'])} to {_percent(r['hdi_high'])})"
         label = labels.get(key, "")
-        kind = "informed" if label in _INFORMED else "assumed" if label in _ASSUMED else "open"
+        kind = "informed" if label in _INFORMED else "assumed" if label in _ASSUMED else "prior" if label in _PRIOR else "open"
         groups[kind].append(text)
     parts = []
     if groups["informed"]:
         parts.append("informed by the published numbers: " + "; ".join(groups["informed"]))
     if groups["assumed"]:
         parts.append("resting on qualitative claims and assumed covariate distributions: " + "; ".join(groups["assumed"]))
+    if groups["prior"]:
+        parts.append("resting mostly on the prior and assumptions: " + "; ".join(groups["prior"]))
     if groups["open"]:
         parts.append("with sources not separable at this precision (prior-sensitive or undetermined): " + "; ".join(groups["open"]))
     return "Covariate effects (change in level, 95% interval), " + "; and ".join(parts) + "."

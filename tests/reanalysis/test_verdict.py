@@ -80,12 +80,14 @@ def test_probability_is_never_rounded_to_certainty():
 def test_covariate_effects_are_grouped_by_what_informs_them_with_study_labels():
     study = load_study(ROOT / "data" / "studies" / "lasemi2018.yaml")
     labels = {"female": "from the published numbers", "optic_lesion": "from a qualitative claim read through assumed covariate distributions",
-              "age_decades": "undetermined"}
+              "age_decades": "undetermined", "attacks_per_year": "mostly prior/assumption"}
     post, est, checks, info = _fake_result(study, ratio=3.7, labels=labels)
     effects = next(s for s in verdict(study, est, checks, post, info) if s.startswith("Covariate effects"))
     assert "informed by the published numbers: female (vs male) -12% (-30% to +4%)" in effects
     assert "resting on qualitative claims and assumed covariate distributions: with vs without optic nerve lesion" in effects
     assert "undetermined): age (per decade)" in effects
+    # an effect the prior carries is not said to rest on the claims
+    assert "resting mostly on the prior and assumptions: attacks per year" in effects
 
 
 def test_unreproduced_numbers_and_failed_diagnostics_are_named():
