@@ -62,6 +62,8 @@ def summary(idata, var_names=None, **kwargs) -> pd.DataFrame:
             return az.summary(idata, var_names=var_names, **kwargs)
     finally:
         logger.removeFilter(notice)
+
+
 #: Quadrature points for P(X_a > X_b) = E_u[F_b(Q_a(u))], u on a midpoint grid.
 _SUPERIORITY_POINTS = 2000
 

@@ -399,8 +399,6 @@ def summarise(fit: Analysis, study: Study, ppc_draws: int = 2000, summary: bool 
     Returns ``fit`` with ``table``, ``diagnostics``, ``checks``, ``pstats`` and ``summary``
     filled in; the prior-draw time is folded into ``timings["estimands_and_checks"]``.
     """
-    import arviz as az
-
     from models.checks import COLUMNS as CHECK_COLUMNS
     from models.estimands import HDI_PROB
     from models.estimands import summary as az_summary
