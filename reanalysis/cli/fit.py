@@ -90,7 +90,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "results", help="parent folder of the result folder (default: results/)")
     p.add_argument("--publish-figures", type=Path, default=None, metavar="DIR", help="also copy the figures to DIR (make fit uses figures/)")
     p.add_argument("--report", action="store_true", help="also write report.html in the result folder (see scripts/report.py)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar while sampling (there is none when stderr is not a terminal)")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--no-progress", action="store_true", help="no progress bar while sampling (default: a bar when stderr is a terminal)")
+    bar.add_argument("--progress", action="store_true", help="a progress bar while sampling even when stderr is not a terminal (it redraws with carriage returns)")
     output = p.add_mutually_exclusive_group()
     output.add_argument("--quiet", action="store_true", help="print only the result folder and the verdict (no tables)")
     output.add_argument("--json", action="store_true", help="print one JSON object (study, model, diagnostics, estimands, checks, verdict) instead of the tables")
@@ -168,7 +170,7 @@ def run_fit(args: argparse.Namespace, study, figure_pool) -> int:
     imports = time.perf_counter() - T_START
     result = fit(
         study, model=args.model, family=args.family, priors=args.priors, seed=args.seed, draws=args.draws, max_draws=args.max_draws,
-        tune=args.tune, chains=args.chains, reps=args.reps, ppc_draws=args.ppc_draws, progressbar=not args.no_progress and stderr_is_terminal(), log=log,
+        tune=args.tune, chains=args.chains, reps=args.reps, ppc_draws=args.ppc_draws, progressbar=args.progress or (not args.no_progress and stderr_is_terminal()), log=log,
     )
     result.timings = {"imports": imports, **result.timings}
     result.started = T_START

@@ -252,9 +252,10 @@ def test_fit_sigint_during_xla_compilation(tmp_path, earlier):
 
 @pytest.mark.slow
 def test_fit_sigint_during_sampling(tmp_path, earlier):
-    """A default (full-length) fit, interrupted once every chain's progress bar shows 20%."""
+    """A default (full-length) fit, interrupted once every chain's progress bar shows 20%
+    (``--progress``: stderr is a pipe here)."""
     out, before = earlier
-    run = _fit(tmp_path, out)
+    run = _fit(tmp_path, out, "--progress")
     try:
         run.wait_for(r"^phase: compile$")
         for chain in range(4):
@@ -270,7 +271,7 @@ def test_fit_sigint_during_extension(tmp_path, earlier):
     """100 draws per chain fall short of the ESS target, so the chains continue; the SIGINT
     arrives while the continuation samples."""
     out, before = earlier
-    run = _fit(tmp_path, out, "--draws", "100", "--max-draws", "400", "--tune", "300")
+    run = _fit(tmp_path, out, "--draws", "100", "--max-draws", "400", "--tune", "300", "--progress")
     try:
         run.wait_for(r"^phase: extend$")
         run.wait_for(r"Running chain \d+:\s+\d+%", after=run.matched_at)
