@@ -219,11 +219,11 @@ def print_console(args: argparse.Namespace, result, final: Path) -> None:
     from reanalysis.report import console
 
     sentences = verdict_sentences(result)
-    if getattr(args, "json", False):
+    if args.json:
         report = console.json_report(result.study.id, result.model, result.family, result.seed, final, result.diagnostics,
                                      result.estimands, result.checks, sentences)
         lines = [console.json_text(report)]
-    elif getattr(args, "quiet", False):
+    elif args.quiet:
         lines = console.quiet_lines(final, sentences)
     else:
         lines = console.report_lines(result.study.id, result.estimands, result.checks, result.evidence, result.diagnostics, final,

@@ -72,13 +72,14 @@ def published_items(study: Study, model: str, checked_keys: Iterable[str], famil
     Parameters
     ----------
     study : Study
-    model : {"group", "hierarchical"}
-        The model that was fitted.
+    model : str
+        The registered model that was fitted; its :meth:`models.interface.Model.item_roles`
+        gives the roles (an unknown name raises ``reanalysis.registry.UnknownModel``).
     checked_keys : iterable of str
         The ``key`` column of the run's checks table.
     family : str, optional
         The fitted family (the group model's two-group test terms exist for some families
-        only); default: the lognormal.
+        only); default: the model's.
 
     Returns
     -------
