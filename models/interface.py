@@ -82,6 +82,13 @@ class Model(ABC):
 
         return get_priors(self.name, name, overrides, sets=self.prior_sets)
 
+    def prior_set_names(self) -> list[str]:
+        """Names of the model's prior sets (its own :attr:`prior_sets`, or its entry of
+        :data:`models.priors.PRIOR_SETS`)."""
+        from .priors import PRIOR_SETS
+
+        return list(self.prior_sets if self.prior_sets is not None else PRIOR_SETS.get(self.name, {}))
+
     @staticmethod
     def given(**settings) -> dict:
         """The settings that are not None (for passing on to a builder with defaults of its own)."""

@@ -456,7 +456,7 @@ def _options(**options) -> list[str]:
     return argv
 
 
-def run_sensitivity(study=None, grid=None, out="results", workers: int = 2, **sampling) -> Path:
+def run_sensitivity(study=None, grid=None, out="results", workers: int = 2, scheduler: str | None = None, **sampling) -> Path:
     """Refit the analysis under a grid of scenarios and write the sensitivity result folder,
     as ``scripts/sensitivity.py`` does (the same function, in this process).
 
@@ -470,6 +470,8 @@ def run_sensitivity(study=None, grid=None, out="results", workers: int = 2, **sa
         Parent folder of the result folder.
     workers : int
         Local worker processes (1: in this process).
+    scheduler : str, optional
+        Address of a dask.distributed scheduler to run the scenarios on instead.
     **sampling
         Overrides of the grid's sampling block: ``draws``, ``tune``, ``chains``, ``seed``,
         ``reps``, ``ppc_draws``.
@@ -491,7 +493,7 @@ def run_sensitivity(study=None, grid=None, out="results", workers: int = 2, **sa
     """
     from reanalysis.settings import EXIT_FAILED, EXIT_OK
 
-    argv = _options(study=study, grid=grid, out=out, workers=workers, **sampling)
+    argv = _options(study=study, grid=grid, out=out, workers=workers, scheduler=scheduler, **sampling)
     return _run_command("reanalysis.cli.sensitivity", argv, ok=(EXIT_OK, EXIT_FAILED))
 
 
@@ -511,7 +513,8 @@ def run_sbc(study=None, model: str = "group", sims: int = 100, out="results", **
         Parent folder of the result folder.
     **options
         The command's other options by name: ``family``, ``priors``, ``seed``, ``draws``,
-        ``tune``, ``chains``, ``workers``, ``chunk``, ``alpha``, ``max_rhat``, ...
+        ``tune``, ``chains``, ``workers``, ``scheduler`` (a dask.distributed address),
+        ``chunk``, ``alpha``, ``max_rhat``, ...
 
     Returns
     -------

@@ -67,6 +67,8 @@ def run_sbc(
     model: str = "group",
     max_rhat: float | None = None,
     max_extensions: int = 0,
+    scheduler: str | None = None,
+    client=None,
 ) -> SbcResult:
     """Run ``sims`` calibration fits of ``model`` (``"group"`` or ``"hierarchical"``).
 
@@ -88,7 +90,10 @@ def run_sbc(
     draws, tune, chains : int
         Sampler settings of each fit; ``draws * chains`` must be at least 99.
     workers, chunk : int
-        Worker processes, and simulated studies per worker task.
+        Local worker processes (1: in this process), and simulated studies per worker task.
+    scheduler, client : optional
+        Run the chunks on a dask.distributed cluster instead (its address, or a client):
+        :func:`reanalysis.execution.run_tasks`.
     progress : callable, optional
         Called as ``progress(done, total, elapsed_seconds)`` as fits complete.
     model : str
@@ -98,9 +103,7 @@ def run_sbc(
         ``draws`` draws, up to ``max_extensions`` times (the same gate as a real fit; the
         ranks then use all draws).  ``fits`` records the draws per chain each fit used.
     """
-    import concurrent.futures as cf
-    import multiprocessing as mp
-
+    from reanalysis.execution import run_tasks
     from reanalysis.supervisor import phase
 
     if draws * chains < N_RANK_DRAWS:
@@ -117,24 +120,18 @@ def run_sbc(
 
         # built once here (the gamma family's take about a minute) and sent to the workers
         setup["tables"] = build_tables(study, family, seed=seed)
-    chunks = [tasks[i : i + chunk] for i in range(0, sims, chunk)]
-    rank_rows, fit_rows, done = [], [], 0
-    ctx = mp.get_context("spawn")  # JAX is not fork-safe
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as pool:
-        futures = [pool.submit(_fit_chunk, setup, c) for c in chunks]
-        phase("pool")
-        try:
-            for fut in cf.as_completed(futures):
-                ranks, fits = fut.result()
-                rank_rows += ranks
-                fit_rows += fits
-                done += len(fits)
-                if progress:
-                    progress(done, sims, time.perf_counter() - t0)
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+    chunks = [(setup, tasks[i : i + chunk]) for i in range(0, sims, chunk)]
+    rank_rows, fit_rows = [], []
+
+    def record(result) -> None:
+        ranks, fits = result
+        rank_rows.extend(ranks)
+        fit_rows.extend(fits)
+        if progress:
+            progress(len(fit_rows), sims, time.perf_counter() - t0)
+
+    # a fresh process per chunk returns the memory XLA keeps for each compiled sampler
+    run_tasks(_fit_chunk, chunks, record, workers=workers, scheduler=scheduler, client=client, fresh_workers=True, on_start=lambda: phase("pool"))
     ranks = pd.DataFrame(rank_rows).sort_values(["sim", "parameter"], kind="stable").reset_index(drop=True)
     fits = pd.DataFrame(fit_rows).sort_values("sim").reset_index(drop=True)
     return SbcResult(ranks, fits, time.perf_counter() - t0)
@@ -274,8 +271,10 @@ def _rank_row(sim: int, label: str, x: np.ndarray, true: float, keep: np.ndarray
     }
 
 
-def _fit_chunk(setup: dict, tasks: list[dict]) -> tuple[list[dict], list[dict]]:
-    """Worker: build the model and its compiled sampler once, fit each simulated study."""
+def _fit_chunk(chunk: tuple[dict, list[dict]]) -> tuple[list[dict], list[dict]]:
+    """Worker: build the model and its compiled sampler once, fit each simulated study of
+    ``chunk = (setup, tasks)``."""
+    setup, tasks = chunk
     from reanalysis.analysis import model_api
     from models.study import load_study
 

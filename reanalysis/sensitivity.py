@@ -41,6 +41,7 @@ from pydantic import Field, ValidationError
 from models.study import STATISTICS, StrictModel, Study, first_error, one_line, StudyLoader
 from models.labels import variable_of
 from reanalysis.settings import EXIT_ERROR, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK  # noqa: F401 (the script's exit codes)
+from reanalysis.execution import run_tasks
 from reanalysis.supervisor import phase
 
 #: Statistics kept by each ``statistics`` subset (None: all the study reports).
@@ -250,7 +251,6 @@ def expand_grid(grid: Grid, study: Study, path: str | Path = "grid") -> list[Spe
     """
     from reanalysis.analysis import model_api
     from reanalysis.registry import MODELS
-    from models.priors import PRIOR_SETS
 
     def fail(where: str, problem: str) -> GridError:
         return GridError(one_line(f"{path}: {where}: {problem}"))
@@ -266,7 +266,7 @@ def expand_grid(grid: Grid, study: Study, path: str | Path = "grid") -> list[Spe
         if family not in api.families:
             raise fail(f"{where}.family", f"unknown family {family!r} for model {model!r} (choose one of: {', '.join(api.families)})")
         priors = ov.get("priors") or (base.priors if same_model else "default")
-        sets = PRIOR_SETS.get(model, {})
+        sets = api.prior_set_names()
         if priors not in sets:
             raise fail(f"{where}.priors", f"unknown prior set {priors!r} for model {model!r} (choose one of: {', '.join(sets)})")
         statistics = ov.get("statistics") or (base.statistics if base else "all")
@@ -293,7 +293,7 @@ def expand_grid(grid: Grid, study: Study, path: str | Path = "grid") -> list[Spe
 
     for m in oat.model or []:
         specs.append(resolve("one_at_a_time", "one_at_a_time", f"model={m}", {"model": m}, base))
-    for p in values("priors", oat.priors, list(PRIOR_SETS.get(base.model, {}))):
+    for p in values("priors", oat.priors, api.prior_set_names()):
         specs.append(resolve("one_at_a_time", "one_at_a_time", f"priors={p}", {"priors": p}, base))
     for f in values("family", oat.family, list(api.families)):
         specs.append(resolve("one_at_a_time", "one_at_a_time", f"family={f}", {"family": f}, base))
@@ -351,17 +351,6 @@ def _worker_cache():
 
         _CACHE = CompiledCache()
     return _CACHE
-
-
-def _worker_init() -> None:
-    """Pool worker start-up: Ctrl-C is the parent's to handle (it cancels the pool), so a
-    worker does not print its own traceback; quiet library loggers."""
-    import logging
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for name in ("pymc", "pymc.sampling", "pymc.stats.convergence"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def run_task(task: dict) -> list[dict]:
@@ -602,23 +591,11 @@ def run_grid(
                 last += f", +{len(batch) - 1} sharing its posterior"
             progress(f"scenarios {done}/{total}, elapsed {_hms(elapsed)}, ~remaining {_hms(remaining)} ({last})")
 
-    if client is not None or scheduler:
-        _run_dask(tasks, record, client=client, scheduler=scheduler)
-    elif workers <= 1:
-        _worker_init_logging()
-        for task in tasks:
-            # no pool: the chains may use every core, as a single fit.py run does
-            record(run_task({**task, "cores": None}))
-    else:
-        _run_pool(tasks, record, workers)
+    if workers <= 1 and client is None and not scheduler:
+        # no pool: the chains may use every core, as a single fit.py run does
+        tasks = [{**task, "cores": None} for task in tasks]
+    run_tasks(run_task, tasks, record, workers=workers, scheduler=scheduler, client=client, on_start=lambda: phase("pool"))
     return results
-
-
-def _worker_init_logging() -> None:
-    import logging
-
-    for name in ("pymc", "pymc.sampling", "pymc.stats.convergence"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _hms(seconds: float) -> str:
@@ -626,50 +603,6 @@ def _hms(seconds: float) -> str:
         return "?"
     seconds = int(round(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def _run_pool(tasks: list[dict], record, workers: int) -> None:
-    import concurrent.futures as cf
-    import multiprocessing as mp
-
-    # spawn: a fresh interpreter per worker (forking a process with threads is unsafe, and
-    # a worker never inherits half-initialised state); each worker imports once and then
-    # runs many tasks, so the start-up is paid once per worker
-    ctx = mp.get_context("spawn")
-    pool = cf.ProcessPoolExecutor(max_workers=min(workers, len(tasks)) or 1, mp_context=ctx, initializer=_worker_init)
-    try:
-        futures = [pool.submit(run_task, t) for t in tasks]
-        phase("pool")
-        for fut in cf.as_completed(futures):
-            record(fut.result())
-    except BaseException:
-        # Ctrl-C or an unexpected error: stop the workers now, do not wait for their tasks
-        for p in list(getattr(pool, "_processes", {}).values()):
-            p.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-
-
-def _run_dask(tasks: list[dict], record, client=None, scheduler: str | None = None) -> None:
-    from distributed import Client, as_completed
-
-    own = client is None
-    if own:
-        client = Client(scheduler, timeout="20s")
-    futures = []
-    try:
-        futures = [client.submit(run_task, t, pure=False) for t in tasks]
-        for fut in as_completed(futures):
-            record(fut.result())
-    except BaseException:
-        # Ctrl-C or a lost cluster: do not leave the tasks running on the cluster
-        for fut in futures:
-            fut.cancel()
-        raise
-    finally:
-        if own:
-            client.close()
 
 
 # -- tables ----------------------------------------------------------------------------------

@@ -12,6 +12,11 @@ The script runs the tests read are session fixtures: ONE short fit of the group 
 ``test_report.py``, and the sensitivity smoke run (:func:`sensitivity_smoke`).  Each starts
 in a background process as soon as the tests are collected, and the files that read them run
 last: on two cores they run while the other tests do.
+
+``make test`` runs the tests in two processes (pytest-xdist, ``-n 2 --dist loadfile``: a
+file's module fixtures are built once).  The workers share the controller's cache folder;
+the first worker starts the background runs and the others wait for their exit codes in
+the session's folder (:class:`tests.scriptruns.Background`).
 """
 from __future__ import annotations
 
@@ -41,6 +46,17 @@ def _running(pid: int) -> bool:
     return True
 
 
+#: The test session: the process that started pytest.  With several test processes
+#: (``make test`` runs two, pytest-xdist's ``-n``) the workers inherit it from the
+#: controller, which loads this file first, and share its folder.
+SESSION = int(os.environ.setdefault("K2_TEST_SESSION", str(os.getpid())))
+#: This process owns the session's folder (removes it at exit) and starts the background
+#: runs: the controller, or a lone test process; the first worker starts the runs.
+OWNS_SESSION = SESSION == os.getpid()
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+STARTS_RUNS = WORKER in (None, "gw0")
+
+
 def _session_caches() -> Path:
     """Point the JAX compilation cache, the graph cache of reanalysis/sampling.py and PyTensor's
     compiledir at one folder of this session; returns it."""
@@ -54,17 +70,24 @@ def _session_caches() -> Path:
         # removes the folders of sessions no longer running
         parent = Path(tempfile.gettempdir()) / f"k2-test-caches-{os.getuid()}"
         parent.mkdir(exist_ok=True)
-        for old in parent.iterdir():
-            if old.name.isdigit() and not _running(int(old.name)):
-                shutil.rmtree(old, ignore_errors=True)
-        folder = parent / str(os.getpid())
-        folder.mkdir()
-        atexit.register(shutil.rmtree, folder, True)
+        folder = parent / str(SESSION)
+        if OWNS_SESSION:
+            for old in parent.iterdir():
+                if old.name.isdigit() and not _running(int(old.name)):
+                    shutil.rmtree(old, ignore_errors=True)
+            folder.mkdir()
+            atexit.register(shutil.rmtree, folder, True)
+        folder.mkdir(exist_ok=True)
     os.environ["K2_JAX_CACHE"] = str(folder / "jax")
     os.environ["K2_GRAPH_CACHE"] = str(folder / "graphs")
-    # PyTensor reads its flags once, at import; a later flag of the same name wins
+    # PyTensor reads its flags once, at import; a later flag of the same name wins.  Two
+    # flags make the tier cheaper without changing a number (docs/decisions/test-tiers.md):
+    # C modules compiled without optimisation (-O0 after PyTensor's -O3, gcc takes the last;
+    # -O3 without -ffast-math keeps IEEE arithmetic), and no creation stack recorded on every
+    # graph variable (traceback__limit=0: only PyTensor's error messages lose that line)
     flags = os.environ.get("PYTENSOR_FLAGS", "")
-    os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, f"compiledir={folder / 'pytensor'}") if f)
+    ours = f"compiledir={folder / 'pytensor'},gcc__cxxflags=-O0,traceback__limit=0"
+    os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, ours) if f)
     return folder
 
 
@@ -110,6 +133,18 @@ def write_study(tmp_path):
     return _write
 
 
+# --- the toy model (tests/toy_model.py), registered for one test ------------------------------
+@pytest.fixture
+def toy():
+    """The toy model, registered as ``"toy"`` for the test (a model is one module plus one
+    registry line); unregistered afterwards."""
+    from reanalysis.registry import get_model, register, unregister
+
+    register("toy", "tests.toy_model:ToyModel")
+    yield get_model("toy")
+    unregister("toy")
+
+
 # --- model tests ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def single_threaded_blas():
@@ -127,23 +162,28 @@ def single_threaded_blas():
 #: Script runs started when collection ends (pytest_collection_finish), by name: a minute of
 #: subprocess work each, on the second core while the other tests run.
 _BACKGROUND: dict[str, Background] = {}
+#: Their folders: fixed names in a folder of this session (every test process finds them).
+_RUNS_DIR = CACHE_DIR / f"runs-{SESSION}"
 
 
-def _start_short_fit(folder: Path) -> Background:
-    return Background([ROOT / "scripts" / "fit.py", *SHORT_FIT, "--out", folder / "results"], folder)
+def _short_fit_args(folder: Path, start: bool) -> list:
+    return [ROOT / "scripts" / "fit.py", *SHORT_FIT, "--out", folder / "results"]
 
 
-def _start_sensitivity_smoke(folder: Path) -> Background:
+def _sensitivity_smoke_args(folder: Path, start: bool) -> list:
     grid = folder / "grid.yaml"
-    grid.write_text(yaml.safe_dump(SENSITIVITY_SMOKE_GRID, sort_keys=False), encoding="utf-8")
-    return Background([ROOT / "scripts" / "sensitivity.py", "--grid", grid, "--out", folder / "out", "--workers", "2"], folder)
+    if start:
+        folder.mkdir(parents=True, exist_ok=True)
+        grid.write_text(yaml.safe_dump(SENSITIVITY_SMOKE_GRID, sort_keys=False), encoding="utf-8")
+    return [ROOT / "scripts" / "sensitivity.py", "--grid", grid, "--out", folder / "out", "--workers", "2"]
 
 
-#: Background runs: the fixtures that read them -> (name, start(folder)).
+#: Background runs: the fixtures that read them -> (name, arguments(folder, start)); the
+#: process that starts a run writes its input files.
 _BACKGROUND_RUNS = {
-    "short_fit": ("short_fit", _start_short_fit),
-    "short_fit_copy": ("short_fit", _start_short_fit),
-    "sensitivity_smoke": ("sensitivity_smoke", _start_sensitivity_smoke),
+    "short_fit": ("short_fit", _short_fit_args),
+    "short_fit_copy": ("short_fit", _short_fit_args),
+    "sensitivity_smoke": ("sensitivity_smoke", _sensitivity_smoke_args),
 }
 
 
@@ -163,17 +203,30 @@ def pytest_collection_finish(session):
         return
     wanted = {name for item in session.items for name in getattr(item, "fixturenames", ())}
     for fixture in sorted(wanted & set(_BACKGROUND_RUNS)):
-        name, start = _BACKGROUND_RUNS[fixture]
+        name, arguments = _BACKGROUND_RUNS[fixture]
         if name not in _BACKGROUND:
-            # in the session's folder: removed with it, even after a killed session
-            folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=CACHE_DIR))
-            atexit.register(shutil.rmtree, folder, True)
-            _BACKGROUND[name] = start(folder)
+            # every test process collects the same tests; one starts the run, the others
+            # follow it (in the session's folder: removed with it, even after a killed session)
+            folder = _RUNS_DIR / name
+            _BACKGROUND[name] = Background(arguments(folder, STARTS_RUNS), folder, start=STARTS_RUNS)
+    if STARTS_RUNS and _BACKGROUND:
+        atexit.register(shutil.rmtree, _RUNS_DIR, True)
 
 
-def pytest_sessionfinish(session):
+def pytest_sessionfinish(session, exitstatus):
     for run in _BACKGROUND.values():
+        if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not session.shouldstop:
+            # another test process may still read it
+            run.result()
         run.stop()  # a session stopped early (-x, Ctrl-C) leaves no script running
+
+
+def _background(name: str, fixture: str, tmp_path_factory) -> Background:
+    # a test run alone, without the collection hook (e.g. by its node id in an IDE)
+    if name not in _BACKGROUND:
+        folder = tmp_path_factory.mktemp(name)
+        _BACKGROUND[name] = Background(_BACKGROUND_RUNS[fixture][1](folder, True), folder)
+    return _BACKGROUND[name]
 
 
 @pytest.fixture(scope="session")
@@ -182,7 +235,7 @@ def short_fit(tmp_path_factory) -> FitRun:
     test of its outputs in every file, started in the background when collection ends.  Its
     folder is read-only for the tests: a test that adds to a result folder works on a copy
     (:func:`short_fit_copy`)."""
-    run = _BACKGROUND.get("short_fit") or _start_short_fit(tmp_path_factory.mktemp("short_fit"))
+    run = _background("short_fit", "short_fit", tmp_path_factory)
     proc = run.result()
     return FitRun(proc, run.folder / "results", run.seconds)
 
@@ -192,7 +245,7 @@ def sensitivity_smoke(tmp_path_factory) -> Background:
     """``scripts/sensitivity.py`` on :data:`SENSITIVITY_SMOKE_GRID` with two worker
     processes, as a user runs it (started in the background when collection ends); wait
     for it with ``.result()``, its result folder is under ``.folder / "out"``."""
-    return _BACKGROUND.get("sensitivity_smoke") or _start_sensitivity_smoke(tmp_path_factory.mktemp("sensitivity_smoke"))
+    return _background("sensitivity_smoke", "sensitivity_smoke", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -107,36 +109,57 @@ class FitRun:
 
 class Background:
     """A script run started now and collected later (:meth:`result`): the tests go on on the
-    other core meanwhile.  Output goes to files, never pipes, which would block a script
-    that writes more than a pipe holds before anyone reads."""
+    other core meanwhile.
 
-    def __init__(self, args: list, folder: Path):
+    One test process starts the run (``start=True``); with several test processes (pytest's
+    ``-n``) the others follow it through its folder: the run writes its exit code to
+    ``returncode`` when it ends, and :meth:`result` waits for that file.  Output goes to
+    files, never pipes, which would block a script that writes more than a pipe holds
+    before anyone reads."""
+
+    #: Run the script, then write its exit code (atomically: a follower never reads half).
+    _WRAPPER = '"$@"; code=$?; echo "$code" > "$0.tmp" && mv "$0.tmp" "$0"'
+
+    def __init__(self, args: list, folder: Path, start: bool = True):
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.args = [str(a) for a in args]
-        self._out = open(self.folder / "stdout.txt", "w+", encoding="utf-8")
-        self._err = open(self.folder / "stderr.txt", "w+", encoding="utf-8")
-        self.started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, *self.args], cwd=ROOT, stdout=self._out, stderr=self._err, text=True)
+        self._code = self.folder / "returncode"
+        self.proc: subprocess.Popen | None = None
         self.seconds: float | None = None
+        if start:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / "started").write_text(repr(time.time()))
+            with open(self.folder / "stdout.txt", "w") as out, open(self.folder / "stderr.txt", "w") as err:
+                # a session of its own: stop() kills the script with its wrapper
+                self.proc = subprocess.Popen(
+                    ["sh", "-c", self._WRAPPER, str(self._code), sys.executable, *self.args],
+                    cwd=ROOT, stdout=out, stderr=err, start_new_session=True,
+                )
 
     def result(self, timeout: float = 900) -> subprocess.CompletedProcess:
-        """Wait for the run (killing it after ``timeout`` seconds) and return it as
-        ``subprocess.run`` would."""
-        try:
-            code = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.stop()
-            raise
+        """Wait for the run (killing it after ``timeout`` seconds when this process started
+        it) and return it as ``subprocess.run`` would."""
+        deadline = time.monotonic() + timeout
+        while not self._code.exists():
+            if self.proc is not None and self.proc.poll() is not None and not self._code.exists():
+                raise RuntimeError(f"background run {self.args} ended without an exit code (killed?)")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(0.1)
         if self.seconds is None:
-            self.seconds = time.perf_counter() - self.started
-        self._out.seek(0)
-        self._err.seek(0)
-        return subprocess.CompletedProcess([sys.executable, *self.args], code, self._out.read(), self._err.read())
+            self.seconds = self._code.stat().st_mtime - float((self.folder / "started").read_text())
+        code = int(self._code.read_text())
+        out = (self.folder / "stdout.txt").read_text(encoding="utf-8")
+        err = (self.folder / "stderr.txt").read_text(encoding="utf-8")
+        return subprocess.CompletedProcess([sys.executable, *self.args], code, out, err)
 
     def stop(self) -> None:
-        """Kill the run if it is still going (a supervised script's child follows its
-        supervisor)."""
-        if self.proc.poll() is None:
-            self.proc.kill()
+        """Kill the run if this process started it and it is still going (a supervised
+        script's child goes with it)."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.proc.wait()

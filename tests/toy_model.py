@@ -23,7 +23,10 @@ class ToyModel(Model):
     min_reps = 1
     default_draws = 200
     default_tune = 200
-    prior_sets = {"default": {"mu": {"dist": "normal", "mu": 0.0, "sigma": 1000.0}}}
+    prior_sets = {
+        "default": {"mu": {"dist": "normal", "mu": 0.0, "sigma": 1000.0}},
+        "narrow": {"mu": {"dist": "normal", "mu": 0.0, "sigma": 100.0}},
+    }
     parameter_scales = {"mu": "population mean, study units"}
 
     def build_model(self, study, priors, family=None, reps=None, seed=None, **options):

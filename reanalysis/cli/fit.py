@@ -239,10 +239,9 @@ def verdict_sentences(result) -> list[str]:
     from reanalysis.report.verdict import verdict
 
     study, table = result.study, result.estimands
-    audit = None
-    if study.reference is not None:
-        try:
-            audit = plausibility.audit(study, table)
-        except plausibility.PlausibilityError as exc:
-            log(f"warning: measurement plausibility not assessed ({exc})")
+    try:
+        audit = plausibility.declared_audit(study, table)
+    except plausibility.PlausibilityError as exc:
+        audit = None
+        log(f"warning: measurement plausibility not assessed ({exc})")
     return verdict(study, table, result.checks, result.idata.posterior, result.informativeness, audit, diagnostics_ok=result.diagnostics.ok)

@@ -42,7 +42,8 @@ def parse_args(argv=None):
         help="continue a fit's chains by --draws while its largest R-hat exceeds this (default: group 1.01, the gate of a real fit; hierarchical: never)",
     )
     p.add_argument("--max-extensions", type=int, default=3, help="most continuations per fit under --max-rhat (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes for the fits (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=2, help="local worker processes for the fits (default: %(default)s; 1 runs in this process)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None, help="run the fits on this dask.distributed scheduler instead (e.g. tcp://host:8786)")
     p.add_argument("--chunk", type=int, default=25, help="simulated studies per worker process (default: %(default)s)")
     p.add_argument("--alpha", type=float, default=0.01, help="family-wise level of the uniformity tests (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ROOT / "results", help="parent of the result folder (default: results/)")
@@ -74,6 +75,8 @@ def parse_args(argv=None):
         p.error("need --chains >= 2 and --draws * --chains >= 99")
     if not 0 < a.alpha < 1:
         p.error("--alpha must be between 0 and 1")
+    if a.workers < 1:
+        p.error("--workers must be >= 1")
     return a
 
 
@@ -94,8 +97,18 @@ def main(argv=None) -> int:
     except (StudyError, PriorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    client = None
+    if args.scheduler and args.grid is None:
+        from reanalysis.execution import SchedulerError, connect
+
+        try:
+            client = connect(args.scheduler)
+        except SchedulerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_INPUT
 
     from reanalysis import calibration, results
+    from reanalysis.execution import describe
     from reanalysis.figures import plots
 
     t0 = time.perf_counter()
@@ -118,10 +131,15 @@ def main(argv=None) -> int:
         eta = elapsed / done * (total - done)
         counter(f"calibration fits {done}/{total}, {elapsed:.0f} s elapsed, ~{eta:.0f} s left")
 
-    res = calibration.run_sbc(
-        study, priors, args.family, args.sims, args.seed, args.draws, args.tune, args.chains, args.workers, chunk=args.chunk,
-        progress=progress, model=args.model, max_rhat=args.max_rhat, max_extensions=args.max_extensions if args.max_rhat else 0,
-    )
+    try:
+        res = calibration.run_sbc(
+            study, priors, args.family, args.sims, args.seed, args.draws, args.tune, args.chains, args.workers, chunk=args.chunk,
+            progress=progress, model=args.model, max_rhat=args.max_rhat, max_extensions=args.max_extensions if args.max_rhat else 0,
+            client=client,
+        )
+    finally:
+        if client is not None:
+            client.close()
     end_counter()
     table = calibration.uniformity(res, args.alpha)
     regions = calibration.coverage_by_region(res, study) if args.model == "group" else None
@@ -151,7 +169,9 @@ def main(argv=None) -> int:
                 seed=args.seed,
                 sims=args.sims,
                 sampler={
-                    "draws": args.draws, "tune": args.tune, "chains": args.chains, "workers": args.workers,
+                    "draws": args.draws, "tune": args.tune, "chains": args.chains,
+                    "execution": describe(args.workers, args.scheduler), "scheduler": args.scheduler,
+                    "workers": None if args.scheduler else args.workers,
                     "max_rhat": args.max_rhat, "max_extensions": args.max_extensions if args.max_rhat else 0,
                 },
                 rank_draws=calibration.N_RANK_DRAWS,

@@ -61,6 +61,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     phase("setup")
     from reanalysis import sensitivity as sens
+    from reanalysis.execution import describe
     from models.study import StudyError, load_study
 
     try:
@@ -79,12 +80,12 @@ def main(argv=None) -> int:
         return sens.EXIT_INPUT
     client = None
     if args.scheduler:
-        from distributed import Client
+        from reanalysis.execution import SchedulerError, connect
 
         try:
-            client = Client(args.scheduler, timeout="20s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            print(f"error: --scheduler {args.scheduler}: cannot connect ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})", file=sys.stderr)
+            client = connect(args.scheduler)
+        except SchedulerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return sens.EXIT_INPUT
     where = f"Dask scheduler {args.scheduler}" if client else f"{args.workers} local worker process{'es' if args.workers > 1 else ''}"
     log(f"study {study.id}, grid {args.grid}: {len(specs)} scenarios on {where}; "
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
             grid={"path": str(args.grid), "sha256": file_sha256(args.grid), "description": grid.description,
                   "factorial_reason": grid.factorial.reason if grid.factorial else None},
             sampling=sampling.model_dump(),
-            execution={"backend": "dask.distributed" if client else "process pool" if args.workers > 1 else "in process",
+            execution={"backend": describe(args.workers, client=client),
                        "scheduler": args.scheduler, "workers": None if client else args.workers,
                        "compiled_model_cache": not args.no_cache, "share_identical_posteriors": not args.no_share},
             scenarios=sens.scenario_manifest(specs, results),

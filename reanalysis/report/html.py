@@ -875,12 +875,10 @@ def render_report(result_dir: Path, sensitivity_dir: Path | None = None, command
     sens = load_sensitivity(sensitivity_dir, r) if sensitivity_dir is not None else None
     from reanalysis.report import plausibility
 
-    audit = None
-    if r.study.reference is not None:
-        try:
-            audit = plausibility.audit(r.study, r.estimands)
-        except plausibility.PlausibilityError as exc:
-            raise ReportError(str(exc)) from None
+    try:
+        audit = plausibility.declared_audit(r.study, r.estimands)
+    except plausibility.PlausibilityError as exc:
+        raise ReportError(str(exc)) from None
 
     # plotting only (nothing is sampled)
     import matplotlib

@@ -332,6 +332,13 @@ def classify_estimands(estimands: pd.DataFrame, units: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["estimand", "label", "units", "scale"])
 
 
+def declared_audit(study: Study, estimands: pd.DataFrame) -> Audit | None:
+    """:func:`audit` against the reference measurements the study file declares, or None when
+    it declares none (the console and the report each decide what a
+    :class:`PlausibilityError` means to them)."""
+    return audit(study, estimands) if study.reference is not None else None
+
+
 def audit(study: Study, estimands: pd.DataFrame, reference: ReferenceSet | None = None) -> Audit:
     """Compare each group's posterior population median with the reference values.
 

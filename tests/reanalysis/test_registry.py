@@ -17,13 +17,6 @@ def study(study_path):
     return load_study(study_path)
 
 
-@pytest.fixture
-def toy():
-    register("toy", "tests.toy_model:ToyModel")
-    yield get_model("toy")
-    unregister("toy")
-
-
 def test_every_registered_model_implements_the_interface():
     for name in MODELS:
         m = get_model(name)

@@ -307,9 +307,10 @@ def test_local_pool_end_to_end_records_a_failing_scenario(sensitivity_smoke):
     assert "broken" in proc.stderr and "FAILED" in proc.stderr
 
 
-def _dask_grid(study, processes: bool) -> dict:
+def _dask_grid(study, processes: bool, grid: dict | None = None) -> dict:
     distributed = pytest.importorskip("distributed")
-    specs = sens.expand_grid(sens.Grid.model_validate({"scenarios": [{"name": "fold ratio", "assumptions": {"fold_statistic": "ratio_of_medians"}}]}), study)
+    grid = grid or {"scenarios": [{"name": "fold ratio", "assumptions": {"fold_statistic": "ratio_of_medians"}}]}
+    specs = sens.expand_grid(sens.Grid.model_validate(grid), study)
     sampling = sens.Sampling(**SHORT)
     # a cluster of processes listens on TCP; one of threads talks in-process
     where = {"host": "127.0.0.1"} if processes else {}
@@ -333,12 +334,20 @@ def _check_dask_results(results: dict) -> None:
     assert d["psens"] and not w["psens"]
 
 
-def test_dask_cluster_runs_the_grid(study):
+def test_dask_cluster_runs_the_grid(study, toy):
     """The Dask path (tasks submitted to a client, results gathered as they complete) on a
-    cluster whose worker is a thread of this process: no worker start-up and imports.  The
-    tasks' trip through pickling to another process is tested by the local pool (the same
-    task dicts), and a cluster of worker processes in the slow tier."""
-    _check_dask_results(_dask_grid(study, processes=False))
+    cluster whose worker is a thread of this process (no worker start-up and imports), with
+    the toy model (the path knows nothing of the model).  The tasks' trip through pickling
+    to another process is tested by the local pool (the same task dicts), and the group
+    model's grid on a cluster of worker processes in the slow tier."""
+    results = _dask_grid(study, processes=False, grid={"base": {"model": "toy"}, "scenarios": [{"name": "narrow", "priors": "narrow"}]})
+    assert set(results) == {"default", "narrow"}
+    d, n = results["default"], results["narrow"]
+    assert not n["shared_with"] and d["psens"] and not n["psens"]
+    medians = [{r["estimand"]: r["median"] for r in x["rows"]} for x in (d, n)]
+    assert set(medians[0]) == set(medians[1]) and any(k.startswith("population_mean") for k in medians[0])
+    assert medians[0] != medians[1]  # each scenario sampled its own posterior
+    assert [c["key"] for c in d["checks"]] == [c["key"] for c in n["checks"]] != []
 
 
 @pytest.mark.slow
@@ -346,21 +355,33 @@ def test_dask_local_cluster_runs_the_grid(study):
     _check_dask_results(_dask_grid(study, processes=True))
 
 
-def test_compiled_model_cache_reuses_and_does_not_change_the_draws(study):
-    """A scenario that changes only prior values reuses the compiled model, and its draws do
-    not depend on whether the compiled model was new or reused."""
+def _check_compiled_model_cache(study, model: str, other_priors: str, variable: str, **sampling) -> None:
     from reanalysis.analysis import CompiledCache, fit_posterior
 
-    kw = dict(model="group", family="lognormal", draws=50, tune=50, chains=2, reps=20, progressbar=False, prior_draws=0)
+    kw = dict(model=model, draws=50, tune=50, chains=2, progressbar=False, prior_draws=0, **sampling)
     cache = CompiledCache()
-    first = fit_posterior(study, priors="default", cache=cache, **kw).idata.posterior["log_mean"].values
-    wide = fit_posterior(study, priors="wide", cache=cache, **kw)
+    first = fit_posterior(study, priors="default", cache=cache, **kw).idata.posterior[variable].values
+    other = fit_posterior(study, priors=other_priors, cache=cache, **kw)
     again = fit_posterior(study, priors="default", cache=cache, **kw)
-    assert wide.cache_hit and again.cache_hit and (cache.hits, cache.misses) == (2, 1)
-    np.testing.assert_array_equal(first, again.idata.posterior["log_mean"].values)
-    assert not np.array_equal(first, wide.idata.posterior["log_mean"].values)  # the new prior acts
-    fresh = fit_posterior(study, priors="wide", cache=CompiledCache(), **kw)
-    np.testing.assert_array_equal(wide.idata.posterior["log_mean"].values, fresh.idata.posterior["log_mean"].values)
+    assert other.cache_hit and again.cache_hit and (cache.hits, cache.misses) == (2, 1)
+    np.testing.assert_array_equal(first, again.idata.posterior[variable].values)
+    assert not np.array_equal(first, other.idata.posterior[variable].values)  # the new prior acts
+    fresh = fit_posterior(study, priors=other_priors, cache=CompiledCache(), **kw)
+    np.testing.assert_array_equal(other.idata.posterior[variable].values, fresh.idata.posterior[variable].values)
+
+
+def test_compiled_model_cache_reuses_and_does_not_change_the_draws(study, toy):
+    """A scenario that changes only prior values reuses the compiled model, and its draws do
+    not depend on whether the compiled model was new or reused.  The cache knows nothing of
+    the model, so the toy model shows it in seconds; the group model's builder takes prior
+    values as tensors (test_tensor_priors_give_the_log_density_of_numeric_ones), and the
+    same check on the group model itself is in the slow tier."""
+    _check_compiled_model_cache(study, "toy", "narrow", "mu")
+
+
+@pytest.mark.slow
+def test_compiled_model_cache_reuses_the_group_model(study):
+    _check_compiled_model_cache(study, "group", "wide", "log_mean", family="lognormal", reps=20)
 
 
 def test_tensor_priors_give_the_log_density_of_numeric_ones(study):

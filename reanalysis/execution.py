@@ -1,0 +1,161 @@
+"""Independent fits run side by side: in this process, a pool of local worker processes, or
+a dask.distributed cluster.  Sensitivity scenarios and calibration studies go through
+:func:`run_tasks`; the caller only says what one task is and what to do with its result.
+
+Local workers are spawned, never forked: JAX and the samplers' threads are not fork-safe,
+and a fresh interpreter inherits no half-initialised state.  (The figure workers of
+:mod:`reanalysis.figures.workers` are a different kind of pool: forked before JAX starts,
+they draw and never sample.)
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable
+
+#: Library loggers a worker quietens (PyMC's per-fit "Sampling ..." and convergence notes:
+#: the caller reports each task's diagnostics itself).
+QUIET_LOGGERS = ("pymc", "pymc.sampling", "pymc.stats.convergence")
+
+
+def quiet_worker() -> None:
+    """Start-up of a local worker process: Ctrl-C is the parent's to handle (it stops the
+    pool), so a worker prints no traceback of its own; library loggers quietened."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Quieten :data:`QUIET_LOGGERS` in this process."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def describe(workers: int, scheduler: str | None = None, client: Any = None) -> str:
+    """Where :func:`run_tasks` runs with these settings, in words (for manifests and logs)."""
+    if client is not None or scheduler:
+        return "dask.distributed"
+    return "process pool" if workers > 1 else "in process"
+
+
+def run_tasks(
+    fn: Callable[[Any], Any],
+    tasks: Iterable[Any],
+    on_result: Callable[[Any], None],
+    workers: int = 2,
+    scheduler: str | None = None,
+    client: Any = None,
+    fresh_workers: bool = False,
+    on_start: Callable[[], None] | None = None,
+) -> None:
+    """Run ``fn(task)`` for every task and pass each result to ``on_result`` as it completes
+    (in completion order, in this process).
+
+    Parameters
+    ----------
+    fn : callable
+        A module-level function (it is pickled to the workers).
+    tasks : iterable
+        Picklable task arguments.
+    on_result : callable
+        Receives each result.
+    workers : int
+        Local worker processes; 1 runs every task here, one after another (its fits may
+        then use every core).  Ignored with ``scheduler`` or ``client``.
+    scheduler : str, optional
+        Address of a running dask.distributed scheduler (``tcp://host:8786``).
+    client : distributed.Client, optional
+        An existing client instead of ``scheduler``.
+    fresh_workers : bool
+        A fresh local worker process per task (returns the memory XLA keeps for each
+        compiled sampler); otherwise each worker imports once and runs many tasks.
+    on_start : callable, optional
+        Called once the workers are started (the supervisor's phase marker).
+
+    Raises
+    ------
+    BaseException
+        The first task's error, or Ctrl-C: the remaining tasks are cancelled and local
+        workers stopped at once.
+    """
+    tasks = list(tasks)
+    if not tasks:
+        return
+    if client is not None or scheduler:
+        _run_dask(fn, tasks, on_result, client, scheduler, on_start)
+    elif workers <= 1:
+        quiet_libraries()
+        if on_start:
+            on_start()
+        for task in tasks:
+            on_result(fn(task))
+    else:
+        _run_pool(fn, tasks, on_result, min(workers, len(tasks)), fresh_workers, on_start)
+
+
+def _run_pool(fn, tasks: list, on_result, workers: int, fresh_workers: bool, on_start) -> None:
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    pool = cf.ProcessPoolExecutor(
+        max_workers=workers, mp_context=mp.get_context("spawn"), initializer=quiet_worker,
+        max_tasks_per_child=1 if fresh_workers else None,
+    )
+    try:
+        futures = [pool.submit(fn, t) for t in tasks]
+        if on_start:
+            on_start()
+        for fut in cf.as_completed(futures):
+            on_result(fut.result())
+    except BaseException:
+        # Ctrl-C or a failed task: stop the workers now, do not wait for their tasks
+        for p in list((getattr(pool, "_processes", None) or {}).values()):
+            p.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _run_dask(fn, tasks: list, on_result, client, scheduler: str | None, on_start) -> None:
+    from distributed import Client, as_completed
+
+    own = client is None
+    if own:
+        client = Client(scheduler, timeout="20s")
+    futures = []
+    try:
+        futures = [client.submit(fn, t, pure=False) for t in tasks]
+        if on_start:
+            on_start()
+        for fut in as_completed(futures):
+            on_result(fut.result())
+    except BaseException:
+        # Ctrl-C or a lost cluster: do not leave the tasks running on the cluster
+        for fut in futures:
+            fut.cancel()
+        raise
+    finally:
+        if own:
+            client.close()
+
+
+class SchedulerError(Exception):
+    """A dask.distributed scheduler that cannot be reached; ``str()`` is one line."""
+
+
+def connect(address: str, timeout: str = "20s"):
+    """A client of the dask.distributed scheduler at ``address``, checked before any work.
+
+    Raises
+    ------
+    SchedulerError
+        ``--scheduler ADDRESS: cannot connect (...)``.
+    """
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SchedulerError(f"--scheduler {address}: cannot connect ({reason})") from None
