@@ -41,6 +41,9 @@ from models.likelihood import (
 )
 from models.simulate import dithered_statistics, round_reported, simulate_group_statistics, sorted_normals, uniform_rounding_errors
 
+#: PyTensor on the Python linker (no C module compiled), for graphs that only repeat the
+#: NumPy path (the name of the mode, so that importing this file imports no PyTensor).
+PY = "FAST_COMPILE"
 ALL_STATS = ("mean", "sd", "median", "q1", "q3", "min", "max")
 # (mean, cv) across the prior's range, inside the table grid (CV 0.005 to 50)
 POINTS = [(812.0, 0.19), (235.0, 0.43), (1.0, 0.05), (0.2, 0.0123), (50.0, 1.0), (5.0, 2.0), (3000.0, 0.7), (40.0, 0.006), (7.0, 4.0)]
@@ -218,7 +221,10 @@ def test_rounded_table_on_pytensor_equals_numpy(rounded_table):
     ls, lc, value = pt.dscalar("log_scale"), pt.dscalar("log_cv"), pt.dvector("value")
     obs = observed_rounded_log(pt, value, 1.0)
     lp = rounded_table_logp(pt, table, obs, ls, lc)
-    fn = pytensor.function([ls, lc, value], [obs, lp, *pytensor.grad(lp, [ls, lc])])
+    # the Python linker: the C backend is tested on the model's own graph
+    # (test_pytensor_table_logp_used_by_the_model_equals_numpy); compiling this one in C cost
+    # 8 s of the fast tier
+    fn = pytensor.function([ls, lc, value], [obs, lp, *pytensor.grad(lp, [ls, lc])], mode=PY)
     for m, cv in ROUNDED_POINTS:
         reported = np.array([max(round(m), 0.5), max(round(m * cv), 0.5), max(round(m * 0.9), 0.5)])
         obs_g, lp_g, *grad_g = fn(np.log(m), np.log(cv), np.log(reported))
@@ -323,7 +329,7 @@ def test_likelihood_and_gradient_are_finite_over_the_whole_table(rounded_table):
     # one graph per point would compile for minutes: the NumPy path is the same code, and
     # the PyTensor gradient is checked at a sample of the points
     lp_one = rounded_table_logp(pt, table, obs, ls[0], lc[0])
-    grad = pytensor.function([ls, lc, obs], pytensor.grad(lp_one, [ls, lc]), on_unused_input="ignore")
+    grad = pytensor.function([ls, lc, obs], pytensor.grad(lp_one, [ls, lc]), on_unused_input="ignore", mode=PY)
     cvs = np.linspace(np.log(CV_RANGE[0]), np.log(CV_RANGE[1]), 400)
     for observed in ([812.0, 154.0, 866.0], [0.0, 0.0, 0.0], [5.0, 30.0, 0.0], [3000.0, 9000.0, 2.0]):
         x = np.log1p(observed)
