@@ -27,6 +27,10 @@ DPI = 300
 VECTOR_FORMAT = "svg"
 
 
+#: Salt of the element ids matplotlib writes into an SVG (random by default).
+VECTOR_SALT = "k2-reanalysis"
+
+
 def vector_name(name: str) -> str:
     """File name of the vector copy of the PNG figure ``name``."""
     return str(Path(name).with_suffix(f".{VECTOR_FORMAT}"))
@@ -54,7 +58,9 @@ def draw(builder: str, args: tuple, path: str | Path, dpi: int = DPI) -> float:
     fig = getattr(plots, builder)(*args)
     try:
         fig.savefig(path, dpi=dpi)
-        fig.savefig(vector_name(str(path)), format=VECTOR_FORMAT)
+        # the same figure gives the same file: no date, and element ids from a fixed salt
+        with plots.plt.rc_context({"svg.hashsalt": VECTOR_SALT}):
+            fig.savefig(vector_name(str(path)), format=VECTOR_FORMAT, metadata={"Date": None})
     finally:
         plots.plt.close(fig)
     return time.perf_counter() - t

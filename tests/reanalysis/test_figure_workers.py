@@ -43,3 +43,13 @@ def test_a_failing_figure_is_named(tmp_path):
 def test_draw_in_process_is_the_same_function(tmp_path):
     seconds = draw("rank_figure", (_idata(), ["a"]), tmp_path / "r.png")
     assert seconds > 0 and (tmp_path / "r.png").stat().st_size > 1000
+
+
+def test_the_same_figure_gives_the_same_vector_file(tmp_path):
+    """No date and no random element ids in the SVG: a rerun of a fit rewrites its figures
+    byte for byte."""
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        draw("rank_figure", (_idata(), ["a"]), tmp_path / folder / "r.png")
+    one, two = ((tmp_path / f / "r.svg").read_bytes() for f in ("one", "two"))
+    assert one == two and b"<dc:date>" not in one
