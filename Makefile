@@ -18,8 +18,8 @@ $(STAMP): requirements.txt requirements-lock.txt pyproject.toml
 fit: $(STAMP)
 	$(PY) scripts/fit.py --publish-figures figures
 
-# Two test processes (pytest-xdist), each running whole files: on two cores the fast tier
-# takes about half the time (docs/decisions/test-tiers.md); TEST_WORKERS=0 runs them in one.
+# Two test processes (pytest-xdist), each running whole files, so that the tests use both
+# cores (docs/decisions/test-tiers.md); TEST_WORKERS=0 runs them in one.
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile
