@@ -118,11 +118,11 @@ def _run_pool(fn, tasks: list, on_result, workers: int, fresh_workers: bool, on_
 
 
 def _run_dask(fn, tasks: list, on_result, client, scheduler: str | None, on_start) -> None:
-    from distributed import Client, as_completed
+    from distributed import as_completed
 
     own = client is None
     if own:
-        client = Client(scheduler, timeout="20s")
+        client = connect(scheduler)
     futures = []
     try:
         futures = [client.submit(fn, t, pure=False) for t in tasks]

@@ -41,7 +41,7 @@ from pydantic import Field, ValidationError
 from models.study import STATISTICS, StrictModel, Study, first_error, one_line, StudyLoader
 from models.labels import variable_of
 from reanalysis.settings import EXIT_ERROR, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK  # noqa: F401 (the script's exit codes)
-from reanalysis.execution import run_tasks
+from reanalysis.execution import quiet_libraries, run_tasks
 from reanalysis.supervisor import phase
 
 #: Statistics kept by each ``statistics`` subset (None: all the study reports).
@@ -362,12 +362,10 @@ def run_task(task: dict) -> list[dict]:
     member (see :func:`_scenario_result`); an exception becomes a failed result, never a
     lost task.  Runs in a worker process (pool or Dask).
     """
-    import logging
-
     from reanalysis.analysis import fit_posterior, summarise
 
-    for name in ("pymc", "pymc.sampling", "pymc.stats.convergence"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    # a Dask worker runs no pool initializer: the task quietens its own process
+    quiet_libraries()
     s = task["sampling"]
     members = task["members"]
     first = members[0]

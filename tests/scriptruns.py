@@ -67,10 +67,15 @@ def main_caller(name: str, capsys):
     return call
 
 
-def run_fit(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``scripts/fit.py`` run as a user runs it: a subprocess (supervised child and all)."""
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "fit.py"), *map(str, args)], cwd=ROOT,
+def run_script(script: str, *args, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``scripts/<script>`` run as a user runs it: a subprocess (supervised child and all)."""
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / script), *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def run_fit(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``scripts/fit.py`` run as a user runs it (:func:`run_script`)."""
+    return run_script("fit.py", *args, timeout=timeout)
 
 
 def describe(proc: subprocess.CompletedProcess) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.scriptruns import ROOT, describe
+from tests.scriptruns import ROOT, describe, run_script
 
 pytestmark = pytest.mark.slow
 DASK = Path(sys.executable).with_name("dask")
@@ -62,11 +62,6 @@ def cluster(tmp_path_factory):
             log.close()
 
 
-def _run(script: str, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / script), *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=1200)
-
-
 def _only_result(out: Path) -> Path:
     entries = [p for p in out.iterdir() if not p.name.startswith(".")]
     assert len(entries) == 1, entries
@@ -80,7 +75,7 @@ def test_a_grid_runs_on_the_cluster(cluster, tmp_path):
         "sampling": {"draws": 100, "tune": 100, "chains": 2, "reps": 50, "ppc_draws": 100},
         "scenarios": [{"name": "wide", "priors": "wide"}, {"name": "narrow", "priors": "narrow"}],
     }))
-    proc = _run("sensitivity.py", "--grid", grid, "--scheduler", address, "--out", tmp_path / "out")
+    proc = run_script("sensitivity.py", "--grid", grid, "--scheduler", address, "--out", tmp_path / "out", timeout=1200)
     # short chains: scenarios may fail the diagnostics gate (exit 3), never the run
     assert proc.returncode in (0, 3), describe(proc)
     folder = _only_result(tmp_path / "out")
@@ -91,8 +86,8 @@ def test_a_grid_runs_on_the_cluster(cluster, tmp_path):
 
 def test_a_calibration_runs_on_the_cluster(cluster, tmp_path):
     address, _ = cluster
-    proc = _run("sbc.py", "--sims", 10, "--draws", 50, "--tune", 50, "--chains", 2, "--chunk", 5, "--max-rhat", 5,
-                "--scheduler", address, "--out", tmp_path / "out")
+    proc = run_script("sbc.py", "--sims", 10, "--draws", 50, "--tune", 50, "--chains", 2, "--chunk", 5, "--max-rhat", 5,
+                "--scheduler", address, "--out", tmp_path / "out", timeout=1200)
     # 10 short fits: the uniformity verdict is not the point (exit 4 allowed), the run is
     assert proc.returncode in (0, 4), describe(proc)
     folder = _only_result(tmp_path / "out")
