@@ -22,6 +22,9 @@ class GroupModel(Model):
     def build_model(self, study, priors, family=None, reps=None, seed=None, **options):
         return group.build_model(study, priors, **self.given(family=family, reps=reps, seed=seed), **options)
 
+    def precomputed(self, study, family=None, reps=None, seed=None, store=None):
+        return {"tables": group.build_tables(study, **self.given(family=family, reps=reps, seed=seed), store=store)}
+
     def add_estimands(self, idata, study, family, model):
         estimands.add_estimands(idata, study, family)
 

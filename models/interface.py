@@ -106,6 +106,13 @@ class Model(ABC):
         the model's defaults).  ``options``: keywords of the model's own builder (the group
         model's precomputed likelihood ``tables`` in calibration workers)."""
 
+    def precomputed(self, study, family: str | None = None, reps: int | None = None, seed: int | None = None, store=None) -> dict:
+        """Options of :meth:`build_model` that cost time to compute and depend on the design
+        only (the group model's likelihood tables), so a caller computes them once for many
+        builds and ``store`` (``get(key)`` / ``put(key, value)``, or None) keeps them between
+        runs.  The default has none."""
+        return {}
+
     @abstractmethod
     def add_estimands(self, idata, study, family: str, model) -> None:
         """Add the estimands to ``idata.posterior``, draw by draw (in place); ``model`` is the

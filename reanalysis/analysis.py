@@ -328,7 +328,7 @@ def fit_posterior(
     t = time.perf_counter()
     cache_hit, step_factory, runner, data = False, None, None, None
     if cache is None:
-        pm_model = api.build_model(study, prior_values, family=family, reps=reps, seed=seed)
+        pm_model = api.build_model(study, prior_values, family=family, reps=reps, seed=seed, **precomputed(api, study, family, reps, seed))
     elif api.sampler == "jax":
         pm_model, runner, data, cache_hit = cache.jax_runner(api, study, prior_values, family, reps, seed, draws, tune, chains)
     else:
@@ -602,6 +602,14 @@ class CompiledCache:
         return [{k: v for k, v in p.items() if k in names} for p in points], step
 
 
+def precomputed(api: Model, study: Study, family: str, reps: int | None, seed: int) -> dict:
+    """The model's precomputed build options (:meth:`models.interface.Model.precomputed`),
+    kept between runs in the table cache (:class:`reanalysis.disk_cache.DiskStore`)."""
+    from reanalysis.disk_cache import DiskStore
+
+    return api.precomputed(study, family, reps, seed, store=DiskStore())
+
+
 def build_keyed(api: Model, study: Study, priors: dict, family: str, reps: int, seed: int):
     """Build a model with prior parameters as shared variables where the builder allows it.
 
@@ -609,14 +617,15 @@ def build_keyed(api: Model, study: Study, priors: dict, family: str, reps: int, 
     """
     from reanalysis.sampling import named_shared_inputs
 
+    options = precomputed(api, study, family, reps, seed)
     try:
         tensor_priors, _ = _shared_priors(priors)
-        model = api.build_model(study, tensor_priors, family=family, reps=reps, seed=seed)
+        model = api.build_model(study, tensor_priors, family=family, reps=reps, seed=seed, **options)
     except Exception as exc:  # noqa: BLE001
         # the builder needs a prior parameter as a number (e.g. for starting values; PyTensor
         # raises TypeError there): then the prior values are part of the structure.  Any
         # real error of the builder is raised again by this second call.
-        model = api.build_model(study, priors, family=family, reps=reps, seed=seed)
+        model = api.build_model(study, priors, family=family, reps=reps, seed=seed, **options)
         # said aloud: a silent fallback once hid that no two prior sets shared a sampler
         warnings.warn(
             f"{api.name} model: prior values built in as constants because the builder rejected them as tensors "

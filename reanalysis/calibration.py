@@ -103,6 +103,7 @@ def run_sbc(
         ``draws`` draws, up to ``max_extensions`` times (the same gate as a real fit; the
         ranks then use all draws).  ``fits`` records the draws per chain each fit used.
     """
+    from reanalysis.analysis import model_api, precomputed
     from reanalysis.execution import run_tasks
     from reanalysis.supervisor import phase
 
@@ -115,11 +116,8 @@ def run_sbc(
         study_path=str(study.path), priors=priors, family=family, seed=seed, draws=draws, tune=tune, chains=chains, model=model,
         max_rhat=max_rhat, max_extensions=max_extensions,
     )
-    if model == "group":
-        from models.group import build_tables
-
-        # built once here (the gamma family's take about a minute) and sent to the workers
-        setup["tables"] = build_tables(study, family, seed=seed)
+    # built once here (the gamma family's tables take minutes) and sent to the workers
+    setup["precomputed"] = precomputed(model_api(model), study, family, None, seed)
     chunks = [(setup, tasks[i : i + chunk]) for i in range(0, sims, chunk)]
     rank_rows, fit_rows = [], []
 
@@ -280,8 +278,7 @@ def _fit_chunk(chunk: tuple[dict, list[dict]]) -> tuple[list[dict], list[dict]]:
 
     api = model_api(setup["model"])
     study = load_study(setup["study_path"])
-    extra = {"tables": setup["tables"]} if setup.get("tables") is not None else {}
-    model = api.build_model(study, setup["priors"], family=setup["family"], seed=setup["seed"], **extra)
+    model = api.build_model(study, setup["priors"], family=setup["family"], seed=setup["seed"], **setup["precomputed"])
     params = parameter_names(model)
     data_names = list(tasks[0]["data"])
     runner = CompiledNuts(
@@ -427,6 +424,7 @@ def group_grid_check(
         (central posterior intervals) and ``median_<p>`` (posterior median).
     """
     from models.group import DEFAULT_REPS, DEFAULT_SHAPE, LOG_CV_BOUNDS, build_tables, group_data, rounding_width
+    from reanalysis.disk_cache import DiskStore
     from models.likelihood import group_logp_at, observed_rounded_log, table_sample
 
     for p in ("log_mean", "log_cv"):
@@ -435,7 +433,7 @@ def group_grid_check(
     if source not in ("simulated", "likelihood"):
         raise ValueError(f"unknown data source {source!r}; choose simulated or likelihood")
     i = study.group_ids.index(group)
-    table = build_tables(study, family, reps or DEFAULT_REPS, seed=20180302, shape=shape or DEFAULT_SHAPE)[i]
+    table = build_tables(study, family, reps or DEFAULT_REPS, seed=20180302, shape=shape or DEFAULT_SHAPE, store=DiskStore())[i]
     ref = float(study.assumption("reference_level", 1.0))
     width = rounding_width(study)
     # the table's location axis: log(mean / width) with rounding, else the log mean

@@ -22,13 +22,13 @@ import functools
 import hashlib
 import os
 import sys
-import tempfile
 import time
 
 import arviz as az
 import numpy as np
 import pymc as pm
 
+from reanalysis import disk_cache
 from reanalysis.jax_setup import configure_jax
 from reanalysis.supervisor import phase
 
@@ -42,8 +42,9 @@ MAX_TREE_DEPTH = 10
 #: (:class:`CompiledNuts` with ``graph_key``): a warm run of the same model skips
 #: ``model.logp`` and the rewrites (4-6 s for the covariate model).  Set
 #: K2_GRAPH_CACHE to another folder, or to an empty string to disable it.
-GRAPH_CACHE_DIR = os.environ.get("K2_GRAPH_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "k2-reanalysis", "graphs"))
-#: Entries the graph cache keeps (the most recently written).
+GRAPH_CACHE_DIR = os.environ.get("K2_GRAPH_CACHE", os.path.join(disk_cache.CACHE_ROOT, "graphs"))
+#: Entries the graph cache keeps (the most recently written; each is a few MB, 4.6 for the
+#: covariate model).
 GRAPH_CACHE_ENTRIES = 32
 
 
@@ -121,21 +122,16 @@ def _rewritten_graphs(model: pm.Model, shared: dict, terms: tuple | None, graph_
     package versions: :func:`reanalysis.analysis.graph_cache_key`); the names and shapes of
     ``shared`` are added here.  An unreadable entry is rebuilt.
     """
-    import pickle
-
     from pymc.sampling.jax import _replace_shared_variables
     from pytensor.graph.replace import graph_replace
 
-    path = None
+    digest = None
     if graph_key and GRAPH_CACHE_DIR:
         layout = [(n, str(sv.type), np.shape(sv.get_value(borrow=True))) for n, sv in shared.items()]
         digest = hashlib.sha256(f"{graph_key}:{layout}".encode()).hexdigest()
-        path = os.path.join(GRAPH_CACHE_DIR, f"{digest}.pkl")
-        try:
-            with open(path, "rb") as fh:
-                return pickle.load(fh)
-        except Exception:  # noqa: BLE001 - absent, truncated or from another version: rebuild
-            pass
+        cached = disk_cache.load(GRAPH_CACHE_DIR, digest)
+        if cached is not None:
+            return cached
     # static shapes: a container's shape may size the graph (reshapes of the design), and
     # JAX needs concrete shapes; a structure's shapes are fixed (reanalysis.analysis.structure_key)
     symbolic = [sv.type.clone(shape=np.shape(sv.get_value(borrow=True)))() for sv in shared.values()]
@@ -146,19 +142,8 @@ def _rewritten_graphs(model: pm.Model, shared: dict, terms: tuple | None, graph_
         return rewrite_for_jax(model.value_vars + symbolic, _replace_shared_variables(graph_replace(outputs, swap, strict=False)))
 
     graphs = (rewritten(terms), rewritten(model.unobserved_value_vars), n_densities)
-    if path:
-        try:
-            os.makedirs(GRAPH_CACHE_DIR, exist_ok=True)
-            # written whole, then renamed: a concurrent reader sees the old entry or the new one
-            with tempfile.NamedTemporaryFile("wb", dir=GRAPH_CACHE_DIR, suffix=".tmp", delete=False) as fh:
-                pickle.dump(graphs, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(fh.name, path)
-            # the oldest entries go: each is a few MB (4.6 for the covariate model)
-            entries = sorted((e for e in os.scandir(GRAPH_CACHE_DIR) if e.name.endswith(".pkl")), key=lambda e: e.stat().st_mtime)
-            for old in entries[:-GRAPH_CACHE_ENTRIES]:
-                os.remove(old.path)
-        except OSError:
-            pass  # an unwritable cache only costs the rewrite next time
+    if digest:
+        disk_cache.store(GRAPH_CACHE_DIR, digest, graphs, GRAPH_CACHE_ENTRIES)
     return graphs
 
 

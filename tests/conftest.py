@@ -58,8 +58,8 @@ STARTS_RUNS = WORKER in (None, "gw0")
 
 
 def _session_caches() -> Path:
-    """Point the JAX compilation cache, the graph cache of reanalysis/sampling.py and PyTensor's
-    compiledir at one folder of this session; returns it."""
+    """Point the JAX compilation cache, the graph and table caches of reanalysis/disk_cache.py
+    and PyTensor's compiledir at one folder of this session; returns it."""
     keep = os.environ.get("K2_TEST_CACHE")
     if keep:
         folder = Path(keep).resolve()
@@ -80,6 +80,7 @@ def _session_caches() -> Path:
         folder.mkdir(exist_ok=True)
     os.environ["K2_JAX_CACHE"] = str(folder / "jax")
     os.environ["K2_GRAPH_CACHE"] = str(folder / "graphs")
+    os.environ["K2_TABLE_CACHE"] = str(folder / "tables")
     # PyTensor reads its flags once, at import; a later flag of the same name wins.  Two
     # flags make the tier cheaper without changing a number (docs/decisions/test-tiers.md):
     # C modules compiled without optimisation (-O0 after PyTensor's -O3, gcc takes the last;
@@ -92,7 +93,7 @@ def _session_caches() -> Path:
 
 
 CACHE_DIR = _session_caches()
-_IMPORTED_TOO_EARLY = sorted(m for m in ("pytensor", "jax", "reanalysis.sampling") if m in sys.modules)
+_IMPORTED_TOO_EARLY = sorted(m for m in ("pytensor", "jax", "reanalysis.sampling", "reanalysis.disk_cache") if m in sys.modules)
 # before any test runs JAX (the device count is fixed once XLA's backend starts), as the
 # toolkit does before it samples
 from reanalysis.jax_setup import configure_jax  # noqa: E402

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from reanalysis.model_facts import model_facts
 from reanalysis.results import counter, end_counter
 from reanalysis.settings import DEFAULT_CHAINS, DEFAULT_PRIORS, DEFAULT_STUDY, EXIT_INPUT, EXIT_MISCALIBRATED, EXIT_OK, MAX_RHAT, ROOT
 
@@ -24,12 +25,17 @@ PROG = "sbc.py"
 
 
 def parse_args(argv=None):
+    facts, _ = model_facts()
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", choices=["group", "hierarchical"], default="group", help="model to calibrate (default: %(default)s)")
+    p.add_argument("--model", choices=list(facts), default="group", help="model to calibrate (default: %(default)s)")
     p.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="study whose design is simulated (default: %(default)s)")
     p.add_argument(
-        "--family", choices=["lognormal", "gamma", "normal", "student_t"], default=None,
-        help="population family (group model: lognormal, gamma; hierarchical: normal, student_t residuals on the log scale; default: lognormal / normal)",
+        "--family", choices=sorted({f for m in facts.values() for f in m.families}), default=None,
+        help="population family ("
+        + "; ".join(f"{name} model: {', '.join(m.families)}" for name, m in facts.items())
+        + "; default: each model's own, "
+        + " / ".join(m.default_family for m in facts.values())
+        + ")",
     )
     p.add_argument("--priors", default=DEFAULT_PRIORS, help="named prior set (default: %(default)s)")
     p.add_argument("--sims", type=int, default=100, help="simulated studies (default: %(default)s)")
@@ -59,9 +65,9 @@ def parse_args(argv=None):
         help="with --grid: data from the cohort simulator, or drawn from the likelihood itself (an exact posterior: the reference for regions; default: %(default)s)",
     )
     a = p.parse_args(argv)
-    families = {"group": ("lognormal", "gamma"), "hierarchical": ("normal", "student_t")}[a.model]
+    families = list(facts[a.model].families)
     if a.family is None:
-        a.family = families[0]
+        a.family = facts[a.model].default_family
     elif a.family not in families:
         p.error(f"--family {a.family} does not apply to the {a.model} model; use one of: {', '.join(families)}")
     group_model = a.model == "group"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from models.families import FAMILIES, get_family, scipy_distribution
+from models.families import FAMILIES, WEIBULL_MEAN_BELOW_MEDIAN_SHAPE, get_family, scipy_distribution, weibull_shape
 
-FAMILY_NAMES = ("lognormal", "gamma")
+FAMILY_NAMES = ("lognormal", "gamma", "weibull")
 # (mean, cv): tight, typical of the study (0.19, 0.45), CV 1 and a heavy spread (CV 2)
 MEAN_CV = [(1.0, 0.05), (812.0, 0.19), (235.0, 0.45), (3.5, 1.0), (0.02, 2.0)]
 Z = np.concatenate([np.linspace(-4.0, 4.0, 33), [-6.0, -5.0, -1e-3, 1e-3, 5.0, 6.0]])
@@ -24,7 +24,7 @@ cases = pytest.mark.parametrize("mean, cv", MEAN_CV, ids=[f"mean{m:g}-cv{c:g}" f
 families = pytest.mark.parametrize("name", FAMILY_NAMES)
 
 
-def test_both_families_are_registered():
+def test_the_families_are_registered():
     assert set(FAMILY_NAMES) <= set(FAMILIES)
     for name in FAMILY_NAMES:
         assert get_family(name).name == name
@@ -100,8 +100,32 @@ def test_median_matches_scipy_and_the_quantile_at_zero(name, mean, cv):
     med = fam.median(np, mean, cv)
     assert med == pytest.approx(scipy_distribution(name, mean, cv).median(), rel=1e-10)
     assert med == pytest.approx(float(fam.quantile(np, 0.0, mean, cv)), rel=1e-12)
-    # both families are right-skewed: median below mean
-    assert med < mean
+    # lognormal and gamma are right-skewed at every CV; a Weibull only below its critical
+    # shape (CV above ~0.32)
+    if name == "weibull" and weibull_shape(cv) > WEIBULL_MEAN_BELOW_MEDIAN_SHAPE:
+        assert med > mean
+    else:
+        assert med < mean
+
+
+@pytest.mark.parametrize("cv", [0.005, 0.05, 0.19, 0.45, 1.0, 3.0, 50.0])
+def test_weibull_shape_inverts_the_cv_exactly(cv):
+    from scipy import special as sp
+
+    k = weibull_shape(cv)
+    got = np.sqrt(sp.gamma(1 + 2 / k) / sp.gamma(1 + 1 / k) ** 2 - 1)
+    assert got == pytest.approx(cv, rel=1e-10)
+
+
+def test_weibull_puts_the_mean_below_the_median_exactly_past_its_critical_shape():
+    """The Lasemi controls (mean 812 < median 866, CV 0.19) need such a family."""
+    k = WEIBULL_MEAN_BELOW_MEDIAN_SHAPE
+    for shape, sign in ((k * 0.999, -1), (k * 1.001, 1)):
+        dist = stats.weibull_min(c=shape)
+        assert np.sign(dist.median() - dist.mean()) == sign
+    fam = get_family("weibull")
+    assert fam.median(np, 812.0, 0.19) > 812.0
+    assert fam.median(np, 235.0, 0.43) < 235.0
 
 
 @families
@@ -148,11 +172,21 @@ def test_lognormal_quantile_and_median_run_on_pytensor():
         assert float(med) == pytest.approx(fam.median(np, mean, cv), rel=1e-12)
 
 
-def test_gamma_quantile_refuses_pytensor():
+@pytest.mark.parametrize("name", ["gamma", "weibull"])
+def test_table_only_families_refuse_pytensor(name):
     import pytensor.tensor as pt
 
     with pytest.raises(NotImplementedError):
-        get_family("gamma").quantile(pt, pt.constant(Z), 1.0, 0.5)
+        get_family(name).quantile(pt, pt.constant(Z), 1.0, 0.5)
+
+
+def test_weibull_quantile_is_exact_in_both_far_tails():
+    z = np.array([-9.0, -7.0, 6.0, 8.5, 10.0])
+    for mean, cv in MEAN_CV:
+        dist = scipy_distribution("weibull", mean, cv)
+        got = get_family("weibull").quantile(np, z, mean, cv)
+        want = np.where(z > 0, dist.isf(special.ndtr(-z)), dist.ppf(special.ndtr(z)))
+        np.testing.assert_allclose(got, want, rtol=1e-9)
 
 
 def test_unknown_family_raises_keyerror_listing_known_families():
