@@ -28,6 +28,7 @@ from .likelihood import (
     table_logp,
 )
 from .priors import prior_variable
+from .statistics import modelled_statistics
 from .simulate import sorted_normals, uniform_rounding_errors
 from .study import Study
 from .two_group import two_group_terms
@@ -80,11 +81,12 @@ class GroupData:
 
 
 def group_data(study: Study) -> list[GroupData]:
-    """Per-group reported statistics, in file order.  (Their rounding variance is computed
-    inside the model from the observed values, so swapped data get their own.)"""
+    """Per-group statistics the likelihood observes (:func:`modelled_statistics` of the
+    published ones), in file order.  (Their rounding variance is computed inside the model
+    from the observed values, so swapped data get their own.)"""
     out = []
     for g in study.group_ids:
-        rep = study.reported(g)
+        rep = modelled_statistics(study.reported(g))
         out.append(GroupData(g, study.n(g), tuple(rep), np.array(list(rep.values()), dtype=float)))
     return out
 
@@ -103,7 +105,7 @@ def starting_values(study: Study, ref: float, priors: dict) -> tuple[np.ndarray,
     a reported SD, the CV at the prior's centre)."""
     lm, lc = [], []
     for g in study.group_ids:
-        centre, cv = moment_estimates(study.reported(g), prefer="mean")
+        centre, cv = moment_estimates(modelled_statistics(study.reported(g)), prefer="mean")
         if cv is None:
             # read only here: a prior given as a shared variable (compiled-model cache) is
             # then not needed as a number
@@ -351,7 +353,7 @@ def two_group_log_prob(study: Study, term, log_mean, log_cv, observed: dict, ref
     params = [lognormal_params(pt, log_mean[ids.index(g)], log_cv[ids.index(g)]) for g in term.groups]
     obs = []
     for g, names in zip(term.groups, term.conditioned):
-        own = list(study.reported(g))
+        own = list(modelled_statistics(study.reported(g)))
         # in reference units, as the law's populations
         obs.append(observed[g][[own.index(x) for x in names]] - np.log(ref) if names else None)
     mu, v, _ = conditional_law(pt, term, params, obs, rounding=width / ref)

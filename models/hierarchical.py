@@ -698,6 +698,24 @@ def _select(v, idx: list[int], size: int, matrix: bool = False):
     return (S * v[None, :]).sum(axis=-1)
 
 
+def fitted_statistics(study: Study, group: str) -> dict[str, float]:
+    """The published statistics of ``group`` the covariate model fits: those with a
+    large-sample distribution over the covariate mixture (:data:`models.asymptotic.SUPPORTED`),
+    in the study's order.  The others (extremes, SEM, IQR width, intervals, geometric means)
+    are only checked against simulated cohorts."""
+    return {k: v for k, v in study.reported(group).items() if k in SUPPORTED}
+
+
+def study_problem(study: Study) -> str | None:
+    """Why the covariate model cannot fit ``study`` (one line naming the field and the model
+    that can), or None: every group needs a statistic it fits."""
+    for g in study.group_ids:
+        if not fitted_statistics(study, g):
+            return (f"groups.{g}.statistics: the hierarchical model fits only {', '.join(SUPPORTED)} (a large-sample distribution), "
+                    f"and this group reports {', '.join(study.reported(g))}; fit it with --model group")
+    return None
+
+
 def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: int = DEFAULT_REPS, seed: int = 20180302) -> pm.Model:
     """Build the hierarchical covariate model for ``study``.
 
@@ -749,19 +767,17 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
         "pooled_covariate": pooled_names,
         "level": list(design.levels),
     }
+    problem = study_problem(study)
+    if problem:
+        raise ValueError(problem)
+    fitted = {g: fitted_statistics(study, g) for g in design.groups}
     for g in design.groups:
-        coords[f"statistic_{g}"] = list(study.reported(g))
-        unsupported = [s for s in study.reported(g) if s not in SUPPORTED]
-        if unsupported:
-            raise ValueError(
-                f"groups.{g}.statistics: the hierarchical model cannot use {', '.join(unsupported)} (no large-sample "
-                f"distribution); it uses {', '.join(SUPPORTED)} - fit the group model instead"
-            )
+        coords[f"statistic_{g}"] = list(fitted[g])
     start = starting_point(study, design, ref)
     assoc = {name: claim_design(study, design, name, a) for name, a in modelled_associations(study).items()}
     # one correction table per group, all for the statistics any group reports, so the
     # groups' moments are one batched computation; each group then uses its own subset
-    names = [s for s in SUPPORTED if any(s in study.reported(g) for g in design.groups)]
+    names = [s for s in SUPPORTED if any(s in fitted[g] for g in design.groups)]
     q_method = int(study.setting("quantile_method"))
     correction = stack_corrections([build_correction(nodes, study.n(g), names, seed=seed, quantile_method=q_method) for g in design.groups])
     claims = stack_claims(design, assoc.values()) if assoc else None
@@ -823,8 +839,8 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
 
         stats = []  # per group: observed log statistics, their mean and covariance with rounding
         for k, g in enumerate(design.groups):
-            own = [names.index(s) for s in study.reported(g)]
-            observed = np.log(np.array([study.reported(g)[s] for s in study.reported(g)]) / ref)
+            own = [names.index(s) for s in fitted[g]]
+            observed = np.log(np.array(list(fitted[g].values())) / ref)
             mu_g, cov_g = _select(mu[k], own, len(names)), _select(cov[k], own, len(names), matrix=True)
             obs_g = pm.Data(f"log_stats_{g}", observed, dims=f"statistic_{g}")
             rounding = rounding_variance_log(pt.exp(obs_g) * ref, width) + ROUNDING_FLOOR
@@ -854,7 +870,7 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
             var = pt.repeat(variance, n_max)
             # each claim conditioned on the published statistics of the same cohort
             # (docs/decisions/joint-claims.md); claims independent given them
-            influence = group_influence(pt, comp_m, comp_s, weights, [list(study.reported(g)) for g in design.groups], sizes, nodes, sigma, (R, n_max))
+            influence = group_influence(pt, comp_m, comp_s, weights, [list(fitted[g]) for g in design.groups], sizes, nodes, sigma, (R, n_max))
             _, _, cross = association_moments(pt, claims, data, y, var, influence)
             theta = slope.flatten()
             if design.levels:

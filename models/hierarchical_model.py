@@ -41,6 +41,9 @@ class HierarchicalModel(Model):
     def build_model(self, study, priors, family=None, reps=None, seed=None, **options):
         return hierarchical.build_model(study, priors, **self.given(family=family, reps=reps, seed=seed), **options)
 
+    def study_problem(self, study):
+        return hierarchical.study_problem(study)
+
     def add_estimands(self, idata, study, family, model):
         effects.add_estimands(idata, study, family, model=model)
 

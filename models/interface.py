@@ -106,6 +106,12 @@ class Model(ABC):
         the model's defaults).  ``options``: keywords of the model's own builder (the group
         model's precomputed likelihood ``tables`` in calibration workers)."""
 
+    def study_problem(self, study) -> str | None:
+        """Why this model cannot fit ``study`` (one line naming the study file's field and the
+        model that can), or None; checked before anything is built or sampled.  The default
+        accepts every study."""
+        return None
+
     def precomputed(self, study, family: str | None = None, reps: int | None = None, seed: int | None = None, store=None) -> dict:
         """Options of :meth:`build_model` that cost time to compute and depend on the design
         only (the group model's likelihood tables), so a caller computes them once for many

@@ -36,6 +36,9 @@ def group_model_roles(study: Study, family: str):
         if kind == "statistic":
             if (it["scope"], it["statistic"]) in fitted:
                 return "likelihood", "fitted jointly with the group's other statistics (synthetic likelihood of the sample statistics)"
+            if it["statistic"] in ("mean_ci_low", "mean_ci_high") and (it["scope"], "mean_ci_half") in fitted:
+                return "likelihood", ("fitted with the group's other statistics as the interval's half-width (t quantile times the "
+                                      "standard error of the mean), and its midpoint as the mean when no mean is published")
             return not_fitted(it, checked, "not among the statistics the group model fits")
         if kind == "count":
             return "unused", "the group model has no covariates (the covariate model uses counts a covariate names)"
@@ -80,7 +83,7 @@ def covariate_model_roles(study: Study, family: str):
         if kind == "statistic":
             if it["statistic"] in SUPPORTED:
                 return "likelihood", "large-sample distribution of the group's statistics over the covariate mixture"
-            return not_fitted(it, checked, "the covariate model has no large-sample distribution for sample extremes")
+            return not_fitted(it, checked, f"the covariate model has a large-sample distribution only for {', '.join(SUPPORTED)}")
         if kind == "count":
             why = fixes.get((it["scope"], it["breakdown"], it["level"]))
             if why:

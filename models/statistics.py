@@ -92,9 +92,14 @@ def sample_statistic(xp, x_sorted, n: int, name: str, quantile_method: int = 7):
         Samples sorted ascending along the last axis.
     n : int
         Sample size (length of the last axis).
-    name : {"mean", "sd", "sem", "median", "q1", "q3", "iqr", "p5", "p10", "p90", "p95", "min", "max"}
-        Statistic; ``sd`` uses the n - 1 denominator and ``sem`` is ``sd / sqrt(n)``;
-        quantiles (and ``iqr``, the width ``q3 - q1``) use ``quantile_method``.
+    name : str
+        ``mean``, ``sd``, ``sem``, ``median``, ``q1``, ``q3``, ``iqr``, ``p5``, ``p10``,
+        ``p90``, ``p95``, ``min``, ``max``, ``mean_ci_low``, ``mean_ci_high``, ``gmean``,
+        ``gmean_ci_low``, ``gmean_ci_high`` or ``mean_ci_half`` (the half-width of the mean's
+        interval).  ``sd`` uses the n - 1 denominator and ``sem`` is ``sd / sqrt(n)``;
+        quantiles (and ``iqr``, the width ``q3 - q1``) use ``quantile_method``; the intervals
+        are Student t intervals at :data:`CI_LEVEL`, of the values (``mean_ci_*``) or of their
+        logarithms transformed back (``gmean_ci_*``, around the geometric mean ``gmean``).
 
     Returns
     -------
@@ -112,11 +117,31 @@ def sample_statistic(xp, x_sorted, n: int, name: str, quantile_method: int = 7):
     if name == "iqr":
         # a paper that prints the IQR as one number (the width q3 - q1)
         return _quantile_sorted(x_sorted, n, 0.75, quantile_method) - _quantile_sorted(x_sorted, n, 0.25, quantile_method)
+    if name in _T_INTERVALS:
+        # a 95% t interval of the mean, of the log values (geometric mean) or its half-width
+        logs = name.startswith("gmean")
+        y = xp.log(x_sorted) if logs else x_sorted
+        centre = xp.mean(y, axis=-1)
+        half = t_interval_factor(n) * sample_statistic(xp, y, n, "sem")
+        value = centre + _T_INTERVALS[name] * half if name != "mean_ci_half" else half
+        return xp.exp(value) if logs else value
     if name == "min":
         return x_sorted[..., 0]
     if name == "max":
         return x_sorted[..., n - 1]
     raise ValueError(f"unknown statistic {name!r}")
+
+
+#: Level of the confidence intervals a study reports with a mean or a geometric mean.
+CI_LEVEL = 0.95
+#: Interval statistics: the side of the interval (-1 lower, +1 upper, 0 the centre alone).
+_T_INTERVALS = {"mean_ci_low": -1, "mean_ci_high": 1, "mean_ci_half": 0, "gmean": 0, "gmean_ci_low": -1, "gmean_ci_high": 1}
+
+
+def t_interval_factor(n: int) -> float:
+    """Student's t quantile of a two-sided :data:`CI_LEVEL` interval with ``n - 1`` degrees
+    of freedom: the interval is ``centre -+ factor * SEM``."""
+    return float(sps.t.ppf(0.5 + CI_LEVEL / 2, n - 1))
 
 
 #: Quantile statistics and their probabilities.
@@ -175,3 +200,18 @@ def group_test_statistic(a: np.ndarray, b: np.ndarray, test: str) -> np.ndarray:
     if test in ("welch_t", "student_t"):
         return sps.ttest_ind(a, b, axis=-1, equal_var=test == "student_t").statistic
     raise ValueError(f"unknown group test {test!r}; use one of {', '.join(GROUP_TESTS)}")
+
+
+def modelled_statistics(reported: dict[str, float]) -> dict[str, float]:
+    """The statistics the likelihood observes for one group's published ones: the same,
+    except that a mean's confidence interval enters as its half-width ``mean_ci_half`` (and
+    as the mean, its midpoint, when the mean itself is not published).  The half-width is
+    positive and proportional to the population mean at a fixed CV, as the likelihood
+    tables need, while the lower end of the interval may be negative."""
+    if "mean_ci_low" not in reported:
+        return dict(reported)
+    out = {k: v for k, v in reported.items() if k not in ("mean_ci_low", "mean_ci_high")}
+    low, high = reported["mean_ci_low"], reported["mean_ci_high"]
+    out.setdefault("mean", (low + high) / 2)
+    out["mean_ci_half"] = (high - low) / 2
+    return out

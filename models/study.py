@@ -28,8 +28,14 @@ from pydantic_core import PydanticCustomError
 from .statistics import DEFAULT_GROUP_TEST, GROUP_TESTS, QUANTILE_TYPES
 
 #: Summary statistics a group may report, in the order they are used everywhere.
-STATISTICS = ("mean", "sd", "sem", "median", "q1", "q3", "iqr", "p5", "p10", "p90", "p95", "min", "max")
-StatisticName = Literal["mean", "sd", "sem", "median", "q1", "q3", "iqr", "p5", "p10", "p90", "p95", "min", "max"]
+STATISTICS = (
+    "mean", "sd", "sem", "median", "q1", "q3", "iqr", "p5", "p10", "p90", "p95", "min", "max",
+    "mean_ci_low", "mean_ci_high", "gmean", "gmean_ci_low", "gmean_ci_high",
+)
+StatisticName = Literal[
+    "mean", "sd", "sem", "median", "q1", "q3", "iqr", "p5", "p10", "p90", "p95", "min", "max",
+    "mean_ci_low", "mean_ci_high", "gmean", "gmean_ci_low", "gmean_ci_high",
+]
 assert get_args(StatisticName) == STATISTICS
 #: Human-readable names for reports and error messages.
 STATISTIC_LABELS = {
@@ -46,7 +52,14 @@ STATISTIC_LABELS = {
     "p95": "95th percentile",
     "min": "minimum",
     "max": "maximum",
+    "mean_ci_low": "lower end of the mean's 95% CI",
+    "mean_ci_high": "upper end of the mean's 95% CI",
+    "gmean": "geometric mean",
+    "gmean_ci_low": "lower end of the geometric mean's 95% CI",
+    "gmean_ci_high": "upper end of the geometric mean's 95% CI",
 }
+#: Interval ends that come in pairs, with the centre each must enclose when it is given.
+_INTERVALS = {("mean_ci_low", "mean_ci_high"): "mean", ("gmean_ci_low", "gmean_ci_high"): "gmean"}
 
 
 #: Statistics of spread (positive widths, not levels).
@@ -157,7 +170,7 @@ class Group(StrictModel):
     counts: dict[str, dict[str, Count]] = Field(default_factory=dict)
     """Breakdowns of the group, e.g. `sex: {female: ..., male: ...}`; each breakdown's counts add up to `n`."""
     statistics: dict[StatisticName, Number] = Field(default_factory=dict)
-    """Reported summary statistics (at least one): `mean`, `sd`, `sem` (standard error of the mean), `median`, `q1`, `q3`, `iqr` (the IQR printed as one width), percentiles `p5`, `p10`, `p90`, `p95`, `min`, `max`."""
+    """Reported summary statistics (at least one): `mean`, `sd`, `sem` (standard error of the mean), `median`, `q1`, `q3`, `iqr` (the IQR printed as one width), percentiles `p5`, `p10`, `p90`, `p95`, `min`, `max`; a mean's 95% confidence interval `mean_ci_low` and `mean_ci_high` (Student t, both ends), a geometric mean `gmean` and its 95% interval `gmean_ci_low`, `gmean_ci_high` (a t interval of the log values, transformed back)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> "Group":
@@ -171,7 +184,8 @@ class Group(StrictModel):
             if k in s and s[k] <= 0:
                 raise rule_error(f"statistics.{k}", f"must be > 0 (got {s[k]:g})")
         for k, v in s.items():
-            if k not in _SPREADS and v <= 0:
+            # a mean's interval may reach below zero (a t interval of skewed values)
+            if k not in _SPREADS and k != "mean_ci_low" and v <= 0:
                 raise rule_error(f"statistics.{k}", f"must be > 0 for a positive measurement (got {v:g})")
         order = [k for k in _ORDERED if k in s]
         for lo, hi in zip(order, order[1:]):
@@ -184,6 +198,15 @@ class Group(StrictModel):
         for k in ("sd", "sem"):
             if n < 2 and k in s:
                 raise rule_error(f"statistics.{k}", f"an {STATISTIC_LABELS[k]} needs n >= 2")
+        for (lo, hi), centre in _INTERVALS.items():
+            if (lo in s) != (hi in s):
+                given, missing = (lo, hi) if lo in s else (hi, lo)
+                raise rule_error(f"statistics.{given}", f"an interval needs both ends: add '{missing}'")
+            if lo in s and not (s[lo] < s.get(centre, s[lo]) < s[hi] or (centre not in s and s[lo] < s[hi])):
+                inside = f" around {centre} ({s[centre]:g})" if centre in s else ""
+                raise rule_error(f"statistics.{lo}", f"the interval {s[lo]:g} to {s[hi]:g} must be increasing{inside}")
+            if lo in s and n < 2:
+                raise rule_error(f"statistics.{lo}", "a confidence interval needs n >= 2")
         if "iqr" in s and "q1" in s and "q3" in s:
             raise rule_error("statistics.iqr", "give the quartiles or the IQR's width, not both (the width is q3 - q1)")
         return self

@@ -37,7 +37,7 @@ import numpy as np
 from scipy import special
 from scipy import stats as sps
 
-from .statistics import GROUP_TESTS, QUANTILE_P
+from .statistics import GROUP_TESTS, QUANTILE_P, modelled_statistics, t_interval_factor
 from .study import Study
 
 #: Families whose populations this term can write in closed form.
@@ -94,7 +94,8 @@ def _determined(study: Study, groups, test: str) -> bool:
     """A t statistic is a function of both groups' published means and SDs (or SEMs)."""
     if test not in ("student_t", "welch_t"):
         return False
-    return all("mean" in study.reported(g) and ("sd" in study.reported(g) or "sem" in study.reported(g)) for g in groups)
+    stats = [modelled_statistics(study.reported(g)) for g in groups]
+    return all("mean" in rep and any(k in rep for k in ("sd", "sem", "mean_ci_half")) for rep in stats)
 
 
 def claim_use(study: Study, cid: str, key: str, family: str = "lognormal") -> tuple[str, str]:
@@ -171,11 +172,13 @@ def reference_df(study: Study, groups, test: str) -> float:
     if test == "welch_t":
         se2 = []
         for g in groups:
-            rep, n = study.reported(g), study.n(g)
+            rep, n = modelled_statistics(study.reported(g)), study.n(g)
             if "sd" in rep:
                 se2.append(rep["sd"] ** 2 / n)
             elif "sem" in rep:
                 se2.append(rep["sem"] ** 2)
+            elif "mean_ci_half" in rep:
+                se2.append((rep["mean_ci_half"] / t_interval_factor(n)) ** 2)
         if len(se2) == 2:
             return (se2[0] + se2[1]) ** 2 / (se2[0] ** 2 / (na - 1) + se2[1] ** 2 / (nb - 1))
     return float(na + nb - 2)
@@ -214,7 +217,7 @@ def two_group_terms(study: Study, family: str = "lognormal") -> list[TwoGroupTer
         for key, claim in comp.claims.items():
             if claim_use(study, cid, key, family)[0] != "likelihood":
                 continue
-            cond = tuple(tuple(s for s in study.reported(g) if s in CONDITIONED) for g in comp.groups)
+            cond = tuple(tuple(s for s in modelled_statistics(study.reported(g)) if s in CONDITIONED) for g in comp.groups)
             out.append(TwoGroupTerm(f"{cid}.{key}", tuple(comp.groups), claim_test(study, claim),
                                     tuple(study.n(g) for g in comp.groups), statistic_bounds(study, cid, key), cond))
     return out

@@ -65,8 +65,9 @@ def resolve_options(
     Raises
     ------
     AnalysisError
-        An unknown model, a family the model does not have, too few ``reps``, or
-        ``max_draws`` that :func:`draws_plan` rejects.
+        An unknown model, a family the model does not have, a study the model cannot fit
+        (:meth:`models.interface.Model.study_problem`), too few ``reps``, or ``max_draws``
+        that :func:`draws_plan` rejects.
     models.priors.PriorError
         A prior set the model does not have.
     """
@@ -76,6 +77,9 @@ def resolve_options(
     if family not in api.families:
         raise AnalysisError(f"--family {family} does not apply to the {model} model; choose one of: {', '.join(api.families)}")
     api.get_priors(priors)
+    problem = api.study_problem(study)
+    if problem:
+        raise AnalysisError(problem)
     problem = reps_problem(api, reps)
     if problem:
         raise AnalysisError(f"--reps {problem}")

@@ -88,6 +88,9 @@ class Fit:
         The result folder, once :meth:`save` wrote it.
     figure_files : list of str
         The figures :meth:`save` wrote (PNG and SVG), in ``folder / "figures"``.
+    family_comparison : pandas.DataFrame or None
+        Every family of the model side by side, once :meth:`compare_families` ran
+        (``family_comparison.csv``).
     """
 
     study: Any
@@ -102,6 +105,7 @@ class Fit:
     started: float = field(default_factory=time.perf_counter)
     folder: Path | None = None
     figure_files: list = field(default_factory=list)
+    family_comparison: Any = None
 
     # -- the analysis' parts ---------------------------------------------------------------
     @property
@@ -183,6 +187,42 @@ class Fit:
 
         return {name: getattr(plots, builder)(*args) for name, builder, args in self.figure_jobs()}
 
+    def compare_families(self, families=None, tune: int | None = None, ppc_draws: int = DEFAULT_PPC_DRAWS, log: Callable[[str], None] | None = None):
+        """Fit the model's other families with this fit's settings and compare them all on
+        the published numbers (:func:`reanalysis.family_comparison.compare_families`); the
+        table is kept as :attr:`family_comparison` and saved as ``family_comparison.csv``.
+
+        Parameters
+        ----------
+        families : list of str, optional
+            Families to compare, this fit's among them (default: all of the model's).
+        tune : int, optional
+            Warm-up iterations of the other fits (default: the model's).
+        ppc_draws : int
+            Posterior draws of their predictive checks.
+        log : callable, optional
+            Receives progress lines.
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        from reanalysis.family_comparison import compare_families
+
+        self.family_comparison = compare_families(
+            self.study, self.analysis, families, log=log, draws=self.draws, max_draws=self.max_draws, tune=tune,
+            chains=self.idata.posterior.sizes["chain"], ppc_draws=ppc_draws,
+        )
+        return self.family_comparison
+
+    def tables(self) -> dict:
+        """File name -> table of the result folder (:data:`TABLES`, and the family comparison
+        when there is one)."""
+        out = {fname: getattr(self, attr) for fname, attr in TABLES.items()}
+        if self.family_comparison is not None:
+            out["family_comparison.csv"] = self.family_comparison
+        return out
+
     # -- the result folder -----------------------------------------------------------------
     def save(self, out="results", figure_pool=None) -> Path:
         """Write the result folder ``out/<study>-<model>-<UTC time>-<random>/``, as ``fit.py``
@@ -221,8 +261,9 @@ class Fit:
             t = time.perf_counter()
             self.idata.to_netcdf(stage / "idata.nc")
             phase("write")
-            for fname, attr in TABLES.items():
-                getattr(self, attr).to_csv(stage / fname, index=attr == "summary")
+            tables = self.tables()
+            for fname, table in tables.items():
+                table.to_csv(stage / fname, index=fname == "summary.csv")
             timings["write"] = time.perf_counter() - t
             figure_names = pool.results()
             timings["figures"] = time.perf_counter() - t_figures
@@ -241,7 +282,7 @@ class Fit:
                 timings_seconds={k: round(v, 3) for k, v in timings.items()},
                 # each figure in its worker; "figures" above is the wall time of all of them
                 figure_seconds={k: round(v, 3) for k, v in pool.seconds.items()},
-                files=sorted(["idata.nc", *TABLES] + [f"figures/{f}" for f in figure_names]),
+                files=sorted(["idata.nc", *tables] + [f"figures/{f}" for f in figure_names]),
             )
             results.write_json(stage / "manifest.json", manifest)
         self.timings = timings

@@ -141,6 +141,7 @@ def _group_tasks(study: Study, priors: dict, family: str, sims: int, seed: int) 
 
     from models.group import LOG_CV_BOUNDS
     from models.simulate import reported_statistics, simulate_cohorts
+    from models.statistics import modelled_statistics
     from models.two_group import claims_hold
 
     fam = get_family(family)
@@ -169,7 +170,10 @@ def _group_tasks(study: Study, priors: dict, family: str, sims: int, seed: int) 
                 "truth": {"log_mean": log_mean[s], "log_cv": log_cv[s]},
                 # a published test the model fits is observed as whether it holds on the
                 # simulated study's own cohorts
-                "data": {**{f"log_stats_{g}": np.log(reported[g]) for g in study.group_ids}, **claims_hold(model.two_group_terms, cohorts)},
+                "data": {
+                    **{f"log_stats_{g}": np.log(list(modelled_statistics(dict(zip(study.reported(g), reported[g]))).values())) for g in study.group_ids},
+                    **claims_hold(model.two_group_terms, cohorts),
+                },
                 "reported": {g: " ".join(f"{v:g}" for v in reported[g]) for g in study.group_ids},
             }
         )
@@ -196,7 +200,7 @@ def simulate_covariate_studies(study: Study, model: pm.Model, values: dict, seed
         array over draws, ready for ``pm.Data.set_value`` or a compiled sampler.
     """
     from models.effects import simulate_predictive
-    from models.hierarchical import comparison_claims
+    from models.hierarchical import comparison_claims, fitted_statistics
     from models.statistics import group_test_pvalue, sample_statistics
 
     shown = [n for n in ("alpha", "slope", "sigma", "u") if n in values]
@@ -212,7 +216,7 @@ def simulate_covariate_studies(study: Study, model: pm.Model, values: dict, seed
     ref = float(study.assumption("reference_level", 1.0))
     data = {}
     for g in study.group_ids:
-        stats = sample_statistics(np, cohorts[g], study.n(g), list(study.reported(g)), q_method)
+        stats = sample_statistics(np, cohorts[g], study.n(g), list(fitted_statistics(study, g)), q_method)
         data[f"log_stats_{g}"] = np.log(round_reported(stats, width) / ref)
     for name in modelled_associations(study):
         data[f"claim_holds_{name}"] = assoc[f"association.{name}.holds"].astype(float)

@@ -1,7 +1,8 @@
 """Fit a model to a study's published summary statistics and check it against the paper.
 
-Exit codes: 0 success; 2 bad input (study file, option); 3 sampler diagnostics failed
-(results are still written, marked as failed in manifest.json); 130 interrupted (nothing
+Exit codes: 0 success; 2 bad input (study file, option); 3 sampler diagnostics failed, of
+the fit or of a family it was compared with (results are still written, marked as failed in
+manifest.json and family_comparison.csv); 130 interrupted (nothing
 written); 1 unexpected error.
 """
 from __future__ import annotations
@@ -89,6 +90,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ppc-draws", type=int, default=DEFAULT_PPC_DRAWS, help="posterior draws used for predictive checks (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ROOT / "results", help="parent folder of the result folder (default: results/)")
     p.add_argument("--publish-figures", type=Path, default=None, metavar="DIR", help="also copy the figures to DIR (make fit uses figures/)")
+    p.add_argument(
+        "--compare-families", action="store_true",
+        help="also fit the model's other families with the same settings and compare them on the published numbers "
+        "(which each reproduces, a predictive score): family_comparison.csv, a console and a report section",
+    )
     p.add_argument("--report", action="store_true", help="also write report.html in the result folder (see scripts/report.py)")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--no-progress", action="store_true", help="no progress bar while sampling (default: a bar when stderr is a terminal)")
@@ -172,6 +178,8 @@ def run_fit(args: argparse.Namespace, study, figure_pool) -> int:
         study, model=args.model, family=args.family, priors=args.priors, seed=args.seed, draws=args.draws, max_draws=args.max_draws,
         tune=args.tune, chains=args.chains, reps=args.reps, ppc_draws=args.ppc_draws, progressbar=args.progress or (not args.no_progress and stderr_is_terminal()), log=log,
     )
+    if args.compare_families:
+        result.compare_families(tune=args.tune, ppc_draws=args.ppc_draws, log=log)
     result.timings = {"imports": imports, **result.timings}
     result.started = T_START
     final = result.save(args.out, figure_pool=figure_pool)
@@ -183,10 +191,15 @@ def run_fit(args: argparse.Namespace, study, figure_pool) -> int:
     print_console(args, result, final)
     if args.publish_figures:
         publish(final / "figures", result.figure_files, args.publish_figures)
-    if not diag.ok:
+    failed_families = [] if result.family_comparison is None else [
+        f"the {r['family']} family of the comparison failed its sampler diagnostics (max R-hat {r['max_rhat']:.3f}, "
+        f"min bulk ESS {r['min_ess_bulk']:.0f}, {r['divergences']} divergences)"
+        for _, r in result.family_comparison.iterrows() if not r["diagnostics_ok"] and r["family"] != result.family
+    ]
+    if not diag.ok or failed_families:
         print("\n" + "!" * 78, file=sys.stderr)
         print("SAMPLER DIAGNOSTICS FAILED - do not trust these results:", file=sys.stderr)
-        for p in diag.problems:
+        for p in [*(diag.problems if not diag.ok else []), *failed_families]:
             print(f"  - {p}", file=sys.stderr)
         print("Try more --tune/--draws; results were written with diagnostics.ok = false.", file=sys.stderr)
         print("!" * 78, file=sys.stderr)
@@ -227,7 +240,7 @@ def print_console(args: argparse.Namespace, result, final: Path) -> None:
         lines = console.quiet_lines(final, sentences)
     else:
         lines = console.report_lines(result.study.id, result.estimands, result.checks, result.evidence, result.diagnostics, final,
-                                     result.timings, result.informativeness, result.published_items)
+                                     result.timings, result.informativeness, result.published_items, result.family_comparison)
         lines += console.verdict_lines(sentences)
     print("\n".join(lines))
 

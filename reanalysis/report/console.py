@@ -228,6 +228,27 @@ def published_items_lines(items: pd.DataFrame, width: int = WIDTH) -> list[str]:
     return lines
 
 
+def family_lines(comparison: pd.DataFrame | None, width: int = WIDTH) -> list[str]:
+    """The family comparison (family_comparison.csv): per family its diagnostics, how many
+    published numbers and claims it reproduces, its predictive score with the Monte Carlo
+    error and its distance from the best; then what each family does not reproduce."""
+    if comparison is None or not len(comparison):
+        return []
+    rows = [[str(r["family"]), "OK" if r["diagnostics_ok"] else "FAILED", str(r["numbers_reproduced"]), str(r["claims_reproduced"]),
+             f"{number(r['score'], 3)} ± {number(r['score_se'], 2)}",
+             "best" if r["score_difference"] == 0 else f"+{number(r['score_difference'], 3)} ± {number(r['difference_se'], 2)}"]
+            for _, r in comparison.iterrows()]
+    cols = [Column("family"), Column("sampler"), Column("numbers", ">"), Column("claims", ">"), Column("score (CRPS)", ">"), Column("vs best", ">")]
+    lines = heading("Families compared on the published numbers (family_comparison.csv)") + table(cols, rows, width)
+    lines += note("score: the published numbers' summed CRPS under the posterior predictive, relative to each number "
+                  "(lower is better; ± one Monte Carlo standard error).", width)
+    for _, r in comparison.iterrows():
+        if r["not_reproduced"]:
+            lines += textwrap.wrap(f"{r['family']} does not reproduce: {r['not_reproduced']}", width, initial_indent="  ",
+                                   subsequent_indent=" " * INDENT, break_on_hyphens=False)
+    return lines
+
+
 def diagnostics_line(diag) -> str:
     """The sampler gate in one line (a :class:`reanalysis.diagnostics.Diagnostics`)."""
     return (f"Diagnostics: {diag.divergences} divergences, max R-hat {diag.max_rhat:.4f}, min bulk ESS {diag.min_ess_bulk:.0f}, "
@@ -253,7 +274,7 @@ def verdict_lines(sentences: list[str], width: int = WIDTH) -> list[str]:
     return lines
 
 
-def report_lines(study_id: str, estimands, checks, evidence, diag, folder, timings=None, info=None, items=None) -> list[str]:
+def report_lines(study_id: str, estimands, checks, evidence, diag, folder, timings=None, info=None, items=None, families=None) -> list[str]:
     """Every section of the default console report except the verdict, which
     :func:`verdict_lines` prints last.
 
@@ -267,11 +288,12 @@ def report_lines(study_id: str, estimands, checks, evidence, diag, folder, timin
         The result folder.
     timings : dict, optional
         Seconds with keys ``total`` and ``sample``.
-    info, items : DataFrame, optional
-        informativeness.csv and published_items.csv (sections left out when None).
+    info, items, families : DataFrame, optional
+        informativeness.csv, published_items.csv and family_comparison.csv (sections left
+        out when None).
     """
     lines = estimand_lines(estimands, study_id) + evidence_lines(evidence) + check_lines(checks)
-    lines += informativeness_lines(info) + published_items_lines(items)
+    lines += informativeness_lines(info) + published_items_lines(items) + family_lines(families)
     lines += ["", diagnostics_line(diag)] + ([timing_line(timings)] if timings else [])
     return lines + [results_line(folder)]
 

@@ -40,6 +40,7 @@ REPORT_NAME = "report.html"
 REQUIRED = ("manifest.json", "estimands.csv", "checks.csv", "summary.csv", "idata.nc")
 INFO_FILE = "informativeness.csv"
 ITEMS_FILE = "published_items.csv"
+FAMILIES_FILE = "family_comparison.csv"
 _COLUMNS = {
     "estimands.csv": ("estimand", "label", "units", "median", "hdi_low", "hdi_high"),
     INFO_FILE: ("estimand", "contraction", "psens_prior", "psens_likelihood", "label"),
@@ -164,6 +165,7 @@ class ResultFolder:
     published_items: pd.DataFrame | None
     study: Study
     study_changed: bool
+    family_comparison: pd.DataFrame | None = None
 
 
 def _renamed_check_columns(df: pd.DataFrame) -> pd.DataFrame:
@@ -248,6 +250,7 @@ def load_result(result_dir: Path) -> ResultFolder:
         published_items=_read_csv(result_dir / ITEMS_FILE, ITEMS_FILE) if (result_dir / ITEMS_FILE).is_file() else None,
         study=study,
         study_changed=bool(recorded) and recorded != study.sha256,
+        family_comparison=_read_csv(result_dir / FAMILIES_FILE, FAMILIES_FILE) if (result_dir / FAMILIES_FILE).is_file() else None,
     )
 
 
@@ -770,6 +773,25 @@ def _items_blocks(r: ResultFolder) -> list[dict]:
     return out
 
 
+def _families_blocks(r: ResultFolder) -> list[dict]:
+    fc = r.family_comparison
+    if fc is None:
+        return [_p("This fit compared no families (fit.py --compare-families fits the model's other families with the same "
+                   "settings and compares them here).", "note")]
+    out = [_p(f"The {r.manifest.get('model')} model fitted with each of its population families, same priors, seed and "
+              "sampler settings. Numbers and claims: how many of the published ones the family's posterior predictive "
+              "cohorts reproduce (the checks' rule). Score: the published numbers' summed continuous ranked probability score "
+              "(CRPS) under the posterior predictive, each number on its own scale (lower is better), with its Monte Carlo "
+              "standard error; a difference within two of its standard errors does not rank the families.")]
+    rows = [[str(x.family), "OK" if str(x.diagnostics_ok) == "True" else "FAILED", str(x.numbers_reproduced), str(x.claims_reproduced),
+             f"{fmt_number(x.score)} ± {fmt_number(x.score_se)}",
+             "best" if float(x.score_difference) == 0 else f"+{fmt_number(x.score_difference)} ± {fmt_number(x.difference_se)}",
+             str(x.not_reproduced) if isinstance(x.not_reproduced, str) else "–"] for x in fc.itertuples()]
+    out.append(_table(["Family", "Sampler", "Numbers", "Claims", "Score (CRPS)", "Versus best", "Not reproduced"], rows,
+                      f"Families compared ({FAMILIES_FILE})"))
+    return out
+
+
 def _assumptions_blocks(r: ResultFolder) -> list[dict]:
     s, m = r.study, r.manifest
     out = [_p("What the paper does not say and the reanalysis had to assume, as declared in the study file; 'varied' "
@@ -908,6 +930,7 @@ def render_report(result_dir: Path, sensitivity_dir: Path | None = None, command
         "estimands": _estimands_blocks(r),
         "checks": _checks_blocks(r),
         "items": _items_blocks(r),
+        "families": _families_blocks(r),
         "groups": _groups_blocks(r),
         "effects": _figures_blocks(r, "effects", "The result folder has no effects forest plot."),
         "prior": _figures_blocks(r, "prior", "The result folder has no prior-versus-posterior figure."),

@@ -219,6 +219,40 @@ def test_unknown_group_test_raises_valueerror_listing_the_choices(two_groups):
         assert name in msg
 
 
+def _t_interval(x, side, logs=False):
+    from scipy import stats
+
+    y = np.log(x) if logs else x
+    low, high = stats.t.interval(0.95, y.shape[-1] - 1, loc=y.mean(axis=-1), scale=stats.sem(y, axis=-1))
+    out = {"low": low, "high": high, "centre": y.mean(axis=-1), "half": (high - low) / 2}[side]
+    return np.exp(out) if logs else out
+
+
+@pytest.mark.parametrize("name, reference", [
+    ("mean_ci_low", lambda x: _t_interval(x, "low")),
+    ("mean_ci_high", lambda x: _t_interval(x, "high")),
+    ("mean_ci_half", lambda x: _t_interval(x, "half")),
+    ("gmean", lambda x: __import__("scipy").stats.gmean(x, axis=-1)),
+    ("gmean_ci_low", lambda x: _t_interval(x, "low", logs=True)),
+    ("gmean_ci_high", lambda x: _t_interval(x, "high", logs=True)),
+])
+def test_confidence_intervals_and_geometric_means_match_scipy(name, reference):
+    """A mean with its 95% CI, a geometric mean with its 95% CI (scipy's t interval)."""
+    for n in SIZES:
+        x = _sorted_rows(n)  # lognormal, positive as the geometric mean needs
+        np.testing.assert_allclose(sample_statistic(np, x, n, name), reference(x), rtol=1e-10)
+
+
+def test_a_mean_interval_enters_the_likelihood_as_its_half_width_and_midpoint():
+    from models.statistics import modelled_statistics
+
+    got = modelled_statistics({"median": 5.0, "mean_ci_low": 4.0, "mean_ci_high": 7.0})
+    assert got == {"median": 5.0, "mean": 5.5, "mean_ci_half": 1.5}
+    # a published mean is kept, not replaced by the midpoint (which rounding may move)
+    assert modelled_statistics({"mean": 5.4, "mean_ci_low": 4.0, "mean_ci_high": 7.0})["mean"] == 5.4
+    assert modelled_statistics({"mean": 5.0, "sd": 1.0}) == {"mean": 5.0, "sd": 1.0}
+
+
 @pytest.mark.parametrize("name, reference", [
     ("sem", lambda x: x.std(axis=-1, ddof=1) / np.sqrt(x.shape[-1])),
     ("iqr", lambda x: np.quantile(x, 0.75, axis=-1) - np.quantile(x, 0.25, axis=-1)),

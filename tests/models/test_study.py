@@ -376,7 +376,7 @@ def test_unknown_statistic_message_is_exact(write_study, base):
     path = variant(write_study, base, {})
     _exact_error(
         path,
-        "groups.ms.statistics.SD: unknown key (not a statistic; use one of mean, sd, sem, median, q1, q3, iqr, p5, p10, p90, p95, min, max) (did you mean 'sd'?)",
+        "groups.ms.statistics.SD: unknown key (not a statistic; use one of mean, sd, sem, median, q1, q3, iqr, p5, p10, p90, p95, min, max, mean_ci_low, mean_ci_high, gmean, gmean_ci_low, gmean_ci_high) (did you mean 'sd'?)",
     )
 
 
@@ -749,7 +749,22 @@ def test_sem_iqr_and_percentiles_load_in_canonical_order(write_study, base):
     assert list(st.reported("ms")) == ["sem", "median", "iqr", "p10", "p95"]
 
 
+def test_confidence_intervals_and_geometric_means_load(write_study, base):
+    pub = {"status": "published", "source": "abstract"}
+    edits = {
+        "groups.ms.statistics": {"gmean_ci_high": {"value": 260, **pub}, "gmean": {"value": 215, **pub}, "gmean_ci_low": {"value": 180, **pub},
+                                 "mean_ci_low": {"value": -5, **pub}, "mean_ci_high": {"value": 480, **pub}},
+    }
+    st = load_study(variant(write_study, base, edits))
+    assert list(st.reported("ms")) == ["mean_ci_low", "mean_ci_high", "gmean", "gmean_ci_low", "gmean_ci_high"]
+    assert st.reported("ms")["mean_ci_low"] == -5  # a t interval of skewed values may reach below zero
+
+
 @pytest.mark.parametrize("stats, field, phrase", [
+    ({"mean_ci_low": 100}, "groups.ms.statistics.mean_ci_low", r"needs both ends: add 'mean_ci_high'"),
+    ({"gmean_ci_high": 100, "gmean": 90}, "groups.ms.statistics.gmean_ci_high", r"needs both ends: add 'gmean_ci_low'"),
+    ({"gmean": 300, "gmean_ci_low": 100, "gmean_ci_high": 200}, "groups.ms.statistics.gmean_ci_low", r"increasing around gmean \(300\)"),
+    ({"mean_ci_low": 300, "mean_ci_high": 200}, "groups.ms.statistics.mean_ci_low", r"300 to 200 must be increasing"),
     ({"sem": 0}, "groups.ms.statistics.sem", r"must be > 0"),
     ({"iqr": 50, "q1": 100, "q3": 150}, "groups.ms.statistics.iqr", r"not both"),
     ({"p10": 200, "median": 150}, "groups.ms.statistics", r"p10 \(200\) must not exceed median \(150\)"),
