@@ -23,7 +23,7 @@ import pandas as pd
 
 from .families import get_family
 from .simulate import simulate_group, sorted_normals
-from .statistics import group_test_pvalue, group_test_statistic, sample_statistic
+from .statistics import group_test_pvalue, group_test_statistic, sample_statistic, several_group_pvalue
 from .study import STATISTIC_LABELS, STATISTICS, Claim, Study
 
 #: Two-sided predictive p-value (or, for a threshold claim, share of cohorts in which the
@@ -145,6 +145,10 @@ def predictive_statistics(cohorts: dict[str, np.ndarray], study: Study) -> dict[
                 out[f"{cid}.{claim_id}"] = a.mean(-1) / b.mean(-1)
             elif claim.statistic == "ratio_of_medians":
                 out[f"{cid}.{claim_id}"] = np.median(a, -1) / np.median(b, -1)
+    for tid, gt in study.group_tests.items():
+        p = several_group_pvalue([cohorts[g] for g in gt.groups], gt.test)
+        for claim_id in gt.claims:
+            out[f"{tid}.{claim_id}"] = p
     return out
 
 
@@ -260,6 +264,16 @@ def check_table(stats: dict[str, np.ndarray], study: Study) -> pd.DataFrame:
                 rows.append(_exact_claim_row(sim, claim, item, key, claim_units))
                 continue
             rows.append(_claim_row(sim, _claim_holds(sim, claim), item, key, claim_units, f"{claim.statistic} {claim.relation} {claim.value:g}"))
+    for tid, gt in study.group_tests.items():
+        for claim_id, claim in gt.claims.items():
+            key = f"{tid}.{claim_id}"
+            if key not in stats:
+                continue
+            item = f"{' vs '.join(gt.groups)} ({gt.test}): claim '{claim_id}'"
+            if claim.relation == "=":
+                rows.append(_exact_claim_row(stats[key], claim, item, key, "p"))
+            else:
+                rows.append(_claim_row(stats[key], _claim_holds(stats[key], claim), item, key, "p", f"p_value {claim.relation} {claim.value:g}"))
     for a, assoc in study.associations.items():
         key = f"association.{a}"
         if key not in stats:

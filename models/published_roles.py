@@ -1,7 +1,7 @@
 """What each model does with a published item of the study file: the role rules behind
 ``published_items.csv`` (:mod:`reanalysis.report.published_items` lists the items).
 
-A rule takes one item (a dict with ``kind`` in ``n``, ``count``, ``statistic``,
+A rule takes one item (a dict with ``kind`` in ``n``, ``count``, ``statistic``, ``group_test``,
 ``comparison``, ``association``, its ``scope`` and, by kind, ``statistic``, ``breakdown``,
 ``level`` or ``claim``) and whether the run's checks table has a row for it, and returns
 ``(role, reason)`` with role ``likelihood``, ``check`` or ``unused``.  The rules call the
@@ -10,6 +10,11 @@ models' own selection functions, so the account cannot drift from what the model
 from __future__ import annotations
 
 from .study import CLAIM_STATISTICS, Study
+
+
+#: Why a test across several groups is not fitted: its law given the groups' statistics
+#: is written for two groups only (models.two_group).
+SEVERAL_GROUPS_WHY = "a test across several groups has no likelihood term (written for two-group tests only)"
 
 
 def not_fitted(it: dict, checked: bool, why: str) -> tuple[str, str]:
@@ -31,6 +36,8 @@ def group_model_roles(study: Study, family: str):
 
     def role(it: dict, checked: bool) -> tuple[str, str]:
         kind = it["kind"]
+        if kind == "group_test":
+            return not_fitted(it, checked, SEVERAL_GROUPS_WHY)
         if kind == "n":
             return "likelihood", "size of the simulated cohorts behind the group's statistics"
         if kind == "statistic":
@@ -78,6 +85,8 @@ def covariate_model_roles(study: Study, family: str):
 
     def role(it: dict, checked: bool) -> tuple[str, str]:
         kind = it["kind"]
+        if kind == "group_test":
+            return not_fitted(it, checked, SEVERAL_GROUPS_WHY)
         if kind == "n":
             return "likelihood", "size of the simulated cohorts"
         if kind == "statistic":

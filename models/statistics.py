@@ -215,3 +215,21 @@ def modelled_statistics(reported: dict[str, float]) -> dict[str, float]:
     out.setdefault("mean", (low + high) / 2)
     out["mean_ci_half"] = (high - low) / 2
     return out
+
+
+def several_group_pvalue(samples, test: str) -> np.ndarray:
+    """p-value of a test across several groups, row by row.
+
+    Parameters
+    ----------
+    samples : list of arrays (..., n_k)
+        One array per group, with the same leading axes (one simulated study per row).
+    test : {"kruskal_wallis", "anova"}
+        Kruskal-Wallis H (chi-square with k - 1 degrees of freedom, corrected for ties) or a
+        one-way analysis of variance (F test), as SciPy computes them.
+    """
+    if test == "kruskal_wallis":
+        return np.asarray(sps.kruskal(*samples, axis=-1).pvalue)
+    if test == "anova":
+        return np.asarray(sps.f_oneway(*samples, axis=-1).pvalue)
+    raise ValueError(f"unknown test across several groups {test!r}; use kruskal_wallis or anova")

@@ -345,6 +345,36 @@ class Comparison(StrictModel):
     """Claims about the two groups, by name."""
 
 
+#: Tests across several groups a study may report, with what each computes.
+SEVERAL_GROUP_TESTS = {
+    "kruskal_wallis": "Kruskal-Wallis H test on ranks (chi-square p-value, tie-corrected)",
+    "anova": "one-way analysis of variance (F test of equal means)",
+}
+
+
+class GroupTest(StrictModel):
+    """A test across several groups, e.g. a Kruskal-Wallis p over three groups.  Its claims
+    are checked against simulated cohorts of every group (no model fits them)."""
+
+    groups: list[str] = Field(min_length=2)
+    """The groups the test compares (at least two)."""
+    test: Literal["kruskal_wallis", "anova"]
+    """`kruskal_wallis` or `anova` (one-way, F test)."""
+    claims: dict[str, Claim] = Field(min_length=1)
+    """Claims about the test's result: a `p_value` with a relation (e.g. `p_value < 0.001`)."""
+
+    @model_validator(mode="after")
+    def _p_values_only(self) -> "GroupTest":
+        for k, cl in self.claims.items():
+            if cl.statistic != "p_value" or cl.relation is None:
+                raise rule_error(f"claims.{k}.statistic", "a test across several groups is checked by its p-value: give 'statistic: p_value' with a relation and value")
+            if cl.test is not None or cl.use == "likelihood":
+                raise rule_error(f"claims.{k}", "the test is the group test's 'test' field, and its p-value is only checked (remove 'test' and 'use')")
+        if len(set(self.groups)) != len(self.groups):
+            raise rule_error("groups", "name each group once")
+        return self
+
+
 class Association(Claim):
     """A covariate association claim (sex, age, attacks, ...), used by covariate models.
 
@@ -550,6 +580,8 @@ class Study(StrictModel):
     """The groups, by identifier (used in comparisons, covariates and results)."""
     comparisons: dict[str, Comparison] = Field(default_factory=dict)
     """Two-group comparisons and their claims, by name."""
+    group_tests: dict[str, GroupTest] = Field(default_factory=dict)
+    """Tests across several groups (Kruskal-Wallis, one-way ANOVA) and their p-values, by name; checked against simulated cohorts."""
     associations: dict[str, Association] = Field(default_factory=dict)
     """Covariate association claims (sex, age, ...), used by the covariate model."""
     covariates: dict[str, Covariate] = Field(default_factory=dict)
@@ -619,6 +651,12 @@ class Study(StrictModel):
                 raise rule_error(f"comparisons.{c}.groups", "compare two different groups")
             for k, cl in comp.claims.items():
                 check_source(f"comparisons.{c}.claims.{k}", cl.source)
+        for t, gt in self.group_tests.items():
+            for g in gt.groups:
+                if g not in self.groups:
+                    raise rule_error(f"group_tests.{t}.groups", f"{g!r} is not a group of this study{_suggestion(g, self.groups)}")
+            for k, cl in gt.claims.items():
+                check_source(f"group_tests.{t}.claims.{k}", cl.source)
         for a, assoc in self.associations.items():
             check_source(f"associations.{a}", assoc.source)
         self._check_covariates()

@@ -518,6 +518,11 @@ def _glance_blocks(r: ResultFolder) -> list[dict]:
             shown = c.printed.strip() if c.printed else ("" if c.value is None else f"{c.value:g}")
             stmt = c.text or f"{c.statistic} {c.relation or ''} {shown}".strip()
             claims.append([f"{a} vs {b}", stmt, c.status, _source_text(s, c.source, c.where) or c.reason or ""])
+    for tid, gt in s.group_tests.items():
+        for k, c in gt.claims.items():
+            shown = c.printed.strip() if c.printed else f"{c.value:g}"
+            claims.append([" vs ".join(s.groups[g].label for g in gt.groups) + f" ({gt.test})", c.text or f"p {c.relation} {shown}",
+                           c.status, _source_text(s, c.source, c.where) or c.reason or ""])
     for k, c in s.associations.items():
         claims.append([f"association with {c.covariate}", c.text or f"{c.direction}", c.status, _source_text(s, c.source, c.where) or c.reason or ""])
     if claims:

@@ -57,6 +57,10 @@ def enumerate_items(study: Study) -> list[dict]:
         for k, cl in comp.claims.items():
             text = f"{cl.statistic} {cl.relation} {cl.printed or f'{cl.value:g}'}" if cl.relation else f"{cl.statistic}: {cl.direction}"
             out.append(_row(f"comparisons.{cid}.claims.{k}", cid, cl.status, text, "comparison", f"{cid}.{k}", claim=cl))
+    for tid, gt in study.group_tests.items():
+        for k, cl in gt.claims.items():
+            text = f"{gt.test} over {', '.join(gt.groups)}: p_value {cl.relation} {cl.printed or f'{cl.value:g}'}"
+            out.append(_row(f"group_tests.{tid}.claims.{k}", tid, cl.status, text, "group_test", f"{tid}.{k}", claim=cl))
     for a, assoc in study.associations.items():
         out.append(_row(f"associations.{a}", a, assoc.status, f"{assoc.covariate}: {association_text(assoc)}", "association", f"association.{a}", claim=assoc))
     return out

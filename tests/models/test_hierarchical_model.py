@@ -213,8 +213,15 @@ def test_statistic_without_large_sample_distribution(tmp_path):
         d["groups"]["ms"]["statistics"]["max"] = {"value": 600, "status": "published", "source": "abstract"}
 
     study = load_study(_variant(tmp_path, edit))
-    with pytest.raises(ValueError, match="groups.ms.statistics: the hierarchical model cannot use max"):
-        build_model(study, get_priors("hierarchical"), reps=REPS)
+    model = build_model(study, get_priors("hierarchical"), reps=REPS)
+    # a maximum has no large-sample law: it is left to the checks, not fitted
+    assert "max" not in model.coords["statistic_ms"] and "max" in study.reported("ms")
+
+    def only_extremes(d):
+        d["groups"]["ms"]["statistics"] = {k: {"value": v, "status": "published", "source": "abstract"} for k, v in (("min", 20), ("max", 600))}
+
+    with pytest.raises(ValueError, match="groups.ms.statistics: the hierarchical model fits only mean, sd, median"):
+        build_model(load_study(_variant(tmp_path, only_extremes)), get_priors("hierarchical"), reps=REPS)
 
 
 def test_student_t_family_needs_residual_df(study):

@@ -256,7 +256,7 @@ def printed(monkeypatch, capsys):
     result = SimpleNamespace(
         study=SimpleNamespace(id="lasemi2018"), model="hierarchical", family="normal", seed=20180302, diagnostics=diagnostics(),
         estimands=estimands(), checks=checks(), evidence=evidence(), informativeness=informativeness(True), published_items=items(),
-        timings={"total": 320.6, "sample": 275.4},
+        timings={"total": 320.6, "sample": 275.4}, family_comparison=None,
     )
 
     def run(*options):

@@ -26,6 +26,8 @@ def _items_in_yaml(path: Path) -> list[str]:
         out += [f"groups.{g}.statistics.{s}" for s in (grp.get("statistics") or {})]
     for c, comp in (raw.get("comparisons") or {}).items():
         out += [f"comparisons.{c}.claims.{k}" for k in (comp.get("claims") or {})]
+    for t, gt in (raw.get("group_tests") or {}).items():
+        out += [f"group_tests.{t}.claims.{k}" for k in (gt.get("claims") or {})]
     out += [f"associations.{a}" for a in (raw.get("associations") or {})]
     return out
 
