@@ -655,17 +655,18 @@ def group_test_log_prob(cc, comps_a, comps_b, na: int, nb: int):
 
 
 def comparison_claims(study: Study) -> list[dict]:
-    """Comparison claims entering the likelihood: p-value claims (two-sided, through the
-    declared ``group_test``); ratios of reported statistics are only checked."""
+    """Comparison claims entering the likelihood: p-value thresholds (two-sided, through the
+    test the claim names, else the declared ``group_test``), unless the claim says
+    ``use: check``; ratios of reported statistics are only checked."""
     from scipy import stats as sps
 
     out = []
-    test = study.setting("group_test")
     for cid, comp in study.comparisons.items():
         for k, cl in comp.claims.items():
-            if cl.statistic in _REDUNDANT and all(_REDUNDANT[cl.statistic] in study.reported(g) for g in comp.groups):
+            if cl.use == "check" or (cl.statistic in _REDUNDANT and all(_REDUNDANT[cl.statistic] in study.reported(g) for g in comp.groups)):
                 continue
             if cl.statistic == "p_value" and cl.relation in ("<", "<="):
+                test = cl.test or study.setting("group_test")
                 out.append(
                     {"name": f"{cid}.{k}", "groups": comp.groups, "test": test, "kind": "beyond", "bounds": (float(sps.norm.isf(cl.value / 2)),)}
                 )

@@ -68,7 +68,7 @@ def covariate_model_roles(study: Study, family: str):
     from .cohort import modelled_associations
     from .hierarchical import comparison_claims
 
-    in_likelihood = {cc["name"] for cc in comparison_claims(study)}
+    in_likelihood = {cc["name"]: cc["test"] for cc in comparison_claims(study)}
     associations = set(modelled_associations(study))
     # which breakdown levels fix a covariate, and in which groups
     fixes: dict[tuple[str, str, str], str] = {}
@@ -111,8 +111,10 @@ def covariate_model_roles(study: Study, family: str):
             return not_fitted(it, checked, why)
         # comparison claims
         if it["key"] in in_likelihood:
-            return "likelihood", f"probability that the declared group test ({study.setting('group_test')}) gives it"
+            return "likelihood", f"probability that the group test ({in_likelihood[it['key']]}) gives it"
         cl = it["claim"]
+        if cl.use == "check":
+            return not_fitted(it, checked, "the study file says 'use: check'")
         if cl.statistic in ("ratio_of_means", "ratio_of_medians"):
             return not_fitted(it, checked, "a function of the reported statistics, which are fitted")
         if cl.statistic == "p_value":

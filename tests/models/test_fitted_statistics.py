@@ -79,3 +79,22 @@ def test_the_group_models_likelihood_of_intervals_and_geometric_means_peaks_near
     assert np.isfinite(truth)
     assert truth > at(235.0 * 1.3, 0.43) + 3
     assert truth > at(235.0, 0.86) + 3
+
+
+def test_the_covariate_model_reads_a_claims_own_test_and_use(write_study, base):
+    from models.hierarchical import comparison_claims
+
+    claim = dict(base["comparisons"]["control_vs_ms"]["claims"]["p_value"])
+    st = load_study(variant(write_study, base, {"comparisons.control_vs_ms.claims.p_value": {**claim, "test": "welch_t"}}))
+    (cc,) = comparison_claims(st)
+    assert cc["test"] == "welch_t" and st.setting("group_test") == "mann_whitney"
+    role = covariate_model_roles(st, "normal")
+    item = {"kind": "comparison", "key": "control_vs_ms.p_value", "claim": st.comparisons["control_vs_ms"].claims["p_value"],
+            "item": "comparisons.control_vs_ms.claims.p_value"}
+    assert role(item, True) == ("likelihood", "probability that the group test (welch_t) gives it")
+
+    st = load_study(variant(write_study, base, {"comparisons.control_vs_ms.claims.p_value": {**claim, "use": "check"}}))
+    assert comparison_claims(st) == []
+    item["claim"] = st.comparisons["control_vs_ms"].claims["p_value"]
+    assert role(item, True)[0] == "likelihood"  # the rule of the first study
+    assert covariate_model_roles(st, "normal")(item, True)[0] == "check"
