@@ -233,7 +233,8 @@ def predictive_figure(stats: dict[str, np.ndarray], checks: pd.DataFrame, study:
             ax.set_title(f"{row['verdict']}:\n'{row['published']}' holds in {row['share_claim_holds']:.0%}")
         else:
             cid, claim_id = row["key"].split(".", 1)
-            claim = study.comparisons[cid].claims[claim_id]
+            # a two-group comparison's claim, or the p of a test across several groups
+            claim = (study.comparisons.get(cid) or study.group_tests[cid]).claims[claim_id]
             statistic = words.CLAIM_STATISTIC_NAMES.get(claim.statistic, words.readable(claim.statistic))
             unit = "" if row["units"] == statistic else f"{row['units']}, "
             # log axis: p-values span orders of magnitude; 1e-300 keeps p = 0 on the axis
