@@ -25,6 +25,7 @@ from .families import get_family
 from .simulate import simulate_group, sorted_normals
 from .statistics import group_test_pvalue, group_test_statistic, sample_statistic, several_group_pvalue
 from .study import STATISTIC_LABELS, STATISTICS, Claim, Study
+from .two_group import difference_ci_t
 
 #: Two-sided predictive p-value (or, for a threshold claim, share of cohorts in which the
 #: claim holds) below which a number is "not reproduced", and below which it is "in tension".
@@ -32,7 +33,7 @@ NOT_REPRODUCED, TENSION = 0.01, 0.05
 #: Order of rows: medians are the headline checks, then the rest in canonical order.
 _ROW_ORDER = ("median",) + tuple(s for s in STATISTICS if s != "median")
 #: Units column of a comparison claim's row, by statistic (ratios: "fold").
-CLAIM_UNITS = {"p_value": "p-value", "t": "t statistic", "z": "z statistic", "F": "F statistic"}
+CLAIM_UNITS = {"p_value": "p-value", "t": "t statistic", "z": "z statistic", "F": "F statistic", "difference_ci": "t statistic"}
 #: Columns of :func:`check_table`, in order.
 COLUMNS = (
     "item", "key", "kind", "units", "published", "predictive_median", "predictive_low", "predictive_high",
@@ -136,6 +137,9 @@ def predictive_statistics(cohorts: dict[str, np.ndarray], study: Study) -> dict[
             test = claim.test or study.setting("group_test")
             if claim.statistic == "p_value":
                 out[f"{cid}.{claim_id}"] = group_test_pvalue(a, b, test)
+            elif claim.statistic == "difference_ci":
+                # the t statistic the interval stands for, signed: first group minus second
+                out[f"{cid}.{claim_id}"] = group_test_statistic(a, b, test)
             elif claim.statistic in ("t", "z", "F"):
                 stat = np.abs(group_test_statistic(a, b, test))
                 # read without its sign (software prints it by its own group order); a
@@ -255,11 +259,17 @@ def check_table(stats: dict[str, np.ndarray], study: Study) -> pd.DataFrame:
     for cid, comp in study.comparisons.items():
         for claim_id, claim in comp.claims.items():
             key = f"{cid}.{claim_id}"
-            if key not in stats or claim.relation is None:
+            if key not in stats or (claim.relation is None and claim.low is None):
                 continue
             sim = stats[key]
             item = f"{comp.groups[0]} vs {comp.groups[1]}: claim '{claim_id}'"
             claim_units = CLAIM_UNITS.get(claim.statistic, "fold")
+            if claim.statistic == "difference_ci":
+                low, high = difference_ci_t(study, cid, claim_id)
+                published = f"difference 95% CI {claim.low:g} to {claim.high:g} (read as t {low:.4g} to {high:.4g})"
+                rows.append(_row(sim, "claim", item, key, claim_units, published, p_two_sided=predictive_p_two_sided(sim, low, high),
+                                 share_claim_holds=float(np.mean((sim >= low) & (sim <= high)))))
+                continue
             if claim.relation == "=":
                 rows.append(_exact_claim_row(sim, claim, item, key, claim_units))
                 continue

@@ -226,7 +226,7 @@ class Claim(StrictModel):
     """
 
     statistic: str = Field(min_length=1)
-    """What the claim is about: `p_value`, a test statistic `t`, `z` or `F` (read without its sign), `ratio_of_means`, `ratio_of_medians` (others are recorded and reported as unused)."""
+    """What the claim is about: `p_value`, a test statistic `t`, `z` or `F` (read without its sign), `difference_ci` (a t test's 95% confidence interval of the difference in means, with `low` and `high`), `ratio_of_means`, `ratio_of_medians` (others are recorded and reported as unused)."""
     # the sensitivity runs then vary the reading with the assumption's ``vary`` values
     statistic_from: str | None = None
     """Name of an assumption whose value is `statistic`, when the paper does not say which statistic it is (instead of `statistic`)."""
@@ -254,6 +254,10 @@ class Claim(StrictModel):
     """The two-group test the paper names for a `p_value`, `t`, `z` or `F` claim: `student_t`, `welch_t` or `mann_whitney` (default: the assumption `group_test`)."""
     use: Literal["likelihood", "check"] | None = None
     """`likelihood` (the default where the group model can fit the claim: a p-value or test statistic not already determined by the published statistics) or `check` (only compared with simulated cohorts)."""
+    low: float | None = Field(default=None, strict=True)
+    """Lower end of a published 95% confidence interval (statistic `difference_ci`: of the difference in means, first group minus second), as printed."""
+    high: float | None = Field(default=None, strict=True)
+    """Upper end of that interval, as printed."""
 
     @model_serializer(mode="wrap")
     def _derived_statistic_not_dumped(self, handler):
@@ -268,9 +272,17 @@ class Claim(StrictModel):
     def _complete(self) -> "Claim":
         if self.status == "published" and not self.source:
             raise ValueError("a published claim needs a 'source' (a key of 'sources')")
-        if (self.relation is None) != (self.value is None):
+        interval = self.statistic in INTERVAL_CLAIM_STATISTICS
+        if interval != (self.low is not None and self.high is not None) or (not interval and (self.low, self.high) != (None, None)):
+            raise rule_error("low", f"'low' and 'high' belong together to a claim about {', '.join(INTERVAL_CLAIM_STATISTICS)} (and it needs both)")
+        if interval:
+            if self.relation is not None or self.direction is not None:
+                raise rule_error("relation", "an interval claim is given by 'low' and 'high' only (remove 'relation', 'value' and 'direction')")
+            if not self.low < self.high:
+                raise rule_error("low", f"the interval {self.low:g} to {self.high:g} must be increasing")
+        elif (self.relation is None) != (self.value is None):
             raise ValueError("give 'relation' and 'value' together")
-        if self.relation is None and self.direction is None:
+        if self.relation is None and self.direction is None and not interval:
             raise ValueError("a claim needs a 'relation' and 'value', or a 'direction'")
         if self.printed is not None:
             if self.relation != "=":
@@ -312,6 +324,15 @@ class Claim(StrictModel):
         else:
             exponent = decimal.Decimal(repr(float(self.value))).normalize().as_tuple().exponent
         return max(0, -int(exponent))
+
+    def printed_ends(self) -> list[tuple[float, float]]:
+        """Each end of an interval claim as the interval of values that print like it
+        (half a unit of its last printed digit either side)."""
+        out = []
+        for v in (self.low, self.high):
+            d = max(0, -int(decimal.Decimal(repr(float(v))).normalize().as_tuple().exponent))
+            out.append((v - 0.5 * 10.0**-d, v + 0.5 * 10.0**-d))
+        return out
 
     @property
     def printed_interval(self) -> tuple[float, float] | None:
@@ -536,13 +557,17 @@ TEST_CLAIM_STATISTICS = {
     "t": ("student_t", "welch_t"),
     "z": ("mann_whitney",),
     "F": ("student_t", "welch_t"),
+    "difference_ci": ("student_t", "welch_t"),
 }
+#: Claim statistics given as an interval (``low``, ``high``) rather than a relation and value.
+INTERVAL_CLAIM_STATISTICS = ("difference_ci",)
 #: Claim statistics an assumption named by ``statistic_from`` may select.
 CLAIM_STATISTICS = {
     "p_value": "two-sided p-value of the group test (the claim's 'test', else assumption group_test)",
     "t": "t statistic of a t test (student_t or welch_t), read without its sign",
     "z": "normal score of a Mann-Whitney test (with continuity correction), read without its sign",
     "F": "F statistic of a two-group one-way analysis of variance (the square of the t statistic)",
+    "difference_ci": "95% confidence interval of the difference in means (first group minus second) of a t test, given by 'low' and 'high'",
     "ratio_of_means": "ratio of the two groups' sample means",
     "ratio_of_medians": "ratio of the two groups' sample medians",
 }

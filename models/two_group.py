@@ -37,18 +37,13 @@ import numpy as np
 from scipy import special
 from scipy import stats as sps
 
-from .statistics import GROUP_TESTS, QUANTILE_P, modelled_statistics, t_interval_factor
-from .study import Study
+from .statistics import CI_LEVEL, QUANTILE_P, modelled_statistics, t_interval_factor
+from .study import TEST_CLAIM_STATISTICS, Study
 
 #: Families whose populations this term can write in closed form.
 FAMILIES = ("lognormal",)
 #: Claim statistics of a two-group test and the tests that produce each.
-TEST_STATISTICS = {
-    "p_value": tuple(GROUP_TESTS),
-    "t": ("student_t", "welch_t"),
-    "z": ("mann_whitney",),
-    "F": ("student_t", "welch_t"),
-}
+TEST_STATISTICS = TEST_CLAIM_STATISTICS
 #: Group statistics the term is conditioned on (their large-sample law is normal).
 CONDITIONED = ("mean", "sd", "sem", *QUANTILE_P, "iqr")
 #: Sample extremes: no large-sample normal law, so not conditioned on.  Mann-Whitney's U
@@ -126,7 +121,7 @@ def unusable_reason(study: Study, cid: str, key: str) -> str | None:
         if claim.statistic in ("ratio_of_means", "ratio_of_medians"):
             return "a ratio of the groups' sample statistics: checked, not a test the model turns into a probability"
         return f"statistic {claim.statistic!r} is not a two-group test statistic ({', '.join(TEST_STATISTICS)})"
-    if claim.relation is None or claim.relation == "~":
+    if (claim.relation is None and claim.low is None) or claim.relation == "~":
         return "only a published value or threshold of a test statistic is fitted, not an approximate or qualitative claim"
     test = claim_test(study, claim)
     if _determined(study, comp.groups, test):
@@ -184,6 +179,23 @@ def reference_df(study: Study, groups, test: str) -> float:
     return float(na + nb - 2)
 
 
+def difference_ci_t(study: Study, cid: str, key: str) -> tuple[float, float]:
+    """The t statistic a published 95% interval of the difference in means stands for, as
+    the interval of values its printed ends allow (signed, first group minus second).
+
+    A t interval is ``d -+ q * SE`` with ``q`` the t quantile at the test's degrees of
+    freedom, so ``t = d / SE = q * (low + high) / (high - low)``; that is monotone in each
+    end, so its extremes over the ends' printed precision lie at the corners.
+    """
+    comp = study.comparisons[cid]
+    claim = comp.claims[key]
+    df = reference_df(study, comp.groups, claim_test(study, claim))
+    q = float(sps.t.isf((1.0 - CI_LEVEL) / 2.0, df))
+    (l0, l1), (h0, h1) = claim.printed_ends()
+    corners = [q * (lo + hi) / (hi - lo) for lo in (l0, l1) for hi in (h0, h1) if hi > lo]
+    return min(corners), max(corners)
+
+
 def statistic_bounds(study: Study, cid: str, key: str) -> tuple[float, float]:
     """The published claim as an interval of ``|T|`` on the model's scale
     (:attr:`TwoGroupTerm.bounds`)."""
@@ -200,6 +212,9 @@ def statistic_bounds(study: Study, cid: str, key: str) -> tuple[float, float]:
             lo, hi = _p_to_abs(claim.value, test, df), math.inf
         else:
             lo, hi = 0.0, _p_to_abs(claim.value, test, df)
+    elif claim.statistic == "difference_ci":
+        tlo, thi = difference_ci_t(study, cid, key)
+        lo, hi = (0.0, max(-tlo, thi)) if tlo <= 0.0 <= thi else (min(abs(tlo), abs(thi)), max(abs(tlo), abs(thi)))
     else:
         lo, hi = _abs_interval(claim)
     if test == "mann_whitney":

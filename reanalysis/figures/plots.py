@@ -235,6 +235,16 @@ def predictive_figure(stats: dict[str, np.ndarray], checks: pd.DataFrame, study:
             cid, claim_id = row["key"].split(".", 1)
             # a two-group comparison's claim, or the p of a test across several groups
             claim = (study.comparisons.get(cid) or study.group_tests[cid]).claims[claim_id]
+            if claim.statistic == "difference_ci":
+                # the interval of t values the published confidence interval stands for
+                from models.two_group import difference_ci_t
+
+                ax.hist(sim, bins=50, color="gray", alpha=0.7, **_FILLED)
+                ax.axvspan(*difference_ci_t(study, cid, claim_id), color=_PUBLISHED["color"], alpha=0.35, lw=0, zorder=0)
+                ax.set_xlabel("simulated t statistic (first group minus second)")
+                ax.set_title(f"{row['verdict']}:\np (two-sided) {format_p(row['p_two_sided'])}")
+                _three_ticks(ax)
+                continue
             statistic = words.CLAIM_STATISTIC_NAMES.get(claim.statistic, words.readable(claim.statistic))
             unit = "" if row["units"] == statistic else f"{row['units']}, "
             # log axis: p-values span orders of magnitude; 1e-300 keeps p = 0 on the axis

@@ -516,6 +516,8 @@ def _glance_blocks(r: ResultFolder) -> list[dict]:
         a, b = (s.groups[g].label for g in comp.groups)
         for k, c in comp.claims.items():
             shown = c.printed.strip() if c.printed else ("" if c.value is None else f"{c.value:g}")
+            if c.low is not None:
+                shown = f"{c.low:g} to {c.high:g}"
             stmt = c.text or f"{c.statistic} {c.relation or ''} {shown}".strip()
             claims.append([f"{a} vs {b}", stmt, c.status, _source_text(s, c.source, c.where) or c.reason or ""])
     for tid, gt in s.group_tests.items():

@@ -55,7 +55,12 @@ def enumerate_items(study: Study) -> list[dict]:
             out.append(_row(f"groups.{g}.statistics.{s}", g, num.status, f"{num.value:g}", "statistic", f"{g}.{s}", statistic=s))
     for cid, comp in study.comparisons.items():
         for k, cl in comp.claims.items():
-            text = f"{cl.statistic} {cl.relation} {cl.printed or f'{cl.value:g}'}" if cl.relation else f"{cl.statistic}: {cl.direction}"
+            if cl.low is not None:
+                text = f"{cl.statistic}: {cl.low:g} to {cl.high:g}"
+            elif cl.relation:
+                text = f"{cl.statistic} {cl.relation} {cl.printed or f'{cl.value:g}'}"
+            else:
+                text = f"{cl.statistic}: {cl.direction}"
             out.append(_row(f"comparisons.{cid}.claims.{k}", cid, cl.status, text, "comparison", f"{cid}.{k}", claim=cl))
     for tid, gt in study.group_tests.items():
         for k, cl in gt.claims.items():

@@ -299,6 +299,30 @@ def test_covariate_model_figures_have_their_own_captions(tmp_path, fit_result):
     assert "no description is registered" not in text
 
 
+def test_family_comparison_section(tmp_path, fit_result, report):
+    """Without family_comparison.csv the section says how to get one; with it, a row per
+    family with its score and what it does not reproduce."""
+    from reanalysis.report.html import render_report
+
+    families = html.unescape(report[2]).split('<section id="families">', 1)[1].split("</section>", 1)[0]
+    assert "--compare-families" in families
+    res = tmp_path / "result"
+    shutil.copytree(fit_result, res)
+    pd.DataFrame([
+        {"family": "lognormal", "description": "", "diagnostics_ok": True, "max_rhat": 1.001, "min_ess_bulk": 2000, "divergences": 0,
+         "numbers_reproduced": "5 of 6", "claims_reproduced": "2 of 2", "not_reproduced": "Healthy controls: mean minus median (skew)",
+         "score": 0.31, "score_se": 0.004, "score_difference": 0.0, "difference_se": 0.0, "numbers_scored": 6, "seconds": 30.0},
+        {"family": "weibull", "description": "", "diagnostics_ok": False, "max_rhat": 1.2, "min_ess_bulk": 20, "divergences": 3,
+         "numbers_reproduced": "6 of 6", "claims_reproduced": "2 of 2", "not_reproduced": float("nan"),
+         "score": 0.35, "score_se": 0.005, "score_difference": 0.04, "difference_se": 0.0064, "numbers_scored": 6, "seconds": 31.0},
+    ]).to_csv(res / "family_comparison.csv", index=False)
+    t = next(t for t in parse(render_report(res)).tables if t["caption"].startswith("Families compared"))
+    rows = [r for r in t["rows"] if r]
+    assert [r[0] for r in rows] == ["lognormal", "weibull"]
+    assert rows[0][5] == "best" and rows[1][1] == "FAILED" and rows[1][6] == "–"
+    assert "skew" in rows[0][6]
+
+
 def test_checks_table_medians_first_with_verdicts(report, fit_result):
     checks = pd.read_csv(fit_result / "checks.csv")
     page = parse(report[2])
