@@ -6,8 +6,9 @@ Each family is judged on what the paper published, two ways:
 * the predictive checks (:mod:`models.checks`): how many published numbers and claims the
   family's posterior predictive cohorts reproduce, and which it does not;
 * a predictive score of the published numbers: the continuous ranked probability score
-  (CRPS; Gneiting and Raftery 2007, J Am Stat Assoc 102:359-378) of each published number
-  under its posterior predictive distribution, summed over the numbers.  The CRPS is a
+  (CRPS; Gneiting and Raftery 2007, J Am Stat Assoc 102:359-378) of each published
+  statistic under its posterior predictive distribution, summed over the statistics (a
+  check derived from two of them, such as a mean minus a median, is not scored again).  The CRPS is a
   proper scoring rule computed from draws alone (no density estimate), lower is better, and
   it is taken on the scale of the published value (draws divided by it), so a median of
   866 ng/ml and a minimum of 3.4 umol/l weigh alike.  It is an in-sample score (the
@@ -54,15 +55,19 @@ def crps_relative(sim: np.ndarray, published: float) -> tuple[float, float]:
     return crps, se
 
 
-def family_row(analysis, description: str, seconds: float) -> dict:
-    """One row of :data:`COLUMNS` for a fitted analysis (:class:`reanalysis.analysis.Analysis`)."""
+def family_row(analysis, study, description: str, seconds: float) -> dict:
+    """One row of :data:`COLUMNS` for a fitted analysis (:class:`reanalysis.analysis.Analysis`)
+    of ``study``.  The score sums over the published statistics themselves; a check derived
+    from two of them (a group's mean minus its median) is counted among the numbers
+    reproduced but not scored again."""
     checks, pstats, diag = analysis.checks, analysis.pstats, analysis.diagnostics
     numbers = checks[checks["kind"] == "number"]
     claims = checks[checks["kind"] != "number"]
+    published_keys = {f"{g}.{s}" for g in study.group_ids for s in study.reported(g)}
     scores, variances, scored = 0.0, 0.0, 0
     for _, row in numbers.iterrows():
         published = float(row["published"])
-        if published == 0 or row["key"] not in pstats:
+        if row["key"] not in published_keys or published == 0 or row["key"] not in pstats:
             continue  # a published zero has no scale of its own; it stays a check
         crps, se = crps_relative(pstats[row["key"]], published)
         scores += crps
@@ -136,7 +141,7 @@ def compare_families(
     rows = []
     for family in families:
         if family == fitted.family:
-            rows.append(family_row(fitted, descriptions[family], sum(fitted.timings.values())))
+            rows.append(family_row(fitted, study, descriptions[family], sum(fitted.timings.values())))
             continue
         if log:
             log(f"family comparison: fitting the {family} family")
@@ -145,5 +150,5 @@ def compare_families(
             study, model=fitted.model_name, family=family, priors=fitted.prior_set, seed=fitted.seed, reps=fitted.reps,
             progressbar=False, log=log, **options,
         )
-        rows.append(family_row(analysis, descriptions[family], time.perf_counter() - t))
+        rows.append(family_row(analysis, study, descriptions[family], time.perf_counter() - t))
     return comparison_table(rows)

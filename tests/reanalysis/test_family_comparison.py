@@ -50,30 +50,35 @@ def checks_frame(verdicts: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+STUDY = SimpleNamespace(group_ids=["a"], reported=lambda g: {"median": 100.0, "min": 0.0, "max": 200.0})
+
+
 def analysis(family: str, shift: float, ok: bool = True):
     rng = np.random.default_rng(4)
     checks = checks_frame({
         "a.median": ("number", 100.0, "reproduced"),
         "a.min": ("number", 0.0, "reproduced"),
         "a.max": ("number", 200.0, "not reproduced" if shift else "reproduced"),
+        "a.mean_minus_median": ("number", -10.0, "reproduced"),
         "ab.p_value": ("claim", "p < 0.05", "reproduced"),
     })
-    pstats = {"a.median": rng.normal(100 + shift, 5, 2000), "a.min": rng.normal(1, 1, 2000), "a.max": rng.normal(200 + 3 * shift, 20, 2000)}
+    pstats = {"a.median": rng.normal(100 + shift, 5, 2000), "a.min": rng.normal(1, 1, 2000), "a.max": rng.normal(200 + 3 * shift, 20, 2000),
+              "a.mean_minus_median": rng.normal(30, 5, 2000)}
     diag = SimpleNamespace(ok=ok, max_rhat=1.002 if ok else 1.2, min_ess_bulk=900.0, divergences=0)
     return SimpleNamespace(family=family, checks=checks, pstats=pstats, diagnostics=diag, model_name="group", timings={"sample": 2.0})
 
 
 def test_a_row_counts_what_the_family_reproduces_and_scores_the_published_numbers():
-    row = family_row(analysis("gamma", 20.0), "gamma: ...", 3.0)
-    assert row["numbers_reproduced"] == "2 of 3"
+    row = family_row(analysis("gamma", 20.0), STUDY, "gamma: ...", 3.0)
+    assert row["numbers_reproduced"] == "3 of 4"
     assert row["claims_reproduced"] == "1 of 1"
     assert row["not_reproduced"] == "item a.max"
-    assert row["numbers_scored"] == 2  # the published zero has no relative scale
+    assert row["numbers_scored"] == 2  # the published zero has no relative scale; the skew check is derived
     assert row["score"] > 0 and row["score_se"] > 0
 
 
 def test_the_table_is_ordered_by_score_with_differences_from_the_best():
-    rows = [family_row(analysis("gamma", 20.0), "", 1.0), family_row(analysis("lognormal", 0.0), "", 1.0)]
+    rows = [family_row(analysis("gamma", 20.0), STUDY, "", 1.0), family_row(analysis("lognormal", 0.0), STUDY, "", 1.0)]
     table = comparison_table(rows)
     assert list(table.columns) == list(COLUMNS)
     assert list(table["family"]) == ["lognormal", "gamma"]
@@ -91,7 +96,7 @@ def test_unknown_families_and_a_list_without_the_fitted_one_are_refused_before_a
 
 
 def test_the_console_section_fits_the_width_and_names_what_is_not_reproduced():
-    rows = [family_row(analysis("gamma", 20.0, ok=False), "", 1.0), family_row(analysis("lognormal", 0.0), "", 1.0)]
+    rows = [family_row(analysis("gamma", 20.0, ok=False), STUDY, "", 1.0), family_row(analysis("lognormal", 0.0), STUDY, "", 1.0)]
     lines = family_lines(comparison_table(rows))
     assert max(map(len, lines)) <= WIDTH
     text = "\n".join(lines)
