@@ -1,4 +1,4 @@
-"""``python -m reanalysis fit|sensitivity|sbc|report ...``: the console script without installing."""
+"""``python -m reanalysis fit|sensitivity|sbc|report|tables|compare ...``: the console script without installing."""
 import sys
 
 from reanalysis.cli import main

@@ -1,4 +1,4 @@
-"""The command line: ``reanalysis fit|sensitivity|sbc|report [options]`` (the console script
+"""The command line: ``reanalysis fit|sensitivity|sbc|report|tables|compare [options]`` (the console script
 of ``pip install -e .``), the same ``main`` functions as ``scripts/*.py``.
 
 Each subcommand's module holds its options (``parse_args``) and its work (``main(argv)``
@@ -18,6 +18,8 @@ COMMANDS = {
     "sensitivity": ("reanalysis.cli.sensitivity", True),
     "sbc": ("reanalysis.cli.sbc", True),
     "report": ("reanalysis.cli.report", False),
+    "tables": ("reanalysis.cli.tables", False),
+    "compare": ("reanalysis.cli.compare", False),
 }
 USAGE = "usage: reanalysis {" + ",".join(COMMANDS) + "} [options]   (reanalysis COMMAND --help for each command's options)"
 
