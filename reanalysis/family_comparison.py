@@ -73,7 +73,7 @@ def family_row(analysis, study, description: str, seconds: float) -> dict:
         scores += crps
         variances += se**2
         scored += 1
-    failed = checks.loc[checks["verdict"] != REPRODUCED, "item"]
+    failed = [f"{r['item']} ({r['verdict']})" for _, r in checks[checks["verdict"] != REPRODUCED].iterrows()]
     return {
         "family": analysis.family,
         "description": description,

@@ -72,7 +72,7 @@ def test_a_row_counts_what_the_family_reproduces_and_scores_the_published_number
     row = family_row(analysis("gamma", 20.0), STUDY, "gamma: ...", 3.0)
     assert row["numbers_reproduced"] == "3 of 4"
     assert row["claims_reproduced"] == "1 of 1"
-    assert row["not_reproduced"] == "item a.max"
+    assert row["not_reproduced"] == "item a.max (not reproduced)"
     assert row["numbers_scored"] == 2  # the published zero has no relative scale; the skew check is derived
     assert row["score"] > 0 and row["score_se"] > 0
 
@@ -101,4 +101,4 @@ def test_the_console_section_fits_the_width_and_names_what_is_not_reproduced():
     assert max(map(len, lines)) <= WIDTH
     text = "\n".join(lines)
     assert "FAILED" in text and "best" in text
-    assert "gamma does not reproduce: item a.max" in text
+    assert "gamma does not reproduce: item a.max (not reproduced)" in text
