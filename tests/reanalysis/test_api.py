@@ -112,7 +112,7 @@ def test_the_console_command_runs_the_scripts_mains(capsys, tmp_path, monkeypatc
         monkeypatch.setattr(module, "PROG", module.PROG)
 
     assert main(["nope"]) == 2 and "unknown command 'nope'" in capsys.readouterr().err
-    assert main([]) == 2 and "usage: reanalysis {fit,sensitivity,sbc,report}" in capsys.readouterr().err
+    assert main([]) == 2 and "usage: reanalysis {fit,sensitivity,sbc,report,tables,compare}" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["fit", "--help"])
     assert exc.value.code == 0 and capsys.readouterr().out.startswith("usage: reanalysis fit")
