@@ -283,3 +283,18 @@ def test_covariate_model_corrections_follow_the_quantile_type():
         delta[method] = spline_eval(np, c.delta_coef, c.grid, np.log(0.5))
     assert delta[6][0] < delta[7][0] - 0.02 and delta[6][2] > delta[7][2] + 0.02
     assert delta[6][1] == pytest.approx(delta[7][1], abs=1e-12)
+
+
+def test_tests_across_several_groups_match_scipy_row_by_row():
+    from scipy import stats as sps
+
+    from models.statistics import several_group_pvalue
+
+    rng = np.random.default_rng(8)
+    groups = [rng.lognormal(m, 0.5, (4, n)) for m, n in ((1.0, 20), (1.3, 39), (0.6, 35))]
+    for test, ref in (("kruskal_wallis", sps.kruskal), ("anova", sps.f_oneway)):
+        got = several_group_pvalue(groups, test)
+        want = [ref(*(g[i] for g in groups)).pvalue for i in range(4)]
+        np.testing.assert_allclose(got, want, rtol=1e-10)
+    with pytest.raises(ValueError, match="kruskal_wallis or anova"):
+        several_group_pvalue(groups, "friedman")

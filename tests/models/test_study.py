@@ -785,3 +785,15 @@ def test_at_most_and_at_least_claims():
     for relation, expected in (("<", [1, 0, 0]), ("<=", [1, 1, 0]), (">", [0, 0, 1]), (">=", [0, 1, 1])):
         claim = Claim(statistic="ratio_of_means", relation=relation, value=1.0, source="s")
         assert claim.threshold_holds(x).tolist() == [bool(v) for v in expected]
+
+
+@pytest.mark.parametrize("group_test, field, phrase", [
+    ({"groups": ["control", "mss"], "test": "kruskal_wallis", "claims": {"p": {"statistic": "p_value", "relation": "<", "value": 0.01, "source": "abstract"}}},
+     "group_tests.all.groups", r"'mss' is not a group of this study \(did you mean 'ms'\?\)"),
+    ({"groups": ["control", "ms"], "test": "kruskal_wallis", "claims": {"p": {"statistic": "ratio_of_means", "relation": ">", "value": 3, "source": "abstract"}}},
+     "group_tests.all.claims.p.statistic", r"checked by its p-value"),
+    ({"groups": ["control", "ms"], "test": "friedman", "claims": {"p": {"statistic": "p_value", "relation": "<", "value": 0.01, "source": "abstract"}}},
+     "group_tests.all.test", r"kruskal_wallis"),
+])
+def test_tests_across_several_groups_are_checked_at_load(write_study, base, group_test, field, phrase):
+    assert_study_error(variant(write_study, base, {"group_tests": {"all": group_test}}), field, phrase)
