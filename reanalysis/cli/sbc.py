@@ -50,6 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--max-extensions", type=int, default=3, help="most continuations per fit under --max-rhat (default: %(default)s)")
     p.add_argument("--workers", type=int, default=2, help="local worker processes for the fits (default: %(default)s; 1 runs in this process)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None, help="run the fits on this dask.distributed scheduler instead (e.g. tcp://host:8786)")
+    p.add_argument("--no-progress", action="store_true", help="no count of finished fits while they run (the summary is still printed)")
     p.add_argument("--chunk", type=int, default=25, help="simulated studies per worker process (default: %(default)s)")
     p.add_argument("--alpha", type=float, default=0.01, help="family-wise level of the uniformity tests (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ROOT / "results", help="parent of the result folder (default: results/)")
@@ -140,13 +141,14 @@ def main(argv=None) -> int:
     try:
         res = calibration.run_sbc(
             study, priors, args.family, args.sims, args.seed, args.draws, args.tune, args.chains, args.workers, chunk=args.chunk,
-            progress=progress, model=args.model, max_rhat=args.max_rhat, max_extensions=args.max_extensions if args.max_rhat else 0,
+            progress=None if args.no_progress else progress, model=args.model, max_rhat=args.max_rhat, max_extensions=args.max_extensions if args.max_rhat else 0,
             client=client,
         )
     finally:
         if client is not None:
             client.close()
-    end_counter()
+    if not args.no_progress:
+        end_counter()
     table = calibration.uniformity(res, args.alpha)
     regions = calibration.coverage_by_region(res, study) if args.model == "group" else None
     failed_fits = int(((res.fits["divergences"] > 0) | (res.fits["max_rhat"] > MAX_RHAT)).sum())

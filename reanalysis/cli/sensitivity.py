@@ -43,6 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         ("ppc-draws", "posterior draws for the predictive checks")):
         p.add_argument(f"--{name}", type=int, default=None, help=f"{help_} (default: the grid's sampling block)")
     p.add_argument("--no-cache", action="store_true", help="compile every scenario's model afresh (for benchmarks)")
+    p.add_argument("--no-progress", action="store_true", help="no line per finished scenario (the start, errors and the summary are still printed)")
     p.add_argument("--no-share", action="store_true", help="sample every scenario even when its posterior equals another's (for benchmarks)")
     args = p.parse_args(argv)
     if args.workers < 1:
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     try:
         results = sens.run_grid(specs, sampling, workers=args.workers, cache=not args.no_cache,
-                                share_posteriors=not args.no_share, progress=log, client=client)
+                                share_posteriors=not args.no_share, progress=None if args.no_progress else log, client=client)
     finally:
         if client is not None:
             client.close()

@@ -286,6 +286,9 @@ def test_local_pool_end_to_end_records_a_failing_scenario(sensitivity_smoke):
     proc = sensitivity_smoke.result()
     out = sensitivity_smoke.folder / "out"
     assert proc.returncode == 3, proc.stderr[-3000:]
+    # --no-progress: the start line and the summary, no line per finished scenario
+    assert "3 scenarios on 2 local worker processes" in proc.stderr
+    assert not re.search(r"scenarios \d+/\d+", proc.stderr), proc.stderr[-2000:]
     (folder,) = list(out.iterdir())
     table = pd.read_csv(folder / "sensitivity.csv")
     per = table.drop_duplicates("scenario").set_index("scenario")
