@@ -202,7 +202,8 @@ class Group(StrictModel):
             if (lo in s) != (hi in s):
                 given, missing = (lo, hi) if lo in s else (hi, lo)
                 raise rule_error(f"statistics.{given}", f"an interval needs both ends: add '{missing}'")
-            if lo in s and not (s[lo] < s.get(centre, s[lo]) < s[hi] or (centre not in s and s[lo] < s[hi])):
+            ends = [s[k] for k in (lo, centre, hi) if k in s]
+            if lo in s and not all(a < b for a, b in zip(ends, ends[1:])):
                 inside = f" around {centre} ({s[centre]:g})" if centre in s else ""
                 raise rule_error(f"statistics.{lo}", f"the interval {s[lo]:g} to {s[hi]:g} must be increasing{inside}")
             if lo in s and n < 2:
