@@ -131,9 +131,12 @@ def estimand_lines(estimands: pd.DataFrame, study_id: str) -> list[str]:
 
 
 def evidence_lines(evidence: pd.DataFrame) -> list[str]:
-    """The JZS Bayes factors of the group difference, one row per prior scale."""
-    if evidence is None or not len(evidence):
+    """The JZS Bayes factors of the group difference, one row per prior scale; a line saying
+    why there is none when evidence.csv is empty."""
+    if evidence is None:
         return []
+    if not len(evidence):
+        return ["", "No JZS Bayes factor: it needs the mean and SD of both groups of a comparison (evidence.csv is empty)."]
     rows = [[str(r["comparison"]), number(r["t"]), number(r["df"]), number(r["prior_scale_r"]), number(r["log10_bf10"])]
             for _, r in evidence.iterrows()]
     cols = [Column("comparison", flex=True), Column("t", ">"), Column("df", ">"), Column("prior scale r", ">"), Column("log10 BF10", ">")]

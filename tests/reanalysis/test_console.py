@@ -287,3 +287,11 @@ def test_fit_json_prints_one_object(printed):
     doc = json.loads(printed("--json"))
     assert doc["folder"] == FOLDER and doc["verdict"] == SENTENCES and doc["diagnostics"]["ok"] is True
     assert math.isclose(doc["estimands"][0]["median"], 3.772879)
+
+
+def test_an_empty_evidence_table_says_why():
+    from reanalysis.report.console import evidence_lines
+
+    lines = evidence_lines(pd.DataFrame(columns=["comparison", "t", "df", "prior_scale_r", "log10_bf10"]))
+    assert lines[-1].startswith("No JZS Bayes factor: it needs the mean and SD of both groups")
+    assert evidence_lines(None) == []
