@@ -176,7 +176,7 @@ def _sensitivity_smoke_args(folder: Path, start: bool) -> list:
     if start:
         folder.mkdir(parents=True, exist_ok=True)
         grid.write_text(yaml.safe_dump(SENSITIVITY_SMOKE_GRID, sort_keys=False), encoding="utf-8")
-    return [ROOT / "scripts" / "sensitivity.py", "--grid", grid, "--out", folder / "out", "--workers", "2", "--no-progress"]
+    return [ROOT / "scripts" / "sensitivity.py", "--grid", grid, "--out", folder / "out", "--workers", "2"]
 
 
 #: Background runs: the fixtures that read them -> (name, arguments(folder, start)); the
