@@ -233,3 +233,9 @@ def several_group_pvalue(samples, test: str) -> np.ndarray:
     if test == "anova":
         return np.asarray(sps.f_oneway(*samples, axis=-1).pvalue)
     raise ValueError(f"unknown test across several groups {test!r}; use kruskal_wallis or anova")
+
+
+def modelled_values(names, values) -> np.ndarray:
+    """:func:`modelled_statistics` of published statistics given as names and values in
+    the same order (a simulated study's), as an array in the likelihood's order."""
+    return np.array(list(modelled_statistics(dict(zip(names, values))).values()), dtype=float)

@@ -274,7 +274,8 @@ class Claim(StrictModel):
         if self.status == "published" and not self.source:
             raise ValueError("a published claim needs a 'source' (a key of 'sources')")
         interval = self.statistic in INTERVAL_CLAIM_STATISTICS
-        if interval != (self.low is not None and self.high is not None) or (not interval and (self.low, self.high) != (None, None)):
+        ends = [v is not None for v in (self.low, self.high)]
+        if (interval and not all(ends)) or (not interval and any(ends)):
             raise rule_error("low", f"'low' and 'high' belong together to a claim about {', '.join(INTERVAL_CLAIM_STATISTICS)} (and it needs both)")
         if interval:
             if self.relation is not None or self.direction is not None:

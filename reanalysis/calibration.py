@@ -110,14 +110,15 @@ def run_sbc(
     if draws * chains < N_RANK_DRAWS:
         raise ValueError(f"draws * chains must be >= {N_RANK_DRAWS}")
     t0 = time.perf_counter()
+    # built once here (the gamma family's tables take minutes), before the tasks' prior
+    # draws build the model from them, and sent to the workers
+    built = precomputed(model_api(model), study, family, None, seed)
     make_tasks = {"group": _group_tasks, "hierarchical": _hierarchical_tasks}[model]
     tasks = make_tasks(study, priors, family, sims, seed)
     setup = dict(
         study_path=str(study.path), priors=priors, family=family, seed=seed, draws=draws, tune=tune, chains=chains, model=model,
-        max_rhat=max_rhat, max_extensions=max_extensions,
+        max_rhat=max_rhat, max_extensions=max_extensions, precomputed=built,
     )
-    # built once here (the gamma family's tables take minutes) and sent to the workers
-    setup["precomputed"] = precomputed(model_api(model), study, family, None, seed)
     chunks = [(setup, tasks[i : i + chunk]) for i in range(0, sims, chunk)]
     rank_rows, fit_rows = [], []
 
@@ -141,7 +142,7 @@ def _group_tasks(study: Study, priors: dict, family: str, sims: int, seed: int) 
 
     from models.group import LOG_CV_BOUNDS
     from models.simulate import reported_statistics, simulate_cohorts
-    from models.statistics import modelled_statistics
+    from models.statistics import modelled_values
     from models.two_group import claims_hold
 
     fam = get_family(family)
@@ -171,7 +172,7 @@ def _group_tasks(study: Study, priors: dict, family: str, sims: int, seed: int) 
                 # a published test the model fits is observed as whether it holds on the
                 # simulated study's own cohorts
                 "data": {
-                    **{f"log_stats_{g}": np.log(list(modelled_statistics(dict(zip(study.reported(g), reported[g]))).values())) for g in study.group_ids},
+                    **{f"log_stats_{g}": np.log(modelled_values(study.reported(g), reported[g])) for g in study.group_ids},
                     **claims_hold(model.two_group_terms, cohorts),
                 },
                 "reported": {g: " ".join(f"{v:g}" for v in reported[g]) for g in study.group_ids},
@@ -453,6 +454,7 @@ def group_grid_check(
         return np.where(np.isfinite(lp), lp, -np.inf)
 
     from models.simulate import simulate_reported
+    from models.statistics import modelled_values
 
     rng = np.random.default_rng(seed)
     gm = np.linspace(mm - span * sm, mm + span * sm, coarse)
@@ -465,7 +467,8 @@ def group_grid_check(
         while not LOG_CV_BOUNDS[0] <= lc <= LOG_CV_BOUNDS[1]:  # the model's truncated prior
             lc = rng.normal(mc, sc)
         if source == "simulated":
-            rep = simulate_reported(study, fam, {g: (ref * np.exp(lm), np.exp(lc)) for g in study.group_ids}, rng)[group]
+            # the likelihood's statistics (a mean's interval as its half-width and midpoint)
+            rep = modelled_values(study.reported(group), simulate_reported(study, fam, {g: (ref * np.exp(lm), np.exp(lc)) for g in study.group_ids}, rng)[group])
             obs = np.log(rep)
             x = observed_rounded_log(np, obs, width) if width > 0 else obs
             shown = rep

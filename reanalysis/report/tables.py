@@ -11,10 +11,11 @@ number is the number the fit wrote; the text columns use the study file's labels
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
+
+from reanalysis.report import console
 
 #: Output formats.
 FORMATS = ("md", "tex", "csv")
@@ -35,13 +36,13 @@ class TablesError(ValueError):
     """A result folder or table that cannot be exported; ``str()`` is one line for users."""
 
 
-def number(v, digits: int = 3) -> str:
-    """``v`` with ``digits`` significant digits, or ``""`` when missing."""
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-    return "" if not math.isfinite(x) else f"{x:.{digits}g}"
+#: Significant digits of a number in a manuscript table.
+DIGITS = 3
+
+
+def number(v, digits: int = DIGITS) -> str:
+    """``v`` with three significant digits, or ``""`` when missing (:func:`reanalysis.report.console.number`)."""
+    return console.number(v, digits)
 
 
 def _interval(low, high) -> str:
