@@ -26,6 +26,7 @@ from .simulate import simulate_group, sorted_normals
 from .statistics import group_test_pvalue, group_test_statistic, sample_statistic, several_group_pvalue
 from .study import STATISTIC_LABELS, STATISTICS, Claim, Study
 from .two_group import difference_ci_t
+from .wording import association_item, claim_item, claim_symbol
 
 #: Two-sided predictive p-value (or, for a threshold claim, share of cohorts in which the
 #: claim holds) below which a number is "not reproduced", and below which it is "in tension".
@@ -213,7 +214,7 @@ def _exact_claim_row(sim: np.ndarray, claim: Claim, item: str, key: str, units: 
     """
     low, high = claim.printed_interval
     shown = claim.printed.strip() if claim.printed is not None else f"{claim.value:g}"
-    published = f"{claim.statistic} = {shown} (read as {low:.6g} to <{high:.6g})"
+    published = f"{claim_symbol(claim.statistic)} = {shown} (read as {low:.6g} to <{high:.6g})"
     return _row(sim, "claim", item, key, units, published, p_two_sided=predictive_p_two_sided(sim, low, high),
                 share_claim_holds=float(np.mean(_claim_holds(sim, claim))))
 
@@ -262,7 +263,8 @@ def check_table(stats: dict[str, np.ndarray], study: Study) -> pd.DataFrame:
             if key not in stats or (claim.relation is None and claim.low is None):
                 continue
             sim = stats[key]
-            item = f"{comp.groups[0]} vs {comp.groups[1]}: claim '{claim_id}'"
+            same = sum(c.statistic == claim.statistic for c in comp.claims.values())
+            item = claim_item(study, comp.groups, claim, siblings=same, claim_id=claim_id)
             claim_units = CLAIM_UNITS.get(claim.statistic, "fold")
             if claim.statistic == "difference_ci":
                 low, high = difference_ci_t(study, cid, claim_id)
@@ -273,23 +275,23 @@ def check_table(stats: dict[str, np.ndarray], study: Study) -> pd.DataFrame:
             if claim.relation == "=":
                 rows.append(_exact_claim_row(sim, claim, item, key, claim_units))
                 continue
-            rows.append(_claim_row(sim, _claim_holds(sim, claim), item, key, claim_units, f"{claim.statistic} {claim.relation} {claim.value:g}"))
+            rows.append(_claim_row(sim, _claim_holds(sim, claim), item, key, claim_units, f"{claim_symbol(claim.statistic)} {claim.relation} {claim.value:g}"))
     for tid, gt in study.group_tests.items():
         for claim_id, claim in gt.claims.items():
             key = f"{tid}.{claim_id}"
             if key not in stats:
                 continue
-            item = f"{' vs '.join(gt.groups)} ({gt.test}): claim '{claim_id}'"
+            item = claim_item(study, gt.groups, claim, test=gt.test, siblings=len(gt.claims), claim_id=claim_id)
             if claim.relation == "=":
                 rows.append(_exact_claim_row(stats[key], claim, item, key, "p"))
             else:
-                rows.append(_claim_row(stats[key], _claim_holds(stats[key], claim), item, key, "p", f"p_value {claim.relation} {claim.value:g}"))
+                rows.append(_claim_row(stats[key], _claim_holds(stats[key], claim), item, key, "p", f"p {claim.relation} {claim.value:g}"))
     for a, assoc in study.associations.items():
         key = f"association.{a}"
         if key not in stats:
             continue
         rows.append(
-            _claim_row(stats[key], stats[f"{key}.holds"], f"association '{a}': {assoc.text or assoc.covariate}", key, "% per unit", association_text(assoc))
+            _claim_row(stats[key], stats[f"{key}.holds"], association_item(study, assoc), key, "% change", association_text(assoc))
         )
     return pd.DataFrame(rows, columns=list(COLUMNS))
 

@@ -18,13 +18,7 @@ from .cohort import Design, build_design, claim_design, cohort_log_levels, model
 from .labels import estimand_key
 from .population import population_estimands
 from .study import Study
-
-LABELS = {
-    "effect_percent": ("population effect (pooled over groups)", "% per unit"),
-    "slope_percent": ("group-specific effect", "% per unit"),
-    "category_spread_percent": ("spread of the categorical effects (1 SD)", "%"),
-    "adjusted_ratio": ("ratio of typical levels adjusted for shared covariates", "fold"),
-}
+from .wording import claim_probability_label
 
 
 def posterior_arrays(post: xr.Dataset, design: Design) -> dict[str, np.ndarray]:
@@ -291,7 +285,7 @@ def estimand_table(idata: az.InferenceData, study: Study):
 
     from . import estimands
 
-    table = estimands.estimand_table(idata, study, EFFECT_VARS, LABELS)
+    table = estimands.estimand_table(idata, study, EFFECT_VARS)
     rows = []
     for a, assoc in modelled_associations(study).items():
         x = idata.posterior["effect_percent"].sel(covariate=assoc.covariate).values.ravel()
@@ -299,7 +293,7 @@ def estimand_table(idata: az.InferenceData, study: Study):
         p = float(np.mean(x < 0) if lower else np.mean(x > 0))
         rows.append({
             "estimand": f"P(effect_percent[{assoc.covariate}] {'<' if lower else '>'} 0)",
-            "label": f"posterior probability that the {assoc.covariate} effect is {assoc.direction}, as claimed",
+            "label": claim_probability_label(study, f"effect_percent[{assoc.covariate}]", f"{assoc.direction}, as claimed"),
             "units": "probability", "median": p, "hdi_low": np.nan, "hdi_high": np.nan, "mean": p,
             "sd": float(np.sqrt(p * (1 - p) / x.size)), "r_hat": np.nan, "ess_bulk": np.nan, "ess_tail": np.nan, "mcse_mean": np.nan,
         })

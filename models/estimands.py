@@ -17,6 +17,7 @@ from scipy import special
 
 from .families import get_family
 from .labels import variable_of
+from .wording import ESTIMAND_TEXT, estimand_label
 from .study import Study
 
 HDI_PROB = 0.95
@@ -66,18 +67,6 @@ def summary(idata, var_names=None, **kwargs) -> pd.DataFrame:
 
 #: Quadrature points for P(X_a > X_b) = E_u[F_b(Q_a(u))], u on a midpoint grid.
 _SUPERIORITY_POINTS = 2000
-
-#: name -> (label, units template); "{units}" is the analyte's units.
-LABELS = {
-    "median": ("population median", "{units}"),
-    "mean": ("population mean", "{units}"),
-    "cv": ("coefficient of variation", "ratio"),
-    "ratio_of_medians": ("ratio of population medians", "fold"),
-    "ratio_of_means": ("ratio of population means", "fold"),
-    "difference_in_medians": ("difference in population medians", "{units}"),
-    "prob_superiority": ("probability of superiority P(X_a > X_b)", "probability"),
-}
-
 
 def comparison_pairs(study: Study) -> list[tuple[str, str, str]]:
     """``(comparison id, group a, group b)`` for every comparison; ratios are a over b."""
@@ -132,10 +121,12 @@ def estimand_table(idata: az.InferenceData, study: Study, variables=ESTIMAND_VAR
         Posterior variables to tabulate (those present); entries that are undefined (all
         draws NaN, e.g. a slope of a covariate a group does not have) are left out.
     labels : dict, optional
-        name -> (label, units template), added to :data:`LABELS`.
+        name -> (label, units template) of variables a plug-in model adds, whose words
+        :func:`models.wording.estimand_label` does not know; "{units}" is the analyte's
+        units, and the coordinates follow the label in brackets.
     """
     units = study.analyte.units
-    labels = {**LABELS, **(labels or {})}
+    labels = labels or {}
     names = [v for v in variables if v in idata.posterior]
     summ = summary(idata, var_names=names, hdi_prob=HDI_PROB, stat_focus="mean", round_to="none")
     summ = summ[summ["mean"].notna()]
@@ -143,14 +134,18 @@ def estimand_table(idata: az.InferenceData, study: Study, variables=ESTIMAND_VAR
     rows = []
     for key, row in summ.iterrows():
         var = variable_of(key)
-        label, unit = labels[var]
         index = key[len(var) + 1 : -1] if "[" in key else ""
+        if var in labels and var not in ESTIMAND_TEXT:
+            label, unit = labels[var]
+            label, unit = (f"{label} ({index})" if index else label), unit.format(units=units)
+        else:
+            label, unit = estimand_label(study, key)
         draws = _draws_for(post, var, index)
         rows.append(
             {
                 "estimand": key,
-                "label": f"{label} ({index})" if index else label,
-                "units": unit.format(units=units),
+                "label": label,
+                "units": unit,
                 "median": float(np.median(draws)),
                 "hdi_low": row[f"hdi_{(1 - HDI_PROB) / 2 * 100:g}%"],
                 "hdi_high": row[f"hdi_{(1 + HDI_PROB) / 2 * 100:g}%"],
@@ -168,10 +163,11 @@ def estimand_table(idata: az.InferenceData, study: Study, variables=ESTIMAND_VAR
             if stat in ("ratio_of_means", "ratio_of_medians") and claim.relation in claim.THRESHOLDS:
                 x = post[stat].sel(comparison=cid).values.ravel()
                 p = float(np.mean(claim.threshold_holds(x)))
+                key = f"P({stat}[{cid}] {claim.relation} {claim.value:g})"
                 rows.append(
                     {
-                        "estimand": f"P({stat}[{cid}] {claim.relation} {claim.value:g})",
-                        "label": f"posterior probability that the {LABELS[stat][0]} is {claim.relation} {claim.value:g}",
+                        "estimand": key,
+                        "label": estimand_label(study, key)[0],
                         "units": "probability",
                         "median": p,
                         "hdi_low": np.nan,

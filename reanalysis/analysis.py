@@ -233,6 +233,8 @@ def run_analysis(
     model, family, draws, max_draws = resolve_options(study, model, family, priors, draws, max_draws, reps)
     fit = fit_posterior(study, model, family, priors, draws, tune, chains, seed, reps, progressbar, prior_draws, cores, cache, log)
     extend_draws(fit, study, max_draws, log)
+    if log:
+        log(f"estimands and posterior predictive checks ({ppc_draws} simulated studies of the published sizes)")
     return summarise(fit, study, ppc_draws=ppc_draws, summary=summary)
 
 
@@ -355,15 +357,21 @@ def fit_posterior(
             )
         idata = runner.run(seed=seed, data=data)
     else:
-        idata = sample_nuts(
-            pm_model, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=progressbar, cores=cores, step_factory=step_factory,
-            target_accept=api.target_accept,
-        )
+        # PyMC's INFO lines ("Multiprocess sampling ...", "NUTS: [log_mean, log_cv]") name
+        # internal variables and repeat the toolkit's own log; its warnings still show
+        with quiet_logger("pymc"):
+            idata = sample_nuts(
+                pm_model, draws=draws, tune=tune, chains=chains, seed=seed, progressbar=progressbar, cores=cores, step_factory=step_factory,
+                target_accept=api.target_accept,
+            )
     timings["sample"] = time.perf_counter() - t
     t = time.perf_counter()
     free = [v.name for v in pm_model.free_RVs]
     if prior_draws:
         import pymc as pm
+
+        if log:
+            log(f"sampled in {timings['sample']:.1f} s; drawing {prior_draws} prior draws (prior-versus-posterior figure, contraction)")
 
         # prior draws of the sampled parameters (prior-versus-posterior figure) and of the
         # deterministics the estimands read (posterior-to-prior contraction)

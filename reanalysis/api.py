@@ -406,6 +406,8 @@ def finish(study, analysis, draws: int, max_draws: int, started: float | None = 
     timings = dict(analysis.timings)
     bf = evidence_table(study)
     t = time.perf_counter()
+    if log:
+        log("informativeness: power-scaling the prior and the likelihood of every estimand")
     info = informativeness_table(analysis, study, log)
     timings["informativeness"] = time.perf_counter() - t
     # level-versus-covariate view of a covariate model (predictive cohorts, regression lines)

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from models.labels import estimand_key, variable_of
+from models.wording import parameter_key_label
 
 #: Power-scaling sensitivity at or above which a component counts as influential
 #: (the threshold priorsense uses).
@@ -494,9 +495,20 @@ def _values(da, index: str, flat: bool = True) -> np.ndarray:
     return values.ravel() if flat else values
 
 
-def console_table(info: pd.DataFrame) -> pd.DataFrame:
+def shown_label(row, study=None) -> str:
+    """An estimand's label as a reader sees it: a prior-data conflict names the prior term
+    that drives it, in the study file's words (``prior-data conflict (prior of the effect of
+    optic nerve lesion, with vs without)``)."""
+    driver = row.get("driver")
+    if row["label"] == LABEL_CONFLICT and isinstance(driver, str) and driver:
+        return f"{row['label']} (prior of the {parameter_key_label(study, driver)})"
+    return row["label"]
+
+
+def console_table(info: pd.DataFrame, study=None) -> pd.DataFrame:
     """The columns of an :func:`informativeness_table` a reader needs, as text: each value
-    with its Monte Carlo interval, the driver of a conflict and the label."""
+    with its Monte Carlo interval, the driver of a conflict (in the words of ``study``, the
+    study file, when given) and the label."""
 
     def fmt(r, col, digits=3):
         if not np.isfinite(r.get(col, np.nan)):
@@ -511,6 +523,6 @@ def console_table(info: pd.DataFrame) -> pd.DataFrame:
             "psens prior": fmt(r, "psens_prior"),
             "share stats - claims": fmt(r, "share_stats_minus_claims", 2),
             "shift prior / likelihood": f"{fmt(r, 'shift_prior', 2)} / {fmt(r, 'shift_likelihood', 2)}",
-            "label": r["label"] + (f" ({r['driver']})" if r["label"] == LABEL_CONFLICT else ""),
+            "label": shown_label(r, study),
         })
     return pd.DataFrame(rows)

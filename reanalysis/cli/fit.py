@@ -182,7 +182,9 @@ def run_fit(args: argparse.Namespace, study, figure_pool) -> int:
         result.compare_families(tune=args.tune, ppc_draws=args.ppc_draws, log=log)
     result.timings = {"imports": imports, **result.timings}
     result.started = T_START
+    log("writing the result folder (tables, idata.nc, figures)")
     final = result.save(args.out, figure_pool=figure_pool)
+    log(f"written: {final}")
     if args.report:
         from reanalysis.report.html import write_report
 
@@ -240,7 +242,8 @@ def print_console(args: argparse.Namespace, result, final: Path) -> None:
         lines = console.quiet_lines(final, sentences)
     else:
         lines = console.report_lines(result.study.id, result.estimands, result.checks, result.evidence, result.diagnostics, final,
-                                     result.timings, result.informativeness, result.published_items, result.family_comparison)
+                                     result.timings, result.informativeness, result.published_items, result.family_comparison,
+                                     study=result.study)
         lines += console.verdict_lines(sentences)
     print("\n".join(lines))
 

@@ -3,7 +3,7 @@ never sample and never save (the caller decides where figures go).
 
 The figures of a fit are drawn for a page: :data:`WIDTH` inches wide (the text width of A4
 with 2.5 cm margins), with text of at least 7 pt at that size.  Words come from the study
-file (:mod:`reanalysis.figures.labels`), legends sit outside the data, and log axes are labelled
+file (:mod:`models.wording`), legends sit outside the data, and log axes are labelled
 with plain numbers (200, 500, 1000), not powers of ten."""
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from reanalysis.figures import labels as words  # noqa: E402
+from models import wording as words  # noqa: E402
 from models.estimands import HDI_PROB  # noqa: E402
 from models.study import STATISTIC_LABELS, Study  # noqa: E402
 

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from reanalysis.figures import labels as words  # noqa: E402
+from models import wording as words  # noqa: E402
 from reanalysis.figures.plots import WIDTH, page_style, plain_log_ticks  # noqa: E402
 from models.study import Study  # noqa: E402
 
@@ -45,7 +45,7 @@ def forest_figure(table: pd.DataFrame, estimand: str, default: str = "default", 
         Name of the default scenario.
     study : Study, optional
         The study file: the estimand is named with its group and covariate labels
-        (:func:`reanalysis.figures.labels.estimand_label`; identifiers made readable without).
+        (:func:`models.wording.estimand_label`; identifiers made readable without).
     """
     t = table[table["estimand"] == estimand].reset_index(drop=True)
     n = len(t)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from models.wording import comparison_label, estimand_label
 from reanalysis.informativeness import console_table
 
 #: Widest line the console report prints (a terminal split in two, an e-mail, a log viewer).
@@ -130,14 +131,16 @@ def estimand_lines(estimands: pd.DataFrame, study_id: str) -> list[str]:
     return lines
 
 
-def evidence_lines(evidence: pd.DataFrame) -> list[str]:
-    """The JZS Bayes factors of the group difference, one row per prior scale; a line saying
-    why there is none when evidence.csv is empty."""
+def evidence_lines(evidence: pd.DataFrame, study=None) -> list[str]:
+    """The JZS Bayes factors of the group difference, one row per prior scale, each
+    comparison in the words of ``study`` (the study file) when given; a line saying why there
+    is none when evidence.csv is empty."""
     if evidence is None:
         return []
     if not len(evidence):
         return ["", "No JZS Bayes factor: it needs the mean and SD of both groups of a comparison (evidence.csv is empty)."]
-    rows = [[str(r["comparison"]), number(r["t"]), number(r["df"]), number(r["prior_scale_r"]), number(r["log10_bf10"])]
+    comparisons = study.comparisons if study is not None else {}
+    rows = [[comparison_label(study, comparisons[r["comparison"]].groups) if r["comparison"] in comparisons else str(r["comparison"]), number(r["t"]), number(r["df"]), number(r["prior_scale_r"]), number(r["log10_bf10"])]
             for _, r in evidence.iterrows()]
     cols = [Column("comparison", flex=True), Column("t", ">"), Column("df", ">"), Column("prior scale r", ">"), Column("log10 BF10", ">")]
     return heading("Bayes factor for the group difference (JZS, from reported means and SDs)") + table(cols, rows)
@@ -181,14 +184,15 @@ def check_lines(checks: pd.DataFrame) -> list[str]:
     return lines
 
 
-def informativeness_lines(info: pd.DataFrame, width: int = WIDTH) -> list[str]:
-    """Where each estimand comes from: per estimand a line ``estimand: label`` and, indented,
+def informativeness_lines(info: pd.DataFrame, width: int = WIDTH, names: dict | None = None, study=None) -> list[str]:
+    """Where each estimand comes from: per estimand a line ``estimand: label`` (the estimand
+    in words from ``names``, estimand key -> label of estimands.csv) and, indented,
     its contraction, power-scaling sensitivity to the prior, precision share of the statistics
     minus the claims and shifts, each with its 90% Monte Carlo interval.  A column with no
     value for any estimand (the group model has no claims block) is left out."""
     if info is None or not len(info):
         return []
-    t = console_table(info)
+    t = console_table(info, study)
     numeric = [c for c in t.columns if c not in ("estimand", "label")]
     numeric = [c for c in numeric if not t[c].str.fullmatch(r"[-\s/]*").all()]
     headers = {"contraction": "contr."}
@@ -209,7 +213,8 @@ def informativeness_lines(info: pd.DataFrame, width: int = WIDTH) -> list[str]:
     lines = heading("Where each estimand comes from (informativeness.csv; 90% Monte Carlo intervals)")
     lines += ["estimand: source"] + packed([headers.get(c, c) for c in numeric])
     for (_, r), cells in zip(t.iterrows(), rows):
-        lines += wrap(f"{r['estimand']}: {r['label']}", width, " " * INDENT)
+        name = (names or {}).get(r["estimand"]) or (estimand_label(study, r["estimand"])[0] if study is not None else r["estimand"])
+        lines += wrap(f"{name}: {r['label']}", width, " " * INDENT)
         lines += packed(cells)
     lines += note("contr.: contraction of the posterior against the prior; psens: power-scaling sensitivity; "
                   "share stats - claims: precision share of the statistics minus the claims; shift: posterior "
@@ -277,7 +282,8 @@ def verdict_lines(sentences: list[str], width: int = WIDTH) -> list[str]:
     return lines
 
 
-def report_lines(study_id: str, estimands, checks, evidence, diag, folder, timings=None, info=None, items=None, families=None) -> list[str]:
+def report_lines(study_id: str, estimands, checks, evidence, diag, folder, timings=None, info=None, items=None, families=None,
+                 study=None) -> list[str]:
     """Every section of the default console report except the verdict, which
     :func:`verdict_lines` prints last.
 
@@ -294,9 +300,12 @@ def report_lines(study_id: str, estimands, checks, evidence, diag, folder, timin
     info, items, families : DataFrame, optional
         informativeness.csv, published_items.csv and family_comparison.csv (sections left
         out when None).
+    study : models.study.Study, optional
+        The study file, for the words of the parameters the informativeness section names.
     """
-    lines = estimand_lines(estimands, study_id) + evidence_lines(evidence) + check_lines(checks)
-    lines += informativeness_lines(info) + published_items_lines(items) + family_lines(families)
+    lines = estimand_lines(estimands, study_id) + evidence_lines(evidence, study) + check_lines(checks)
+    names = dict(zip(estimands["estimand"], estimands["label"])) if estimands is not None and len(estimands) else None
+    lines += informativeness_lines(info, names=names, study=study) + published_items_lines(items) + family_lines(families)
     lines += ["", diagnostics_line(diag)] + ([timing_line(timings)] if timings else [])
     return lines + [results_line(folder)]
 

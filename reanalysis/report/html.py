@@ -31,6 +31,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from reanalysis.informativeness import shown_label
 from reanalysis.results import file_sha256
 from models.study import STATISTIC_LABELS, Study, StudyError, load_study
 
@@ -673,12 +674,8 @@ def _informativeness_blocks(r: ResultFolder) -> list[dict]:
             return value
         return f"{value} [{fmt_number(lo)}, {fmt_number(hi)}]"
 
-    def label(row):
-        driver = row.get("driver")
-        return f"{row['label']} ({driver})" if isinstance(driver, str) and driver and row["label"] == "prior-data conflict" else row["label"]
-
     rows = [[labels.get(row["estimand"], row["estimand"]), fmt_number(row["contraction"]), with_interval(row, "psens_prior"),
-             with_interval(row, "psens_likelihood"), label(row)] for _, row in info.iterrows()]
+             with_interval(row, "psens_likelihood"), shown_label(row, r.study)] for _, row in info.iterrows()]
     out.append(_table(["Estimand", "Contraction", "psens prior [90% MC]", "psens likelihood [90% MC]", "Label"], rows,
                      f"Informativeness ({INFO_FILE})", num_cols={1, 2, 3}))
     return out

@@ -7,19 +7,24 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from models.study import load_study
+from models.wording import claim_probability_label, estimand_label
 from reanalysis.cli import fit as fit_cli
 from reanalysis.diagnostics import Diagnostics
 from reanalysis.report import console
 
 NAN = np.nan
-#: A label as long as the longest the models write (75 characters).
-LONG_LABEL = "posterior probability that the attacks_per_year effect is lower, as claimed"
+#: The study file the tables below come from (their words: models.wording).
+STUDY = load_study(Path(__file__).resolve().parents[2] / "data" / "studies" / "lasemi2018.yaml")
+#: A label as long as the longest the models write.
+LONG_LABEL = claim_probability_label(STUDY, "effect_percent[optic_lesion]", "higher, as claimed")
 SENTENCES = [
     "Healthy controls had higher serum vitamin K2 than MS patients: the population median was 3.77 times as high "
     "(95% interval 3.17 to 4.47); posterior probability that it is higher: above 0.998 (all 2,000 posterior draws agree).",
@@ -30,14 +35,18 @@ FOLDER = "results/lasemi2018-hierarchical-20261205T152953Z-903eac"
 
 def estimands() -> pd.DataFrame:
     rows = [
-        ("ratio_of_medians[control_vs_ms]", "ratio of population medians (control_vs_ms)", "fold", 3.772879, 3.193539, 4.448512, 1.001, 1767.2, 1616.0),
-        ("difference_in_medians[control_vs_ms]", "difference in population medians (control_vs_ms)", "ng/ml", 582.91, 503.33, 666.71, 1.002, 1846.0, 1317.0),
-        ("effect_percent[female]", "population effect (pooled over groups) (female)", "% per unit", -19.3112, -41.2311, 12.0133, 1.0031, 1184.0, 940.3),
-        ("category_spread_percent", "spread of the categorical effects (1 SD)", "%", 20.44, 0.004493, 68.79, 1.002, 1657.0, 1162.0),
-        ("P(effect[attacks_per_year] < 0)", LONG_LABEL, "probability", 0.8685, NAN, NAN, NAN, NAN, NAN),
+        ("ratio_of_medians[control_vs_ms]", 3.772879, 3.193539, 4.448512, 1.001, 1767.2, 1616.0),
+        ("difference_in_medians[control_vs_ms]", 582.91, 503.33, 666.71, 1.002, 1846.0, 1317.0),
+        ("effect_percent[female]", -19.3112, -41.2311, 12.0133, 1.0031, 1184.0, 940.3),
+        ("category_spread_percent", 20.44, 0.004493, 68.79, 1.002, 1657.0, 1162.0),
+        ("P(effect_percent[optic_lesion] > 0)", 0.925, NAN, NAN, NAN, NAN, NAN),
     ]
-    cols = ["estimand", "label", "units", "median", "hdi_low", "hdi_high", "r_hat", "ess_bulk", "ess_tail"]
-    return pd.DataFrame(rows, columns=cols)
+    cols = ["estimand", "median", "hdi_low", "hdi_high", "r_hat", "ess_bulk", "ess_tail"]
+    t = pd.DataFrame(rows, columns=cols)
+    t.insert(1, "label", [estimand_label(STUDY, k)[0] for k in t["estimand"]])
+    t.insert(2, "units", [estimand_label(STUDY, k)[1] for k in t["estimand"]])
+    t.loc[t.index[-1], "label"] = LONG_LABEL
+    return t
 
 
 def checks() -> pd.DataFrame:
@@ -47,8 +56,8 @@ def checks() -> pd.DataFrame:
         ("Healthy controls: median", "control.median", "number", "ng/ml", 866.0, 790.22, 683.63, 914.52, 0.2, 0.1, NAN, "reproduced"),
         ("Healthy controls: mean minus median (skew)", "control.mean_minus_median", "number", "ng/ml", -54.0, 25.79, -30.85, 91.10, 0.008, 0.996, NAN,
          "not reproduced"),
-        ("control vs ms: claim 'fold'", "control_vs_ms.fold", "claim", "fold", "ratio_of_means > 3", 3.4588, 2.7823, 4.2217, NAN, NAN, 0.895, "reproduced"),
-        ("association 'sex': female patients significantly lower than male patients", "association.sex", "claim", "% per unit",
+        ("Healthy controls vs MS patients: ratio of means", "control_vs_ms.fold", "claim", "fold", "ratio of means > 3", 3.4588, 2.7823, 4.2217, NAN, NAN, 0.895, "reproduced"),
+        ("female vs male: female patients significantly lower than male patients", "association.sex", "claim", "% change",
          "lower (significant)", -24.74, -51.74, 11.74, NAN, NAN, 0.5375, "reproduced"),
     ]
     return pd.DataFrame(rows, columns=cols)
@@ -58,7 +67,7 @@ def exact_claim() -> pd.DataFrame:
     """A checks table whose claim is an exact value: judged by its p, with a share as well."""
     t = checks().iloc[[0, 2]].copy()
     t.loc[t.index[1], ["item", "published", "p_two_sided", "share_claim_holds"]] = [
-        "control vs ms: claim 'p_value'", "p_value = 0.003 (read as 0.0025 to <0.0035)", 0.31, 0.04]
+        "Healthy controls vs MS patients: p-value", "p = 0.003 (read as 0.0025 to <0.0035)", 0.31, 0.04]
     return t
 
 
@@ -104,7 +113,7 @@ def diagnostics(ok: bool = True) -> Diagnostics:
 
 def full_report(claims: bool = True, check_table: pd.DataFrame | None = None) -> list[str]:
     lines = console.report_lines("lasemi2018", estimands(), checks() if check_table is None else check_table, evidence(), diagnostics(),
-                                 FOLDER, {"total": 320.6, "sample": 275.4}, informativeness(claims), items())
+                                 FOLDER, {"total": 320.6, "sample": 275.4}, informativeness(claims), items(), study=STUDY)
     return lines + console.verdict_lines(SENTENCES)
 
 
@@ -128,7 +137,7 @@ def test_every_line_fits_100_columns_and_no_value_prints_as_nan(claims):
 def test_numbers_never_wrap_and_long_labels_keep_every_word():
     lines = full_report()
     est = section(lines, "Estimands")
-    for value in ("3.773", "[3.194, 4.449]", "-19.31", "[-41.23, 12.01]", "[0.004493, 68.79]", "0.8685"):
+    for value in ("3.773", "[3.194, 4.449]", "-19.31", "[-41.23, 12.01]", "[0.004493, 68.79]", "0.925"):
         assert any(value in ln for ln in est), value
     # the 75-character label wraps inside its column (its continuation lines indented), words in order
     start = next(i for i, ln in enumerate(est) if ln.startswith("posterior probability"))
@@ -137,7 +146,7 @@ def test_numbers_never_wrap_and_long_labels_keep_every_word():
         rows.append(est[start + len(rows)])
     label = " ".join(re.split(r"\s{2,}", ln.strip())[0] for ln in rows)
     assert len(rows) > 1 and label == LONG_LABEL, rows
-    assert re.split(r"\s{2,}", est[start].strip())[1:] == ["0.8685", "probability"], est[start]
+    assert re.split(r"\s{2,}", est[start].strip())[1:] == ["0.925", "probability"], est[start]
 
 
 def test_estimands_name_where_each_ones_diagnostics_are():
@@ -150,10 +159,10 @@ def test_claims_have_a_table_of_their_own():
     lines = full_report()
     numbers, claims = section(lines, "Checks against the published numbers"), section(lines, "Checks against the published claims")
     assert any("Healthy controls: median" in ln for ln in numbers)
-    assert not any("claim 'fold'" in ln or "association 'sex'" in ln for ln in numbers), numbers
-    assert not any("Healthy controls" in ln for ln in claims), claims
-    fold = next(ln for ln in claims if "claim 'fold'" in ln)
-    assert "ratio_of_means > 3" in fold and "0.895" in fold and fold.rstrip().endswith("reproduced")
+    assert not any("ratio of means" in ln or "female vs male" in ln for ln in numbers), numbers
+    assert not any("Healthy controls: median" in ln for ln in claims), claims
+    fold = next(ln for ln in claims if "ratio of means" in ln)
+    assert "ratio of means > 3" in fold and "0.895" in fold and fold.rstrip().endswith("reproduced")
     # a claim row has no predictive p, and the header no column for it
     assert not re.search(r"\bp\b", claims[0]), claims[0]
     assert "0.008" in next(ln for ln in numbers if "Healthy controls: mean" in ln)
@@ -170,8 +179,10 @@ def test_the_group_model_prints_no_empty_informativeness_column():
     info = section(full_report(claims=False), "Where each estimand comes from")
     assert "share stats - claims" not in " ".join(info)
     assert "share stats - claims" in " ".join(section(full_report(claims=True), "Where each estimand comes from"))
-    conflict = next(ln for ln in info if ln.startswith("effect_percent[optic_lesion]"))
-    assert "prior-data conflict (effect[optic_lesion])" in conflict
+    # the estimand and the prior term that drives a conflict, in the study file's words
+    at = next(i for i, ln in enumerate(info) if ln.startswith("effect of optic nerve lesion, with vs without, pooled over groups:"))
+    conflict = " ".join(ln.strip() for ln in info[at:at + 2])
+    assert "prior-data conflict (prior of the effect of optic nerve lesion, with vs without)" in conflict, info
 
 
 def test_unused_items_wrap_under_their_name():
@@ -224,10 +235,10 @@ def test_json_has_the_fields_and_no_nan():
     assert [e["estimand"] for e in doc["estimands"]] == list(estimands()["estimand"])
     assert set(doc["estimands"][0]) == {"estimand", "label", "units", "median", "hdi_low", "hdi_high"}
     prob = doc["estimands"][-1]
-    assert prob["label"] == LONG_LABEL and prob["median"] == 0.8685 and prob["hdi_low"] is None
+    assert prob["label"] == LONG_LABEL and prob["median"] == 0.925 and prob["hdi_low"] is None
     number, claim = doc["checks"][1], doc["checks"][2]
     assert number == {"item": "Healthy controls: mean minus median (skew)", "kind": "number", "verdict": "not reproduced", "p_two_sided": 0.008}
-    assert claim == {"item": "control vs ms: claim 'fold'", "kind": "claim", "verdict": "reproduced", "share_claim_holds": 0.895}
+    assert claim == {"item": "Healthy controls vs MS patients: ratio of means", "kind": "claim", "verdict": "reproduced", "share_claim_holds": 0.895}
     assert doc["verdict"] == SENTENCES
     assert "NaN" not in console.json_text(report)
 
@@ -254,7 +265,7 @@ def printed(monkeypatch, capsys):
     fit made of the tables above (the verdict's sentences stand in for the real ones)."""
     monkeypatch.setattr(fit_cli, "verdict_sentences", lambda result: SENTENCES)
     result = SimpleNamespace(
-        study=SimpleNamespace(id="lasemi2018"), model="hierarchical", family="normal", seed=20180302, diagnostics=diagnostics(),
+        study=STUDY, model="hierarchical", family="normal", seed=20180302, diagnostics=diagnostics(),
         estimands=estimands(), checks=checks(), evidence=evidence(), informativeness=informativeness(True), published_items=items(),
         timings={"total": 320.6, "sample": 275.4}, family_comparison=None,
     )

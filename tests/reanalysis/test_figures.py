@@ -25,7 +25,8 @@ from matplotlib.text import Text  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
 from models import effects  # noqa: E402
-from reanalysis.figures import labels as figure_labels, plots, sensitivity as sensitivity_plots  # noqa: E402
+from models import wording as figure_labels  # noqa: E402
+from reanalysis.figures import plots, sensitivity as sensitivity_plots  # noqa: E402
 from models.cohort import build_design  # noqa: E402
 from models.study import load_study  # noqa: E402
 
@@ -315,7 +316,7 @@ def test_effect_contrasts_follow_the_study_file(study):
     assert figure_labels.effect_contrast(study, "attacks_per_year") == "attacks per year, per +1"
     assert figure_labels.parameter_label(study, "group_difference", {"contrast": "ms"}) == "MS patients relative to Healthy controls"
     assert figure_labels.estimand_label(study, "prob_superiority[control_vs_ms]") == ("Healthy controls vs MS patients: probability of superiority", "probability")
-    assert figure_labels.estimand_label(study, "slope_percent[ms, age_decades]") == ("MS patients: effect of age, per decade", "% change in serum vitamin K2")
+    assert figure_labels.estimand_label(study, "slope_percent[ms, age_decades]") == ("MS patients: effect of age, per decade", "% change")
     # without the study file the identifiers are at least made readable
     assert figure_labels.parameter_label(None, "effect", {"covariate": "age_decades"}) == "effect of age decades"
 

@@ -97,8 +97,13 @@ def test_short_fit_exit_code_and_diagnostics(short_fit):
     assert proc.returncode in (0, 3), describe(proc)
     assert "Traceback" not in proc.stderr
     # a healthy run's log is the toolkit's own: no library chatter about internal variables
-    for noise in ("Sampling: [", "NaN-value", "RuntimeWarning"):
+    for noise in ("Sampling: [", "NaN-value", "RuntimeWarning", "Multiprocess sampling", "NUTS: [", "Initializing NUTS"):
         assert noise not in proc.stderr, f"{noise!r} on stderr:\n{proc.stderr}"
+    # every step is logged with the elapsed time, from the study to the written folder
+    steps = [ln for ln in proc.stderr.splitlines() if re.match(r"\[\s*\d+\.\ds\] ", ln)]
+    for step in ("study lasemi2018", "sampling 2 chains", "sampled in", "posterior predictive checks", "informativeness",
+                 "writing the result folder", "written: "):
+        assert any(step in ln for ln in steps), (step, proc.stderr)
     diag = short_fit.manifest["diagnostics"]
     if proc.returncode == 3:
         assert "SAMPLER DIAGNOSTICS FAILED" in proc.stderr
@@ -210,10 +215,27 @@ def test_short_fit_prints_tables(short_fit):
     for title in ("== Estimands", "== Checks against the published numbers", "== Checks against the published claims"):
         assert title in out, title
     claims = out.split("== Checks against the published claims", 1)[1].split("\n\n", 1)[0]
-    assert "claim 'fold'" in claims and "Healthy controls: median" not in claims
+    assert "Healthy controls vs MS patients: ratio of means" in claims and "Healthy controls: median" not in claims
     assert "NaN" not in out
     wide = [ln for ln in out.splitlines() if len(ln) > 100 and not ln.startswith("Results: ")]
     assert not wide, wide
+
+
+def test_short_fit_speaks_in_the_study_files_words(short_fit):
+    """The label column of estimands.csv, the items of checks.csv and the console's tables
+    name groups, comparisons and estimands in the study file's words, never by identifiers."""
+    internal = re.compile(r"\w\[|P\(X_|% per unit|[A-Za-z0-9]_[A-Za-z0-9]")
+    estimands = pd.read_csv(short_fit.folder / "estimands.csv")
+    checks = pd.read_csv(short_fit.folder / "checks.csv")
+    texts = [*estimands["label"], *estimands["units"], *checks["item"], *checks["published"].astype(str)]
+    assert not [t for t in texts if internal.search(t)]
+    out = short_fit.proc.stdout
+    for title in ("== Estimands", "== Bayes factor", "== Checks against the published numbers", "== Checks against the published claims",
+                  "== Where each estimand comes from"):
+        body = out.split(title, 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+        # file names (estimands.csv, published_items.csv) are the only snake_case a reader meets
+        words = [ln for ln in body if internal.search(re.sub(r"\b\w+\.csv\b", "", ln))]
+        assert not words, (title, words)
 
 
 def test_short_fit_accounts_for_every_published_item_and_ends_with_the_verdict(short_fit):
