@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     labels = (study,) if "study" in inspect.signature(plots.prior_posterior_figure).parameters else ()
     jobs = [
         ("prior_posterior.png", "prior_posterior_figure", (idata, free, api.parameter_scales, *labels)),
-        ("rank_plots.png", "rank_figure", (idata, free)),
+        ("rank_plots.png", "rank_figure", (idata, free, study)),
         ("predictive_checks.png", "predictive_figure", (pstats, api.check_table(pstats, study), study)),
         ("group_values.png", "group_values_figure", (idata, study)),
         ("level_vs_covariate.png", "covariate_figure", (view, study)),

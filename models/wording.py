@@ -40,9 +40,9 @@ PARAMETER_TEXT = {
     "group_difference": "{group} relative to {first}",
     "effect": "effect of {covariate}",
     "effect_spread": "between-group SD of the effect of {covariate}",
-    "effect_z": "group deviations of the covariate effects",
+    "effect_z": "{group}: deviation of the effect of {covariate} (standardised)",
     "category_spread": "SD of the effects of {category}",
-    "category_z": "effects of the levels of {category}",
+    "category_z": "{category} {level}: effect (standardised)",
     "log_sigma": "{group}: residual SD",
     # group model (models.group)
     "log_mean": "{group}: population mean",

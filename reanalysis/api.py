@@ -163,7 +163,7 @@ class Fit:
         ratios = {"ratio_of_medians", "ratio_of_means"}
         candidates = [
             ("prior_posterior.png", "prior_posterior_figure", (idata, a.free, api.parameter_scales, study), set()),
-            ("rank_plots.png", "rank_figure", (idata, a.free), set()),
+            ("rank_plots.png", "rank_figure", (idata, a.free, study), set()),
             ("predictive_checks.png", "predictive_figure", (a.pstats, a.checks, study), set()),
             ("group_values.png", "group_values_figure", (idata, study), {"median", "mean"}),
         ]

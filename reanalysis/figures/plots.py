@@ -273,20 +273,32 @@ def predictive_figure(stats: dict[str, np.ndarray], checks: pd.DataFrame, study:
     return fig
 
 
-def rank_figure(idata: az.InferenceData, var_names) -> plt.Figure:
-    """ArviZ rank plots of the sampled parameters (uniform ranks across chains = good mixing).
+def rank_figure(idata: az.InferenceData, var_names, study: Study | None = None) -> plt.Figure:
+    """ArviZ rank plots of the sampled parameters (uniform ranks across chains = good mixing),
+    at page width in two columns, each panel titled with the parameter in the study file's
+    words (:func:`models.wording.parameter_label`).
 
     Drawn as deviations from the uniform count (``kind="vlines"``): with some 20 panels the
     bars took twice as long to draw."""
-    # ArviZ's own size for some 20 panels was 22 x 33 inches: 9 megapixels at our dpi, and
-    # saving them took 3 s.  About 4 x 2.4 inches a panel, in ArviZ's three columns.
-    n = sum(int(np.prod(idata.posterior[v].shape[2:])) for v in var_names)
-    cols = min(3, n)
-    axes = az.plot_rank(idata, var_names=list(var_names), kind="vlines", figsize=(4.0 * cols, 2.4 * math.ceil(n / cols)))
-    fig = np.atleast_1d(axes).ravel()[0].figure
-    fig.suptitle("Rank plots by chain: each chain's counts should scatter closely around the dashed line (uniform ranks)")
-    # half an inch for the title: ArviZ's tall grid left it over the first row's middle title
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+    from arviz.sel_utils import xarray_var_iter
+
+    panels = list(xarray_var_iter(idata.posterior[list(var_names)], combined=True, skip_dims={"chain", "draw"}))
+    cols = min(2, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    # about 3.1 x 1.3 inches a panel: ArviZ's own size for some 20 panels was 22 x 33 inches,
+    # 9 megapixels at our dpi, and saving them took 3 s
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 0.7 + 1.3 * rows), squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    az.plot_rank(idata, var_names=list(var_names), kind="vlines", ax=axes.ravel()[: len(panels)],
+                 vlines_kwargs={"lw": 1.0}, marker_vlines_kwargs={"marker": "o", "lw": 0, "markersize": 3.5})
+    for ax, (name, selection, _, _) in zip(axes.ravel(), panels):
+        ax.set_title(_wrap(words.parameter_label(study, name, selection), 48), fontsize=_STYLE["axes.titlesize"])
+        ax.tick_params(labelsize=_STYLE["xtick.labelsize"])
+        ax.set_xlabel("rank (all chains)" if ax in axes[-1] else "", fontsize=_STYLE["axes.labelsize"])
+        ax.set_ylabel("chain", fontsize=_STYLE["axes.labelsize"])
+    fig.suptitle("Rank plots by chain: each chain's counts should scatter\nclosely around the dashed line (uniform ranks)")
+    fig.tight_layout()
     return fig
 
 

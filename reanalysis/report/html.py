@@ -438,11 +438,16 @@ def _table(header: list[str], rows: list[list], caption: str = "", num_cols: set
     return {"kind": "table", "header": [str(h) for h in header], "rows": cells, "caption": caption}
 
 
+#: Resolution of the figures the report draws itself (the energy plot, the plausibility
+#: chart): that of the result folder's figures, so that all print alike.
+FIGURE_DPI = 300
+
+
 def _fig_png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format="png", dpi=FIGURE_DPI)
     plt.close(fig)
     return buf.getvalue()
 
@@ -918,11 +923,16 @@ def render_report(result_dir: Path, sensitivity_dir: Path | None = None, command
         raise ReportError(f"{r.path / 'idata.nc'}: cannot read ({one_line(exc)})") from None
     energy_png, bfmi = None, None
     if "sample_stats" in idata.groups() and "energy" in idata.sample_stats:
-        ax = az.plot_energy(idata, figsize=(8, 4.5))
-        fig = ax.figure
-        fig.suptitle("Energy plot: the two distributions should overlap")
-        fig.tight_layout()
-        energy_png = _fig_png(fig)
+        from reanalysis.figures.plots import WIDTH, page_style
+
+        @page_style
+        def energy_figure():
+            ax = az.plot_energy(idata, figsize=(WIDTH, 3.4), textsize=8.0)
+            ax.figure.suptitle("Energy plot: the two distributions should overlap")
+            ax.figure.tight_layout()
+            return ax.figure
+
+        energy_png = _fig_png(energy_figure())
         bfmi = [float(v) for v in az.bfmi(idata)]
     plaus_png = _fig_png(plausibility.plausibility_figure(audit)) if audit is not None else None
 

@@ -410,9 +410,11 @@ def plausibility_figure(a: Audit):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from reanalysis.figures.plots import WIDTH, plain_log_ticks
+
     refs = a.reference.measurements
     n_rows = len(refs) + len(a.groups)
-    fig, ax = plt.subplots(figsize=(10, 2.8 + 0.45 * n_rows))
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.9 + 0.4 * n_rows))
     labels, y = [], 0
     for m in refs:
         v = m.value
@@ -437,7 +439,7 @@ def plausibility_figure(a: Audit):
         group_y.append(y)
         y += 1
     ticks = list(range(len(refs))) + group_y
-    ax.set_yticks(ticks, [textwrap.fill(t, 48) for t in labels], fontsize=8)
+    ax.set_yticks(ticks, [textwrap.fill(t, 40) for t in labels], fontsize=7.5)
     ax.invert_yaxis()
     ax.set_xscale("log")
     top = a.top_range or a.top_any
@@ -445,7 +447,7 @@ def plausibility_figure(a: Audit):
     for g, gy in zip(a.groups, group_y):
         f = a.fold(g.group, top.id)
         ax.annotate(f"{fmt(f.fold_median)}x dashed line", (g.high, gy), xytext=(8, 0), textcoords="offset points",
-                    va="center", fontsize=8)
+                    va="center", fontsize=7.5)
     lows = [m.value.low if m.value.kind == "range" else m.value.mean if m.value.kind == "mean_sd" else m.value.max for m in refs]
     lo = min(lows + [g.low for g in a.groups])
     hi = max(max(m.value.upper for m in refs), max(g.high for g in a.groups))
@@ -456,8 +458,12 @@ def plausibility_figure(a: Audit):
     ax.plot([], [], color="darkorange", lw=5, label="this study: population median, 95% interval")
     ax.plot([], [], "D", color="crimson", label="this study: published sample median")
     ax.plot([], [], color="k", ls="--", lw=1, label=f"largest upper end of reference ranges ({fmt(top.value.upper)} {a.units})")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
-    ax.set_title(textwrap.fill(f"Measurement plausibility: {a.analyte} ({a.study_id}) against reference values: {a.reference.title}", 90),
-                 fontsize=10)
+    plain_log_ticks(ax.xaxis)
+    ax.tick_params(axis="x", labelsize=7.5)
+    ax.xaxis.label.set_fontsize(8)
+    ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
+    # over the whole figure: over the axes alone, the title ran past the figure's right edge
+    fig.suptitle(textwrap.fill(f"Measurement plausibility: {a.analyte} ({a.study_id}) against reference values: {a.reference.title}", 80),
+                 fontsize=9)
     fig.tight_layout()
     return fig

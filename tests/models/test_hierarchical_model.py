@@ -442,8 +442,8 @@ def test_prior_posterior_figure_has_a_panel_per_coordinate_and_the_models_scales
 
 
 def test_rank_figure_has_a_panel_per_coordinate_at_a_bounded_size():
-    """One rank panel per coordinate, about 4 x 2.4 inches each in three columns (ArviZ's
-    own size for 18 panels was 22 x 33 inches, and saving it took seconds)."""
+    """One rank panel per coordinate, in two columns at page width (ArviZ's own size for 18
+    panels was 22 x 33 inches, and saving it took seconds)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -453,7 +453,7 @@ def test_rank_figure_has_a_panel_per_coordinate_at_a_bounded_size():
     idata = az.from_dict(posterior={"a": rng.normal(size=(4, 100, 2, 2)), "b": rng.normal(size=(4, 100))}, dims={"a": ["g", "c"]})
     fig = rank_figure(idata, ["a", "b"])
     assert len([ax for ax in fig.axes if ax.get_visible() and ax.has_data()]) == 5
-    np.testing.assert_allclose(fig.get_size_inches(), (12.0, 4.8))
+    np.testing.assert_allclose(fig.get_size_inches(), (6.3, 0.7 + 1.3 * 3))
 
 
 def test_structure_key_is_the_same_for_two_builds_of_one_study(study, model):

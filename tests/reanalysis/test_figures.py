@@ -39,9 +39,9 @@ MIN_POINTS = 7.0
 #: notation of the tables (``P(X_a > X_b)``) and a percentage "per unit" of nothing named.
 INTERNAL = [re.compile(r"\w\["), re.compile(r"[A-Za-z0-9]_[A-Za-z0-9]"), re.compile(r"P\(X_"), re.compile(r"% per unit")]
 FIGURES = ["ratio_posterior", "group_values", "effects_forest", "percent_effects", "level_vs_covariate", "prior_posterior", "predictive_checks",
-           "sensitivity_ratio", "sensitivity_claim"]
+           "sensitivity_ratio", "sensitivity_claim", "rank_plots"]
 #: Figures whose symbols are explained in their title or axis label instead of a legend.
-NO_LEGEND = {"predictive_checks", "sensitivity_ratio", "sensitivity_claim"}
+NO_LEGEND = {"predictive_checks", "sensitivity_ratio", "sensitivity_claim", "rank_plots"}
 
 
 def _posterior(study, design, rng, chains=2, draws=300):
@@ -133,6 +133,7 @@ def figures(study):
         "predictive_checks": plots.predictive_figure(pstats, api.check_table(pstats, study), study),
         "sensitivity_ratio": sensitivity_plots.forest_figure(_sensitivity_table(), "ratio_of_medians[control_vs_ms]", study=study),
         "sensitivity_claim": sensitivity_plots.forest_figure(_sensitivity_table(), "P(effect_percent[female] < 0)", study=study),
+        "rank_plots": plots.rank_figure(idata, free, study),
     }
     for fig in built.values():
         fig.canvas.draw()

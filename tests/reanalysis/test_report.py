@@ -679,3 +679,64 @@ def test_browser_renders_without_broken_images_or_requests(report, tmp_path):
     result, _ = _dom_check(exe, control, tmp_path / "profile3")
     assert set(result["broken"]) == {"external", "corrupt"}
     assert any("127.0.0.1" in v for v in result["violations"])
+
+
+#: Measures the page in a frame of the width under test (headless Chromium's window is at
+#: least 500 px wide, a frame can be narrower) and posts the numbers to the wrapper page.
+_LAYOUT_JS = """<script>window.addEventListener('load',function(){
+var imgs=Array.prototype.slice.call(document.images).map(function(i){var b=i.parentElement;
+return {alt:i.alt,width:i.getBoundingClientRect().width,natural:i.naturalWidth,box:b.clientWidth,box_scroll:b.scrollWidth};});
+parent.postMessage(JSON.stringify({inner:window.innerWidth,scroll:document.documentElement.scrollWidth,imgs:imgs}),'*');});
+</script>"""
+#: Smallest height of a figure's smallest text on screen, in CSS pixels.
+MIN_SCREEN_TEXT_PX = 9.0
+
+
+def _png_dpi(src: str) -> float:
+    from PIL import Image
+    import io
+
+    with Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as im:
+        return float(im.info["dpi"][0])
+
+
+#: Widths the page is measured at: a desktop window and a phone.
+LAYOUT_WIDTHS = (1280, 390)
+
+
+def test_browser_layout_at_desktop_and_phone_width(report, tmp_path):
+    """At 1280 and 390 px the page never scrolls sideways (wide tables scroll in their own
+    box), and every figure's smallest text (7 pt at page width) is at least 9 CSS px on
+    screen: at 1280 px a figure fits its frame whole; on a phone it keeps a readable width
+    and scrolls within its frame.  One browser measures both widths, a frame each."""
+    from reanalysis.figures.plots import MIN_FONT
+
+    exe = _chromium()
+    _, _, text = report
+    page = tmp_path / "page.html"
+    page.write_text(_instrumented(text).replace(_CHECK_JS, _LAYOUT_JS), encoding="utf-8")
+    frames = "".join(f'<iframe src="page.html" style="width:{w}px;height:2400px;border:0"></iframe>' for w in LAYOUT_WIDTHS)
+    wrapper = tmp_path / "wrapper.html"
+    wrapper.write_text(
+        f'<html><body style="margin:0">{frames}<pre id="__layout"></pre><script>var got=[];'
+        'window.addEventListener("message",function(e){got.push(JSON.parse(e.data));'
+        'document.getElementById("__layout").textContent=JSON.stringify(got);});</script></body></html>', encoding="utf-8")
+    proc = _headless(exe, tmp_path / "profile", "--allow-file-access-from-files", "--window-size=1800,2400",
+                     "--virtual-time-budget=10000", "--dump-dom", wrapper.as_uri())
+    m = re.search(r'<pre id="__layout">(.*?)</pre>', proc.stdout, re.S)
+    assert m and m.group(1), f"no layout from chromium (exit {proc.returncode})\n{proc.stderr[-2000:]}"
+    layouts = {d["inner"]: d for d in json.loads(html.unescape(m.group(1)))}
+    assert set(layouts) == set(LAYOUT_WIDTHS), sorted(layouts)
+    srcs = [img["src"] for img in parse(text).imgs]
+    dpis = [_png_dpi(src) for src in srcs]
+    for width, layout in layouts.items():
+        assert layout["scroll"] <= width, f"the page scrolls sideways at {width} px: {layout['scroll']} px wide"
+        assert len(layout["imgs"]) == len(srcs) > 0
+        small = {}
+        for img, dpi in zip(layout["imgs"], dpis):
+            text_px = MIN_FONT * dpi / 72 * img["width"] / img["natural"]
+            if text_px < MIN_SCREEN_TEXT_PX:
+                small[img["alt"][:50]] = round(text_px, 1)
+            if width >= 1000:
+                assert img["box_scroll"] <= img["box"] + 1, f"{img['alt'][:50]}: cut at {width} px"
+        assert not small, f"figure text below {MIN_SCREEN_TEXT_PX} px at {width} px: {small}"
