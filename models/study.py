@@ -869,9 +869,10 @@ def _suggestion(word: Any, choices) -> str:
     return f" (did you mean {lower[close[0]]!r}?)" if close else ""
 
 
-def _keys_at(loc: tuple) -> list[str]:
+def _keys_at(loc: tuple, root: type[BaseModel] | None = None) -> list[str]:
     """Field names the schema allows at an error location (the mapping that holds the
-    offending key), found by walking :class:`Study`'s annotations along ``loc``."""
+    offending key), found by walking the annotations of ``root`` (default :class:`Study`)
+    along ``loc``."""
     import types
     import typing
 
@@ -881,7 +882,7 @@ def _keys_at(loc: tuple) -> list[str]:
             return [m for arg in typing.get_args(tp) for m in models_of(arg)]
         return [tp]
 
-    node: Any = Study
+    node: Any = Study if root is None else root
     for part in loc[:-1]:
         if isinstance(node, type) and issubclass(node, BaseModel):
             field = node.model_fields.get(str(part))
@@ -890,6 +891,8 @@ def _keys_at(loc: tuple) -> list[str]:
             node = field.annotation
         elif typing.get_origin(node) is dict:
             node = typing.get_args(node)[1]
+        elif typing.get_origin(node) in (list, tuple):  # the part is the item's index
+            node = typing.get_args(node)[0]
         else:
             return []
         candidates = [m for m in models_of(node) if m is not type(None)]
@@ -923,8 +926,10 @@ def _is_number_text(value: Any) -> bool:
     return isinstance(value, str) and re.fullmatch(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*", value) is not None
 
 
-def first_error(exc: ValidationError) -> str:
-    """The first validation error as ``"<dotted field path>: <what is wrong>"``."""
+def first_error(exc: ValidationError, root: type[BaseModel] | None = None) -> str:
+    """The first validation error as ``"<dotted field path>: <what is wrong>"``; an unknown
+    key suggests the nearest key the schema ``root`` (the validated model, default
+    :class:`Study`) allows there."""
     errors = exc.errors(include_url=False)
     err = errors[0]
     if err["type"] == "missing":
@@ -952,7 +957,7 @@ def first_error(exc: ValidationError) -> str:
         else:
             msg = f"a key must be a string, not {_kind(value)} (put it in quotes)"
     elif kind == "extra_forbidden":
-        msg = f"unknown key (remove it or fix its spelling){_suggestion(parts[-1] if parts else '', _keys_at(tuple(err['loc'])))}"
+        msg = f"unknown key (remove it or fix its spelling){_suggestion(parts[-1] if parts else '', _keys_at(tuple(err['loc']), root))}"
     elif kind == "missing":
         msg = "required field is missing"
     elif kind in ("float_type", "float_parsing"):

@@ -224,7 +224,7 @@ def load_grid(path: str | Path) -> Grid:
     try:
         return Grid.model_validate(data)
     except ValidationError as exc:
-        raise GridError(one_line(f"{path}: {first_error(exc)}")) from None
+        raise GridError(one_line(f"{path}: {first_error(exc, Grid)}")) from None
 
 
 def check_reps(specs: list[Spec], reps: int | None, where: str) -> None:

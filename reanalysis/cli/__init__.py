@@ -34,7 +34,9 @@ def main(argv: list | None = None) -> int:
         return EXIT_OK if argv else EXIT_INPUT
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"{USAGE}\nreanalysis: error: unknown command {name!r}", file=sys.stderr)
+        from reanalysis.cli.parser import nearest
+
+        print(f"{USAGE}\nreanalysis: error: unknown command {name!r}{nearest(name, COMMANDS)}", file=sys.stderr)
         return EXIT_INPUT
     module_name, supervised = COMMANDS[name]
     module = importlib.import_module(module_name)

@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from reanalysis.cli.parser import Parser
 from reanalysis.cli.tables import FORMAT_NAMES, write_text
 from reanalysis.settings import EXIT_INPUT, EXIT_OK
 
@@ -23,7 +24,7 @@ PROG = "compare.py"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("result_dirs", type=Path, nargs="+", metavar="RESULT_DIR", help="two or more result folders written by scripts/fit.py")
     p.add_argument("--table", choices=("estimands", "checks"), default="estimands", help="what to compare (default: %(default)s)")

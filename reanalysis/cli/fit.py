@@ -15,6 +15,7 @@ from pathlib import Path
 
 T_START = time.perf_counter()
 
+from reanalysis.cli.parser import Parser  # noqa: E402 (stdlib only)
 from reanalysis.results import progress_logger, stderr_is_terminal  # noqa: E402 (stdlib only: keeps --help fast)
 from reanalysis.settings import (  # noqa: E402 (stdlib only)
     DEFAULT_CHAINS,
@@ -41,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     from models.priors import PRIOR_SETS
 
     facts, targets = model_facts()
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog=PROG,
         description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 1)[1] + "\nResults go to OUT/<study>-<model>-<UTC time>-<random>/.",

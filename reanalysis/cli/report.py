@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from reanalysis.cli.parser import Parser
 from reanalysis.settings import EXIT_INPUT, EXIT_OK
 
 #: Program name in usage lines (``reanalysis report`` from the console script).
@@ -21,7 +22,7 @@ PROG = "report.py"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog=PROG,
         description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 1)[1],

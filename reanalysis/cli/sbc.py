@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from reanalysis.cli.parser import Parser
 from reanalysis.model_facts import model_facts
 from reanalysis.results import counter, end_counter
 from reanalysis.settings import DEFAULT_CHAINS, DEFAULT_PRIORS, DEFAULT_STUDY, EXIT_INPUT, EXIT_MISCALIBRATED, EXIT_OK, MAX_RHAT, ROOT
@@ -26,7 +27,7 @@ PROG = "sbc.py"
 
 def parse_args(argv=None):
     facts, _ = model_facts()
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=list(facts), default="group", help="model to calibrate (default: %(default)s)")
     p.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="study whose design is simulated (default: %(default)s)")
     p.add_argument(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 T_START = time.perf_counter()
 
+from reanalysis.cli.parser import Parser  # noqa: E402 (stdlib only)
 from reanalysis.results import file_sha256, progress_logger  # noqa: E402 (stdlib only: keeps --help fast)
 from reanalysis.settings import DEFAULT_STUDY, ROOT  # noqa: E402 (stdlib only)
 from reanalysis.supervisor import phase  # noqa: E402 (stdlib only)
@@ -27,7 +28,7 @@ log = progress_logger(T_START)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog=PROG,
         description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 1)[1] + "\nResults go to OUT/<study>-sensitivity-<UTC time>-<random>/.",

@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from reanalysis.cli.parser import Parser
 from reanalysis.settings import EXIT_INPUT, EXIT_OK
 
 #: Program name in usage lines (``reanalysis tables`` from the console script).
@@ -24,7 +25,7 @@ FORMAT_NAMES = ("md", "tex", "csv")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("result_dir", type=Path, metavar="RESULT_DIR", help="a result folder written by scripts/fit.py")
     p.add_argument("--table", choices=TABLE_NAMES, default="estimands",

@@ -193,7 +193,7 @@ def load_reference(path: str | Path) -> ReferenceSet:
     try:
         ref = ReferenceSet.model_validate(data)
     except ValidationError as exc:
-        raise fail(first_error(exc)) from None
+        raise fail(first_error(exc, ReferenceSet)) from None
     return ref.model_copy(update={"path": path})
 
 

@@ -324,6 +324,21 @@ def test_draws_zero_is_an_argparse_error(tmp_path, fit_main):
     assert not out.exists()
 
 
+def test_a_mistyped_option_names_the_nearest_one(tmp_path, fit_main):
+    out = tmp_path / "out"
+    code, _, err = fit_main("--prios", "wide", "--out", out)
+    assert code == 2 and "Traceback" not in err
+    assert "unrecognized arguments: --prios wide; --prios (did you mean '--priors'?)" in err, err
+    assert not out.exists()
+
+
+def test_a_mistyped_command_names_the_nearest_one(capsys):
+    from reanalysis.cli import main
+
+    assert main(["fitt"]) == 2
+    assert "unknown command 'fitt' (did you mean 'fit'?)" in capsys.readouterr().err
+
+
 # -- 4. a failing run never touches an earlier result ----------------------------------------
 def test_bad_input_leaves_existing_result_untouched(short_fit, bad_sd_study, fit_main):
     before_entries = [p.name for p in short_fit.entries]

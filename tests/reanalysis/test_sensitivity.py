@@ -69,7 +69,8 @@ def test_shipped_grids_are_valid_and_start_with_the_default(study, path, model, 
 @pytest.mark.parametrize(
     "data, field, words",
     [
-        ({"one_at_a_time": {"priros": "every"}}, "one_at_a_time.priros", "unknown key"),
+        ({"one_at_a_time": {"priros": "every"}}, "one_at_a_time.priros", "unknown key (remove it or fix its spelling) (did you mean 'priors'?)"),
+        ({"sampling": {"draw": 10}}, "sampling.draw", "(did you mean 'draws'?)"),
         ({"bogus": 1}, "bogus", "unknown key"),
         ({"scenarios": [{"name": "x", "assumptions": {"no_such_thing": 1}}]}, "scenarios.0.assumptions.no_such_thing", "not an assumption"),
         ({"scenarios": [{"name": "x", "priors": "nonexistent"}]}, "scenarios.0.priors", "unknown prior set 'nonexistent'"),
@@ -98,7 +99,7 @@ def test_bad_grid_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys):
     capsys.readouterr()
     assert import_script("sensitivity").main(["--grid", str(path), "--out", str(out)]) == 2
     lines = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
-    assert lines == [f"error: {path}: scenarios.0.priorz: unknown key (remove it or fix its spelling)"]
+    assert lines == [f"error: {path}: scenarios.0.priorz: unknown key (remove it or fix its spelling) (did you mean 'priors'?)"]
     assert not out.exists()
 
 
