@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from models.study import Study
+from models.wording import effect_contrast
 
 #: The estimand whose direction and size the verdict states first.
 MAIN_ESTIMAND = "ratio_of_medians"
@@ -98,17 +99,6 @@ def main_difference(study: Study, estimands: pd.DataFrame, posterior) -> str | N
             f"{b} ({interval}); posterior probability that {a} is higher: {direction_probability(draws)}.")
 
 
-def _covariate_phrase(study: Study, covariate: str) -> str:
-    cov = study.covariates[covariate]
-    label = cov.label
-    binary = (cov.counts is not None and "." in cov.counts) or (
-        cov.assumption is not None and study.covariate_distribution(covariate).distribution == "bernoulli"
-    )
-    if binary and " vs " not in label and "(vs" not in label:
-        return f"with vs without {label}"
-    return label
-
-
 def covariate_effects(study: Study, estimands: pd.DataFrame, informativeness: pd.DataFrame | None) -> str | None:
     """Which covariate effects the published numbers inform, with their sizes."""
     est = estimands.set_index("estimand")
@@ -119,7 +109,8 @@ def covariate_effects(study: Study, estimands: pd.DataFrame, informativeness: pd
     groups: dict[str, list[str]] = {"informed": [], "assumed": [], "prior": [], "open": []}
     for c, key in rows:
         r = est.loc[key]
-        text = f"{_covariate_phrase(study, c)} {_percent(r['median'])} ({_percent(r['hdi_low'])} to {_percent(r['hdi_high'])})"
+        # the size first: a contrast's own comma ("age, per decade") then never reads as a list
+        text = f"{_percent(r['median'])} ({_percent(r['hdi_low'])} to {_percent(r['hdi_high'])}) for {effect_contrast(study, c)}"
         label = labels.get(key, "")
         kind = "informed" if label in _INFORMED else "assumed" if label in _ASSUMED else "prior" if label in _PRIOR else "open"
         groups[kind].append(text)

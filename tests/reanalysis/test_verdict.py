@@ -83,11 +83,11 @@ def test_covariate_effects_are_grouped_by_what_informs_them_with_study_labels():
               "age_decades": "undetermined", "attacks_per_year": "mostly prior/assumption"}
     post, est, checks, info = _fake_result(study, ratio=3.7, labels=labels)
     effects = next(s for s in verdict(study, est, checks, post, info) if s.startswith("Covariate effects"))
-    assert "informed by the published numbers: female (vs male) -12% (-30% to +4%)" in effects
-    assert "resting on qualitative claims and assumed covariate distributions: with vs without optic nerve lesion" in effects
-    assert "undetermined): age (per decade)" in effects
+    assert "informed by the published numbers: -12% (-30% to +4%) for female vs male;" in effects
+    assert "resting on qualitative claims and assumed covariate distributions: -12% (-30% to +4%) for optic nerve lesion, with vs without;" in effects
+    assert "undetermined): -12% (-30% to +4%) for age, per decade." in effects
     # an effect the prior carries is not said to rest on the claims
-    assert "resting mostly on the prior and assumptions: attacks per year" in effects
+    assert "resting mostly on the prior and assumptions: -12% (-30% to +4%) for attacks per year, per +1;" in effects
 
 
 def test_unreproduced_numbers_and_failed_diagnostics_are_named():
