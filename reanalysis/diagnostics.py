@@ -51,7 +51,9 @@ def check_diagnostics(idata: az.InferenceData, table: pd.DataFrame) -> Diagnosti
     if div > MAX_DIVERGENCES:
         d.problems.append(f"{div} divergent transitions (allowed: {MAX_DIVERGENCES})")
     for _, row in t.iterrows():
-        name = row.get("estimand", row.name)
+        # the estimand in words, with its key (the row of estimands.csv) in brackets
+        key, label = row.get("estimand", row.name), row.get("label")
+        name = f"{label} ({key})" if isinstance(label, str) and label else key
         if not np.isfinite(row["r_hat"]) or row["r_hat"] > MAX_RHAT:
             d.problems.append(f"{name}: R-hat {row['r_hat']:.3f} > {MAX_RHAT}")
         for col in ("ess_bulk", "ess_tail"):

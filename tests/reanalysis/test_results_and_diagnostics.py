@@ -131,10 +131,11 @@ def test_chain_with_shifted_mean_fails_on_r_hat(study):
     assert not d.ok
     assert d.max_rhat > diagnostics.MAX_RHAT
     rhat_problems = [p for p in d.problems if "R-hat" in p]
-    assert any(p.startswith("mean[control]") for p in rhat_problems), d.problems
-    assert any(p.startswith("mean[ms]") for p in rhat_problems), d.problems
+    # each named in words, with its key in estimands.csv
+    assert any(p.startswith("Healthy controls: population mean (mean[control]): R-hat") for p in rhat_problems), d.problems
+    assert any(p.startswith("MS patients: population mean (mean[ms]): R-hat") for p in rhat_problems), d.problems
     # a common shift cancels in the ratio of means: that estimand is not blamed
-    assert not any(p.startswith("ratio_of_means") for p in d.problems), d.problems
+    assert not any("ratio_of_means" in p for p in d.problems), d.problems
     assert d.as_dict()["ok"] is False
 
 
@@ -158,7 +159,7 @@ def test_autocorrelated_chains_fail_on_ess(study):
     d = _check(_idata(np.array([812.0, 235.0]) * np.exp(0.05 * x), cv), study)
     assert not d.ok
     assert d.min_ess_bulk < diagnostics.MIN_ESS
-    assert any("ESS" in p and p.startswith("mean[control]") for p in d.problems), d.problems
+    assert any("ESS" in p and p.startswith("Healthy controls: population mean (mean[control])") for p in d.problems), d.problems
 
 
 def _table(**overrides):
@@ -178,7 +179,7 @@ def test_estimand_with_ess_below_400_fails_naming_it(column):
     d = diagnostics.check_diagnostics(idata, _table(**{column: 399.0}))
     assert not d.ok
     assert len(d.problems) == 1, d.problems
-    assert d.problems[0].startswith("ratio_of_means[control_vs_ms]")
+    assert d.problems[0].startswith("ratio_of_means[control_vs_ms]")  # a table without labels: the key alone
     assert column.split("_")[1] in d.problems[0] and "399" in d.problems[0] and "400" in d.problems[0]
     # exactly at the threshold passes
     assert diagnostics.check_diagnostics(idata, _table(**{column: 400.0})).ok
