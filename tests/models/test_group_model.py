@@ -286,3 +286,76 @@ def test_overrides_replace_one_prior_and_never_touch_the_shared_sets():
     priors["log_mean"]["sigma"] = 99.0
     assert PRIOR_SETS == before
     assert get_priors("group")["log_mean"]["sigma"] == 3.0
+
+
+# --- medians alone: the location in sampling SDs of a median ---------------------------------
+@pytest.fixture(scope="module")
+def medians_only(tmp_path_factory):
+    """The real study with each group's median alone, and its model in both parameterisations."""
+    import models.group as group
+
+    data = yaml.safe_load(STUDY_PATH.read_text(encoding="utf-8"))
+    for g in data["groups"].values():
+        g["statistics"] = {"median": g["statistics"]["median"]}
+    path = tmp_path_factory.mktemp("medians") / "medians.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    study = load_study(path)
+    assert group.median_only(study)
+    located = build_model(study, get_priors("group"), reps=REPS)
+    saved = group.median_only
+    group.median_only = lambda s: False  # the plain (log_mean, log_cv) model of the same study
+    try:
+        plain = build_model(study, get_priors("group"), reps=REPS)
+    finally:
+        group.median_only = saved
+    return study, located, plain
+
+
+def test_medians_alone_give_the_same_posterior_density_up_to_the_jacobian(medians_only):
+    """At any (log_mean, log_cv) the located model's density in (loc_z, log_cv) is the plain
+    model's times d log_mean / d loc_z = s(cv): the same posterior, sampled in other units."""
+    from models.group import median_location
+
+    study, located, plain = medians_only
+    assert {v.name for v in located.free_RVs} == {"loc_z", "log_cv"} and "log_mean" in {d.name for d in located.deterministics}
+    assert {v.name for v in plain.free_RVs} == {"log_mean", "log_cv"}
+    lp_located, lp_plain = located.compile_logp(jacobian=False, **FAST), plain.compile_logp(jacobian=False, **FAST)
+    n = np.array([study.n(g) for g in study.group_ids], dtype=float)
+    ref = float(study.assumption("reference_level", 1.0))
+    m = np.log([study.reported(g)["median"] / ref for g in study.group_ids])
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        lm, lc = rng.normal(0.0, 1.0, 2) + m, rng.uniform(-2.5, 1.0, 2)
+        ratio, scale = median_location(np, lc, n)
+        z = (lm - m + ratio) / scale
+        a = lp_located({"loc_z": z, "log_cv_scaledinterval__": _interval(lc)})
+        b = lp_plain({"log_mean_scaled__": lm / START_JITTER, "log_cv_scaledinterval__": _interval(lc)})
+        assert a - b == pytest.approx(np.log(scale).sum(), abs=1e-6)
+
+
+def test_median_location_is_the_lognormals_exact_median_and_its_sampling_sd():
+    """log(median / mean) = -sigma^2 / 2, and the SD of a log sample median of n is
+    1 / (2 f(log median) sqrt(n)) = sqrt(pi / 2) sigma / sqrt(n) (f the normal density),
+    against SciPy's lognormal."""
+    from models.families import scipy_distribution
+    from models.group import median_location
+
+    lc = np.log([0.1, 0.5, 1.0, 2.0])
+    ratio, scale = median_location(np, lc, 4.0)
+    for c, r, s_ in zip(np.exp(lc), ratio, scale):
+        d = scipy_distribution("lognormal", 1.0, c)
+        m = d.median()
+        assert r == pytest.approx(np.log(m), abs=1e-12)
+        assert s_ == pytest.approx(1 / (2 * m * d.pdf(m)) / 2.0, rel=1e-9)
+
+
+def test_medians_alone_keep_the_prior_of_log_mean(medians_only):
+    """Prior draws of the derived log_mean follow the prior set's N(0, 3), independent of the CV."""
+    import pymc as pm
+    from scipy import stats
+
+    _, located, _ = medians_only
+    lm, lc = pm.draw([located["log_mean"], located["log_cv"]], draws=4000, random_seed=11)
+    for g in range(lm.shape[1]):
+        assert stats.kstest(lm[:, g], stats.norm(0.0, 3.0).cdf).pvalue > 0.001
+        assert abs(np.corrcoef(lm[:, g], lc[:, g])[0, 1]) < 0.06
