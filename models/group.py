@@ -316,18 +316,20 @@ def build_model(
         # (and close to them: START_JITTER)
         scaled, scaled_interval = _transforms()
         observed = {d.group: pm.Data(f"log_stats_{d.group}", np.log(d.observed), dims=f"statistic_{d.group}") for d in data}
-        if median_only(study):
-            log_cv = prior_variable(
+
+        def cv_variable():
+            return prior_variable(
                 "log_cv", priors["log_cv"], dims="group", initval=np.clip(start_cv, *LOG_CV_BOUNDS),
                 transform=scaled_interval(*LOG_CV_BOUNDS, START_JITTER),
             )
+
+        if median_only(study):
+            log_cv = cv_variable()
             log_mean = _median_located_mean(data, priors["log_mean"], observed, log_cv, ref)
         else:
+            # log_mean first: the order of the sampled variables fixes a seed's draws
             log_mean = prior_variable("log_mean", priors["log_mean"], dims="group", initval=start_mean, transform=scaled(START_JITTER))
-            log_cv = prior_variable(
-                "log_cv", priors["log_cv"], dims="group", initval=np.clip(start_cv, *LOG_CV_BOUNDS),
-                transform=scaled_interval(*LOG_CV_BOUNDS, START_JITTER),
-            )
+            log_cv = cv_variable()
         mean = pm.Deterministic("mean", ref * pt.exp(log_mean), dims="group")
         cv = pm.Deterministic("cv", pt.exp(log_cv), dims="group")
 
