@@ -36,19 +36,21 @@ class SbcResult:
     seconds: float
 
 
-def parameter_names(model: pm.Model) -> list[tuple[str, str, int | None]]:
-    """Scalar top-level parameters as (label, variable, flat index) for every free variable
-    (a matrix such as ``effect_z[group, covariate]`` gives one entry per element)."""
+def parameter_names(model: pm.Model, names=None) -> list[tuple[str, str, int | None]]:
+    """Scalar parameters as (label, variable, flat index) for every variable of ``names``
+    (default: the free variables; a matrix such as ``effect_z[group, covariate]`` gives one
+    entry per element).  The group model's are always ``log_mean`` and ``log_cv``, even
+    where it samples the location in other units (``models.group.median_only``)."""
     import itertools
 
     out = []
-    for rv in model.free_RVs:
-        dims = model.named_vars_to_dims.get(rv.name, ())
+    for name in names if names is not None else [rv.name for rv in model.free_RVs]:
+        dims = model.named_vars_to_dims.get(name, ())
         if dims:
             for i, combo in enumerate(itertools.product(*(model.coords[d] for d in dims))):
-                out.append((estimand_key(rv.name, *combo), rv.name, i))
+                out.append((estimand_key(name, *combo), name, i))
         else:
-            out.append((rv.name, rv.name, None))
+            out.append((name, name, None))
     return out
 
 
@@ -284,7 +286,8 @@ def _fit_chunk(chunk: tuple[dict, list[dict]]) -> tuple[list[dict], list[dict]]:
     api = model_api(setup["model"])
     study = load_study(setup["study_path"])
     model = api.build_model(study, setup["priors"], family=setup["family"], seed=setup["seed"], **setup["precomputed"])
-    params = parameter_names(model)
+    # the parameters whose true values the simulated studies were drawn with
+    params = parameter_names(model, list(tasks[0]["truth"]))
     data_names = list(tasks[0]["data"])
     runner = CompiledNuts(
         model, data_names, draws=setup["draws"], tune=setup["tune"], chains=setup["chains"], progressbar=False, **api.nuts_options()

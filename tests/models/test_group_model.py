@@ -359,3 +359,15 @@ def test_medians_alone_keep_the_prior_of_log_mean(medians_only):
     for g in range(lm.shape[1]):
         assert stats.kstest(lm[:, g], stats.norm(0.0, 3.0).cdf).pvalue > 0.001
         assert abs(np.corrcoef(lm[:, g], lc[:, g])[0, 1]) < 0.06
+
+
+def test_calibration_ranks_log_mean_where_the_location_is_sampled_in_other_units(medians_only):
+    """Calibration ranks the parameters its simulated studies were drawn with (log_mean and
+    log_cv), also when the model samples loc_z (a function of the data, with no true value
+    of its own)."""
+    from reanalysis.calibration import parameter_names
+
+    _, located, _ = medians_only
+    labels = [label for label, _, _ in parameter_names(located, ["log_mean", "log_cv"])]
+    assert labels == ["log_mean[control]", "log_mean[ms]", "log_cv[control]", "log_cv[ms]"]
+    assert [v for _, v, _ in parameter_names(located)] == ["log_cv", "log_cv", "loc_z", "loc_z"]
