@@ -104,11 +104,13 @@ def test_model_table_logp_matches_synthetic_logp_direct(model_tables):
             assert tabled == pytest.approx(direct, abs=2e-3, rel=1e-4), (fam.name, g, mean, cv)
 
 
-def test_pytensor_table_logp_used_by_the_model_equals_numpy(model_tables):
+@pytest.mark.parametrize("mode", ["FAST_COMPILE", pytest.param(None, marks=pytest.mark.slow)], ids=["python", "C backend"])
+def test_pytensor_table_logp_used_by_the_model_equals_numpy(model_tables, mode):
     """The graph the model builds (table_logp on PyTensor), one compilation, against the
     NumPy evaluation; the gradient is finite.  One group's graph: the other group's is the
-    same graph with other constants (both report mean, SD and median), and compiling the
-    C module is most of this test's time."""
+    same graph with other constants (both report mean, SD and median).  On the C backend
+    the group model samples with, compiling the C module takes some 20 s: slow tier; the
+    default tier checks the same graph on PyTensor's Python implementations."""
     import pytensor
     import pytensor.tensor as pt
 
@@ -116,7 +118,7 @@ def test_pytensor_table_logp_used_by_the_model_equals_numpy(model_tables):
     z, table, obs = groups["ms"]
     lm, lc = pt.dscalar("log_mean"), pt.dscalar("log_cv")
     logp = table_logp(pt, table, pt.as_tensor(obs), lm, lc)
-    fn = pytensor.function([lm, lc], [logp, *pytensor.grad(logp, [lm, lc])])
+    fn = pytensor.function([lm, lc], [logp, *pytensor.grad(logp, [lm, lc])], mode=mode)
     for mean, cv in MODEL_POINTS["ms"]:
         lp, *grad = fn(np.log(mean), np.log(cv))
         want = float(table_logp(np, table, obs, *_pts(np.log(mean), np.log(cv)))[0])
