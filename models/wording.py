@@ -48,6 +48,11 @@ PARAMETER_TEXT = {
     "log_mean": "{group}: population mean",
     "log_cv": "{group}: coefficient of variation",
 }
+#: A parameter with coordinates as a whole (one panel overlays all its elements).
+PARAMETER_TEXT_ALL = {
+    "effect_z": "group deviations of the covariate effects (standardised)",
+    "category_z": "effects of the levels of {category} (standardised)",
+}
 #: Coordinate dimensions of the posterior and what their values name.
 _GROUP_DIMS = ("group", "contrast")
 _COVARIATE_DIMS = ("covariate", "pooled_covariate")
@@ -88,6 +93,8 @@ def parameter_label(study: Study | None, name: str, coords: dict[str, object]) -
     for dim, value in coords.items():
         key = "group" if dim in _GROUP_DIMS else "covariate" if dim in _COVARIATE_DIMS else "level"
         fields[key] = coordinate_label(study, dim, value)
+    if not coords and name in PARAMETER_TEXT_ALL:
+        return PARAMETER_TEXT_ALL[name].format(**fields)
     if name in PARAMETER_TEXT:
         return PARAMETER_TEXT[name].format(**fields)
     extra = ", ".join(coordinate_label(study, d, v) for d, v in coords.items())

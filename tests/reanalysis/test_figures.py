@@ -259,6 +259,9 @@ def test_text_never_shows_internal_names(figures, name):
     as effect_z[ms, female], age_decades or P(X_a > X_b)."""
     bad = [t.get_text() for t in _texts(figures[name]) if any(p.search(t.get_text()) for p in INTERNAL)]
     assert not bad, f"{name}: {bad}"
+    # and no word left empty in a template ("MS subtype : effect", ": deviation of ...")
+    empty = [t.get_text() for t in _texts(figures[name]) if re.search(r"(^|\s):|\bof \(", t.get_text(), re.M)]
+    assert not empty, f"{name}: {empty}"
 
 
 def test_axes_name_their_units(figures, study):
