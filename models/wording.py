@@ -48,10 +48,11 @@ PARAMETER_TEXT = {
     "log_mean": "{group}: population mean",
     "log_cv": "{group}: coefficient of variation",
 }
-#: A parameter with coordinates as a whole (one panel overlays all its elements).
+#: A parameter with coordinates as a whole (one panel overlays all its elements; the
+#: panel's scale says "standardised").
 PARAMETER_TEXT_ALL = {
-    "effect_z": "group deviations of the covariate effects (standardised)",
-    "category_z": "effects of the levels of {category} (standardised)",
+    "effect_z": "group deviations of the covariate effects",
+    "category_z": "effects of the levels of {category}",
 }
 #: Coordinate dimensions of the posterior and what their values name.
 _GROUP_DIMS = ("group", "contrast")

@@ -76,8 +76,8 @@ def test_the_words_of_the_default_study():
     assert wording.parameter_key_label(study, "log_sigma[ms]") == "MS patients: residual SD"
     assert wording.parameter_key_label(study, "effect_z[ms, female]") == "MS patients: deviation of the effect of female vs male (standardised)"
     # a panel of all elements (the prior-versus-posterior figure overlays them): no empty slot
-    assert wording.parameter_label(study, "effect_z", {}) == "group deviations of the covariate effects (standardised)"
-    assert wording.parameter_label(study, "category_z", {}) == "effects of the levels of MS subtype (standardised)"
+    assert wording.parameter_label(study, "effect_z", {}) == "group deviations of the covariate effects"
+    assert wording.parameter_label(study, "category_z", {}) == "effects of the levels of MS subtype"
     assert wording.association_item(study, study.associations["age"]) == "age, per decade: decrease of approximately 10% per decade of age"
     fold = study.comparisons["control_vs_ms"].claims["fold"]
     assert wording.claim_item(study, ("control", "ms"), fold) == "Healthy controls vs MS patients: ratio of means"
