@@ -438,16 +438,14 @@ def _table(header: list[str], rows: list[list], caption: str = "", num_cols: set
     return {"kind": "table", "header": [str(h) for h in header], "rows": cells, "caption": caption}
 
 
-#: Resolution of the figures the report draws itself (the energy plot, the plausibility
-#: chart): that of the result folder's figures, so that all print alike.
-FIGURE_DPI = 300
-
-
 def _fig_png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=FIGURE_DPI)
+    from reanalysis.figures.workers import DPI
+
+    # the result folder's figures' resolution, so that the report's own print alike
+    fig.savefig(buf, format="png", dpi=DPI)
     plt.close(fig)
     return buf.getvalue()
 
