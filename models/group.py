@@ -222,7 +222,12 @@ def median_only(study: Study) -> bool:
     :func:`build_model` then samples the location in units of that width around the
     published median (``loc_z``), where the posterior is close to N(0, 1) at every CV.
     """
-    return all(d.names == ("median",) for d in group_data(study))
+    return _medians_alone(group_data(study))
+
+
+def _medians_alone(data: list) -> bool:
+    """:func:`median_only` of the groups' likelihood data (:func:`group_data`)."""
+    return all(d.names == ("median",) for d in data)
 
 
 def build_tables(
@@ -323,7 +328,7 @@ def build_model(
                 transform=scaled_interval(*LOG_CV_BOUNDS, START_JITTER),
             )
 
-        if median_only(study):
+        if _medians_alone(data):
             log_cv = cv_variable()
             log_mean = _median_located_mean(data, priors["log_mean"], observed, log_cv, ref)
         else:

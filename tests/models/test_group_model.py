@@ -302,12 +302,12 @@ def medians_only(tmp_path_factory):
     study = load_study(path)
     assert group.median_only(study)
     located = build_model(study, get_priors("group"), reps=REPS)
-    saved = group.median_only
-    group.median_only = lambda s: False  # the plain (log_mean, log_cv) model of the same study
+    saved = group._medians_alone
+    group._medians_alone = lambda data: False  # the plain (log_mean, log_cv) model of the same study
     try:
         plain = build_model(study, get_priors("group"), reps=REPS)
     finally:
-        group.median_only = saved
+        group._medians_alone = saved
     return study, located, plain
 
 
