@@ -29,6 +29,11 @@ N_RANK_DRAWS = 99
 N_BINS = 10
 
 
+class CalibrationError(RuntimeError):
+    """A calibration fit failed (and with it the run); ``str()`` is one line naming the
+    simulated study and the error."""
+
+
 @dataclass
 class SbcResult:
     ranks: pd.DataFrame  # one row per (simulation, parameter)
@@ -104,7 +109,15 @@ def run_sbc(
         A fit whose largest R-hat exceeds ``max_rhat`` has its chains continued by
         ``draws`` draws, up to ``max_extensions`` times (the same gate as a real fit; the
         ranks then use all draws).  ``fits`` records the draws per chain each fit used.
+
+    Raises
+    ------
+    CalibrationError
+        A fit failed, or a worker process died: the other fits are stopped at once and
+        their workers killed (:func:`reanalysis.execution.run_tasks`).
     """
+    from concurrent.futures import BrokenExecutor
+
     from reanalysis.analysis import model_api, precomputed
     from reanalysis.execution import run_tasks
     from reanalysis.supervisor import phase
@@ -132,7 +145,10 @@ def run_sbc(
             progress(len(fit_rows), sims, time.perf_counter() - t0)
 
     # a fresh process per chunk returns the memory XLA keeps for each compiled sampler
-    run_tasks(_fit_chunk, chunks, record, workers=workers, scheduler=scheduler, client=client, fresh_workers=True, on_start=lambda: phase("pool"))
+    try:
+        run_tasks(_fit_chunk, chunks, record, workers=workers, scheduler=scheduler, client=client, fresh_workers=True, on_start=lambda: phase("pool"))
+    except BrokenExecutor as exc:  # a worker killed from outside (out of memory, a signal)
+        raise CalibrationError(f"a calibration worker process died ({str(exc).rstrip('.')})") from exc
     ranks = pd.DataFrame(rank_rows).sort_values(["sim", "parameter"], kind="stable").reset_index(drop=True)
     fits = pd.DataFrame(fit_rows).sort_values("sim").reset_index(drop=True)
     return SbcResult(ranks, fits, time.perf_counter() - t0)
@@ -277,9 +293,30 @@ def _rank_row(sim: int, label: str, x: np.ndarray, true: float, keep: np.ndarray
 
 
 def _fit_chunk(chunk: tuple[dict, list[dict]]) -> tuple[list[dict], list[dict]]:
-    """Worker: build the model and its compiled sampler once, fit each simulated study of
-    ``chunk = (setup, tasks)``."""
+    """Worker: fit each simulated study of ``chunk = (setup, tasks)`` (:func:`_fit_studies`).
+
+    Raises
+    ------
+    CalibrationError
+        Any error of the fits, named by the simulated study (or the chunk's set-up) in one
+        line; the original error is its cause.
+    """
     setup, tasks = chunk
+    at: dict = {}
+    try:
+        return _fit_studies(setup, tasks, at)
+    except Exception as exc:
+        where = f"simulated study {at['sim']}" if "sim" in at else f"the set-up of simulated studies {tasks[0]['sim']}-{tasks[-1]['sim']}"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise CalibrationError(
+            f"calibration fit failed ({setup['model']} model, {setup['family']}, seed {setup['seed']}), {where}: {type(exc).__name__}"
+            + (f": {reason}" if reason else "")
+        ) from exc
+
+
+def _fit_studies(setup: dict, tasks: list[dict], at: dict) -> tuple[list[dict], list[dict]]:
+    """Build the model and its compiled sampler once, fit each simulated study of ``tasks``;
+    ``at["sim"]`` is the simulated study being fitted (for :func:`_fit_chunk`'s error)."""
     from reanalysis.analysis import model_api
     from models.study import load_study
 
@@ -294,7 +331,7 @@ def _fit_chunk(chunk: tuple[dict, list[dict]]) -> tuple[list[dict], list[dict]]:
     )
     rank_rows, fit_rows = [], []
     for task in tasks:
-        s = task["sim"]
+        s = at["sim"] = task["sim"]
         t = time.perf_counter()
         if setup["model"] == "group":
             from models.group import set_starting_values
@@ -431,7 +468,7 @@ def group_grid_check(
         (natural units) and ``cv``, and per parameter ``pit_<p>``, ``in50_<p>``, ``in90_<p>``
         (central posterior intervals) and ``median_<p>`` (posterior median).
     """
-    from models.group import DEFAULT_REPS, DEFAULT_SHAPE, LOG_CV_BOUNDS, build_tables, group_data, rounding_width
+    from models.group import DEFAULT_REPS, DEFAULT_SHAPE, LOG_CV_BOUNDS, build_tables, rounding_width
     from reanalysis.disk_cache import DiskStore
     from models.likelihood import group_logp_at, observed_rounded_log, table_sample
 

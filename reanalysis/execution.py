@@ -10,6 +10,7 @@ they draw and never sample.)
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable, Iterable
 
 #: Library loggers a worker quietens (PyMC's per-fit "Sampling ..." and convergence notes:
@@ -110,11 +111,51 @@ def _run_pool(fn, tasks: list, on_result, workers: int, fresh_workers: bool, on_
             on_result(fut.result())
     except BaseException:
         # Ctrl-C or a failed task: stop the workers now, do not wait for their tasks
-        for p in list((getattr(pool, "_processes", None) or {}).values()):
-            p.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_pool(pool)
         raise
     pool.shutdown(wait=True)
+
+
+#: Longest wait for a stopped pool's management thread to finish (it takes milliseconds).
+STOP_TIMEOUT = 10.0
+
+
+def _stop_pool(pool) -> None:
+    """Stop a process pool at once: every worker process is killed, the tasks not yet done
+    never run (the pool fails their futures), and the pool's management thread has finished,
+    and with it the feeder thread of its call queue, when this returns.
+
+    Killing the workers and calling ``shutdown(wait=False)`` is not enough: the management
+    thread lives on, and with ``max_tasks_per_child`` it replaces the worker that ended after
+    its task (a fresh worker that nobody kills, which takes the next queued task), or fails
+    on the references ``shutdown`` has dropped and dies without closing the call queue.  The
+    queue's feeder thread then stays blocked writing a task larger than the pipe's buffer
+    (a calibration chunk with the model's tables) that no worker reads, and the interpreter
+    joins that thread at exit: the process never ends.  So the workers are killed until the
+    management thread has seen them die and cleaned up (it closes the queue's pipe, which
+    unblocks the feeder), and only then is the pool shut down.  The futures are not
+    cancelled here: the management thread's clean-up fails every pending future and stops
+    with an error on one that is already cancelled.
+    """
+    manager = pool._executor_manager_thread
+    # the management thread's own table of workers: replacements it starts appear here
+    processes = pool._processes or {}
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while True:
+        for p in list(processes.values()):
+            try:
+                p.kill()  # SIGKILL: native code (XLA, a compiled sampler) cannot delay it
+            except (OSError, ValueError):  # already gone, or closed by the pool
+                pass
+        if manager is None or not manager.is_alive() or time.monotonic() > deadline:
+            break
+        manager.join(0.02)
+    if manager is not None and manager.is_alive():
+        # not expected: a queue that cannot be flushed must still not hold up the exit
+        pool._call_queue.cancel_join_thread()
+        pool.shutdown(wait=False, cancel_futures=True)
+    else:
+        pool.shutdown(wait=True)
 
 
 def _run_dask(fn, tasks: list, on_result, client, scheduler: str | None, on_start) -> None:

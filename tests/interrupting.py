@@ -146,6 +146,15 @@ class ScriptRun:
         self._done.wait(10)
         return code, seconds
 
+    def wait(self, timeout: float = 60) -> tuple[int, float]:
+        """Wait for the script to exit by itself; return (exit code, ``time.time()`` at the
+        exit), with its stderr read to the end.  ``subprocess.TimeoutExpired`` if it still
+        runs after ``timeout`` seconds."""
+        code = self.proc.wait(timeout)
+        exited = time.time()
+        self._done.wait(10)
+        return code, exited
+
     def leftovers(self) -> list[int]:
         """Descendants seen while the script ran that still run."""
         return [p for p, start in self.seen.items() if alive(p, start)]

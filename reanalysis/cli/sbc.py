@@ -19,7 +19,7 @@ from pathlib import Path
 from reanalysis.cli.parser import Parser
 from reanalysis.model_facts import model_facts
 from reanalysis.results import counter, end_counter
-from reanalysis.settings import DEFAULT_CHAINS, DEFAULT_PRIORS, DEFAULT_STUDY, EXIT_INPUT, EXIT_MISCALIBRATED, EXIT_OK, MAX_RHAT, ROOT
+from reanalysis.settings import DEFAULT_CHAINS, DEFAULT_PRIORS, DEFAULT_STUDY, EXIT_ERROR, EXIT_INPUT, EXIT_MISCALIBRATED, EXIT_OK, MAX_RHAT, ROOT
 
 #: Program name in usage lines (``reanalysis sbc`` from the console script).
 PROG = "sbc.py"
@@ -135,9 +135,12 @@ def main(argv=None) -> int:
         print(f"\n{args.sims} simulated studies of group {args.grid} ({args.family}), exact grid posteriors in {time.perf_counter() - t0:.0f} s")
         return EXIT_OK
 
+    counted = []
+
     def progress(done, total, elapsed):
         eta = elapsed / done * (total - done)
         counter(f"calibration fits {done}/{total}, {elapsed:.0f} s elapsed, ~{eta:.0f} s left")
+        counted.append(done)
 
     try:
         res = calibration.run_sbc(
@@ -145,6 +148,13 @@ def main(argv=None) -> int:
             progress=None if args.no_progress else progress, model=args.model, max_rhat=args.max_rhat, max_extensions=args.max_extensions if args.max_rhat else 0,
             client=client,
         )
+    except calibration.CalibrationError as exc:
+        # the pool is stopped and nothing was written; the worker's traceback would bury the
+        # one line that says which fit failed and why
+        if counted:
+            end_counter()
+        print(f"error: {exc}; no result folder was written", file=sys.stderr)
+        return EXIT_ERROR
     finally:
         if client is not None:
             client.close()
