@@ -3,12 +3,10 @@
 
 For each ``--tune`` value the hierarchical model of the study is built and compiled once
 (:class:`reanalysis.sampling.CompiledNuts`, one XLA device per chain, the model's own target
-acceptance, warm-up tree cap and warm-up scheme, or the two-phase warm-up with
-``--two-phase``), then run with each seed of ``--seeds``, 4 chains x ``--draws`` kept
+acceptance, warm-up tree cap and warm-up scheme), then run with each seed of ``--seeds``, 4 chains x ``--draws`` kept
 draws.  Per run it records:
 
-* the step size of each chain and its mean leapfrog steps per kept draw (with the two-phase
-  warm-up also each chain's own adapted step size and its warm-up gradients);
+* the step size of each chain and its mean leapfrog steps per kept draw;
 * divergences;
 * over the estimands (the quantities the fit's gate and its ESS stopping rule read): the
   minimum bulk and tail ESS and the maximum R-hat, and whether a default fit would have
@@ -44,12 +42,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 11)), help="seeds per warm-up length (default: 1-10)")
     p.add_argument("--draws", type=int, default=500, help="kept draws per chain (default: %(default)s)")
     p.add_argument("--warmup-tree-depth", type=int, default=None, help="warm-up tree-depth cap (default: the model's WARMUP_TREE_DEPTH)")
-    p.add_argument(
-        "--two-phase", type=float, default=None, metavar="TARGET",
-        help="two-phase warm-up (benchmarks/two_phase_warmup.py): mass matrix adapted at this target acceptance, pooled "
-        "over the chains, then --step-size-tune iterations of step size only (default: the model's own warm-up)",
-    )
-    p.add_argument("--step-size-tune", type=int, default=100, help="length of the two-phase warm-up's step-size phase (default: %(default)s)")
     p.add_argument("--tag", default="", help="suffix of the result files' name")
     return p.parse_args(argv)
 
@@ -109,8 +101,6 @@ def main(argv=None) -> int:
     from reanalysis import analysis
     from models.priors import get_priors
     from reanalysis.sampling import CompiledNuts
-
-    from benchmarks.two_phase_warmup import TwoPhaseNuts
     from models.study import load_study
 
     study = load_study(args.study)
@@ -118,14 +108,12 @@ def main(argv=None) -> int:
     family = api.default_family
     model = api.build_model(study, get_priors("hierarchical", "default"), family=family, reps=api.default_reps)
     options = {**api.nuts_options(), **({"warmup_tree_depth": args.warmup_tree_depth} if args.warmup_tree_depth else {})}
-    if args.two_phase is not None:
-        options.update(adaptation_target_accept=args.two_phase, step_size_tune=args.step_size_tune)
     tree_cap_steps = 2 ** options["warmup_tree_depth"] - 1
     record = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "study": str(args.study), "draws": args.draws,
               "chains": CHAINS, "nuts_options": options, "load_before": os.getloadavg(), "tunes": {}}
     lines = []
     for tune in args.tunes:
-        runner = (TwoPhaseNuts if args.two_phase is not None else CompiledNuts)(
+        runner = CompiledNuts(
             model, draws=args.draws, tune=tune, chains=CHAINS, progressbar=False, chain_method="parallel", **options
         )
         runs = []
@@ -133,10 +121,7 @@ def main(argv=None) -> int:
             print(f"tune {tune}, seed {seed} ...", file=sys.stderr, flush=True)
             runs.append(run_seed(runner, api, study, family, seed))
         record["tunes"][str(tune)] = runs
-        scheme = ""
-        if options.get("adaptation_target_accept") is not None:
-            scheme = f", two phases: mass matrix at {options['adaptation_target_accept']}, then {runner.step_size_tune} of step size only"
-        summary = summary_lines(tune, args.draws, runs, tree_cap_steps, scheme)
+        summary = summary_lines(tune, args.draws, runs, tree_cap_steps)
         print("\n".join(summary), flush=True)
         lines += summary
     record["load_after"] = os.getloadavg()

@@ -126,8 +126,8 @@ WARMUP_TREE_DEPTH = 5
 #: once on the default seed (draw 256, at the neck of the age effect's spread); 1500 gave
 #: none there or on seed 11 (docs/decisions/warmup.md), so the default is 1500.
 #:
-#: The sampler also offers a two-phase warm-up (reanalysis.sampling.CompiledNuts,
-#: ``adaptation_target_accept``): the mass matrix adapted at a lower target acceptance,
+#: A two-phase warm-up was measured and rejected (benchmarks/README.md, warm-up): the mass
+#: matrix adapted at a lower target acceptance,
 #: pooled over the chains, then a step-size-only phase at TARGET_ACCEPT, the draws at the
 #: chains' smallest step size.  It is not the default.  With 400 iterations at 0.8 + 100
 #: (benchmarks/results/warmup-*two-phase*.txt) it cut the median gradients per chain by 28%
@@ -135,8 +135,7 @@ WARMUP_TREE_DEPTH = 5
 #: of log_sigma[ms] (chain mean -1.01, the others -1.49 to -1.54), all chains drew at it
 #: (232-244 steps per draw) and the estimands' tail ESS was 11 (R-hat 1.09): a failed fit.
 #: That region is not a separate mode (the default fit's draws reach it: 99.5% quantile
-#: -0.72), but one diagonal mass matrix fits it badly.  `bench_warmup.py --two-phase`
-#: measures it.
+#: -0.72), but one diagonal mass matrix fits it badly.
 DEFAULT_TUNE = 1500
 #: Kept draws per chain of a default fit, and the most it may extend to
 #: (reanalysis.analysis.extend_draws: blocks of DEFAULT_DRAWS while an estimand's bulk or tail

@@ -144,8 +144,8 @@ class Analysis:
         The model sampled (with a compiled cache, its shared inputs hold this analysis'
         values only until the next analysis of the same structure).
     runner : reanalysis.sampling.CompiledNuts or None
-        The JAX sampler of a fit without a compiled cache, which can continue its chains
-        (:func:`extend_draws`); None for PyMC's sampler.
+        The JAX sampler of the fit, which can continue its chains (:func:`extend_draws`)
+        and give its adaptation for a warm start; None for PyMC's sampler.
     """
 
     idata: Any
@@ -290,7 +290,9 @@ def extend_draws(fit: Analysis, study: Study, max_draws: int, log: Callable[[str
         phase("extend")
         idata = runner.extend()
         # groups the runner does not make (prior draws) carry over
-        idata.add_groups({g: fit.idata[g] for g in fit.idata.groups() if g not in idata.groups()})
+        carried = {g: fit.idata[g] for g in fit.idata.groups() if g not in idata.groups()}
+        if carried:  # ArviZ refuses an empty set of groups
+            idata.add_groups(carried)
         fit.idata = idata
         fit.timings = {**fit.timings, "sample": fit.timings["sample"] + time.perf_counter() - t}
         add_estimand_table(fit, study)
@@ -312,9 +314,17 @@ def fit_posterior(
     cores: int | None = None,
     cache: "CompiledCache | None" = None,
     log: Callable[[str], None] | None = None,
+    adaptation: Any = None,
+    warm_tune: int | None = None,
 ) -> Analysis:
     """The sampling half of :func:`run_analysis` (same parameters): an :class:`Analysis`
-    whose ``idata`` holds the posterior (and prior draws) but no estimands or checks yet."""
+    whose ``idata`` holds the posterior (and prior draws) but no estimands or checks yet.
+
+    ``adaptation`` (:class:`reanalysis.nuts_chains.Adaptation`, models sampled with JAX
+    only): start the chains from another fit's step sizes, mass matrices and positions,
+    with ``warm_tune`` warm-up iterations of step-size adaptation instead of ``tune``.
+    With ``cache``, ``runner`` is the cached sampler: the next analysis of the same
+    structure in that cache reuses it."""
     from reanalysis.sampling import sample_nuts
 
     model = model or default_model(study)
@@ -355,7 +365,7 @@ def fit_posterior(
                 pm_model, draws=draws, tune=tune, chains=chains, progressbar=progressbar, chain_method="parallel", log_densities=True,
                 graph_key=graph_cache_key(api, study, prior_values, family, reps, seed), **api.nuts_options(),
             )
-        idata = runner.run(seed=seed, data=data)
+        idata = runner.run(seed=seed, data=data, adaptation=adaptation, tune=warm_tune if adaptation is not None else None)
     else:
         # PyMC's INFO lines ("Multiprocess sampling ...", "NUTS: [log_mean, log_cv]") name
         # internal variables and repeat the toolkit's own log; its warnings still show
@@ -385,8 +395,22 @@ def fit_posterior(
     return Analysis(
         idata=idata, table=None, diagnostics=None, checks=None, pstats={}, summary=None, timings=timings,
         priors=prior_values, free=free, model=pm_model, model_name=model, family=family, prior_set=priors,
-        reps=reps, seed=seed, cache_hit=cache_hit, runner=runner if cache is None else None,
+        reps=reps, seed=seed, cache_hit=cache_hit, runner=runner,
     )
+
+
+def without_estimands(fit: Analysis) -> Analysis:
+    """A copy of ``fit`` with its own copy of the draws of the sampled model's variables
+    only (no estimands, table, diagnostics or checks): ready for :func:`summarise` with
+    another study file, e.g. a sensitivity scenario that shares this posterior."""
+    import copy
+
+    names = set(fit.model.named_vars)
+    idata = copy.deepcopy(fit.idata)
+    idata.posterior = idata.posterior[[v for v in idata.posterior.data_vars if v in names]]
+    other = copy.copy(fit)
+    other.idata, other.table, other.diagnostics, other.checks, other.pstats = idata, None, None, None, {}
+    return other
 
 
 @contextlib.contextmanager

@@ -49,6 +49,7 @@ def run_tasks(
     client: Any = None,
     fresh_workers: bool = False,
     on_start: Callable[[], None] | None = None,
+    then: Callable[[], Iterable[Any]] | None = None,
 ) -> None:
     """Run ``fn(task)`` for every task and pass each result to ``on_result`` as it completes
     (in completion order, in this process).
@@ -73,6 +74,10 @@ def run_tasks(
         compiled sampler); otherwise each worker imports once and runs many tasks.
     on_start : callable, optional
         Called once the workers are started (the supervisor's phase marker).
+    then : callable, optional
+        Called once every task has completed; the tasks it returns run next on the same
+        workers (a second stage built from the first one's results, e.g. scenarios that
+        start from the default scenario's adaptation, without starting the workers again).
 
     Raises
     ------
@@ -81,21 +86,46 @@ def run_tasks(
         workers stopped at once.
     """
     tasks = list(tasks)
+    stages = _Stages(tasks, then)
     if not tasks:
-        return
+        stages.first = list(stages.next())
+        if not stages.first:
+            return
     if client is not None or scheduler:
-        _run_dask(fn, tasks, on_result, client, scheduler, on_start)
+        _run_dask(fn, stages, on_result, client, scheduler, on_start)
     elif workers <= 1:
         quiet_libraries()
         if on_start:
             on_start()
-        for task in tasks:
-            on_result(fn(task))
+        for stage in stages:
+            for task in stage:
+                on_result(fn(task))
     else:
-        _run_pool(fn, tasks, on_result, min(workers, len(tasks)), fresh_workers, on_start)
+        _run_pool(fn, stages, on_result, max(1, min(workers, stages.size_hint())), fresh_workers, on_start)
 
 
-def _run_pool(fn, tasks: list, on_result, workers: int, fresh_workers: bool, on_start) -> None:
+class _Stages:
+    """The first tasks, then whatever ``then`` returns once they are done (at most once)."""
+
+    def __init__(self, first: list, then):
+        self.first, self._then = first, then
+
+    def size_hint(self) -> int:
+        # the second stage is unknown until the first ends: room for it when there is one
+        return len(self.first) if self._then is None else 1 << 30
+
+    def next(self) -> list:
+        then, self._then = self._then, None
+        return list(then()) if then else []
+
+    def __iter__(self):
+        yield self.first
+        rest = self.next()
+        if rest:
+            yield rest
+
+
+def _run_pool(fn, stages: "_Stages", on_result, workers: int, fresh_workers: bool, on_start) -> None:
     import concurrent.futures as cf
     import multiprocessing as mp
 
@@ -104,11 +134,14 @@ def _run_pool(fn, tasks: list, on_result, workers: int, fresh_workers: bool, on_
         max_tasks_per_child=1 if fresh_workers else None,
     )
     try:
-        futures = [pool.submit(fn, t) for t in tasks]
-        if on_start:
-            on_start()
-        for fut in cf.as_completed(futures):
-            on_result(fut.result())
+        started = False
+        for stage in stages:
+            futures = [pool.submit(fn, t) for t in stage]
+            if on_start and not started:
+                on_start()
+                started = True
+            for fut in cf.as_completed(futures):
+                on_result(fut.result())
     except BaseException:
         # Ctrl-C or a failed task: stop the workers now, do not wait for their tasks
         _stop_pool(pool)
@@ -158,7 +191,7 @@ def _stop_pool(pool) -> None:
         pool.shutdown(wait=True)
 
 
-def _run_dask(fn, tasks: list, on_result, client, scheduler: str | None, on_start) -> None:
+def _run_dask(fn, stages: "_Stages", on_result, client, scheduler: str | None, on_start) -> None:
     from distributed import as_completed
 
     own = client is None
@@ -166,11 +199,14 @@ def _run_dask(fn, tasks: list, on_result, client, scheduler: str | None, on_star
         client = connect(scheduler)
     futures = []
     try:
-        futures = [client.submit(fn, t, pure=False) for t in tasks]
-        if on_start:
-            on_start()
-        for fut in as_completed(futures):
-            on_result(fut.result())
+        started = False
+        for stage in stages:
+            futures = [client.submit(fn, t, pure=False) for t in stage]
+            if on_start and not started:
+                on_start()
+                started = True
+            for fut in as_completed(futures):
+                on_result(fut.result())
     except BaseException:
         # Ctrl-C or a lost cluster: do not leave the tasks running on the cluster
         for fut in futures:

@@ -15,6 +15,43 @@ import os
 HOST_DEVICES = max(4, os.cpu_count() or 1)
 
 
+#: Compilation in this process: sampler programs traced (:mod:`reanalysis.nuts_chains`), and
+#: XLA executables obtained (compiled, or read from the persistent cache), counted from
+#: JAX's own monitoring events once :func:`configure_jax` has run.
+COUNTS = {"sampler_programs": 0, "xla_executables": 0, "xla_from_cache": 0, "xla_seconds": 0.0}
+_LISTENING = []
+
+
+def compile_counts(since: dict | None = None) -> dict:
+    """A copy of :data:`COUNTS`, or its increase since an earlier copy ``since``; with
+    ``xla_compiled``, the executables XLA compiled (obtained minus read from the cache)."""
+    now = dict(COUNTS)
+    if since is not None:
+        now = {k: v - since.get(k, 0) for k, v in now.items()}
+    now["xla_compiled"] = now["xla_executables"] - now["xla_from_cache"]
+    now["xla_seconds"] = round(now["xla_seconds"], 3)
+    return now
+
+
+def _listen_to_compiles() -> None:
+    if _LISTENING:
+        return
+    from jax import monitoring
+
+    def on_duration(event: str, seconds: float, **kwargs) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            COUNTS["xla_executables"] += 1
+            COUNTS["xla_seconds"] += seconds
+
+    def on_event(event: str, **kwargs) -> None:
+        if event == "/jax/compilation_cache/cache_hits":
+            COUNTS["xla_from_cache"] += 1
+
+    monitoring.register_event_duration_secs_listener(on_duration)
+    monitoring.register_event_listener(on_event)
+    _LISTENING.append(True)
+
+
 def jax_cache_dir() -> str:
     """The persistent XLA compilation cache: a warm run reuses the compiled sampler of an
     earlier run of the same model structure instead of compiling it again (several seconds).
@@ -40,6 +77,7 @@ def configure_jax() -> None:
     x64 = os.environ["JAX_ENABLE_X64"].strip().lower() not in ("0", "false", "")
     if jax.config.jax_enable_x64 != x64:
         jax.config.update("jax_enable_x64", x64)
+    _listen_to_compiles()
     if jax.config.jax_num_cpu_devices < 0:
         try:
             jax.config.update("jax_num_cpu_devices", int(os.environ["JAX_NUM_CPU_DEVICES"]))

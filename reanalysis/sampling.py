@@ -229,9 +229,6 @@ def _constant_value(var) -> np.ndarray:
     return np.asarray(var.eval())
 
 
-#: Sampler statistics NumPyro records per draw (mapped to ArviZ's names in ``sample_stats``).
-EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size", "potential_energy")
-
 
 def _initial_points(model: pm.Model, chains: int, seed: int) -> dict[str, np.ndarray]:
     # PyMC's default: the model's initial point jittered by U(-1, 1) on the unconstrained scale
@@ -289,8 +286,6 @@ class CompiledNuts:
         warmup_tree_depth=None, graph_key=None,
     ):
         import jax
-        import numpyro
-        import numpyro.distributions as dist
 
         t0 = time.perf_counter()
         configure_jax()
@@ -310,59 +305,38 @@ class CompiledNuts:
         potential, self._postprocess, self._densities, self._names, self._out_names = _jax_functions(
             model, self._shared, log_densities, terms, graph_key
         )
-        shapes = {n: tuple(model.initial_point()[n].shape) for n in self._names}
+        from reanalysis.nuts_chains import ChainPrograms
 
-        def numpyro_model(data):
-            params = {
-                n: numpyro.sample(n, dist.ImproperUniform(dist.constraints.real, (), event_shape=shapes[n]))
-                for n in self._names
-            }
-            numpyro.factor("log_density", -potential(params, data))
-
-        depth = (self.warmup_tree_depth, MAX_TREE_DEPTH)
-        # jit_model_args: the data are traced arguments, so new data do not recompile
-        options = {"num_chains": chains, "chain_method": chain_method, "progress_bar": progressbar, "jit_model_args": True}
-        # Without replaceable inputs the kernel gets the potential itself: NumPyro then skips
-        # initialize_model, which traces the model and searches initial points of its own
-        # even when they are given (3-4 s of a warm run of the covariate model under a
-        # profiler).  Same potential, same random keys.
-        self._kernel_on_model = bool(self.data_names)
-        self._build_samplers(numpyro_model, potential, depth, options)
+        self.progressbar = progressbar
+        self._bar = None
+        self._programs = ChainPrograms(
+            potential, chains, chain_method, target_accept, (self.warmup_tree_depth, MAX_TREE_DEPTH),
+            progress=self._advance_bar if progressbar else None,
+        )
         self._blocks = []  # per run: (posterior, log densities, sampler statistics) of each block of draws
+        self._state = None
         self.setup_seconds = time.perf_counter() - t0
 
-    def _build_samplers(self, numpyro_model, potential, depth: tuple, options: dict) -> None:
-        """The NumPyro sampler of :meth:`run` (``self._mcmc``): NUTS with NumPyro's windowed
-        warm-up at ``target_accept``, each chain adapting its own step size and mass matrix.
-        A variant's subclass may build others (benchmarks/two_phase_warmup.py)."""
-        from numpyro.infer import MCMC, NUTS
+    def _advance_bar(self, iterations: int) -> None:
+        if self._bar is not None:
+            self._bar.update(iterations)
 
-        if self._kernel_on_model:
-            kernel = NUTS(numpyro_model, target_accept_prob=self.target_accept, max_tree_depth=depth)
-        else:
-            kernel = NUTS(potential_fn=functools.partial(potential, data={}), target_accept_prob=self.target_accept, max_tree_depth=depth)
-        self._mcmc = MCMC(kernel, num_warmup=self.tune, num_samples=self.draws, **options)
+    def _open_bar(self, what: str, per_chain: int) -> None:
+        if self.progressbar:
+            from tqdm.auto import tqdm
 
-    def _warm_up_and_sample(self, seed: int, data: dict, init: dict) -> None:
-        """Warm-up and the first block of draws of :meth:`run`, from ``init``."""
-        import jax
+            self._bar = tqdm(total=per_chain * self.chains, desc=f"{what} ({self.chains} chains)", unit="it", leave=False, file=sys.stderr)
 
-        self._mcmc.run(jax.random.PRNGKey(seed), *self._run_args(data), init_params=init, extra_fields=EXTRA_FIELDS)
-
-    def _adaptation_record(self) -> dict:
-        """What a variant's warm-up adds to ``posterior.attrs`` (none here)."""
-        return {}
-
-    def _run_args(self, data: dict) -> tuple:
-        """Arguments of the NumPyro runs: the data for a kernel built on the model, none
-        for one given the potential (the model has no replaceable inputs)."""
-        return (data,) if self._kernel_on_model else ()
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     def current_data(self) -> dict[str, np.ndarray]:
         """The values the model's replaceable shared inputs hold now."""
         return {n: np.asarray(v.get_value()) for n, v in self._shared.items()}
 
-    def run(self, seed: int = 1, data: dict | None = None) -> az.InferenceData:
+    def run(self, seed: int = 1, data: dict | None = None, adaptation=None, tune: int | None = None) -> az.InferenceData:
         """Warm up, sample and return InferenceData.
 
         Parameters
@@ -371,6 +345,13 @@ class CompiledNuts:
             Seeds initial points and the sampler; the same seed gives the same draws.
         data : dict, optional
             New values for the containers in ``data_names``; default: the model's own.
+        adaptation : reanalysis.nuts_chains.Adaptation, optional
+            A warm start from another run of the same structure (:meth:`adaptation`): its
+            step sizes, mass matrices and last positions, with a warm-up that adapts the
+            step size only.
+        tune : int, optional
+            Warm-up iterations of this run (default: the runner's ``tune``); a warm start
+            needs fewer.
 
         Returns
         -------
@@ -383,16 +364,46 @@ class CompiledNuts:
         """
         t1 = time.perf_counter()
         data = {**self.current_data(), **(data or {})}
-        init = _initial_points(self.model, self.chains, seed)
-        # NumPyro adds the chain axis itself only when there is more than one chain
-        init = {k: (init[k] if self.chains > 1 else init[k][0]) for k in self._names}
-        self._mcmc.post_warmup_state = None
-        phase("compile")  # tracing and XLA compilation, then sampling, inside NumPyro's run
-        self._warm_up_and_sample(seed, data, init)
-        self._seed, self._data, self._blocks = seed, data, []
-        self._sampling_seconds = self._postprocess_seconds = 0.0
-        self._add_block(t1)
+        tune = self.tune if tune is None else tune
+        init = None
+        if adaptation is None:
+            init = _initial_points(self.model, self.chains, seed)
+            init = {k: init[k] for k in self._names}
+        else:
+            self._check_layout(adaptation)
+        phase("compile")  # tracing and XLA compilation (a new shape of work only), then sampling
+        self._open_bar("warm-up and draws", tune + self.draws)
+        try:
+            self._state, trace = self._programs.run(seed, init, data, tune, self.draws, adaptation)
+            self._run_tune, self._warm = tune, adaptation is not None
+            self._seed, self._data, self._blocks = seed, data, []
+            self._sampling_seconds = self._postprocess_seconds = 0.0
+            self._add_block(trace, t1)
+        finally:
+            self._close_bar()
         return self._inference_data()
+
+    def _check_layout(self, adaptation) -> None:
+        point = self.model.initial_point()
+        want = {n: (self.chains, *np.shape(point[n])) for n in self._names}
+        got = {n: np.shape(v) for n, v in adaptation.position.items()}
+        if got != want:
+            raise ValueError(f"a warm start needs the positions of {self.chains} chains of this model's parameters {want}; got {got}")
+
+    def adaptation(self):
+        """The step sizes, mass matrices and last positions of the last :meth:`run` (or
+        :meth:`extend`), per chain: a warm start for another run of this structure.
+
+        Raises
+        ------
+        RuntimeError
+            Before any :meth:`run`.
+        """
+        from reanalysis.nuts_chains import adaptation_of
+
+        if self._state is None:
+            raise RuntimeError("adaptation() reads the chains of run(); call run() first")
+        return adaptation_of(self._state)
 
     def extend(self) -> az.InferenceData:
         """Continue the chains of the last :meth:`run` by another ``draws`` draws each, with
@@ -407,28 +418,29 @@ class CompiledNuts:
         if not self._blocks:
             raise RuntimeError("extend() continues the chains of run(); call run() first")
         t1 = time.perf_counter()
-        # NumPyro skips warm-up when it starts from a post-warm-up state
-        self._mcmc.post_warmup_state = self._mcmc.last_state
-        self._mcmc.run(self._mcmc.post_warmup_state.rng_key, *self._run_args(self._data), extra_fields=EXTRA_FIELDS)
-        self._add_block(t1)
+        self._open_bar("more draws", self.draws)
+        try:
+            self._state, trace = self._programs.extend(self._state, self._data, self._run_tune, self.draws, self._warm)
+            self._add_block(trace, t1)
+        finally:
+            self._close_bar()
         return self._inference_data()
 
-    def _add_block(self, started: float) -> None:
-        """Wait for the NumPyro run begun at ``started`` (``time.perf_counter()``), then
-        post-process its draws once (all unobserved variables and, with
-        ``log_densities``, the log densities) and keep them with its sampler statistics as
-        (chain, draw, ...) arrays: a continuation only processes its own draws, with the
-        functions already compiled for a block's shape."""
+    def _add_block(self, trace: dict, started: float) -> None:
+        """Wait for the draws of the run begun at ``started`` (``time.perf_counter()``), then
+        post-process them once (all unobserved variables and, with ``log_densities``, the
+        log densities) and keep them with their sampler statistics as (chain, draw, ...)
+        arrays: a continuation only processes its own draws, with the functions already
+        compiled for a block's shape."""
         import jax
 
-        samples = self._mcmc.get_samples(group_by_chain=True)
-        jax.block_until_ready(samples)
+        jax.block_until_ready(trace)
         t = time.perf_counter()
         self._sampling_seconds += t - started
-        draws = {k: samples[k] for k in self._names}
+        draws = {k: trace["z"][k] for k in self._names}
         values = [np.asarray(v) for v in self._postprocess(draws, self._data)]
         densities = None if self._densities is None else [np.asarray(v) for v in self._densities(draws, self._data)]
-        extra = {k: np.asarray(v) for k, v in self._mcmc.get_extra_fields(group_by_chain=True).items()}
+        extra = {k: np.asarray(trace[k]) for k in trace if k != "z"}
         self._blocks.append((values, densities, extra))
         self._postprocess_seconds += time.perf_counter() - t
 
@@ -450,7 +462,7 @@ class CompiledNuts:
             "n_steps": n_steps,
             "tree_depth": np.floor(np.log2(np.maximum(n_steps, 1))).astype(int) + 1,
             "acceptance_rate": extra["accept_prob"],
-            "step_size": extra["adapt_state.step_size"],
+            "step_size": extra["step_size"],
             "lp": -extra["potential_energy"],
         }
         model = self.model
@@ -470,12 +482,12 @@ class CompiledNuts:
                 "sampler": SAMPLER_NAMES[self.chain_method],
                 "draws": self.draws * len(blocks),
                 "extensions": len(blocks) - 1,
-                "tune": self.tune,
+                "tune": self._run_tune,
+                "warm_start": int(self._warm),
                 "chains": self.chains,
                 "seed": self._seed,
                 "target_accept": self.target_accept,
                 "warmup_tree_depth": self.warmup_tree_depth,
-                **self._adaptation_record(),
                 "setup_seconds": round(self.setup_seconds, 3),
                 "sampling_seconds": round(self._sampling_seconds, 3),
                 "postprocess_seconds": round(self._postprocess_seconds, 3),

@@ -90,6 +90,16 @@ class Sampling(StrictModel):
     seed: int = Field(default=20180302, strict=True)
     reps: int | None = Field(default=None, ge=1, strict=True)  # each model's own minimum: check_reps
     ppc_draws: int = Field(default=1000, ge=1, strict=True)
+    #: ESS stopping rule: continue a scenario's chains by ``draws`` while an estimand falls
+    #: short of the ESS target or the R-hat gate, up to this many draws per chain (None: the
+    #: model's own limit; models whose sampler cannot continue draw exactly ``draws``)
+    max_draws: int | None = Field(default=None, ge=1, strict=True)
+    #: start each scenario whose parameters have the default scenario's layout from the
+    #: default's adapted step sizes, mass matrices and last positions (models sampled with
+    #: JAX), with ``warm_tune`` iterations of step-size adaptation; a warm-started scenario
+    #: that fails its diagnostics is refitted from a cold start with ``tune``
+    warm_start: bool = True
+    warm_tune: int = Field(default=200, ge=1, strict=True)
 
 
 class OneAtATime(StrictModel):
@@ -358,11 +368,14 @@ def run_task(task: dict) -> list[dict]:
 
     ``task`` holds ``members`` (list of :class:`Spec` as dicts with the modified study),
     ``sampling`` (a :class:`Sampling` dict), ``cache`` (bool), ``psens`` (bool: also compute
-    power-scaling sensitivity, for the default scenario).  Returns one result dict per
+    power-scaling sensitivity, for the default scenario) and optionally ``adaptation`` (a
+    warm start, :class:`reanalysis.nuts_chains.Adaptation`) and ``keep_adaptation`` (bool:
+    return this fit's adaptation, for the default scenario).  Returns one result dict per
     member (see :func:`_scenario_result`); an exception becomes a failed result, never a
     lost task.  Runs in a worker process (pool or Dask).
     """
-    from reanalysis.analysis import fit_posterior, summarise
+    from reanalysis.analysis import summarise, without_estimands
+    from reanalysis.nuts_chains import compile_counts
 
     # a Dask worker runs no pool initializer: the task quietens its own process
     quiet_libraries()
@@ -370,39 +383,76 @@ def run_task(task: dict) -> list[dict]:
     members = task["members"]
     first = members[0]
     t0 = time.perf_counter()
+    counts0 = compile_counts()
     out = []
     try:
         use_cache = task.get("cache", True)
         lock = _CACHE_LOCK if use_cache else _NullLock()
         with lock:
-            fit = fit_posterior(
-                first["study"], first["model"], first["family"], first["priors"], s["draws"], s["tune"], s["chains"],
-                s["seed"], s["reps"], progressbar=False, prior_draws=0, cores=task.get("cores", 1), cache=_worker_cache() if use_cache else None,
-            )
+            fit, start = _fit_with_fallback(task, first, s, _worker_cache() if use_cache else None)
             psens = None
             if task.get("psens"):
                 try:
                     psens = _psens_table(fit, first["study"])
                 except Exception as exc:  # noqa: BLE001 - the cheap diagnostic must not fail the scenario
                     psens = [{"error": _reason(exc)}]  # psens_comparison writes it into psens.csv
+            adaptation = fit.runner.adaptation() if task.get("keep_adaptation") and fit.runner is not None else None
         sample_seconds = time.perf_counter() - t0
     except Exception as exc:  # noqa: BLE001 - any sampler error fails the scenarios, not the run
         reason = _reason(exc)
         return [_failed(m, reason, time.perf_counter() - t0) for m in members]
+    compiled = compile_counts(since=counts0)
     for i, m in enumerate(members):
         t1 = time.perf_counter()
         try:
-            this = copy.copy(fit)
-            this.idata = copy.deepcopy(fit.idata) if i < len(members) - 1 else fit.idata
+            # the first member's estimands came with the ESS rule; another member (another
+            # study file, e.g. an assumption only the estimands or checks read) gets its own
+            this = copy.copy(fit) if i == 0 else without_estimands(fit)
+            if i == 0 and len(members) > 1:
+                this.idata = copy.deepcopy(fit.idata)
             # extreme scenarios (e.g. a CV the data barely constrain) simulate degenerate
             # cohorts; their diagnostics say so, numpy's warnings would only clutter stderr
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 summarise(this, m["study"], ppc_draws=s["ppc_draws"], summary=False)
-            out.append(_scenario_result(m, this, sample_seconds if i == 0 else 0.0, time.perf_counter() - t1, shared_with=None if i == 0 else first["name"], psens=psens if i == 0 else None))
+            shared = i > 0
+            out.append(_scenario_result(m, this, 0.0 if shared else sample_seconds, time.perf_counter() - t1, shared_with=first["name"] if shared else None,
+                                        psens=None if shared else psens, start=start, compiled=None if shared else compiled,
+                                        adaptation=None if shared else adaptation))
         except Exception as exc:  # noqa: BLE001
             out.append(_failed(m, _reason(exc), time.perf_counter() - t1))
     return out
 
+
+def _fit_with_fallback(task: dict, member: dict, s: dict, cache) -> tuple:
+    """Sample ``member``'s posterior as ``task`` asks; returns ``(fit, start)``, ``start``
+    saying how the chains began (``cold``, ``warm``, or ``cold after a failed warm start:
+    ...``).  A warm start whose layout does not fit the model, or whose fit fails the
+    diagnostics gate, is followed by a cold fit: the warm start only saves time, it never
+    decides a scenario's result."""
+    from reanalysis.analysis import draws_plan, extend_draws, fit_posterior, model_api
+
+    def fit(adaptation):
+        f = fit_posterior(
+            member["study"], member["model"], member["family"], member["priors"], s["draws"], s["tune"], s["chains"],
+            s["seed"], s["reps"], progressbar=False, prior_draws=0, cores=task.get("cores", 1), cache=cache,
+            adaptation=adaptation, warm_tune=s.get("warm_tune"),
+        )
+        _, max_draws = draws_plan(model_api(member["model"]), s["draws"], s.get("max_draws"))
+        return extend_draws(f, member["study"], max_draws)
+
+    adaptation = task.get("adaptation")
+    if adaptation is None:
+        return fit(None), "cold"
+    try:
+        warm = fit(adaptation)
+    except ValueError as exc:  # another layout of parameters (CompiledNuts.run)
+        if "warm start" not in str(exc):
+            raise
+        return fit(None), "cold (parameters differ from the default's)"
+    if warm.diagnostics.ok:
+        return warm, "warm"
+    why = "; ".join(warm.diagnostics.problems[:2])
+    return fit(None), f"cold after a failed warm start ({why})"
 
 class _NullLock:
     def __enter__(self):
@@ -419,7 +469,7 @@ def _reason(exc: BaseException) -> str:
 
 def _failed(member: dict, reason: str, seconds: float) -> dict:
     return {"name": member["name"], "status": "failed", "reason": reason, "rows": [], "checks": [], "divergences": None,
-            "seconds": seconds, "cache_hit": None, "shared_with": None, "psens": None}
+            "seconds": seconds, "cache_hit": None, "shared_with": None, "psens": None, "start": "", "compiled": None, "adaptation": None}
 
 
 def _effect_null(key: str, units: str) -> float | None:
@@ -461,7 +511,7 @@ def _draws(post, key: str) -> np.ndarray | None:
     return np.asarray(da.values).ravel()
 
 
-def _scenario_result(member: dict, fit, sample_seconds: float, summary_seconds: float, shared_with, psens) -> dict:
+def _scenario_result(member: dict, fit, sample_seconds: float, summary_seconds: float, shared_with, psens, start: str = "cold", compiled=None, adaptation=None) -> dict:
     diag = fit.diagnostics
     post = fit.idata.posterior
     rows = []
@@ -484,7 +534,8 @@ def _scenario_result(member: dict, fit, sample_seconds: float, summary_seconds: 
         "name": member["name"], "status": "ok" if diag.ok else "failed",
         "reason": "" if diag.ok else "diagnostics: " + "; ".join(diag.problems[:3]) + (f" (+{len(diag.problems) - 3} more)" if len(diag.problems) > 3 else ""),
         "rows": rows, "checks": checks, "divergences": diag.divergences, "seconds": sample_seconds + summary_seconds,
-        "cache_hit": fit.cache_hit, "shared_with": shared_with, "psens": psens,
+        "cache_hit": fit.cache_hit, "shared_with": shared_with, "psens": psens, "start": start, "compiled": compiled,
+        "draws": int(fit.idata.posterior.sizes["draw"]), "adaptation": adaptation,
     }
 
 
@@ -584,7 +635,7 @@ def run_grid(
             elapsed = time.perf_counter() - t0
             # by tasks, not scenarios: scenarios sharing a posterior finish together
             remaining = elapsed / tasks_done[0] * (len(tasks) - tasks_done[0])
-            last = f"{batch[0]['name']} {batch[0]['status']}"
+            last = f"{batch[0]['name']} {batch[0]['status']}" + (f", {batch[0]['start']} start" if batch[0].get("start") else "")
             if len(batch) > 1:
                 last += f", +{len(batch) - 1} sharing its posterior"
             progress(f"scenarios {done}/{total}, elapsed {_hms(elapsed)}, ~remaining {_hms(remaining)} ({last})")
@@ -592,8 +643,28 @@ def run_grid(
     if workers <= 1 and client is None and not scheduler:
         # no pool: the chains may use every core, as a single fit.py run does
         tasks = [{**task, "cores": None} for task in tasks]
-    run_tasks(run_task, tasks, record, workers=workers, scheduler=scheduler, client=client, on_start=lambda: phase("pool"))
+    first, then = tasks, None
+    if warm_starts(specs[0], sampling) and len(tasks) > 1:
+        # the default scenario first; the others then start from its adaptation
+        first = [{**tasks[0], "keep_adaptation": True}]
+
+        def then():
+            # the default's adaptation even when its fit failed the gate (an ESS or R-hat
+            # shortfall says little of its step size and mass matrix): every warm start
+            # passes the gate itself or is refitted cold
+            adaptation = results.get(specs[0].name, {}).get("adaptation")
+            return [{**task, "adaptation": adaptation} for task in tasks[1:]]
+
+    run_tasks(run_task, first, record, workers=workers, scheduler=scheduler, client=client, on_start=lambda: phase("pool"), then=then)
     return results
+
+
+def warm_starts(base: Spec, sampling: Sampling) -> bool:
+    """Whether the scenarios start from the default scenario's adaptation: asked for, and
+    its model samples with JAX (PyMC's sampler has no warm start here)."""
+    from reanalysis.analysis import model_api
+
+    return sampling.warm_start and model_api(base.model).sampler == "jax"
 
 
 def _hms(seconds: float) -> str:
@@ -607,7 +678,7 @@ def _hms(seconds: float) -> str:
 RESULT_COLUMNS = [
     "scenario", "kind", "changes", "model", "family", "priors", "statistics", "assumptions", "estimand", "label", "units",
     "median", "hdi_low", "hdi_high", "sd", "null", "p_effect_below_null", "r_hat", "ess_bulk", "ess_tail", "divergences",
-    "status", "reason", "same_posterior_as", "compiled_model_reused", "seconds",
+    "status", "reason", "same_posterior_as", "start", "draws", "compiled_model_reused", "sampler_programs_compiled", "xla_compiled", "seconds",
 ]
 
 
@@ -622,7 +693,8 @@ def results_table(specs: list[Spec], results: dict[str, dict]) -> pd.DataFrame:
             "scenario": sp.name, "kind": sp.kind, "changes": sp.changes(base), "model": sp.model, "family": sp.family,
             "priors": sp.priors, "statistics": sp.statistics, "assumptions": _canon(sp.assumptions) if sp.assumptions else "",
             "divergences": r["divergences"], "status": r["status"], "reason": r["reason"],
-            "same_posterior_as": r["shared_with"] or "", "compiled_model_reused": r["cache_hit"], "seconds": round(r["seconds"], 3),
+            "same_posterior_as": r["shared_with"] or "", "start": r.get("start", ""), "draws": r.get("draws"),
+            "compiled_model_reused": r["cache_hit"], **_compiled_columns(r), "seconds": round(r["seconds"], 3),
         }
         for row in r["rows"] or [{}]:
             rows.append({**common, **row})
@@ -631,6 +703,22 @@ def results_table(specs: list[Spec], results: dict[str, dict]) -> pd.DataFrame:
         if c not in df:
             df[c] = np.nan
     return df[RESULT_COLUMNS]
+
+
+def _compiled_columns(result: dict) -> dict:
+    c = result.get("compiled") or {}
+    return {"sampler_programs_compiled": c.get("sampler_programs"), "xla_compiled": c.get("xla_compiled")}
+
+
+def compile_summary(results: dict[str, dict]) -> dict:
+    """Compilation over a run: sampler programs traced and XLA executables compiled or read
+    from the persistent cache, summed over the scenarios' tasks (each counted in its worker)."""
+    total = {"sampler_programs": 0, "xla_compiled": 0, "xla_from_cache": 0, "xla_seconds": 0.0}
+    for r in results.values():
+        for k in total:
+            total[k] += (r.get("compiled") or {}).get(k, 0)
+    total["xla_seconds"] = round(total["xla_seconds"], 3)
+    return total
 
 
 def checks_table(specs: list[Spec], results: dict[str, dict]) -> pd.DataFrame:
@@ -854,7 +942,8 @@ def scenario_manifest(specs: list[Spec], results: dict[str, dict]) -> list[dict]
             "priors": sp.priors, "statistics": sp.statistics, "assumptions": sp.assumptions,
             "status": results[sp.name]["status"], "reason": results[sp.name]["reason"],
             "seconds": round(results[sp.name]["seconds"], 3), "same_posterior_as": results[sp.name]["shared_with"],
-            "compiled_model_reused": results[sp.name]["cache_hit"],
+            "start": results[sp.name].get("start", ""), "draws": results[sp.name].get("draws"),
+            "compiled_model_reused": results[sp.name]["cache_hit"], "compiled": results[sp.name].get("compiled"),
         }
         for sp in specs
     ]

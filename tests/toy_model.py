@@ -73,3 +73,13 @@ class ToyModel(Model):
         rows = [number_row(sim, study.reported(key.split(".")[0])["mean"], f"{key.split('.')[0]} mean", key, study.analyte.units)
                 for key, sim in pstats.items()]
         return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+class ToyJaxModel(ToyModel):
+    """The toy model sampled by the JAX sampler (warm starts, the ESS rule), with a third
+    prior set."""
+
+    name = "toy_jax"
+    sampler = "jax"
+    max_draws = 800
+    prior_sets = {**ToyModel.prior_sets, "tight": {"mu": {"dist": "normal", "mu": 0.0, "sigma": 10.0}}}

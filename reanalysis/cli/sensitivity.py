@@ -46,6 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-cache", action="store_true", help="compile every scenario's model afresh (for benchmarks)")
     p.add_argument("--no-progress", action="store_true", help="no line per finished scenario (the start, errors and the summary are still printed)")
     p.add_argument("--no-share", action="store_true", help="sample every scenario even when its posterior equals another's (for benchmarks)")
+    p.add_argument("--no-warm-start", action="store_true",
+                   help="start every scenario's chains afresh with the full warm-up, instead of from the default scenario's "
+                        "adaptation (models sampled with JAX; for benchmarks)")
     args = p.parse_args(argv)
     if args.workers < 1:
         p.error("--workers must be >= 1")
@@ -74,6 +77,8 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return sens.EXIT_INPUT
     overrides = {k: getattr(args, k) for k in ("draws", "tune", "chains", "seed", "reps", "ppc_draws") if getattr(args, k) is not None}
+    if args.no_warm_start:
+        overrides["warm_start"] = False
     sampling = grid.sampling.model_copy(update=overrides)
     try:
         sens.check_reps(specs, sampling.reps, "--reps" if "reps" in overrides else f"{args.grid}: sampling.reps")
@@ -90,8 +95,9 @@ def main(argv=None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return sens.EXIT_INPUT
     where = f"Dask scheduler {args.scheduler}" if client else f"{args.workers} local worker process{'es' if args.workers > 1 else ''}"
+    warm = f"; the others from its adaptation with {sampling.warm_tune} warm-up" if sens.warm_starts(specs[0], sampling) else ""
     log(f"study {study.id}, grid {args.grid}: {len(specs)} scenarios on {where}; "
-        f"{sampling.chains} chains x ({sampling.tune} + {sampling.draws}) each")
+        f"{sampling.chains} chains x ({sampling.tune} + {sampling.draws}) for the default{warm}")
     from reanalysis import results as res
 
     timings = {"setup": time.perf_counter() - T_START}
@@ -115,7 +121,8 @@ def main(argv=None) -> int:
             sampling=sampling.model_dump(),
             execution={"backend": describe(args.workers, client=client),
                        "scheduler": args.scheduler, "workers": None if client else args.workers,
-                       "compiled_model_cache": not args.no_cache, "share_identical_posteriors": not args.no_share},
+                       "compiled_model_cache": not args.no_cache, "share_identical_posteriors": not args.no_share,
+                       "warm_start": sens.warm_starts(specs[0], sampling), "compiled": sens.compile_summary(results)},
             scenarios=sens.scenario_manifest(specs, results),
             failed=failed,
             timings_seconds={k: round(v, 3) for k, v in timings.items()},
@@ -124,11 +131,11 @@ def main(argv=None) -> int:
         tables = sens.write_outputs(stage, specs, results, study, manifest)
     final = Path(args.out) / name
     log(f"wrote {final} ({time.perf_counter() - t:.1f} s)")
-    print_report(tables, specs, final, timings, failed)
+    print_report(tables, specs, final, timings, failed, sens.compile_summary(results))
     return sens.EXIT_FAILED if failed else sens.EXIT_OK
 
 
-def print_report(tables, specs, final, timings, failed) -> None:
+def print_report(tables, specs, final, timings, failed, compiled: dict | None = None) -> None:
     import pandas as pd
 
     st = tables["stability"]
@@ -147,4 +154,7 @@ def print_report(tables, specs, final, timings, failed) -> None:
                 print("\nNo scenario changes a headline conclusion.")
     if failed:
         print(f"\n{len(failed)} scenario(s) FAILED (see status/reason in sensitivity.csv): {', '.join(failed)}", file=sys.stderr)
+    if compiled and compiled["sampler_programs"]:
+        print(f"\nCompiled: {compiled['sampler_programs']} sampler program(s); XLA compiled {compiled['xla_compiled']} executable(s) and read "
+              f"{compiled['xla_from_cache']} from its cache, {compiled['xla_seconds']:.1f} s in all (sensitivity.csv: per scenario)")
     print(f"\nResults: {final}  (total {timings['total']:.1f} s, scenarios {timings['scenarios']:.1f} s)")

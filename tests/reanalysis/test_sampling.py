@@ -151,53 +151,72 @@ def _two_scale_model():
     return model
 
 
-# the two-phase warm-up is a rejected variant kept runnable for benchmarks/bench_warmup.py,
-# not part of the toolkit's sampler: its sampling test belongs to the slow tier
-@pytest.mark.slow
 @pytest.mark.parametrize("method", ["vectorized", "parallel"])
-def test_two_phase_warm_up_pools_the_mass_matrix_and_shares_one_step_size(method):
-    # the kernel's init sees all chains at once (vectorised) or one chain (parallel)
-    from benchmarks.two_phase_warmup import TwoPhaseNuts
+def test_new_data_reuse_the_compiled_chains(method):
+    # the data are arguments of the compiled program: a second data set, or a second seed,
+    # traces nothing new; another warm-up length is another program
+    from reanalysis.nuts_chains import programs_traced
 
-    runner = TwoPhaseNuts(
-        _two_scale_model(), draws=400, tune=300, chains=4, progressbar=False, chain_method=method,
-        target_accept=0.95, adaptation_target_accept=0.8, step_size_tune=100,
-    )
-    idata = runner.run(seed=3)
-    post, attrs = idata.posterior, idata.posterior.attrs
-    # the posterior is the prior: right scale for both, however different
-    assert 0.8 < float(post["small"].std()) / 0.01 < 1.2
-    assert 0.8 < float(post["large"].std()) / 10.0 < 1.2
-    assert abs(float(post["large"].mean()) - 3.0) < 4 * 10.0 / np.sqrt(400)
-    # one pooled inverse mass matrix for every chain, close to the posterior variances
-    state = runner._mcmc.post_warmup_state
-    (block,) = state.adapt_state.inverse_mass_matrix
-    inv_mass = np.asarray(state.adapt_state.inverse_mass_matrix[block])
-    assert block == ("large", "small")
-    np.testing.assert_allclose(inv_mass, np.broadcast_to(inv_mass[0], inv_mass.shape))
-    # NumPyro shrinks each window's variances towards 1e-3 (by 5 / (n + 5)), which lifts 1e-4
-    assert 0.5 < inv_mass[0, 0] / 100.0 < 2.0 and 0.5 < inv_mass[0, 1] / 1e-4 < 2.5
-    # the draws use the smallest of the chains' adapted step sizes
-    step = idata.sample_stats["step_size"].values
-    assert np.allclose(step, min(attrs["adapted_step_sizes"]))
-    assert len(attrs["adapted_step_sizes"]) == len(attrs["warmup_gradients"]) == 4
-    assert attrs["step_size_tune"] == 100 and attrs["adaptation_target_accept"] == 0.8
-    # the same seed gives the same draws; the extension continues without another warm-up
-    again = runner.run(seed=3)
-    np.testing.assert_array_equal(again.posterior["small"].values, post["small"].values)
-    longer = runner.extend()
-    assert longer.posterior.sizes["draw"] == 800
-    np.testing.assert_array_equal(longer.posterior["small"].values[:, :400], post["small"].values)
+    rng = np.random.default_rng(7)
+    runner = CompiledNuts(_normal_model(rng.normal(0.0, 1.0, 20)), ["obs"], draws=100, tune=100, chains=2, progressbar=False, chain_method=method)
+    before = programs_traced()
+    runner.run(seed=1)
+    assert programs_traced() == before + 1
+    shifted = runner.run(seed=2, data={"obs": rng.normal(5.0, 1.0, 20)})
+    assert programs_traced() == before + 1
+    assert abs(float(shifted.posterior["mu"].mean()) - 5.0) < 0.6
+    runner.run(seed=2, tune=60)
+    assert programs_traced() == before + 2
 
 
-def test_two_phase_step_size_phase_takes_at_most_half_the_warm_up():
-    from benchmarks.two_phase_warmup import TwoPhaseNuts
+def test_warm_start_keeps_the_mass_matrix_and_adapts_the_step_size_only():
+    # posterior SDs 0.01 and 10: from the identity, NUTS needs a long warm-up to learn them;
+    # from an earlier run's adaptation, 40 iterations of step-size adaptation suffice
+    runner = CompiledNuts(_two_scale_model(), draws=300, tune=400, chains=2, progressbar=False, chain_method="parallel")
+    runner.run(seed=1)
+    start = runner.adaptation()
+    (block,) = start.inverse_mass_matrix
+    assert block == ("large", "small") and start.inverse_mass_matrix[block].shape == (2, 2)
+    assert start.step_size.shape == (2,) and start.position["small"].shape == (2,)
+    idata = runner.run(seed=2, adaptation=start, tune=40)
+    assert idata.posterior.attrs["warm_start"] == 1 and idata.posterior.attrs["tune"] == 40
+    after = runner.adaptation()
+    np.testing.assert_array_equal(after.inverse_mass_matrix[block], start.inverse_mass_matrix[block])
+    assert not np.allclose(after.step_size, start.step_size)  # adapted again
+    post = idata.posterior
+    assert 0.75 < float(post["small"].std()) / 0.01 < 1.25
+    assert 0.75 < float(post["large"].std()) / 10.0 < 1.25
+    assert int(idata.sample_stats["diverging"].sum()) == 0
+    # the continuation of a warm run does not adapt either
+    more = runner.extend()
+    step = more.sample_stats["step_size"].values
+    np.testing.assert_array_equal(step[:, 300:], step[:, :1].repeat(300, axis=1))
+    # a warm start needs the layout it came from
+    other = CompiledNuts(_normal_model(np.zeros(3)), draws=5, tune=5, chains=2, progressbar=False)
+    with pytest.raises(ValueError, match="a warm start needs the positions of 2 chains"):
+        other.run(seed=1, adaptation=start, tune=5)
 
-    runner = TwoPhaseNuts(_two_scale_model(), draws=5, tune=40, chains=2, progressbar=False, adaptation_target_accept=0.8, step_size_tune=100)
-    assert runner.step_size_tune == 20
-    assert runner._adapt_mcmc.num_warmup == 20
-    one = TwoPhaseNuts(_two_scale_model(), draws=5, tune=1, chains=2, progressbar=False, adaptation_target_accept=0.8, step_size_tune=100)
-    assert one.adaptation_target_accept is None and one._adapt_mcmc is None and one.step_size_tune == 0
+
+def test_progress_bar_counts_every_chain_iteration(monkeypatch):
+    counted = []
+
+    class Bar:
+        def __init__(self, total, **kwargs):
+            counted.append([total, 0])
+
+        def update(self, n):
+            counted[-1][1] += n
+
+        def close(self):
+            pass
+
+    import tqdm.auto
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    runner = CompiledNuts(_normal_model(np.zeros(5)), draws=60, tune=40, chains=2, progressbar=True, chain_method="parallel")
+    runner.run(seed=1)
+    runner.extend()
+    assert counted == [[200, 200], [120, 120]]
 
 
 def test_graph_cache_skips_the_log_density_on_a_hit_and_gives_the_same_draws(tmp_path, monkeypatch):

@@ -1,0 +1,85 @@
+"""Sensitivity scenarios started from the default scenario's adaptation (warm starts), the
+ESS rule on every scenario, and compile counts per scenario, on the toy model sampled by
+the JAX sampler (seconds: the machinery knows nothing of the model)."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from models.study import load_study
+from reanalysis import sensitivity as sens
+
+STUDY = Path(__file__).resolve().parents[2] / "data" / "studies" / "lasemi2018.yaml"
+
+
+@pytest.fixture(scope="module")
+def toy_jax():
+    from reanalysis.registry import get_model, register, unregister
+
+    register("toy_jax", "tests.toy_model:ToyJaxModel")
+    yield get_model("toy_jax")
+    unregister("toy_jax")
+
+
+def _grid(study, warm_start: bool):
+    grid = sens.Grid.model_validate({
+        "base": {"model": "toy_jax"},
+        "sampling": {"draws": 300, "tune": 300, "chains": 4, "ppc_draws": 50, "warm_tune": 50, "warm_start": warm_start, "max_draws": 300},
+        "scenarios": [{"name": "narrow", "priors": "narrow"}, {"name": "tight", "priors": "tight"}],
+    })
+    return sens.expand_grid(grid, study), grid.sampling
+
+
+def test_scenarios_start_from_the_defaults_adaptation_and_compile_once(toy_jax):
+    study = load_study(STUDY)
+    specs, sampling = _grid(study, warm_start=True)
+    assert sens.warm_starts(specs[0], sampling)
+    warm = sens.run_grid(specs, sampling, workers=1)
+    assert [warm[n]["start"] for n in ("default", "narrow", "tight")] == ["cold", "warm", "warm"]
+    assert all(warm[n]["status"] == "ok" for n in warm), {n: warm[n]["reason"] for n in warm}
+    # one program for the default's warm-up and one for the warm starts' shorter one; the
+    # third scenario reuses it (counted in the process that ran it: this one)
+    programs = [warm[n]["compiled"]["sampler_programs"] for n in ("default", "narrow", "tight")]
+    assert programs[1:] == [1, 0] and programs[0] <= 1  # 0 when an earlier test built it
+    assert sens.compile_summary(warm)["sampler_programs"] == sum(programs)
+    # the same posteriors as cold starts, within Monte Carlo error
+    specs, sampling = _grid(study, warm_start=False)
+    assert not sens.warm_starts(specs[0], sampling)
+    cold = sens.run_grid(specs, sampling, workers=1)
+    assert [cold[n]["start"] for n in ("narrow", "tight")] == ["cold", "cold"]
+    for name in ("narrow", "tight"):
+        w = {r["estimand"]: r for r in warm[name]["rows"]}
+        c = {r["estimand"]: r for r in cold[name]["rows"]}
+        for key in w:
+            se = np.hypot(w[key]["sd"] / np.sqrt(w[key]["ess_bulk"]), c[key]["sd"] / np.sqrt(c[key]["ess_bulk"]))
+            assert abs(w[key]["median"] - c[key]["median"]) < 5 * se, (name, key)
+    # the tight prior pulls the posterior towards 0: the scenarios did not reuse the default's draws
+    d = {r["estimand"]: r["median"] for r in warm["default"]["rows"]}
+    t = {r["estimand"]: r["median"] for r in warm["tight"]["rows"]}
+    assert all(abs(t[k]) < abs(d[k]) for k in d)
+
+
+def test_a_warm_start_that_fails_its_diagnostics_is_refitted_cold(monkeypatch):
+    import reanalysis.analysis as analysis
+
+    calls = []
+
+    def fake_fit(*args, adaptation=None, warm_tune=None, **kwargs):
+        calls.append(adaptation)
+        ok = adaptation is None
+        return SimpleNamespace(diagnostics=SimpleNamespace(ok=ok, problems=[] if ok else ["3 divergent transitions (allowed: 0)"]))
+
+    monkeypatch.setattr(analysis, "fit_posterior", fake_fit)
+    monkeypatch.setattr(analysis, "extend_draws", lambda fit, study, max_draws: fit)
+    monkeypatch.setattr(analysis, "draws_plan", lambda api, draws, max_draws: (draws, draws))
+    monkeypatch.setattr(analysis, "model_api", lambda name: None)
+    member = {"study": None, "model": "m", "family": "f", "priors": "p"}
+    s = {"draws": 10, "tune": 10, "chains": 2, "seed": 1, "reps": None, "warm_tune": 5}
+    fit, start = sens._fit_with_fallback({"adaptation": "A"}, member, s, None)
+    assert calls == ["A", None] and fit.diagnostics.ok
+    assert start == "cold after a failed warm start (3 divergent transitions (allowed: 0))"
+    calls.clear()
+    assert sens._fit_with_fallback({}, member, s, None)[1] == "cold" and calls == [None]
