@@ -483,20 +483,23 @@ def _shared_priors(priors: dict) -> tuple[dict, dict]:
     return out, shared
 
 
-def structure_key(model) -> str:
+def structure_key(model, terms: list | None = None) -> str:
     """SHA-256 of everything a compiled NUTS step depends on except shared-variable values.
 
     Covers the log density and deterministics as graphs (operations, constants by value,
     shared variables by name, type and shape), the initial values and the coords.  Two
     models with the same key can share one compiled ``logp_dlogp`` function once their
-    shared variables hold the same values.
+    shared variables hold the same values.  ``terms``: the log density as the terms of
+    :func:`reanalysis.sampling._log_density_terms`, when the caller has them (each
+    ``model.logp`` call takes seconds for a large model); keys of one kind compare only
+    with keys of the same kind.
     """
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.basic import Constant
     from pytensor.graph.traversal import io_toposort
 
     h = hashlib.sha256()
-    outputs = [model.logp()] + list(model.deterministics)
+    outputs = (list(terms) if terms is not None else [model.logp()]) + list(model.deterministics)
     ids: dict = {}
 
     def leaf(v) -> str:
@@ -669,8 +672,12 @@ def build_keyed(api: Model, study: Study, priors: dict, family: str, reps: int, 
             RuntimeWarning,
             stacklevel=2,
         )
-    key = f"{api.name}:{structure_key(model)}"
-    return model, key, named_shared_inputs(model)
+    from reanalysis.sampling import _log_density_terms
+
+    # one log-density graph for the key and the shared inputs (two would take twice as long)
+    terms = _log_density_terms(model)
+    key = f"{api.name}:{structure_key(model, terms[0])}"
+    return model, key, named_shared_inputs(model, terms)
 
 
 #: Packages whose code shapes a model's graph or its rewriting for JAX.
@@ -700,7 +707,6 @@ def graph_cache_key(api: Model, study: Study, priors: dict, family: str, reps: i
     which that key hashes, is what the cache saves.
     """
     import json
-    from pathlib import Path
 
     import pytensor
 

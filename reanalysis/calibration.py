@@ -19,9 +19,10 @@ from scipy import stats as sps
 from models.families import get_family
 from reanalysis.sampling import CompiledNuts
 from models.cohort import modelled_associations
-from models.simulate import round_reported, simulate_reported
+from models.simulate import round_reported
 from models.study import Study
 from models.labels import estimand_key, variable_of
+from reanalysis.settings import MAX_DIVERGENCES, MAX_RHAT, MIN_ESS
 
 #: Thinned posterior draws each true value is ranked among; ranks take 0..L (L + 1 values).
 N_RANK_DRAWS = 99
@@ -76,6 +77,7 @@ def run_sbc(
     max_extensions: int = 0,
     scheduler: str | None = None,
     client=None,
+    min_ess: float | None = None,
 ) -> SbcResult:
     """Run ``sims`` calibration fits of ``model`` (``"group"`` or ``"hierarchical"``).
 
@@ -105,10 +107,12 @@ def run_sbc(
         Called as ``progress(done, total, elapsed_seconds)`` as fits complete.
     model : str
         Registered model (:data:`reanalysis.registry.MODELS`).
-    max_rhat, max_extensions : float, int
-        A fit whose largest R-hat exceeds ``max_rhat`` has its chains continued by
-        ``draws`` draws, up to ``max_extensions`` times (the same gate as a real fit; the
-        ranks then use all draws).  ``fits`` records the draws per chain each fit used.
+    max_rhat, min_ess, max_extensions : float, float, int
+        A fit whose largest R-hat exceeds ``max_rhat``, or whose smallest bulk or tail
+        ESS of the ranked parameters is below ``min_ess``, has its chains continued by
+        ``draws`` draws, up to ``max_extensions`` times (the gate of a real fit; the ranks
+        then use all draws).  ``fits`` records the draws per chain each fit used and
+        whether it passed the gate (``gate_ok``: also no divergence).
 
     Raises
     ------
@@ -132,7 +136,7 @@ def run_sbc(
     tasks = make_tasks(study, priors, family, sims, seed)
     setup = dict(
         study_path=str(study.path), priors=priors, family=family, seed=seed, draws=draws, tune=tune, chains=chains, model=model,
-        max_rhat=max_rhat, max_extensions=max_extensions, precomputed=built,
+        max_rhat=max_rhat, min_ess=min_ess, max_extensions=max_extensions, precomputed=built,
     )
     chunks = [(setup, tasks[i : i + chunk]) for i in range(0, sims, chunk)]
     rank_rows, fit_rows = [], []
@@ -318,8 +322,10 @@ def _fit_studies(setup: dict, tasks: list[dict], at: dict) -> tuple[list[dict], 
     """Build the model and its compiled sampler once, fit each simulated study of ``tasks``;
     ``at["sim"]`` is the simulated study being fitted (for :func:`_fit_chunk`'s error)."""
     from reanalysis.analysis import model_api
+    from reanalysis.jax_setup import compile_counts
     from models.study import load_study
 
+    counts = compile_counts()
     api = model_api(setup["model"])
     study = load_study(setup["study_path"])
     model = api.build_model(study, setup["priors"], family=setup["family"], seed=setup["seed"], **setup["precomputed"])
@@ -342,20 +348,25 @@ def _fit_studies(setup: dict, tasks: list[dict], at: dict) -> tuple[list[dict], 
         var_names = list(dict.fromkeys(v for _, v, _ in params))
         summ = az.summary(idata, var_names=var_names, kind="diagnostics")
         extensions = 0
-        while setup.get("max_rhat") is not None and summ["r_hat"].max() > setup["max_rhat"] and extensions < setup.get("max_extensions", 0):
+        while _short_of_gate(summ, setup) and extensions < setup.get("max_extensions", 0):
             idata = runner.extend()
             summ = az.summary(idata, var_names=var_names, kind="diagnostics")
             extensions += 1
         post = idata.posterior
+        divergences = int(idata.sample_stats["diverging"].sum())
         fit_rows.append(
             {
                 "sim": s,
                 "seconds": time.perf_counter() - t,
                 "draws_per_chain": int(post.sizes["draw"]),
-                "divergences": int(idata.sample_stats["diverging"].sum()),
+                "divergences": divergences,
                 "max_rhat": float(summ["r_hat"].max()),
                 "min_ess_bulk": float(summ["ess_bulk"].min()),
                 "min_ess_tail": float(summ["ess_tail"].min()),
+                # compiled while fitting this study (the chunk's first pays for all of them)
+                **_compiled_since(counts),
+                "gate_ok": bool(divergences <= MAX_DIVERGENCES and summ["r_hat"].max() <= MAX_RHAT
+                                and min(summ["ess_bulk"].min(), summ["ess_tail"].min()) >= MIN_ESS),
                 **{f"reported_{g}": v for g, v in task["reported"].items()},
             }
         )
@@ -371,6 +382,23 @@ def _fit_studies(setup: dict, tasks: list[dict], at: dict) -> tuple[list[dict], 
             for label, x in _printed(study, model, post).items():
                 rank_rows.append(_rank_row(s, label, x, task["printed"][label], keep))
     return rank_rows, fit_rows
+
+
+def _compiled_since(counts: dict) -> dict:
+    """Sampler programs and XLA executables compiled since ``counts`` (which moves on)."""
+    from reanalysis.jax_setup import compile_counts
+
+    new = compile_counts(since=counts)
+    counts.update(compile_counts())
+    return {"sampler_programs_compiled": new["sampler_programs"], "xla_compiled": new["xla_compiled"]}
+
+
+def _short_of_gate(summ, setup: dict) -> bool:
+    """Whether a calibration fit's ranked parameters fall short of the R-hat or ESS limits
+    ``setup`` asks for (None: not checked): more draws of the same chains may help."""
+    rhat, ess = setup.get("max_rhat"), setup.get("min_ess")
+    return bool((rhat is not None and summ["r_hat"].max() > rhat)
+                or (ess is not None and min(summ["ess_bulk"].min(), summ["ess_tail"].min()) < ess))
 
 
 def ecdf_difference(ranks: np.ndarray, n_draws: int = N_RANK_DRAWS, grid: int = 100):

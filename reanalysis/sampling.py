@@ -12,13 +12,14 @@ The choice follows the measurements in ``benchmarks/README.md``:
   per chain (``chain_method="parallel"``).  Vectorised chains run on one core and every
   tree waits for the chain with the longest trajectory: on the real study, 300 + 300
   iterations of 4 chains took 185 s vectorised and 49 s in parallel (2 cores, 2026-11-28).
-* many fits of one model structure (:class:`CompiledNuts`, used by calibration): the log
-  density compiled to JAX once and sampled with NumPyro's NUTS, all chains vectorised in one
-  XLA program, with the data as traced inputs so new data do not recompile.
+* many fits of one model structure (:class:`CompiledNuts`, used by calibration and
+  sensitivity runs): the log density converted to JAX once, and the chains compiled once
+  per shape of work (:mod:`reanalysis.nuts_chains`, NumPyro's NUTS kernel) with the data,
+  prior values and starting state as arguments, so new data do not recompile, with either
+  chain method.
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import sys

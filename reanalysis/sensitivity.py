@@ -23,12 +23,9 @@ import copy
 import itertools
 import json
 import math
-import os
 import re
-import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -38,7 +35,7 @@ import pandas as pd
 import yaml
 from pydantic import Field, ValidationError
 
-from models.study import STATISTICS, StrictModel, Study, first_error, one_line, StudyLoader
+from models.study import StrictModel, Study, first_error, one_line, StudyLoader
 from models.labels import variable_of
 from reanalysis.settings import EXIT_ERROR, EXIT_FAILED, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK  # noqa: F401 (the script's exit codes)
 from reanalysis.execution import quiet_libraries, run_tasks
@@ -646,17 +643,21 @@ def run_grid(
     first, then = tasks, None
     if warm_starts(specs[0], sampling) and len(tasks) > 1:
         # the default scenario first; the others then start from its adaptation
-        first = [{**tasks[0], "keep_adaptation": True}]
-
-        def then():
-            # the default's adaptation even when its fit failed the gate (an ESS or R-hat
-            # shortfall says little of its step size and mass matrix): every warm start
-            # passes the gate itself or is refitted cold
-            adaptation = results.get(specs[0].name, {}).get("adaptation")
-            return [{**task, "adaptation": adaptation} for task in tasks[1:]]
-
+        first, then = [{**tasks[0], "keep_adaptation": True}], _warm_tasks(results, specs[0].name, tasks[1:])
     run_tasks(run_task, first, record, workers=workers, scheduler=scheduler, client=client, on_start=lambda: phase("pool"), then=then)
     return results
+
+
+def _warm_tasks(results: dict, default: str, tasks: list[dict]) -> Callable[[], list[dict]]:
+    """The second stage of a grid with warm starts: ``tasks`` with the adaptation that the
+    default scenario's result carries once it is in ``results``.  Its adaptation is used
+    even when its fit failed the gate (an ESS or R-hat shortfall says little of its step
+    size and mass matrix): every warm start passes the gate itself or is refitted cold."""
+    def stage() -> list[dict]:
+        adaptation = results.get(default, {}).get("adaptation")
+        return [{**task, "adaptation": adaptation} for task in tasks]
+
+    return stage
 
 
 def warm_starts(base: Spec, sampling: Sampling) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 from reanalysis.cli.parser import Parser
 from reanalysis.model_facts import model_facts
 from reanalysis.results import counter, end_counter
-from reanalysis.settings import DEFAULT_CHAINS, DEFAULT_PRIORS, DEFAULT_STUDY, EXIT_ERROR, EXIT_INPUT, EXIT_MISCALIBRATED, EXIT_OK, MAX_RHAT, ROOT
+from reanalysis.settings import DEFAULT_CHAINS, DEFAULT_PRIORS, DEFAULT_STUDY, EXIT_ERROR, EXIT_INPUT, EXIT_MISCALIBRATED, EXIT_OK, MAX_RHAT, MIN_ESS, ROOT
 
 #: Program name in usage lines (``reanalysis sbc`` from the console script).
 PROG = "sbc.py"
@@ -45,10 +45,14 @@ def parse_args(argv=None):
     p.add_argument("--tune", type=int, default=None, help="warm-up per chain per fit (default: group 1000, hierarchical 500)")
     p.add_argument("--chains", type=int, default=DEFAULT_CHAINS, help="chains per fit (default: %(default)s)")
     p.add_argument(
-        "--max-rhat", type=float, default=None,
-        help="continue a fit's chains by --draws while its largest R-hat exceeds this (default: group 1.01, the gate of a real fit; hierarchical: never)",
+        "--max-rhat", type=float, default=MAX_RHAT,
+        help="continue a fit's chains by --draws while its largest R-hat exceeds this (default: %(default)s, the gate of a real fit)",
     )
-    p.add_argument("--max-extensions", type=int, default=3, help="most continuations per fit under --max-rhat (default: %(default)s)")
+    p.add_argument(
+        "--min-ess", type=float, default=MIN_ESS,
+        help="... or while its smallest bulk or tail ESS is below this (default: %(default)s, the gate of a real fit; 0: not checked)",
+    )
+    p.add_argument("--max-extensions", type=int, default=3, help="most continuations per fit under --max-rhat and --min-ess (default: %(default)s)")
     p.add_argument("--workers", type=int, default=2, help="local worker processes for the fits (default: %(default)s; 1 runs in this process)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None, help="run the fits on this dask.distributed scheduler instead (e.g. tcp://host:8786)")
     p.add_argument("--no-progress", action="store_true", help="no count of finished fits while they run (the summary is still printed)")
@@ -75,8 +79,6 @@ def parse_args(argv=None):
     group_model = a.model == "group"
     a.draws = a.draws if a.draws is not None else (1000 if group_model else 250)
     a.tune = a.tune if a.tune is not None else (1000 if group_model else 500)
-    if a.max_rhat is None and group_model:
-        a.max_rhat = MAX_RHAT
     if a.sims < 10:
         p.error("--sims must be >= 10 for a meaningful uniformity test")
     if a.chains < 2 or a.draws * a.chains < 99:
@@ -145,8 +147,8 @@ def main(argv=None) -> int:
     try:
         res = calibration.run_sbc(
             study, priors, args.family, args.sims, args.seed, args.draws, args.tune, args.chains, args.workers, chunk=args.chunk,
-            progress=None if args.no_progress else progress, model=args.model, max_rhat=args.max_rhat, max_extensions=args.max_extensions if args.max_rhat else 0,
-            client=client,
+            progress=None if args.no_progress else progress, model=args.model, max_rhat=args.max_rhat, min_ess=args.min_ess or None,
+            max_extensions=args.max_extensions, client=client,
         )
     except calibration.CalibrationError as exc:
         # the pool is stopped and nothing was written; the worker's traceback would bury the
@@ -162,7 +164,7 @@ def main(argv=None) -> int:
         end_counter()
     table = calibration.uniformity(res, args.alpha)
     regions = calibration.coverage_by_region(res, study) if args.model == "group" else None
-    failed_fits = int(((res.fits["divergences"] > 0) | (res.fits["max_rhat"] > MAX_RHAT)).sum())
+    failed_fits = int((~res.fits["gate_ok"]).sum())
     name = results.result_name(study.id, f"sbc-{args.model}-{args.family}")
     with results.staged_result_dir(args.out, name) as stage:
         res.ranks.to_csv(stage / "ranks.csv", index=False)
@@ -191,11 +193,12 @@ def main(argv=None) -> int:
                     "draws": args.draws, "tune": args.tune, "chains": args.chains,
                     "execution": describe(args.workers, args.scheduler), "scheduler": args.scheduler,
                     "workers": None if args.scheduler else args.workers,
-                    "max_rhat": args.max_rhat, "max_extensions": args.max_extensions if args.max_rhat else 0,
+                    "max_rhat": args.max_rhat, "min_ess": args.min_ess, "max_extensions": args.max_extensions,
                 },
                 rank_draws=calibration.N_RANK_DRAWS,
                 alpha=args.alpha,
                 fits_failing_diagnostics=failed_fits,
+                compiled={"sampler_programs": int(res.fits["sampler_programs_compiled"].sum()), "xla_compiled": int(res.fits["xla_compiled"].sum())},
                 seconds=round(time.perf_counter() - t0, 1),
             ),
         )
@@ -209,12 +212,15 @@ def main(argv=None) -> int:
     fits = res.fits
     print(
         f"\n{args.sims} simulations in {time.perf_counter() - t0:.0f} s (median {fits['seconds'].median():.1f} s per fit); "
-        f"fits failing diagnostics (divergences or R-hat > {MAX_RHAT}): {failed_fits}; "
+        f"fits failing the diagnostics gate of a real fit (a divergence, R-hat > {MAX_RHAT} or ESS < {MIN_ESS:.0f}): {failed_fits}; "
         f"with divergences: {int((fits['divergences'] > 0).sum())}; R-hat > {MAX_RHAT}: {int((fits['max_rhat'] > MAX_RHAT).sum())}; "
+        f"ESS < {MIN_ESS:.0f}: {int((fits[['min_ess_bulk', 'min_ess_tail']].min(axis=1) < MIN_ESS).sum())}; "
         f"largest R-hat {fits['max_rhat'].max():.4f}; smallest bulk ESS {fits['min_ess_bulk'].min():.0f}"
     )
     if "draws_per_chain" in fits:
         print(f"draws per chain used: {fits['draws_per_chain'].value_counts().sort_index().to_dict()}")
+    print(f"compiled: {int(fits['sampler_programs_compiled'].sum())} sampler program(s) for {args.sims} fits "
+          f"(each worker process compiles its own: --chunk {args.chunk}); XLA compiled {int(fits['xla_compiled'].sum())} executable(s)")
     print(f"Results: {Path(args.out) / name}")
     if not table["uniform"].all():
         bad = ", ".join(table.loc[~table["uniform"], "parameter"])

@@ -86,7 +86,7 @@ def test_a_grid_runs_on_the_cluster(cluster, tmp_path):
 
 def test_a_calibration_runs_on_the_cluster(cluster, tmp_path):
     address, _ = cluster
-    proc = run_script("sbc.py", "--sims", 10, "--draws", 50, "--tune", 50, "--chains", 2, "--chunk", 5, "--max-rhat", 5,
+    proc = run_script("sbc.py", "--sims", 10, "--draws", 50, "--tune", 50, "--chains", 2, "--chunk", 5, "--max-rhat", 5, "--min-ess", 0,
                 "--scheduler", address, "--out", tmp_path / "out", timeout=1200)
     # 10 short fits: the uniformity verdict is not the point (exit 4 allowed), the run is
     assert proc.returncode in (0, 4), describe(proc)
@@ -95,3 +95,5 @@ def test_a_calibration_runs_on_the_cluster(cluster, tmp_path):
     assert manifest["sampler"]["execution"] == "dask.distributed" and manifest["sampler"]["scheduler"] == address
     fits = (folder / "fits.csv").read_text().splitlines()
     assert len(fits) == 1 + 10
+    # each of the two chunks compiled its sampler once, in whichever worker ran it
+    assert manifest["compiled"]["sampler_programs"] == 2, manifest["compiled"]

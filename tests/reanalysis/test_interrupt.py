@@ -316,7 +316,7 @@ def _grid(tmp_path) -> Path:
 def _pool_command(script: str, tmp_path) -> list:
     if script == "sensitivity":
         return [SENSITIVITY, "--study", ROOT / "data" / "studies" / "lasemi2018.yaml", "--grid", _grid(tmp_path), "--workers", "2"]
-    return [SBC, "--sims", "10", "--draws", "50", "--tune", "50", "--chains", "2", "--chunk", "5"]
+    return [SBC, "--sims", "10", "--draws", "50", "--tune", "50", "--chains", "2", "--chunk", "5", "--min-ess", "0"]
 
 
 @pytest.mark.slow
