@@ -122,6 +122,21 @@ class Factorial(StrictModel):
     reason: str | None = None
 
 
+class LeaveOut(StrictModel):
+    """Scenarios the grid leaves out, and why: every scenario whose settings equal all the
+    given ones (e.g. a family with a statistics subset the model cannot sample)."""
+
+    model: str | None = None
+    family: str | None = None
+    priors: str | None = None
+    statistics: Subset | None = None
+    reason: str = Field(min_length=1)
+
+    def matches(self, spec: "Spec") -> bool:
+        given = self.model_dump(exclude={"reason"}, exclude_none=True)
+        return bool(given) and all(getattr(spec, k) == v for k, v in given.items())
+
+
 class Grid(StrictModel):
     """A validated grid file."""
 
@@ -131,6 +146,7 @@ class Grid(StrictModel):
     one_at_a_time: OneAtATime = Field(default_factory=OneAtATime)
     factorial: Factorial | None = None
     scenarios: list[Scenario] = Field(default_factory=list)
+    leave_out: list[LeaveOut] = Field(default_factory=list)
 
 
 # -- resolved scenarios ----------------------------------------------------------------------
@@ -245,10 +261,12 @@ def check_reps(specs: list[Spec], reps: int | None, where: str) -> None:
             raise GridError(f"{where} {problem}")
 
 
-def expand_grid(grid: Grid, study: Study, path: str | Path = "grid") -> list[Spec]:
+def expand_grid(grid: Grid, study: Study, path: str | Path = "grid", left_out: list | None = None) -> list[Spec]:
     """Resolve a grid against a study: the default scenario first, then one-at-a-time
     variations, the factorial and the hand-written scenarios, without duplicates (a
-    scenario with the same settings as an earlier one is dropped).
+    scenario with the same settings as an earlier one is dropped) and without those the
+    grid's ``leave_out`` names; ``left_out``, when given, receives ``{"name", "reason"}``
+    of each of those.
 
     Raises
     ------
@@ -332,6 +350,9 @@ def expand_grid(grid: Grid, study: Study, path: str | Path = "grid") -> list[Spe
         ov.pop("name")
         specs.append(resolve(f"scenarios.{i}", "custom", sc.name, ov, base))
 
+    for i, rule in enumerate(grid.leave_out):
+        if rule.matches(base):
+            raise fail(f"leave_out.{i}", "it matches the default scenario, which every other scenario is compared with")
     out, seen, names = [], set(), set()
     for sp in specs:
         if sp.settings in seen:
@@ -340,6 +361,11 @@ def expand_grid(grid: Grid, study: Study, path: str | Path = "grid") -> list[Spe
             raise fail("scenarios", f"scenario name {sp.name!r} is used twice")
         seen.add(sp.settings)
         names.add(sp.name)
+        rule = next((r for r in grid.leave_out if r.matches(sp)), None)
+        if rule is not None:
+            if left_out is not None:
+                left_out.append({"name": sp.name, "reason": " ".join(rule.reason.split())})
+            continue
         out.append(sp)
     return out
 

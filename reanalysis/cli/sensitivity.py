@@ -72,7 +72,8 @@ def main(argv=None) -> int:
     try:
         study = load_study(args.study)
         grid = sens.load_grid(args.grid)
-        specs = sens.expand_grid(grid, study, args.grid)
+        left_out: list[dict] = []
+        specs = sens.expand_grid(grid, study, args.grid, left_out)
     except (StudyError, sens.GridError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return sens.EXIT_INPUT
@@ -96,6 +97,8 @@ def main(argv=None) -> int:
             return sens.EXIT_INPUT
     where = f"Dask scheduler {args.scheduler}" if client else f"{args.workers} local worker process{'es' if args.workers > 1 else ''}"
     warm = f"; the others from its adaptation with {sampling.warm_tune} warm-up" if sens.warm_starts(specs[0], sampling) else ""
+    for item in left_out:
+        log(f"left out by the grid: {item['name']} ({item['reason']})")
     log(f"study {study.id}, grid {args.grid}: {len(specs)} scenarios on {where}; "
         f"{sampling.chains} chains x ({sampling.tune} + {sampling.draws}) for the default{warm}")
     from reanalysis import results as res
@@ -124,6 +127,7 @@ def main(argv=None) -> int:
                        "compiled_model_cache": not args.no_cache, "share_identical_posteriors": not args.no_share,
                        "warm_start": sens.warm_starts(specs[0], sampling), "compiled": sens.compile_summary(results)},
             scenarios=sens.scenario_manifest(specs, results),
+            left_out=left_out,
             failed=failed,
             timings_seconds={k: round(v, 3) for k, v in timings.items()},
         )
@@ -131,11 +135,11 @@ def main(argv=None) -> int:
         tables = sens.write_outputs(stage, specs, results, study, manifest)
     final = Path(args.out) / name
     log(f"wrote {final} ({time.perf_counter() - t:.1f} s)")
-    print_report(tables, specs, final, timings, failed, sens.compile_summary(results))
+    print_report(tables, specs, final, timings, failed, sens.compile_summary(results), left_out)
     return sens.EXIT_FAILED if failed else sens.EXIT_OK
 
 
-def print_report(tables, specs, final, timings, failed, compiled: dict | None = None) -> None:
+def print_report(tables, specs, final, timings, failed, compiled: dict | None = None, left_out: list | None = None) -> None:
     import pandas as pd
 
     st = tables["stability"]
@@ -154,6 +158,9 @@ def print_report(tables, specs, final, timings, failed, compiled: dict | None = 
                 print("\nNo scenario changes a headline conclusion.")
     if failed:
         print(f"\n{len(failed)} scenario(s) FAILED (see status/reason in sensitivity.csv): {', '.join(failed)}", file=sys.stderr)
+    if left_out:
+        print(f"\n{len(left_out)} scenario(s) left out by the grid, each with its reason (manifest.json: left_out): "
+              + "; ".join(item["name"] for item in left_out))
     if compiled and compiled["sampler_programs"]:
         print(f"\nCompiled: {compiled['sampler_programs']} sampler program(s); XLA compiled {compiled['xla_compiled']} executable(s) and read "
               f"{compiled['xla_from_cache']} from its cache, {compiled['xla_seconds']:.1f} s in all (sensitivity.csv: per scenario)")
