@@ -65,5 +65,9 @@ def check_diagnostics(idata: az.InferenceData, table: pd.DataFrame) -> Diagnosti
 def needs_more_draws(d: Diagnostics, target_ess: float = TARGET_ESS) -> bool:
     """Whether more draws of the same chains could bring ``d`` within the gates: an ESS
     below ``target_ess`` or an R-hat above :data:`MAX_RHAT`.  Divergences are no reason
-    (more draws do not remove them), and neither are missing diagnostics."""
+    (more draws do not remove them), and neither are missing diagnostics; a fit that has
+    diverged already fails the gate, so it is not continued at all (in a weakly identified
+    sensitivity scenario each block of draws took minutes at the tree-depth cap)."""
+    if d.divergences > MAX_DIVERGENCES:
+        return False
     return bool(d.min_ess_bulk < target_ess or d.min_ess_tail < target_ess or d.max_rhat > MAX_RHAT)

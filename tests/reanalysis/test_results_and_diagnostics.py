@@ -209,6 +209,9 @@ def test_more_draws_are_asked_for_low_ess_or_high_r_hat_but_not_for_divergences(
     diverging[0, 0] = True
     d = diagnostics.check_diagnostics(_idata(*_iid_draws(), diverging=diverging), _table())
     assert not d.ok and not diagnostics.needs_more_draws(d)
+    # ... nor would they make a diverged fit pass: it is not continued for its ESS either
+    d = diagnostics.check_diagnostics(_idata(*_iid_draws(), diverging=diverging), _table(ess_tail=100.0))
+    assert not d.ok and not diagnostics.needs_more_draws(d)
 
 
 def test_draws_plan_defaults_and_bad_combinations():
