@@ -348,7 +348,9 @@ def _fit_studies(setup: dict, tasks: list[dict], at: dict) -> tuple[list[dict], 
         var_names = list(dict.fromkeys(v for _, v, _ in params))
         summ = az.summary(idata, var_names=var_names, kind="diagnostics")
         extensions = 0
-        while _short_of_gate(summ, setup) and extensions < setup.get("max_extensions", 0):
+        # a diverged fit fails the gate whatever its draws: not continued (as in a real fit)
+        while (_short_of_gate(summ, setup) and extensions < setup.get("max_extensions", 0)
+               and int(idata.sample_stats["diverging"].sum()) <= MAX_DIVERGENCES):
             idata = runner.extend()
             summ = az.summary(idata, var_names=var_names, kind="diagnostics")
             extensions += 1

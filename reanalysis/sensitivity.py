@@ -448,8 +448,8 @@ def run_task(task: dict) -> list[dict]:
 
 def _fit_with_fallback(task: dict, member: dict, s: dict, cache) -> tuple:
     """Sample ``member``'s posterior as ``task`` asks; returns ``(fit, start)``, ``start``
-    saying how the chains began (``cold``, ``warm``, or ``cold after a failed warm start:
-    ...``).  A warm start whose layout does not fit the model, or whose fit fails the
+    saying how the chains began (``cold``, ``warm``, or ``cold after a failed warm start
+    (<its first problems>)``).  A warm start whose layout does not fit the model, or whose fit fails the
     diagnostics gate, is followed by a cold fit: the warm start only saves time, it never
     decides a scenario's result."""
     from reanalysis.analysis import draws_plan, extend_draws, fit_posterior, model_api
@@ -476,6 +476,7 @@ def _fit_with_fallback(task: dict, member: dict, s: dict, cache) -> tuple:
         return warm, "warm"
     why = "; ".join(warm.diagnostics.problems[:2])
     return fit(None), f"cold after a failed warm start ({why})"
+
 
 class _NullLock:
     def __enter__(self):
@@ -658,7 +659,7 @@ def run_grid(
             elapsed = time.perf_counter() - t0
             # by tasks, not scenarios: scenarios sharing a posterior finish together
             remaining = elapsed / tasks_done[0] * (len(tasks) - tasks_done[0])
-            last = f"{batch[0]['name']} {batch[0]['status']}" + (f", {batch[0]['start']} start" if batch[0].get("start") else "")
+            last = f"{batch[0]['name']} {batch[0]['status']}" + (f"; start: {batch[0]['start']}" if batch[0].get("start") else "")
             if len(batch) > 1:
                 last += f", +{len(batch) - 1} sharing its posterior"
             progress(f"scenarios {done}/{total}, elapsed {_hms(elapsed)}, ~remaining {_hms(remaining)} ({last})")
