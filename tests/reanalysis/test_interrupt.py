@@ -252,14 +252,13 @@ def test_fit_sigint_during_xla_compilation(tmp_path, earlier):
 
 @pytest.mark.slow
 def test_fit_sigint_during_sampling(tmp_path, earlier):
-    """A default (full-length) fit, interrupted once every chain's progress bar shows 20%
-    (``--progress``: stderr is a pipe here)."""
+    """A default (full-length) fit, interrupted once the progress bar of its chains shows
+    20% of their iterations (``--progress``: stderr is a pipe here)."""
     out, before = earlier
     run = _fit(tmp_path, out, "--progress")
     try:
         run.wait_for(r"^phase: compile$")
-        for chain in range(4):
-            run.wait_for(rf"Running chain {chain}:\s+([2-9]\d|100)%", after=run.matched_at if chain else 0)
+        run.wait_for(r"warm-up and draws \(4 chains\):\s+([2-9]\d|100)%", after=run.matched_at)
         code, seconds = run.interrupt()
         check_stopped(run, code, seconds, out, before, "fit.py (default model), sampling at >= 20%")
     finally:
@@ -274,7 +273,7 @@ def test_fit_sigint_during_extension(tmp_path, earlier):
     run = _fit(tmp_path, out, "--draws", "100", "--max-draws", "400", "--tune", "300", "--progress")
     try:
         run.wait_for(r"^phase: extend$")
-        run.wait_for(r"Running chain \d+:\s+\d+%", after=run.matched_at)
+        run.wait_for(r"more draws \(4 chains\):\s+\d+%", after=run.matched_at)
         code, seconds = run.interrupt()
         check_stopped(run, code, seconds, out, before, "fit.py (default model), extension")
     finally:
