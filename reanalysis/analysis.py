@@ -490,7 +490,7 @@ def structure_key(model, terms: list | None = None) -> str:
     shared variables by name, type and shape), the initial values and the coords.  Two
     models with the same key can share one compiled ``logp_dlogp`` function once their
     shared variables hold the same values.  ``terms``: the log density as the terms of
-    :func:`reanalysis.sampling._log_density_terms`, when the caller has them (each
+    :func:`reanalysis.sampling.log_density_terms`, when the caller has them (each
     ``model.logp`` call takes seconds for a large model); keys of one kind compare only
     with keys of the same kind.
     """
@@ -672,10 +672,10 @@ def build_keyed(api: Model, study: Study, priors: dict, family: str, reps: int, 
             RuntimeWarning,
             stacklevel=2,
         )
-    from reanalysis.sampling import _log_density_terms
+    from reanalysis.sampling import log_density_terms
 
     # one log-density graph for the key and the shared inputs (two would take twice as long)
-    terms = _log_density_terms(model)
+    terms = log_density_terms(model)
     key = f"{api.name}:{structure_key(model, terms[0])}"
     return model, key, named_shared_inputs(model, terms)
 

@@ -53,12 +53,12 @@ def named_shared_inputs(model: pm.Model, terms: tuple | None = None) -> dict:
     """Name -> shared variable, for every named shared input of the model's log density and
     deterministics: ``pm.Data`` containers, dimension lengths and, for a model built with
     prior parameters as shared variables (:func:`reanalysis.analysis.build_keyed`), those.
-    ``terms``: the model's :func:`_log_density_terms`, when the caller has them already
+    ``terms``: the model's :func:`log_density_terms`, when the caller has them already
     (each computation takes seconds for a large model)."""
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.traversal import graph_inputs
 
-    logp_terms, _ = terms or _log_density_terms(model)
+    logp_terms, _ = terms or log_density_terms(model)
     return {v.name: v for v in graph_inputs([*logp_terms, *model.deterministics]) if isinstance(v, SharedVariable) and v.name}
 
 
@@ -78,7 +78,7 @@ def shared_by_name(model: pm.Model, names, terms: tuple | None = None) -> dict:
     return {n: found[n] for n in names}
 
 
-def _log_density_terms(model: pm.Model) -> tuple[list, int]:
+def log_density_terms(model: pm.Model) -> tuple[list, int]:
     """The model's log density as separate terms, from a single ``model.logp`` call.
 
     Returns ``(terms, k)``: ``terms[:k]`` are what ``pm.compute_log_likelihood`` and
@@ -112,7 +112,7 @@ def rewrite_for_jax(inputs: list, outputs: list):
 
 
 def _rewritten_graphs(model: pm.Model, shared: dict, terms: tuple | None, graph_key: str | None) -> tuple:
-    """The log density's terms (:func:`_log_density_terms`) and all unobserved variables
+    """The log density's terms (:func:`log_density_terms`) and all unobserved variables
     (deterministics may read data) as two FunctionGraphs rewritten for JAX, with the model's
     value variables and then the shared variables in ``shared`` as inputs (the other shared
     variables as constants), and the number of density terms.
@@ -137,7 +137,7 @@ def _rewritten_graphs(model: pm.Model, shared: dict, terms: tuple | None, graph_
     # JAX needs concrete shapes; a structure's shapes are fixed (reanalysis.analysis.structure_key)
     symbolic = [sv.type.clone(shape=np.shape(sv.get_value(borrow=True)))() for sv in shared.values()]
     swap = dict(zip(shared.values(), symbolic))
-    terms, n_densities = terms or _log_density_terms(model)
+    terms, n_densities = terms or log_density_terms(model)
 
     def rewritten(outputs):
         return rewrite_for_jax(model.value_vars + symbolic, _replace_shared_variables(graph_replace(outputs, swap, strict=False)))
@@ -160,12 +160,12 @@ def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False, t
     C backend, draw by draw: about 10 s for the covariate model.
 
     The potential is the sum, taken in JAX, of the terms of one converted graph
-    (:func:`_log_density_terms`), and the densities are its first outputs: one graph
+    (:func:`log_density_terms`), and the densities are its first outputs: one graph
     conversion instead of two (about 3 s) and one ``model.logp`` call instead of three
     (about 4 s).  XLA compiles the potential's gradient to the same program as from
     ``model.logp()`` (same operation and memory counts, 2026-11-28); a potential taken as
     the sum in PyTensor beside the terms as outputs had 23 more fused kernels.  ``terms``:
-    the model's :func:`_log_density_terms`, when the caller has them already.  ``graph_key``:
+    the model's :func:`log_density_terms`, when the caller has them already.  ``graph_key``:
     a key of everything the model's graph depends on (:func:`_rewritten_graphs`).
     """
     configure_jax()
@@ -294,7 +294,7 @@ class CompiledNuts:
         self.data_names = tuple(data_names)
         # one model.logp call serves the shared inputs and the JAX functions; without
         # replaceable inputs none is needed when the graphs come from the cache
-        terms = _log_density_terms(model) if self.data_names else None
+        terms = log_density_terms(model) if self.data_names else None
         self._shared = shared_by_name(model, self.data_names, terms)
         self.draws, self.tune, self.chains, self.target_accept = draws, tune, chains, target_accept
         self.warmup_tree_depth = warmup_tree_depth or MAX_TREE_DEPTH

@@ -81,7 +81,7 @@ def test_warmup_tree_depth_caps_warm_up_only():
 
 def test_potential_from_density_terms_is_the_model_logp():
     # the potential sums the log-density terms and the transforms' log Jacobians of one graph
-    # (reanalysis.sampling._log_density_terms): equal to model.logp() with a transform whose
+    # (reanalysis.sampling.log_density_terms): equal to model.logp() with a transform whose
     # parameter is another variable, a simplex transform (Jacobian with fewer dims than the
     # log prior), a potential and a shared prior parameter replaced by data
     import pytensor
@@ -230,7 +230,7 @@ def test_graph_cache_skips_the_log_density_on_a_hit_and_gives_the_same_draws(tmp
     def no_logp(model):
         raise AssertionError("a cache hit computed the log density again")
 
-    monkeypatch.setattr(sampling, "_log_density_terms", no_logp)
+    monkeypatch.setattr(sampling, "log_density_terms", no_logp)
     again = CompiledNuts(_normal_model(y), draws=50, tune=50, chains=2, progressbar=False, graph_key="k1").run(seed=4)
     np.testing.assert_array_equal(again.posterior["mu"].values, first.posterior["mu"].values)
     # another key is another entry (and needs the log density)
