@@ -23,8 +23,6 @@ import numpy as np
 
 from reanalysis.jax_setup import COUNTS, compile_counts  # noqa: F401 (compile_counts: this module's public view)
 
-#: Fields of the NUTS state kept for every draw (mapped to ArviZ's names by the caller).
-FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "step_size", "potential_energy")
 #: Chain iterations between two progress updates.
 PROGRESS_EVERY = 25
 
@@ -46,13 +44,6 @@ class Adaptation:
     step_size: np.ndarray
     inverse_mass_matrix: dict
     position: dict
-
-    def layout(self) -> tuple:
-        """Names and shapes: a warm start needs the same layout as the run it came from."""
-        return (
-            tuple((k, np.shape(v)) for k, v in sorted(self.inverse_mass_matrix.items())),
-            tuple((k, np.shape(v)) for k, v in sorted(self.position.items())),
-        )
 
 
 def _collect(state) -> dict:
@@ -231,4 +222,4 @@ def programs_traced() -> int:
     return COUNTS["sampler_programs"]
 
 
-__all__: Any = ["Adaptation", "ChainPrograms", "adaptation_of", "compile_counts", "programs_traced", "FIELDS"]
+__all__: Any = ["Adaptation", "ChainPrograms", "adaptation_of", "compile_counts", "programs_traced"]
