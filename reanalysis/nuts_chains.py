@@ -120,17 +120,20 @@ class ChainPrograms:
         init_kernel, sample_kernel = hmc.hmc(potential_fn_gen=lambda data: functools.partial(self.potential, data=data), algo="NUTS")
         tick = self._tick
 
-        def scan(state, data, length: int, keep: bool):
+        def scan(state, data, length: int, skip: int = 0):
+            """``length`` NUTS transitions from ``state``; the fields of all but the first
+            ``skip``.  A warm-up and its draws are one scan: XLA compiles the transition, by
+            far the largest part of a program, once per program instead of once per loop."""
             def body(state, i):
                 state = sample_kernel(state, model_args=(data,))
                 if tick is not None:
                     lax.cond((i + 1) % PROGRESS_EVERY == 0, lambda: jax.debug.callback(tick, PROGRESS_EVERY), lambda: None)
-                return state, (_collect(state) if keep else None)
+                return state, _collect(state)
 
             state, trace = lax.scan(body, state, np.arange(length))
             if tick is not None and length % PROGRESS_EVERY:
                 jax.debug.callback(tick, length % PROGRESS_EVERY)
-            return state, trace
+            return state, jax.tree.map(lambda x: x[skip:], trace)
 
         def start(key, position, data, step_size, inverse_mass_matrix):
             COUNTS["sampler_programs"] += 1  # runs when JAX traces the program, not when it runs
@@ -144,7 +147,6 @@ class ChainPrograms:
                 # without the restarts at the ends of mass-matrix windows it does not adapt
                 last = len(build_adaptation_schedule(num_warmup)) - 1
                 state = state._replace(adapt_state=state.adapt_state._replace(window_idx=jnp.asarray(last, dtype=state.adapt_state.window_idx.dtype)))
-            state, _ = scan(state, data, num_warmup, keep=False)
             return state
 
         return start, scan
@@ -155,11 +157,12 @@ class ChainPrograms:
             start, scan = self._kernels(num_warmup, warm)
 
             def run(rng_key, position, data, step_size, inverse_mass_matrix):
-                return scan(start(rng_key, position, data, step_size, inverse_mass_matrix), data, num_samples, keep=True)
+                state = start(rng_key, position, data, step_size, inverse_mass_matrix)
+                return scan(state, data, num_warmup + num_samples, skip=num_warmup)
 
             def more(state, data, length):
                 COUNTS["sampler_programs"] += 1
-                return scan(state, data, length, keep=True)
+                return scan(state, data, length)
 
             axes = (0, 0, None, 0, 0)
             self._programs[key] = (self._map(run, axes), more)
