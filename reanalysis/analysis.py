@@ -316,6 +316,7 @@ def fit_posterior(
     log: Callable[[str], None] | None = None,
     adaptation: Any = None,
     warm_tune: int | None = None,
+    reweight_from: Any = None,
 ) -> Analysis:
     """The sampling half of :func:`run_analysis` (same parameters): an :class:`Analysis`
     whose ``idata`` holds the posterior (and prior draws) but no estimands or checks yet.
@@ -365,7 +366,13 @@ def fit_posterior(
                 pm_model, draws=draws, tune=tune, chains=chains, progressbar=progressbar, chain_method="parallel", log_densities=True,
                 graph_key=graph_cache_key(api, study, prior_values, family, reps, seed), **api.nuts_options(),
             )
-        idata = runner.run(seed=seed, data=data, adaptation=adaptation, tune=warm_tune if adaptation is not None else None)
+        if reweight_from is not None:
+            if runner is None or runner.structure is None:
+                raise ValueError("importance weighting needs the compiled-model cache (its runners know their structure)")
+            idata, _ = runner.reweighted(reweight_from, data, seed)
+            runner = None
+        else:
+            idata = runner.run(seed=seed, data=data, adaptation=adaptation, tune=warm_tune if adaptation is not None else None)
     else:
         # PyMC's INFO lines ("Multiprocess sampling ...", "NUTS: [log_mean, log_cv]") name
         # internal variables and repeat the toolkit's own log; its warnings still show
@@ -606,6 +613,7 @@ class CompiledCache:
                 model, sorted(shared), draws=draws, tune=tune, chains=chains, progressbar=False, chain_method="parallel", log_densities=True,
                 **api.nuts_options(),
             )
+            runner.structure = full
             entry = self.entries[full] = _Entry(model, shared, runner)
             while len(self.entries) > self.size:
                 self.entries.popitem(last=False)

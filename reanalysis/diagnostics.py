@@ -9,6 +9,7 @@ import pandas as pd
 
 # the gate's thresholds, defined with the toolkit's other settings
 from reanalysis.settings import MAX_DIVERGENCES, MAX_RHAT, MIN_ESS, TARGET_ESS  # noqa: F401
+from reanalysis.reweighting import PARETO_K_MAX
 
 @dataclass
 class Diagnostics:
@@ -39,7 +40,9 @@ class Diagnostics:
 def check_diagnostics(idata: az.InferenceData, table: pd.DataFrame) -> Diagnostics:
     """Check divergences and the R-hat / ESS columns of ``table`` (one row per quantity).
 
-    Rows with missing diagnostics (e.g. probabilities) are skipped.
+    Rows with missing diagnostics (e.g. probabilities) are skipped.  Draws importance-weighted
+    from another fit (``posterior.attrs["pareto_k"]``, :mod:`reanalysis.reweighting`) also
+    need a Pareto k below :data:`reanalysis.reweighting.PARETO_K_MAX`.
     """
     div = int(idata.sample_stats["diverging"].sum())
     t = table.dropna(subset=["r_hat"])
@@ -50,6 +53,9 @@ def check_diagnostics(idata: az.InferenceData, table: pd.DataFrame) -> Diagnosti
     d = Diagnostics(div, float(t["r_hat"].max()), float(t["ess_bulk"].min()), float(t["ess_tail"].min()))
     if div > MAX_DIVERGENCES:
         d.problems.append(f"{div} divergent transitions (allowed: {MAX_DIVERGENCES})")
+    k = idata.posterior.attrs.get("pareto_k")
+    if k is not None and not k < PARETO_K_MAX:
+        d.problems.append(f"importance weights from {idata.posterior.attrs.get('importance_from', 'another fit')} unreliable: Pareto k {k:.2f} >= {PARETO_K_MAX}")
     for _, row in t.iterrows():
         # the estimand in words, with its key (the row of estimands.csv) in brackets
         key, label = row.get("estimand", row.name), row.get("label")

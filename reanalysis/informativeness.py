@@ -32,6 +32,7 @@ import pandas as pd
 
 from models.labels import estimand_key, variable_of
 from models.wording import parameter_key_label
+from reanalysis.reweighting import PARETO_K_MAX
 
 #: Power-scaling sensitivity at or above which a component counts as influential
 #: (the threshold priorsense uses).
@@ -39,8 +40,6 @@ PSENS_THRESHOLD = 0.05
 #: Contraction ``1 - var(posterior) / var(prior)`` below which a prior-insensitive
 #: estimand is still carried by the assumptions (the design, fixed covariate shares).
 CONTRACTION_ASSUMPTION = 0.2
-#: Pareto k above which Pareto-smoothed importance weights are not trusted.
-PARETO_K_MAX = 0.7
 #: Finite-difference step of ``az.psens`` (powers 1/(1+delta) and 1+delta).
 DELTA = 0.01
 #: Powers of the top-level priors at which the estimand's mean is also importance-weighted,
@@ -172,12 +171,9 @@ def psis_weights(log_density: np.ndarray, alpha: float) -> tuple[np.ndarray, np.
     weights, k : np.ndarray
         Normalised weights (replicate, draw) and Pareto k (replicate,).
     """
-    import arviz as az
+    from reanalysis.reweighting import pareto_smoothed
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lw, k = az.psislw((alpha - 1.0) * log_density)
-    return np.exp(np.asarray(lw)), np.atleast_1d(np.asarray(k, dtype=float))
+    return pareto_smoothed((alpha - 1.0) * np.asarray(log_density))
 
 
 def _cjs(width: np.ndarray, cdf_p: np.ndarray, cdf_q: np.ndarray) -> np.ndarray:

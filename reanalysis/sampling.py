@@ -37,6 +37,8 @@ SAMPLER_NAMES = {
     "vectorized": "numpyro-nuts (vectorised chains, JAX)",
     "parallel": "numpyro-nuts (one XLA device per chain, JAX)",
 }
+#: Draws whose potential :meth:`CompiledNuts.log_density_ratio` evaluates at once.
+POTENTIAL_BATCH = 32
 #: NUTS's usual cap on the tree depth (as in PyMC and Stan): at most 1023 leapfrog steps.
 MAX_TREE_DEPTH = 10
 #: On-disk cache of the log density's graphs after PyTensor's rewrites for JAX
@@ -310,6 +312,12 @@ class CompiledNuts:
 
         self.progressbar = progressbar
         self._bar = None
+        self._potential = potential
+        self._per_draw_potential = None
+        #: key of the model structure (set by the compiled-model cache), for
+        #: :meth:`base_draws`
+        self.structure = None
+        self._reweighting = None
         self._programs = ChainPrograms(
             potential, chains, chain_method, target_accept, (self.warmup_tree_depth, MAX_TREE_DEPTH),
             progress=self._advance_bar if progressbar else None,
@@ -376,7 +384,7 @@ class CompiledNuts:
         self._open_bar("warm-up and draws", tune + self.draws)
         try:
             self._state, trace = self._programs.run(seed, init, data, tune, self.draws, adaptation)
-            self._run_tune, self._warm = tune, adaptation is not None
+            self._run_tune, self._warm, self._reweighting = tune, adaptation is not None, None
             self._seed, self._data, self._blocks = seed, data, []
             self._sampling_seconds = self._postprocess_seconds = 0.0
             self._add_block(trace, t1)
@@ -418,6 +426,8 @@ class CompiledNuts:
         """
         if not self._blocks:
             raise RuntimeError("extend() continues the chains of run(); call run() first")
+        if self._reweighting is not None:
+            raise RuntimeError("extend() continues chains: draws importance-weighted from another fit have none")
         t1 = time.perf_counter()
         self._open_bar("more draws", self.draws)
         try:
@@ -442,7 +452,7 @@ class CompiledNuts:
         values = [np.asarray(v) for v in self._postprocess(draws, self._data)]
         densities = None if self._densities is None else [np.asarray(v) for v in self._densities(draws, self._data)]
         extra = {k: np.asarray(trace[k]) for k in trace if k != "z"}
-        self._blocks.append((values, densities, extra))
+        self._blocks.append((values, densities, extra, {k: np.asarray(v) for k, v in draws.items()}))
         self._postprocess_seconds += time.perf_counter() - t
 
     def _inference_data(self) -> az.InferenceData:
@@ -481,7 +491,7 @@ class CompiledNuts:
         idata.posterior.attrs.update(
             {
                 "sampler": SAMPLER_NAMES[self.chain_method],
-                "draws": self.draws * len(blocks),
+                "draws": int(n_steps.shape[1]),
                 "extensions": len(blocks) - 1,
                 "tune": self._run_tune,
                 "warm_start": int(self._warm),
@@ -494,7 +504,71 @@ class CompiledNuts:
                 "postprocess_seconds": round(self._postprocess_seconds, 3),
             }
         )
+        if self._reweighting is not None:
+            idata.posterior.attrs.update(self._reweighting)
         return idata
+
+    def base_draws(self, name: str):
+        """The unconstrained draws, values and sampler statistics of the last :meth:`run`
+        and its continuations: what :meth:`reweighted` needs to weight them towards
+        another posterior of this structure (:class:`reanalysis.reweighting.BaseDraws`;
+        ``name``: the scenario they belong to)."""
+        from reanalysis.reweighting import BaseDraws
+
+        if not self._blocks or self._reweighting is not None:
+            raise RuntimeError("base_draws() reads the chains of run(); call run() first")
+        position = {k: np.concatenate([b[3][k] for b in self._blocks], axis=1) for k in self._names}
+        stats = {k: np.concatenate([b[2][k] for b in self._blocks], axis=1) for k in self._blocks[0][2]}
+        return BaseDraws(name=name, structure=self.structure, position=position, data=dict(self._data), stats=stats)
+
+    def log_density_ratio(self, base, data: dict) -> np.ndarray:
+        """log p_new(z) - log p_base(z) at each of ``base``'s draws (chains, draws): the
+        joint densities of the model under ``data`` and under ``base.data``, up to a
+        constant."""
+        import jax
+
+        if self._per_draw_potential is None:
+            potential = self._potential
+
+            @jax.jit
+            def per_draw(position, data):
+                # in batches: the potential of a model with simulated cohorts holds large
+                # intermediates, and all draws at once took gigabytes
+                flat = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), position)
+                out = jax.lax.map(lambda z: potential(z, data), flat, batch_size=POTENTIAL_BATCH)
+                return out.reshape(jax.tree.leaves(position)[0].shape[:2])
+
+            self._per_draw_potential = per_draw
+        new = {**self.current_data(), **data}
+        return np.asarray(self._per_draw_potential(base.position, base.data)) - np.asarray(self._per_draw_potential(base.position, new))
+
+    def reweighted(self, base, data: dict | None = None, seed: int = 1):
+        """The draws of ``base`` (:meth:`base_draws` of a runner of the same structure)
+        importance-weighted towards this model's posterior under ``data``, resampled within
+        each chain (:func:`reanalysis.reweighting.reweight`), as InferenceData like
+        :meth:`run`'s; ``posterior.attrs`` adds ``importance_from``, ``pareto_k`` and
+        ``importance_efficiency``.  The draws cannot be continued (:meth:`extend`).
+
+        Returns
+        -------
+        (az.InferenceData, reanalysis.reweighting.Reweighting)
+        """
+        from reanalysis.reweighting import reweight
+
+        if base.structure is None or base.structure != self.structure:
+            raise ValueError(f"importance weighting needs draws of this model structure; {base.name}'s were of another")
+        t1 = time.perf_counter()
+        data = {**self.current_data(), **(data or {})}
+        outcome = reweight(self.log_density_ratio(base, data), seed)
+        rows = np.arange(outcome.indices.shape[0])[:, None]
+        trace = {k: v[rows, outcome.indices] for k, v in base.stats.items()}
+        trace["z"] = {k: v[rows, outcome.indices] for k, v in base.position.items()}
+        self._state, self._blocks, self._data, self._seed = None, [], data, seed
+        self._run_tune, self._warm = 0, False
+        self._sampling_seconds = self._postprocess_seconds = 0.0
+        self._add_block(trace, t1)
+        self._reweighting = {"importance_from": base.name, "pareto_k": outcome.pareto_k, "importance_efficiency": outcome.efficiency}
+        return self._inference_data(), outcome
 
 
 def sample_nuts(

@@ -97,6 +97,12 @@ class Sampling(StrictModel):
     #: that fails its diagnostics is refitted from a cold start with ``tune``
     warm_start: bool = True
     warm_tune: int = Field(default=200, ge=1, strict=True)
+    #: before a warm start, importance-weight the default scenario's draws towards the
+    #: scenario's posterior when both have one model structure (a scenario that changes only
+    #: values: a prior set, an assumption the likelihood reads as a number); used when the
+    #: Pareto k is below 0.7 and the resampled draws pass the diagnostics gate, sampled
+    #: otherwise (reanalysis/reweighting.py)
+    reweight: bool = True
 
 
 class OneAtATime(StrictModel):
@@ -419,7 +425,10 @@ def run_task(task: dict) -> list[dict]:
                     psens = _psens_table(fit, first["study"])
                 except Exception as exc:  # noqa: BLE001 - the cheap diagnostic must not fail the scenario
                     psens = [{"error": _reason(exc)}]  # psens_comparison writes it into psens.csv
-            adaptation = fit.runner.adaptation() if task.get("keep_adaptation") and fit.runner is not None else None
+            adaptation = base = None
+            if task.get("keep_adaptation") and fit.runner is not None:
+                adaptation = fit.runner.adaptation()
+                base = fit.runner.base_draws(first["name"]) if s.get("reweight") else None
         sample_seconds = time.perf_counter() - t0
     except Exception as exc:  # noqa: BLE001 - any sampler error fails the scenarios, not the run
         reason = _reason(exc)
@@ -440,7 +449,7 @@ def run_task(task: dict) -> list[dict]:
             shared = i > 0
             out.append(_scenario_result(m, this, 0.0 if shared else sample_seconds, time.perf_counter() - t1, shared_with=first["name"] if shared else None,
                                         psens=None if shared else psens, start=start, compiled=None if shared else compiled,
-                                        adaptation=None if shared else adaptation))
+                                        adaptation=None if shared else adaptation, base=None if shared else base))
         except Exception as exc:  # noqa: BLE001
             out.append(_failed(m, _reason(exc), time.perf_counter() - t1))
     return out
@@ -448,34 +457,57 @@ def run_task(task: dict) -> list[dict]:
 
 def _fit_with_fallback(task: dict, member: dict, s: dict, cache) -> tuple:
     """Sample ``member``'s posterior as ``task`` asks; returns ``(fit, start)``, ``start``
-    saying how the chains began (``cold``, ``warm``, or ``cold after a failed warm start
-    (<its first problems>)``).  A warm start whose layout does not fit the model, or whose fit fails the
-    diagnostics gate, is followed by a cold fit: the warm start only saves time, it never
-    decides a scenario's result."""
-    from reanalysis.analysis import draws_plan, extend_draws, fit_posterior, model_api
+    saying where the draws came from: ``cold``, ``warm``, ``importance-weighted from
+    <scenario> (...)``, or the start that followed an unreliable weighting or a failed warm
+    start, with the reason.  Draws of the default scenario (``task["base"]``) are weighted
+    first when the scenario has the default's model structure; a warm start whose layout
+    does not fit the model, or whose fit fails the diagnostics gate, is followed by a cold
+    fit: weighting and warm starts only save time, they never decide a scenario's result."""
+    from reanalysis.analysis import add_estimand_table, draws_plan, extend_draws, fit_posterior, model_api
+    from reanalysis.reweighting import PARETO_K_MAX, described
 
-    def fit(adaptation):
-        f = fit_posterior(
+    def sampled(adaptation, reweight_from=None):
+        return fit_posterior(
             member["study"], member["model"], member["family"], member["priors"], s["draws"], s["tune"], s["chains"],
             s["seed"], s["reps"], progressbar=False, prior_draws=0, cores=task.get("cores", 1), cache=cache,
-            adaptation=adaptation, warm_tune=s.get("warm_tune"),
+            adaptation=adaptation, warm_tune=s.get("warm_tune"), reweight_from=reweight_from,
         )
-        _, max_draws = draws_plan(model_api(member["model"]), s["draws"], s.get("max_draws"))
-        return extend_draws(f, member["study"], max_draws)
 
+    def fit(adaptation):
+        _, max_draws = draws_plan(model_api(member["model"]), s["draws"], s.get("max_draws"))
+        return extend_draws(sampled(adaptation), member["study"], max_draws)
+
+    before = ""
+    base = task.get("base")
+    if base is not None and cache is not None:
+        try:
+            weighted = sampled(None, reweight_from=base)
+        except ValueError as exc:  # another model structure (CompiledNuts.reweighted)
+            if "importance weighting" not in str(exc):
+                raise
+        else:
+            attrs = weighted.idata.posterior.attrs
+            if attrs["pareto_k"] < PARETO_K_MAX:  # else the estimands of a few repeated draws say nothing
+                add_estimand_table(weighted, member["study"])
+                if weighted.diagnostics.ok:
+                    return weighted, described(attrs)
+                why = weighted.diagnostics.problems[0]
+            else:
+                why = f"unreliable: Pareto k {attrs['pareto_k']:.2f} >= {PARETO_K_MAX}"
+            before = f" after {described(attrs)} failed ({why})"
     adaptation = task.get("adaptation")
     if adaptation is None:
-        return fit(None), "cold"
+        return fit(None), "cold" + before
     try:
         warm = fit(adaptation)
     except ValueError as exc:  # another layout of parameters (CompiledNuts.run)
         if "warm start" not in str(exc):
             raise
-        return fit(None), "cold (parameters differ from the default's)"
+        return fit(None), "cold (parameters differ from the default's)" + before
     if warm.diagnostics.ok:
-        return warm, "warm"
+        return warm, "warm" + before
     why = "; ".join(warm.diagnostics.problems[:2])
-    return fit(None), f"cold after a failed warm start ({why})"
+    return fit(None), f"cold after a failed warm start ({why})" + before
 
 
 class _NullLock:
@@ -493,7 +525,7 @@ def _reason(exc: BaseException) -> str:
 
 def _failed(member: dict, reason: str, seconds: float) -> dict:
     return {"name": member["name"], "status": "failed", "reason": reason, "rows": [], "checks": [], "divergences": None,
-            "seconds": seconds, "cache_hit": None, "shared_with": None, "psens": None, "start": "", "compiled": None, "adaptation": None}
+            "seconds": seconds, "cache_hit": None, "shared_with": None, "psens": None, "start": "", "compiled": None, "adaptation": None, "base": None}
 
 
 def _effect_null(key: str, units: str) -> float | None:
@@ -535,7 +567,7 @@ def _draws(post, key: str) -> np.ndarray | None:
     return np.asarray(da.values).ravel()
 
 
-def _scenario_result(member: dict, fit, sample_seconds: float, summary_seconds: float, shared_with, psens, start: str = "cold", compiled=None, adaptation=None) -> dict:
+def _scenario_result(member: dict, fit, sample_seconds: float, summary_seconds: float, shared_with, psens, start: str = "cold", compiled=None, adaptation=None, base=None) -> dict:
     diag = fit.diagnostics
     post = fit.idata.posterior
     rows = []
@@ -559,7 +591,7 @@ def _scenario_result(member: dict, fit, sample_seconds: float, summary_seconds: 
         "reason": "" if diag.ok else "diagnostics: " + "; ".join(diag.problems[:3]) + (f" (+{len(diag.problems) - 3} more)" if len(diag.problems) > 3 else ""),
         "rows": rows, "checks": checks, "divergences": diag.divergences, "seconds": sample_seconds + summary_seconds,
         "cache_hit": fit.cache_hit, "shared_with": shared_with, "psens": psens, "start": start, "compiled": compiled,
-        "draws": int(fit.idata.posterior.sizes["draw"]), "adaptation": adaptation,
+        "draws": int(fit.idata.posterior.sizes["draw"]), "adaptation": adaptation, "base": base,
     }
 
 
@@ -681,8 +713,8 @@ def _warm_tasks(results: dict, default: str, tasks: list[dict]) -> Callable[[], 
     even when its fit failed the gate (an ESS or R-hat shortfall says little of its step
     size and mass matrix): every warm start passes the gate itself or is refitted cold."""
     def stage() -> list[dict]:
-        adaptation = results.get(default, {}).get("adaptation")
-        return [{**task, "adaptation": adaptation} for task in tasks]
+        adaptation, base = (results.get(default, {}).get(k) for k in ("adaptation", "base"))
+        return [{**task, "adaptation": adaptation, "base": base} for task in tasks]
 
     return stage
 

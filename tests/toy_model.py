@@ -82,4 +82,8 @@ class ToyJaxModel(ToyModel):
     name = "toy_jax"
     sampler = "jax"
     max_draws = 800
-    prior_sets = {**ToyModel.prior_sets, "tight": {"mu": {"dist": "normal", "mu": 0.0, "sigma": 10.0}}}
+    prior_sets = {
+        **ToyModel.prior_sets,
+        "tight": {"mu": {"dist": "normal", "mu": 0.0, "sigma": 10.0}},
+        "wide": {"mu": {"dist": "normal", "mu": 0.0, "sigma": 3000.0}},
+    }

@@ -48,7 +48,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-share", action="store_true", help="sample every scenario even when its posterior equals another's (for benchmarks)")
     p.add_argument("--no-warm-start", action="store_true",
                    help="start every scenario's chains afresh with the full warm-up, instead of from the default scenario's "
-                        "adaptation (models sampled with JAX; for benchmarks)")
+                        "adaptation (models sampled with JAX; for benchmarks); implies --no-reweight")
+    p.add_argument("--no-reweight", action="store_true",
+                   help="sample every scenario, instead of first importance-weighting the default scenario's draws towards "
+                        "a scenario of the same model structure (models sampled with JAX; for benchmarks)")
     args = p.parse_args(argv)
     if args.workers < 1:
         p.error("--workers must be >= 1")
@@ -80,6 +83,8 @@ def main(argv=None) -> int:
     overrides = {k: getattr(args, k) for k in ("draws", "tune", "chains", "seed", "reps", "ppc_draws") if getattr(args, k) is not None}
     if args.no_warm_start:
         overrides["warm_start"] = False
+    if args.no_reweight:
+        overrides["reweight"] = False
     sampling = grid.sampling.model_copy(update=overrides)
     try:
         sens.check_reps(specs, sampling.reps, "--reps" if "reps" in overrides else f"{args.grid}: sampling.reps")
@@ -96,7 +101,10 @@ def main(argv=None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return sens.EXIT_INPUT
     where = f"Dask scheduler {args.scheduler}" if client else f"{args.workers} local worker process{'es' if args.workers > 1 else ''}"
-    warm = f"; the others from its adaptation with {sampling.warm_tune} warm-up" if sens.warm_starts(specs[0], sampling) else ""
+    warm = ""
+    if sens.warm_starts(specs[0], sampling):
+        weighted = "importance-weighted from its draws where reliable, else " if sampling.reweight else ""
+        warm = f"; the others {weighted}from its adaptation with {sampling.warm_tune} warm-up"
     for item in left_out:
         log(f"left out by the grid: {item['name']} ({item['reason']})")
     log(f"study {study.id}, grid {args.grid}: {len(specs)} scenarios on {where}; "

@@ -3,6 +3,7 @@ ESS rule on every scenario, and compile counts per scenario, on the toy model sa
 the JAX sampler (seconds: the machinery knows nothing of the model)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,11 +25,12 @@ def toy_jax():
     unregister("toy_jax")
 
 
-def _grid(study, warm_start: bool):
+def _grid(study, warm_start: bool, reweight: bool = False, scenarios=(("narrow", "narrow"), ("tight", "tight"))):
     grid = sens.Grid.model_validate({
         "base": {"model": "toy_jax"},
-        "sampling": {"draws": 300, "tune": 300, "chains": 4, "ppc_draws": 50, "warm_tune": 50, "warm_start": warm_start, "max_draws": 300},
-        "scenarios": [{"name": "narrow", "priors": "narrow"}, {"name": "tight", "priors": "tight"}],
+        "sampling": {"draws": 300, "tune": 300, "chains": 4, "ppc_draws": 50, "warm_tune": 50, "warm_start": warm_start, "max_draws": 300,
+                     "reweight": reweight},
+        "scenarios": [{"name": name, "priors": priors} for name, priors in scenarios],
     })
     return sens.expand_grid(grid, study), grid.sampling
 
@@ -83,3 +85,35 @@ def test_a_warm_start_that_fails_its_diagnostics_is_refitted_cold(monkeypatch):
     assert start == "cold after a failed warm start (3 divergent transitions (allowed: 0))"
     calls.clear()
     assert sens._fit_with_fallback({}, member, s, None)[1] == "cold" and calls == [None]
+
+
+def _conjugate(study, sigma: float) -> dict:
+    """The toy model's exact posterior median and SD of each group's mean under a N(0, sigma)
+    prior: a normal prior and a normal measurement of known SE."""
+    out = {}
+    for g in ("control", "ms"):
+        r = study.reported(g)
+        se2 = r["sd"] ** 2 / study.n(g)
+        precision = 1 / sigma**2 + 1 / se2
+        out[f"population_mean[{g}]"] = (r["mean"] / se2 / precision, precision**-0.5)
+    return out
+
+
+def test_a_scenario_close_to_the_default_is_importance_weighted_and_a_far_one_sampled(toy_jax):
+    study = load_study(STUDY)
+    specs, sampling = _grid(study, warm_start=True, reweight=True, scenarios=(("wide", "wide"), ("tight", "tight")))
+    out = sens.run_grid(specs, sampling, workers=1)
+    assert all(out[n]["status"] == "ok" for n in out), {n: out[n]["reason"] for n in out}
+    # a prior three times as wide barely moves this posterior: the default's draws serve
+    assert re.fullmatch(r"importance-weighted from default \(Pareto k -?0\.\d\d, efficiency (0\.9\d|1\.00)\)", out["wide"]["start"]), out["wide"]["start"]
+    assert out["wide"]["compiled"]["sampler_programs"] == 0
+    # N(0, 10) moves it hundreds of SDs: the weights say so and the scenario is sampled
+    assert out["tight"]["start"].startswith("warm after importance-weighted from default"), out["tight"]["start"]
+    assert re.search(r"failed \(unreliable: Pareto k \d+\.\d\d >= 0\.7\)$", out["tight"]["start"]), out["tight"]["start"]
+    # both agree with the exact posterior within Monte Carlo error
+    for name, sigma in (("wide", 3000.0), ("tight", 10.0)):
+        exact = _conjugate(study, sigma)
+        for row in out[name]["rows"]:
+            median, sd = exact[row["estimand"]]
+            assert abs(row["median"] - median) < 5 * sd / np.sqrt(row["ess_bulk"]), (name, row["estimand"], row["median"], median)
+            assert row["sd"] == pytest.approx(sd, rel=0.2), (name, row["estimand"])
