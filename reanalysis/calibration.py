@@ -356,6 +356,8 @@ def _fit_studies(setup: dict, tasks: list[dict], at: dict) -> tuple[list[dict], 
             extensions += 1
         post = idata.posterior
         divergences = int(idata.sample_stats["diverging"].sum())
+        # compiled while fitting this study (the chunk's first pays for all of them)
+        compiled, counts = compile_counts(since=counts), compile_counts()
         fit_rows.append(
             {
                 "sim": s,
@@ -365,8 +367,7 @@ def _fit_studies(setup: dict, tasks: list[dict], at: dict) -> tuple[list[dict], 
                 "max_rhat": float(summ["r_hat"].max()),
                 "min_ess_bulk": float(summ["ess_bulk"].min()),
                 "min_ess_tail": float(summ["ess_tail"].min()),
-                # compiled while fitting this study (the chunk's first pays for all of them)
-                **_compiled_since(counts),
+                "sampler_programs_compiled": compiled["sampler_programs"], "xla_compiled": compiled["xla_compiled"],
                 "gate_ok": bool(divergences <= MAX_DIVERGENCES and summ["r_hat"].max() <= MAX_RHAT
                                 and min(summ["ess_bulk"].min(), summ["ess_tail"].min()) >= MIN_ESS),
                 **{f"reported_{g}": v for g, v in task["reported"].items()},
@@ -384,15 +385,6 @@ def _fit_studies(setup: dict, tasks: list[dict], at: dict) -> tuple[list[dict], 
             for label, x in _printed(study, model, post).items():
                 rank_rows.append(_rank_row(s, label, x, task["printed"][label], keep))
     return rank_rows, fit_rows
-
-
-def _compiled_since(counts: dict) -> dict:
-    """Sampler programs and XLA executables compiled since ``counts`` (which moves on)."""
-    from reanalysis.jax_setup import compile_counts
-
-    new = compile_counts(since=counts)
-    counts.update(compile_counts())
-    return {"sampler_programs_compiled": new["sampler_programs"], "xla_compiled": new["xla_compiled"]}
 
 
 def _short_of_gate(summ, setup: dict) -> bool:

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from reanalysis.jax_setup import COUNTS, compile_counts  # noqa: F401 (compile_counts: this module's public view)
+from reanalysis.jax_setup import COUNTS
 
 #: Chain iterations between two progress updates.
 PROGRESS_EVERY = 25
@@ -225,4 +225,4 @@ def programs_traced() -> int:
     return COUNTS["sampler_programs"]
 
 
-__all__: Any = ["Adaptation", "ChainPrograms", "adaptation_of", "compile_counts", "programs_traced"]
+__all__: Any = ["Adaptation", "ChainPrograms", "adaptation_of", "programs_traced"]

@@ -404,7 +404,7 @@ def run_task(task: dict) -> list[dict]:
     lost task.  Runs in a worker process (pool or Dask).
     """
     from reanalysis.analysis import summarise, without_estimands
-    from reanalysis.nuts_chains import compile_counts
+    from reanalysis.jax_setup import compile_counts
 
     # a Dask worker runs no pool initializer: the task quietens its own process
     quiet_libraries()
