@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -32,9 +31,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from reanalysis.loopback_cluster import LoopbackCluster  # noqa: E402
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 SCRIPT = ROOT / "scripts" / "sensitivity.py"
-DASK = Path(sys.executable).with_name("dask")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,49 +47,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-class Cluster:
-    """A scheduler and ``n`` single-threaded workers as separate processes on loopback."""
-
-    def __init__(self, n: int, folder: Path):
-        self.folder, self.procs, self.logs = folder, [], []
-        info = folder / "scheduler.json"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-        self._start(env, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(info))
-        deadline = time.monotonic() + 60
-        while not info.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if not info.exists():
-            self.stop()
-            raise RuntimeError("the scheduler did not start")
-        self.address = json.loads(info.read_text())["address"]
-        for _ in range(n):
-            self._start(env, "worker", self.address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1")
-        from distributed import Client
-
-        with Client(self.address, timeout="30s") as client:
-            client.wait_for_workers(n, timeout=120)
-
-    def _start(self, env: dict, *args) -> None:
-        log = open(self.folder / f"{args[0]}-{len(self.logs)}.log", "w")
-        self.logs.append(log)
-        self.procs.append(subprocess.Popen([str(DASK), *args], cwd=self.folder, env=env, stdout=log, stderr=subprocess.STDOUT))
-
-    def stop(self) -> None:
-        for p in reversed(self.procs):
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        for log in self.logs:
-            log.close()
-
-
 def run(n: int, grid: Path, extra: list[str], tmp: Path) -> dict:
     folder = tmp / f"cluster-{n}"
     folder.mkdir()
-    cluster = Cluster(n, folder)
+    cluster = LoopbackCluster(n, folder)
     try:
         out = folder / "out"
         cmd = [sys.executable, str(SCRIPT), "--grid", str(grid), "--scheduler", cluster.address, "--out", str(out), "--no-progress", *extra]

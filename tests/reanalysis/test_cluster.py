@@ -5,61 +5,28 @@ sensitivity grid and a small calibration run through it by the scripts' ``--sche
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.scriptruns import ROOT, describe, run_script
+from tests.scriptruns import describe, run_script
 
 pytestmark = pytest.mark.slow
-DASK = Path(sys.executable).with_name("dask")
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """``(address, scheduler file)`` of a scheduler with two single-threaded workers."""
+    """``(address, folder)`` of a scheduler with two single-threaded workers."""
     pytest.importorskip("distributed")
+    from reanalysis.loopback_cluster import DASK, LoopbackCluster
+
     if not DASK.exists():
         pytest.skip(f"no dask command beside {sys.executable}")
     folder = tmp_path_factory.mktemp("cluster")
-    info = folder / "scheduler.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
-    logs = []
-
-    def start(*args) -> subprocess.Popen:
-        log = open(folder / f"{args[0]}-{len(logs)}.log", "w")
-        logs.append(log)
-        return subprocess.Popen([str(DASK), *args], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    procs = [start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(info))]
-    deadline = time.monotonic() + 60
-    while not info.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert info.exists(), "the scheduler did not start"
-    address = json.loads(info.read_text())["address"]
-    for _ in range(2):
-        procs.append(start("worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1"))
-    from distributed import Client
-
-    with Client(address, timeout="30s") as client:
-        client.wait_for_workers(2, timeout=120)
-    try:
-        yield address, folder
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        for log in logs:
-            log.close()
+    with LoopbackCluster(2, folder) as c:
+        yield c.address, folder
 
 
 def _only_result(out: Path) -> Path:
