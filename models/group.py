@@ -108,6 +108,16 @@ def moment_estimates(rep: dict[str, float], prefer: str = "mean") -> tuple[float
     return centre, cv
 
 
+def _prior_centre_cv(priors: dict) -> float:
+    """The CV at the centre of the ``log_cv`` prior, clipped to [0.02, 3]: a group's starting
+    CV when it reports no SD.  The prior's centre may be a shared variable (the compiled-model
+    cache gives prior values as inputs); its current value is the starting point then (the
+    initial values are part of the cache's structure key)."""
+    mu = priors["log_cv"].get("mu", np.log(0.5))
+    mu = mu.get_value() if hasattr(mu, "get_value") else mu
+    return float(np.clip(np.exp(float(mu)), 0.02, 3.0))
+
+
 def starting_values(study: Study, ref: float, priors: dict) -> tuple[np.ndarray, np.ndarray]:
     """Moment estimates of (log_mean, log_cv) per group (:func:`moment_estimates`; without
     a reported SD, the CV at the prior's centre)."""
@@ -115,9 +125,7 @@ def starting_values(study: Study, ref: float, priors: dict) -> tuple[np.ndarray,
     for g in study.group_ids:
         centre, cv = moment_estimates(modelled_statistics(study.reported(g)), prefer="mean")
         if cv is None:
-            # read only here: a prior given as a shared variable (compiled-model cache) is
-            # then not needed as a number
-            cv = float(np.clip(np.exp(priors["log_cv"].get("mu", np.log(0.5))), 0.02, 3.0))
+            cv = _prior_centre_cv(priors)
         lm.append(np.log(centre / ref))
         lc.append(np.log(cv))
     return np.array(lm), np.array(lc)
@@ -201,7 +209,7 @@ def set_starting_values(model: pm.Model, study: Study, priors: dict, data: dict)
         rep = dict(zip(d.names, np.exp(np.asarray(data[f"log_stats_{d.group}"], dtype=float))))
         centre, cv = moment_estimates(rep, prefer="mean")
         if cv is None:
-            cv = float(np.clip(np.exp(priors["log_cv"].get("mu", np.log(0.5))), 0.02, 3.0))
+            cv = _prior_centre_cv(priors)
         lm.append(np.log(centre / ref))
         lc.append(np.clip(np.log(cv), *LOG_CV_BOUNDS))
     if "loc_z" in model.named_vars:  # located at the data's medians already (_median_located_mean)

@@ -431,6 +431,28 @@ def test_a_builder_that_rejects_tensor_priors_falls_back_with_a_warning(study):
     assert any(name.startswith("prior.") for name in shared) and tensor_key != key
 
 
+def test_medians_alone_take_tensor_priors_without_a_warning(study):
+    """With the medians alone a group's starting CV is the prior's centre: as a shared
+    variable its value serves, so the group grid's medians scenarios under prior sets of one
+    centre share a compiled model, without the fallback's warning."""
+    import warnings
+
+    from reanalysis.analysis import CompiledCache, model_api
+    from reanalysis.sensitivity import apply_overrides
+
+    api = model_api("group")
+    medians = apply_overrides(study, statistics="medians")
+    cache = CompiledCache()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for name in ("default", "wide"):
+            model, _, hit = cache.get(api, medians, api.get_priors(name), "lognormal", 20, 1)
+    assert hit and (cache.hits, cache.misses) == (1, 1)
+    fresh = api.build_model(medians, api.get_priors("wide"), family="lognormal", reps=20, seed=1)
+    for name, value in fresh.initial_point().items():
+        np.testing.assert_array_equal(model.initial_point()[name], value)
+
+
 def test_a_failed_power_scaling_diagnostic_is_reported_not_left_empty():
     table = pd.DataFrame({"scenario": ["default"], "estimand": ["ratio"], "median": [1.0], "sd": [0.1]})
     out = sens.psens_comparison([{"error": "ValueError: bad dims"}], table)
