@@ -317,6 +317,7 @@ def fit_posterior(
     adaptation: Any = None,
     warm_tune: int | None = None,
     reweight_from: Any = None,
+    sampler: str | None = None,
 ) -> Analysis:
     """The sampling half of :func:`run_analysis` (same parameters): an :class:`Analysis`
     whose ``idata`` holds the posterior (and prior draws) but no estimands or checks yet.
@@ -337,7 +338,8 @@ def fit_posterior(
     reps = reps or api.default_reps
     tune = tune or api.default_tune
     draws = draws or api.default_draws
-    if api.sampler == "jax":
+    use_jax = (sampler or api.sampler) == "jax"
+    if use_jax:
         from reanalysis.sampling import configure_jax
 
         configure_jax()
@@ -346,7 +348,7 @@ def fit_posterior(
     cache_hit, step_factory, runner, data = False, None, None, None
     if cache is None:
         pm_model = api.build_model(study, prior_values, family=family, reps=reps, seed=seed, **precomputed(api, study, family, reps, seed))
-    elif api.sampler == "jax":
+    elif use_jax:
         pm_model, runner, data, cache_hit = cache.jax_runner(api, study, prior_values, family, reps, seed, draws, tune, chains)
     else:
         pm_model, step_factory, cache_hit = cache.get(api, study, prior_values, family, reps, seed)
@@ -356,7 +358,7 @@ def fit_posterior(
         reuse = "" if cache is None else f" (compiled model {'reused' if cache_hit else 'new'})"
         log(f"sampling {chains} chains x ({tune} warm-up + {draws} draws), {family} family{reuse}")
     t = time.perf_counter()
-    if api.sampler == "jax":
+    if use_jax:
         # a large log density: XLA fuses it, where PyMC's C backend pays per operation
         # (reanalysis.sampling, module docstring)
         if runner is None:  # compiled here, so "sample" times compilation for both samplers
@@ -395,7 +397,7 @@ def fit_posterior(
         names = free + [d.name for d in pm_model.deterministics]
         # a JAX fit compiles nothing on the C backend, and loading its module cache alone
         # takes 7-10 s: the Python linker draws the priors in under 2 s
-        compile_kwargs = {"mode": "FAST_COMPILE"} if api.sampler == "jax" else None
+        compile_kwargs = {"mode": "FAST_COMPILE"} if use_jax else None
         with quiet_logger("pymc.sampling.forward"):  # its "Sampling: [...]" names internal variables
             idata.extend(pm.sample_prior_predictive(draws=prior_draws, model=pm_model, var_names=names, random_seed=seed, compile_kwargs=compile_kwargs))
     timings["prior_draws"] = time.perf_counter() - t

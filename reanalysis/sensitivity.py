@@ -103,6 +103,11 @@ class Sampling(StrictModel):
     #: Pareto k is below 0.7 and the resampled draws pass the diagnostics gate, sampled
     #: otherwise (reanalysis/reweighting.py)
     reweight: bool = True
+    #: ``model``: each scenario samples with its model's own sampler (as ``fit.py`` does);
+    #: ``jax``: with the compiled JAX chains whatever the model's own sampler (the group
+    #: model's is PyMC's): compiled once per structure in each worker, so that warm starts,
+    #: importance weighting and the ESS rule apply (docs/decisions/warm-starts.md)
+    sampler: Literal["model", "jax"] = "model"
 
 
 class OneAtATime(StrictModel):
@@ -471,6 +476,7 @@ def _fit_with_fallback(task: dict, member: dict, s: dict, cache) -> tuple:
             member["study"], member["model"], member["family"], member["priors"], s["draws"], s["tune"], s["chains"],
             s["seed"], s["reps"], progressbar=False, prior_draws=0, cores=task.get("cores", 1), cache=cache,
             adaptation=adaptation, warm_tune=s.get("warm_tune"), reweight_from=reweight_from,
+            sampler="jax" if s.get("sampler") == "jax" else None,
         )
 
     def fit(adaptation):
@@ -721,10 +727,11 @@ def _warm_tasks(results: dict, default: str, tasks: list[dict]) -> Callable[[], 
 
 def warm_starts(base: Spec, sampling: Sampling) -> bool:
     """Whether the scenarios start from the default scenario's adaptation: asked for, and
-    its model samples with JAX (PyMC's sampler has no warm start here)."""
+    the grid samples with JAX (``sampling.sampler``, or the model's own; PyMC's sampler has
+    no warm start here)."""
     from reanalysis.analysis import model_api
 
-    return sampling.warm_start and model_api(base.model).sampler == "jax"
+    return sampling.warm_start and (sampling.sampler == "jax" or model_api(base.model).sampler == "jax")
 
 
 def _hms(seconds: float) -> str:

@@ -117,3 +117,21 @@ def test_a_scenario_close_to_the_default_is_importance_weighted_and_a_far_one_sa
             median, sd = exact[row["estimand"]]
             assert abs(row["median"] - median) < 5 * sd / np.sqrt(row["ess_bulk"]), (name, row["estimand"], row["median"], median)
             assert row["sd"] == pytest.approx(sd, rel=0.2), (name, row["estimand"])
+
+
+def test_a_grid_samples_a_pymc_model_with_the_jax_chains_when_asked(toy):
+    """``sampling.sampler: jax`` gives a model whose own sampler is PyMC's (the toy model,
+    like the group model) the compiled chains, and with them warm starts and weighting."""
+    study = load_study(STUDY)
+    grid = sens.Grid.model_validate({
+        "base": {"model": "toy"},
+        "sampling": {"draws": 300, "tune": 300, "chains": 4, "ppc_draws": 50, "warm_tune": 50, "sampler": "jax"},
+        "scenarios": [{"name": "narrow", "priors": "narrow"}],
+    })
+    specs = sens.expand_grid(grid, study)
+    assert sens.warm_starts(specs[0], grid.sampling)
+    assert not sens.warm_starts(specs[0], grid.sampling.model_copy(update={"sampler": "model"}))
+    out = sens.run_grid(specs, grid.sampling, workers=1)
+    assert all(out[n]["status"] == "ok" for n in out), {n: out[n]["reason"] for n in out}
+    assert out["default"]["start"] == "cold" and out["default"]["compiled"]["sampler_programs"] <= 1  # 0: built by an earlier test
+    assert re.match(r"(warm|importance-weighted from default)", out["narrow"]["start"]), out["narrow"]["start"]
