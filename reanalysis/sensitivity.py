@@ -433,7 +433,8 @@ def run_task(task: dict) -> list[dict]:
             adaptation = base = None
             if task.get("keep_adaptation") and fit.runner is not None:
                 adaptation = fit.runner.adaptation()
-                base = fit.runner.base_draws(first["name"]) if s.get("reweight") else None
+                # only draws that passed the gate may stand in for another scenario's
+                base = fit.runner.base_draws(first["name"]) if s.get("reweight") and fit.diagnostics.ok else None
         sample_seconds = time.perf_counter() - t0
     except Exception as exc:  # noqa: BLE001 - any sampler error fails the scenarios, not the run
         reason = _reason(exc)

@@ -135,3 +135,18 @@ def test_a_grid_samples_a_pymc_model_with_the_jax_chains_when_asked(toy):
     assert all(out[n]["status"] == "ok" for n in out), {n: out[n]["reason"] for n in out}
     assert out["default"]["start"] == "cold" and out["default"]["compiled"]["sampler_programs"] <= 1  # 0: built by an earlier test
     assert re.match(r"(warm|importance-weighted from default)", out["narrow"]["start"]), out["narrow"]["start"]
+
+
+def test_draws_of_a_default_that_failed_the_gate_are_not_weighted(toy_jax):
+    """A default short of the ESS gate (40 draws per chain) lends its adaptation, but not its
+    draws: no scenario stands on draws that failed."""
+    study = load_study(STUDY)
+    grid = sens.Grid.model_validate({
+        "base": {"model": "toy_jax"},
+        "sampling": {"draws": 40, "tune": 100, "chains": 4, "ppc_draws": 20, "warm_tune": 50, "max_draws": 40},
+        "scenarios": [{"name": "wide", "priors": "wide"}],
+    })
+    out = sens.run_grid(sens.expand_grid(grid, study), grid.sampling, workers=1)
+    assert out["default"]["status"] == "failed" and "ESS" in out["default"]["reason"]
+    assert out["wide"]["start"].startswith("cold after a failed warm start"), out["wide"]["start"]
+    assert "importance" not in out["wide"]["start"]
