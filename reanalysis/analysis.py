@@ -339,6 +339,8 @@ def fit_posterior(
     tune = tune or api.default_tune
     draws = draws or api.default_draws
     use_jax = (sampler or api.sampler) == "jax"
+    if reweight_from is not None and (cache is None or not use_jax):
+        raise ValueError("importance weighting needs the compiled JAX chains of the compiled-model cache (its runners know their structure)")
     if use_jax:
         from reanalysis.sampling import configure_jax
 
@@ -369,9 +371,7 @@ def fit_posterior(
                 graph_key=graph_cache_key(api, study, prior_values, family, reps, seed), **api.nuts_options(),
             )
         if reweight_from is not None:
-            if runner is None or runner.structure is None:
-                raise ValueError("importance weighting needs the compiled-model cache (its runners know their structure)")
-            idata, _ = runner.reweighted(reweight_from, data, seed)
+            idata = runner.reweighted(reweight_from, data, seed)
             runner = None
         else:
             idata = runner.run(seed=seed, data=data, adaptation=adaptation, tune=warm_tune if adaptation is not None else None)
@@ -563,6 +563,9 @@ class CompiledCache:
     entries: "OrderedDict[str, _Entry]" = field(default_factory=OrderedDict)
     hits: int = 0
     misses: int = 0
+    #: the last build (:meth:`_keyed`): a scenario whose importance weighting failed is
+    #: then sampled without building its model again
+    last: tuple | None = None
 
     def get(self, api: Model, study: Study, priors: dict, family: str, reps: int, seed: int):
         """Return ``(model, step_factory, hit)`` for an analysis with these settings.
@@ -570,7 +573,7 @@ class CompiledCache:
         ``step_factory(chains, seed, target_accept)`` gives per-chain initial points and a NUTS step on the
         cached compiled function, initialised as ``pm.sample(init="jitter+adapt_diag")``.
         """
-        model, key, shared = build_keyed(api, study, priors, family, reps, seed)
+        model, key, shared = self._keyed(api, study, priors, family, reps, seed)
         entry = self.entries.get(key)
         hit = entry is not None
         if hit:
@@ -596,11 +599,11 @@ class CompiledCache:
         with every named shared input (data and prior parameters) as a replaceable input,
         so a later scenario of the same structure skips the graph conversion (about 15 s
         for the covariate model); ``data`` holds this model's values of those inputs.
-        Chains run one per XLA device, so each new set of values is compiled again by XLA.
+        The runner's programs take those values as arguments: new values compile nothing.
         """
         from reanalysis.sampling import CompiledNuts
 
-        model, key, shared = build_keyed(api, study, priors, family, reps, seed)
+        model, key, shared = self._keyed(api, study, priors, family, reps, seed)
         # dimension lengths are shared variables too, but they size the graph: structure
         shared = {n: sv for n, sv in shared.items() if n not in model.dim_lengths}
         full = f"{key}:jax:{draws}:{tune}:{chains}"
@@ -621,6 +624,18 @@ class CompiledCache:
                 self.entries.popitem(last=False)
         data = {name: np.asarray(sv.get_value()) for name, sv in shared.items()}
         return model, entry.compiled, data, hit
+
+    def _keyed(self, api: Model, study: Study, priors: dict, family: str, reps: int, seed: int):
+        """:func:`build_keyed`, or its last result when asked again for the same study object
+        and settings (the model's shared values are unchanged: a cached model holds its own)."""
+        import json
+
+        settings = (api.name, json.dumps(priors, sort_keys=True, default=repr), family, reps, seed)
+        if self.last is not None and self.last[0] is study and self.last[1] == settings:
+            return self.last[2]
+        built = build_keyed(api, study, priors, family, reps, seed)
+        self.last = (study, settings, built)
+        return built
 
     @staticmethod
     def _step(entry: _Entry, chains: int, seed: int, target_accept: float = 0.8):

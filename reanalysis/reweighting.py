@@ -107,10 +107,6 @@ class Reweighting:
     pareto_k: float
     efficiency: float
 
-    @property
-    def reliable(self) -> bool:
-        return bool(self.pareto_k < PARETO_K_MAX)
-
 
 def described(attrs) -> str:
     """Where importance-weighted draws came from, in words, from their posterior's

@@ -548,10 +548,6 @@ class CompiledNuts:
         each chain (:func:`reanalysis.reweighting.reweight`), as InferenceData like
         :meth:`run`'s; ``posterior.attrs`` adds ``importance_from``, ``pareto_k`` and
         ``importance_efficiency``.  The draws cannot be continued (:meth:`extend`).
-
-        Returns
-        -------
-        (az.InferenceData, reanalysis.reweighting.Reweighting)
         """
         from reanalysis.reweighting import reweight
 
@@ -568,7 +564,7 @@ class CompiledNuts:
         self._sampling_seconds = self._postprocess_seconds = 0.0
         self._add_block(trace, t1)
         self._reweighting = {"importance_from": base.name, "pareto_k": outcome.pareto_k, "importance_efficiency": outcome.efficiency}
-        return self._inference_data(), outcome
+        return self._inference_data()
 
 
 def sample_nuts(

@@ -18,7 +18,7 @@ def test_resampled_draws_follow_a_nearby_target_and_the_weights_are_trusted():
     # proposal N(0, 1), target N(0.3, 0.9): the resampled draws should look like the target
     log_ratio = stats.norm.logpdf(x, 0.3, 0.9) - stats.norm.logpdf(x)
     out = reweight(log_ratio, seed=1)
-    assert out.reliable and out.pareto_k < PARETO_K_MAX
+    assert out.pareto_k < PARETO_K_MAX
     assert 0.5 < out.efficiency < 1.0
     y = x[np.arange(4)[:, None], out.indices]
     assert y.shape == x.shape
@@ -33,7 +33,7 @@ def test_resampled_draws_follow_a_nearby_target_and_the_weights_are_trusted():
 def test_a_target_far_from_the_draws_gives_an_unreliable_pareto_k():
     x = _normal_draws()
     out = reweight(stats.norm.logpdf(x, 3.0, 0.3) - stats.norm.logpdf(x), seed=1)
-    assert not out.reliable and out.pareto_k >= PARETO_K_MAX
+    assert out.pareto_k >= PARETO_K_MAX
     assert out.efficiency < 0.05
 
 
