@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from pymc.logprob.transforms import Transform
 
 from .families import get_family
 from .likelihood import (
@@ -143,55 +144,48 @@ def starting_values(study: Study, ref: float, priors: dict) -> tuple[np.ndarray,
 START_JITTER = 0.1
 
 
-def _transforms():
-    """(scaled, scaled interval) transform classes, built on first use (PyMC imports late)."""
-    global _TRANSFORMS
-    if "_TRANSFORMS" in globals():
-        return _TRANSFORMS
-    from pymc.logprob.transforms import Transform
+# Module-level classes, so that a model using them pickles (the graph cache of
+# reanalysis.sampling stores rewritten graphs with their transforms).
+class Scaled(Transform):
+    """``y = x / slope``: the unconstrained scale of ``log_mean`` (:data:`START_JITTER`)."""
 
-    class Scaled(Transform):
-        """``y = x / slope``: the unconstrained scale of ``log_mean`` (:data:`START_JITTER`)."""
+    name = "scaled"
 
-        name = "scaled"
+    def __init__(self, slope: float):
+        self.slope = float(slope)
 
-        def __init__(self, slope: float):
-            self.slope = float(slope)
+    def forward(self, value, *inputs):
+        return value / self.slope
 
-        def forward(self, value, *inputs):
-            return value / self.slope
+    def backward(self, value, *inputs):
+        return value * self.slope
 
-        def backward(self, value, *inputs):
-            return value * self.slope
+    def log_jac_det(self, value, *inputs):
+        return pt.zeros_like(value) + np.log(self.slope)
 
-        def log_jac_det(self, value, *inputs):
-            return pt.zeros_like(value) + np.log(self.slope)
 
-    class ScaledInterval(Transform):
-        """``y = w / (4 slope) * logit((x - lo) / w)`` for ``x`` in (lo, hi), ``w = hi - lo``:
-        the truncation of ``log_cv`` to the tables' range, with slope ``dx/dy = slope`` at the
-        centre of the range (a plain logit has 4 / w there, 0.43 for this range)."""
+class ScaledInterval(Transform):
+    """``y = w / (4 slope) * logit((x - lo) / w)`` for ``x`` in (lo, hi), ``w = hi - lo``:
+    the truncation of ``log_cv`` to the tables' range, with slope ``dx/dy = slope`` at the
+    centre of the range (a plain logit has 4 / w there, 0.43 for this range)."""
 
-        # no underscore: PyMC reads the untransformed name as what precedes the last "_" of
-        # the value name, so "scaled_interval" made "log_cv_scaled" (log densities failed)
-        name = "scaledinterval"
+    # no underscore: PyMC reads the untransformed name as what precedes the last "_" of
+    # the value name, so "scaled_interval" made "log_cv_scaled" (log densities failed)
+    name = "scaledinterval"
 
-        def __init__(self, lower: float, upper: float, slope: float):
-            self.lower, self.width, self.slope = float(lower), float(upper - lower), float(slope)
+    def __init__(self, lower: float, upper: float, slope: float):
+        self.lower, self.width, self.slope = float(lower), float(upper - lower), float(slope)
 
-        def forward(self, value, *inputs):
-            u = (value - self.lower) / self.width
-            return self.width / (4.0 * self.slope) * (pt.log(u) - pt.log1p(-u))
+    def forward(self, value, *inputs):
+        u = (value - self.lower) / self.width
+        return self.width / (4.0 * self.slope) * (pt.log(u) - pt.log1p(-u))
 
-        def backward(self, value, *inputs):
-            return self.lower + self.width * pt.sigmoid(4.0 * self.slope * value / self.width)
+    def backward(self, value, *inputs):
+        return self.lower + self.width * pt.sigmoid(4.0 * self.slope * value / self.width)
 
-        def log_jac_det(self, value, *inputs):
-            t = 4.0 * self.slope * value / self.width
-            return np.log(4.0 * self.slope) - pt.softplus(-t) - pt.softplus(t)
-
-    _TRANSFORMS = (Scaled, ScaledInterval)
-    return _TRANSFORMS
+    def log_jac_det(self, value, *inputs):
+        t = 4.0 * self.slope * value / self.width
+        return np.log(4.0 * self.slope) - pt.softplus(-t) - pt.softplus(t)
 
 
 def set_starting_values(model: pm.Model, study: Study, priors: dict, data: dict) -> None:
@@ -327,13 +321,12 @@ def build_model(
         # prior's centre, a chain can reach a spurious local mode of the synthetic likelihood
         # at very large CV (seen with the gamma family) and stay there.
         # (and close to them: START_JITTER)
-        scaled, scaled_interval = _transforms()
         observed = {d.group: pm.Data(f"log_stats_{d.group}", np.log(d.observed), dims=f"statistic_{d.group}") for d in data}
 
         def cv_variable():
             return prior_variable(
                 "log_cv", priors["log_cv"], dims="group", initval=np.clip(start_cv, *LOG_CV_BOUNDS),
-                transform=scaled_interval(*LOG_CV_BOUNDS, START_JITTER),
+                transform=ScaledInterval(*LOG_CV_BOUNDS, START_JITTER),
             )
 
         if _medians_alone(data):
@@ -341,7 +334,7 @@ def build_model(
             log_mean = _median_located_mean(data, priors["log_mean"], observed, log_cv, ref)
         else:
             # log_mean first: the order of the sampled variables fixes a seed's draws
-            log_mean = prior_variable("log_mean", priors["log_mean"], dims="group", initval=start_mean, transform=scaled(START_JITTER))
+            log_mean = prior_variable("log_mean", priors["log_mean"], dims="group", initval=start_mean, transform=Scaled(START_JITTER))
             log_cv = cv_variable()
         mean = pm.Deterministic("mean", ref * pt.exp(log_mean), dims="group")
         cv = pm.Deterministic("cv", pt.exp(log_cv), dims="group")

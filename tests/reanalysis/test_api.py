@@ -61,7 +61,6 @@ def test_fit_and_the_command_line_share_their_defaults():
         ({"model": "hierarchical", "family": "gamma"}, r"--family gamma does not apply to the hierarchical model; choose one of: normal, student_t"),
         ({"model": "nope"}, r"unknown model 'nope'; choose one of: group, hierarchical"),
         ({"model": "group", "reps": 1}, r"--reps 1: the group model needs at least \d+ simulated cohorts"),
-        ({"model": "group", "draws": 100, "max_draws": 200}, r"--max-draws: the group model's sampler \(PyMC\) draws exactly --draws"),
     ],
 )
 def test_a_bad_option_fails_before_sampling(kwargs, message, study_path, monkeypatch):

@@ -305,7 +305,6 @@ def test_reps_below_the_model_minimum_exits_2_with_one_line(model, reps, low, tm
 @pytest.mark.parametrize(
     "args, fragments",
     [
-        (["--model", "group", "--max-draws", "2000"], ["--max-draws", "group model's sampler (PyMC) draws exactly --draws"]),
         (["--draws", "600", "--max-draws", "500"], ["--max-draws 500 is below --draws 600"]),
     ],
 )

@@ -216,22 +216,25 @@ def test_more_draws_are_asked_for_low_ess_or_high_r_hat_but_not_for_divergences(
 
 def test_draws_plan_defaults_and_bad_combinations():
     from reanalysis.analysis import AnalysisError, draws_plan, model_api
+    from tests.toy_model import ToyModel
 
-    hier, group = model_api("hierarchical"), model_api("group")
-    assert hier.extends and not group.extends
+    hier, group, pymc_model = model_api("hierarchical"), model_api("group"), ToyModel()
+    assert hier.extends and group.extends and not pymc_model.extends
     # each model's warm-up is its module's DEFAULT_TUNE
     from models import group as group_module, hierarchical
 
     assert (hier.default_tune, group.default_tune) == (hierarchical.DEFAULT_TUNE, getattr(group_module, "DEFAULT_TUNE", 1000))
     assert draws_plan(hier, None, None) == (hier.default_draws, hier.max_draws)
+    # a model without a maximum of its own draws exactly its default unless asked for more
     assert draws_plan(group, None, None) == (group.default_draws, group.default_draws)
+    assert draws_plan(group, 300, 600) == (300, 600)
     assert draws_plan(hier, 3000, None) == (3000, 3000)  # more than the default maximum: no extension
     assert draws_plan(hier, 200, 200) == (200, 200)
-    assert draws_plan(group, 300, 300) == (300, 300)
+    assert draws_plan(pymc_model, 300, 300) == (300, 300)
     with pytest.raises(AnalysisError, match="--max-draws 100 is below --draws 200"):
         draws_plan(hier, 200, 100)
-    with pytest.raises(AnalysisError, match="group model's sampler .PyMC. draws exactly --draws"):
-        draws_plan(group, 300, 600)
+    with pytest.raises(AnalysisError, match="toy model's sampler .PyMC. draws exactly --draws"):
+        draws_plan(pymc_model, 300, 600)
 
 
 # --- checks.check_table ------------------------------------------------------------------------
