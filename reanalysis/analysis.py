@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import time
 import warnings
@@ -318,6 +319,7 @@ def fit_posterior(
     warm_tune: int | None = None,
     reweight_from: Any = None,
     sampler: str | None = None,
+    target_accept: float | None = None,
 ) -> Analysis:
     """The sampling half of :func:`run_analysis` (same parameters): an :class:`Analysis`
     whose ``idata`` holds the posterior (and prior draws) but no estimands or checks yet.
@@ -325,8 +327,9 @@ def fit_posterior(
     ``adaptation`` (:class:`reanalysis.nuts_chains.Adaptation`, models sampled with JAX
     only): start the chains from another fit's step sizes, mass matrices and positions,
     with ``warm_tune`` warm-up iterations of step-size adaptation instead of ``tune``.
-    With ``cache``, ``runner`` is the cached sampler: the next analysis of the same
-    structure in that cache reuses it."""
+    ``target_accept`` (JAX only): the step-size adaptation's target instead of the model's
+    own (a stricter one after divergences).  With ``cache``, ``runner`` is the cached
+    sampler: the next analysis of the same structure in that cache reuses it."""
     from reanalysis.sampling import sample_nuts
 
     model = model or default_model(study)
@@ -341,6 +344,9 @@ def fit_posterior(
     use_jax = (sampler or api.sampler) == "jax"
     if reweight_from is not None and (cache is None or not use_jax):
         raise ValueError("importance weighting needs the compiled JAX chains of the compiled-model cache (its runners know their structure)")
+    if target_accept is not None and not use_jax:
+        raise ValueError("a target acceptance of its own needs the compiled JAX chains")
+    nuts_options = {**api.nuts_options(), **({} if target_accept is None else {"target_accept": float(target_accept)})}
     if use_jax:
         from reanalysis.sampling import configure_jax
 
@@ -351,7 +357,7 @@ def fit_posterior(
     if cache is None:
         pm_model = api.build_model(study, prior_values, family=family, reps=reps, seed=seed, **precomputed(api, study, family, reps, seed))
     elif use_jax:
-        pm_model, runner, data, cache_hit = cache.jax_runner(api, study, prior_values, family, reps, seed, draws, tune, chains)
+        pm_model, runner, data, cache_hit = cache.jax_runner(api, study, prior_values, family, reps, seed, draws, tune, chains, nuts_options)
     else:
         pm_model, step_factory, cache_hit = cache.get(api, study, prior_values, family, reps, seed)
         cores = 1
@@ -368,7 +374,7 @@ def fit_posterior(
 
             runner = CompiledNuts(
                 pm_model, draws=draws, tune=tune, chains=chains, progressbar=progressbar, chain_method="parallel", log_densities=True,
-                graph_key=graph_cache_key(api, study, prior_values, family, reps, seed), **api.nuts_options(),
+                graph_key=graph_cache_key(api, study, prior_values, family, reps, seed), **nuts_options,
             )
         if reweight_from is not None:
             idata = runner.reweighted(reweight_from, data, seed)
@@ -590,7 +596,8 @@ class CompiledCache:
                 self.entries.popitem(last=False)
         return entry.model, (lambda chains, seed, target_accept=0.8: self._step(entry, chains, seed, target_accept)), hit
 
-    def jax_runner(self, api: Model, study: Study, priors: dict, family: str, reps: int, seed: int, draws: int, tune: int, chains: int):
+    def jax_runner(self, api: Model, study: Study, priors: dict, family: str, reps: int, seed: int, draws: int, tune: int, chains: int,
+                   nuts_options: dict | None = None):
         """Return ``(model, runner, data, hit)`` for a model that samples with JAX.
 
         ``model`` is built for these settings (its design and shared values are this
@@ -600,13 +607,19 @@ class CompiledCache:
         so a later scenario of the same structure skips the graph conversion (about 15 s
         for the covariate model); ``data`` holds this model's values of those inputs.
         The runner's programs take those values as arguments: new values compile nothing.
+        ``nuts_options``: :class:`reanalysis.sampling.CompiledNuts` settings (default the
+        model's own, :meth:`models.interface.Model.nuts_options`); other settings are
+        another runner.
         """
         from reanalysis.sampling import CompiledNuts
 
         model, key, shared = self._keyed(api, study, priors, family, reps, seed)
         # dimension lengths are shared variables too, but they size the graph: structure
         shared = {n: sv for n, sv in shared.items() if n not in model.dim_lengths}
+        nuts_options = nuts_options or api.nuts_options()
         full = f"{key}:jax:{draws}:{tune}:{chains}"
+        if nuts_options != api.nuts_options():  # the model's own settings keep the plain key
+            full += ":" + json.dumps(nuts_options, sort_keys=True)
         entry = self.entries.get(full)
         hit = entry is not None
         if hit:
@@ -616,7 +629,7 @@ class CompiledCache:
             self.misses += 1
             runner = CompiledNuts(
                 model, sorted(shared), draws=draws, tune=tune, chains=chains, progressbar=False, chain_method="parallel", log_densities=True,
-                **api.nuts_options(),
+                **nuts_options,
             )
             runner.structure = full
             entry = self.entries[full] = _Entry(model, shared, runner)
@@ -628,8 +641,6 @@ class CompiledCache:
     def _keyed(self, api: Model, study: Study, priors: dict, family: str, reps: int, seed: int):
         """:func:`build_keyed`, or its last result when asked again for the same study object
         and settings (the model's shared values are unchanged: a cached model holds its own)."""
-        import json
-
         settings = (api.name, json.dumps(priors, sort_keys=True, default=repr), family, reps, seed)
         if self.last is not None and self.last[0] is study and self.last[1] == settings:
             return self.last[2]
@@ -731,8 +742,6 @@ def graph_cache_key(api: Model, study: Study, priors: dict, family: str, reps: i
     Unlike :func:`structure_key` it needs no model: computing a large model's log density,
     which that key hashes, is what the cache saves.
     """
-    import json
-
     import pytensor
 
     from reanalysis.results import package_versions

@@ -103,6 +103,10 @@ class Sampling(StrictModel):
     #: Pareto k is below 0.7 and the resampled draws pass the diagnostics gate, sampled
     #: otherwise (reanalysis/reweighting.py)
     reweight: bool = True
+    #: a scenario sampled with the compiled JAX chains whose fit diverged is sampled again
+    #: at this target acceptance (smaller steps; a warm start again, then cold), when it is
+    #: above the model's own; None: no second attempt (docs/decisions/divergence-retry.md)
+    retry_target_accept: float | None = Field(default=0.999, gt=0.5, lt=1.0)
     #: ``model``: each scenario samples with its model's own sampler (as ``fit.py`` does);
     #: ``jax``: with the compiled JAX chains whatever the model's own sampler (the group
     #: model's is PyMC's): compiled once per structure in each worker, so that warm starts,
@@ -464,25 +468,41 @@ def run_task(task: dict) -> list[dict]:
 def _fit_with_fallback(task: dict, member: dict, s: dict, cache) -> tuple:
     """Sample ``member``'s posterior as ``task`` asks; returns ``(fit, start)``, ``start``
     saying where the draws came from: ``cold``, ``warm``, ``importance-weighted from
-    <scenario> (...)``, or the start that followed an unreliable weighting or a failed warm
-    start, with the reason.  Draws of the default scenario (``task["base"]``) are weighted
-    first when the scenario has the default's model structure; a warm start whose layout
-    does not fit the model, or whose fit fails the diagnostics gate, is followed by a cold
-    fit: weighting and warm starts only save time, they never decide a scenario's result."""
+    <scenario> (...)``, or the start that followed an unreliable weighting or a failed fit,
+    with the reason.  Draws of the default scenario (``task["base"]``) are weighted first
+    when the scenario has the default's model structure; a warm start whose layout does not
+    fit the model, or whose fit fails the diagnostics gate, is followed by a cold fit.  A
+    fit that diverged is sampled again at ``retry_target_accept`` (a warm start again when
+    there was one, then cold): weighting, warm starts and a second target only save time
+    or trade it for smaller steps, they never decide a scenario's result."""
     from reanalysis.analysis import add_estimand_table, draws_plan, extend_draws, fit_posterior, model_api
     from reanalysis.reweighting import PARETO_K_MAX, described
 
-    def sampled(adaptation, reweight_from=None):
+    api = model_api(member["model"])
+    jax = s.get("sampler") == "jax" or getattr(api, "sampler", None) == "jax"
+    retry = s.get("retry_target_accept")
+    retry = retry if jax and retry and retry > getattr(api, "target_accept", 1.0) else None
+
+    def sampled(adaptation, reweight_from=None, target_accept=None):
         return fit_posterior(
             member["study"], member["model"], member["family"], member["priors"], s["draws"], s["tune"], s["chains"],
             s["seed"], s["reps"], progressbar=False, prior_draws=0, cores=task.get("cores", 1), cache=cache,
             adaptation=adaptation, warm_tune=s.get("warm_tune"), reweight_from=reweight_from,
-            sampler="jax" if s.get("sampler") == "jax" else None,
+            sampler="jax" if s.get("sampler") == "jax" else None, target_accept=target_accept,
         )
 
-    def fit(adaptation):
-        _, max_draws = draws_plan(model_api(member["model"]), s["draws"], s.get("max_draws"))
-        return extend_draws(sampled(adaptation), member["study"], max_draws)
+    def fit(adaptation, target_accept=None):
+        _, max_draws = draws_plan(api, s["draws"], s.get("max_draws"))
+        return extend_draws(sampled(adaptation, target_accept=target_accept), member["study"], max_draws)
+
+    def diverged(f) -> bool:
+        return retry is not None and bool(getattr(f.diagnostics, "divergences", 0))
+
+    def cold(label: str) -> tuple:
+        first = fit(None)
+        if first.diagnostics.ok or not diverged(first):
+            return first, label
+        return fit(None, retry), f"{label}, then at target acceptance {retry} after it diverged ({first.diagnostics.problems[0]})"
 
     before = ""
     base = task.get("base")
@@ -504,17 +524,25 @@ def _fit_with_fallback(task: dict, member: dict, s: dict, cache) -> tuple:
             before = f" after {described(attrs)} failed ({why})"
     adaptation = task.get("adaptation")
     if adaptation is None:
-        return fit(None), "cold" + before
+        fitted, label = cold("cold")
+        return fitted, label + before
     try:
         warm = fit(adaptation)
     except ValueError as exc:  # another layout of parameters (CompiledNuts.run)
         if "warm start" not in str(exc):
             raise
-        return fit(None), "cold (parameters differ from the default's)" + before
+        fitted, label = cold("cold (parameters differ from the default's)")
+        return fitted, label + before
     if warm.diagnostics.ok:
         return warm, "warm" + before
     why = "; ".join(warm.diagnostics.problems[:2])
-    return fit(None), f"cold after a failed warm start ({why})" + before
+    if not diverged(warm):
+        return fit(None), f"cold after a failed warm start ({why})" + before
+    again = fit(adaptation, retry)
+    if again.diagnostics.ok:
+        return again, f"warm at target acceptance {retry} after a warm start diverged ({why})" + before
+    why_again = "; ".join(again.diagnostics.problems[:2])
+    return fit(None, retry), f"cold at target acceptance {retry} after warm starts failed ({why}; then {why_again})" + before
 
 
 class _NullLock:

@@ -87,6 +87,58 @@ def test_a_warm_start_that_fails_its_diagnostics_is_refitted_cold(monkeypatch):
     assert sens._fit_with_fallback({}, member, s, None)[1] == "cold" and calls == [None]
 
 
+def _fake_ladder(monkeypatch, outcomes: dict, sampler: str = "jax"):
+    """``_fit_with_fallback`` with a fake sampler: ``outcomes[(warm?, target)]`` is the
+    number of divergences of that fit (0: it passes); returns the list of calls made."""
+    import reanalysis.analysis as analysis
+
+    calls = []
+
+    def fake_fit(*args, adaptation=None, warm_tune=None, target_accept=None, **kwargs):
+        key = (adaptation is not None, target_accept)
+        calls.append(key)
+        n = outcomes[key]
+        problems = [f"{n} divergent transitions (allowed: 0)"] if n else []
+        return SimpleNamespace(diagnostics=SimpleNamespace(ok=not n, problems=problems, divergences=n))
+
+    monkeypatch.setattr(analysis, "fit_posterior", fake_fit)
+    monkeypatch.setattr(analysis, "extend_draws", lambda fit, study, max_draws: fit)
+    monkeypatch.setattr(analysis, "draws_plan", lambda api, draws, max_draws: (draws, draws))
+    monkeypatch.setattr(analysis, "model_api", lambda name: SimpleNamespace(sampler=sampler, target_accept=0.99))
+    return calls
+
+
+_MEMBER = {"study": None, "model": "m", "family": "f", "priors": "p"}
+_SAMPLING = {"draws": 10, "tune": 10, "chains": 2, "seed": 1, "reps": None, "warm_tune": 5, "retry_target_accept": 0.999}
+
+
+def test_a_diverged_warm_start_is_sampled_again_at_the_stricter_target(monkeypatch):
+    calls = _fake_ladder(monkeypatch, {(True, None): 2, (True, 0.999): 0})
+    fit, start = sens._fit_with_fallback({"adaptation": "A"}, _MEMBER, _SAMPLING, None)
+    assert fit.diagnostics.ok and calls == [(True, None), (True, 0.999)]
+    assert start == "warm at target acceptance 0.999 after a warm start diverged (2 divergent transitions (allowed: 0))"
+    # both warm starts diverge: cold at the stricter target, saying why
+    calls = _fake_ladder(monkeypatch, {(True, None): 2, (True, 0.999): 1, (False, 0.999): 0})
+    fit, start = sens._fit_with_fallback({"adaptation": "A"}, _MEMBER, _SAMPLING, None)
+    assert fit.diagnostics.ok and calls == [(True, None), (True, 0.999), (False, 0.999)]
+    assert start == ("cold at target acceptance 0.999 after warm starts failed (2 divergent transitions (allowed: 0); "
+                     "then 1 divergent transitions (allowed: 0))")
+
+
+def test_a_diverged_cold_fit_is_sampled_again_and_the_retry_has_its_limits(monkeypatch):
+    calls = _fake_ladder(monkeypatch, {(False, None): 3, (False, 0.999): 0})
+    fit, start = sens._fit_with_fallback({}, _MEMBER, _SAMPLING, None)
+    assert fit.diagnostics.ok and calls == [(False, None), (False, 0.999)]
+    assert start == "cold, then at target acceptance 0.999 after it diverged (3 divergent transitions (allowed: 0))"
+    # no second attempt: without the setting, with PyMC's sampler (no target of its own),
+    # or with a target no stricter than the model's
+    for sampling, sampler in (({**_SAMPLING, "retry_target_accept": None}, "jax"), (_SAMPLING, "pymc"),
+                              ({**_SAMPLING, "retry_target_accept": 0.98}, "jax")):
+        calls = _fake_ladder(monkeypatch, {(False, None): 3}, sampler=sampler)
+        fit, start = sens._fit_with_fallback({}, _MEMBER, sampling, None)
+        assert not fit.diagnostics.ok and start == "cold" and calls == [(False, None)]
+
+
 def _conjugate(study, sigma: float) -> dict:
     """The toy model's exact posterior median and SD of each group's mean under a N(0, sigma)
     prior: a normal prior and a normal measurement of known SE."""
