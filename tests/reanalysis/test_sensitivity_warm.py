@@ -87,6 +87,23 @@ def test_a_warm_start_that_fails_its_diagnostics_is_refitted_cold(monkeypatch):
     assert sens._fit_with_fallback({}, member, s, None)[1] == "cold" and calls == [None]
 
 
+def test_a_target_acceptance_of_its_own_is_another_runner_of_the_cache(toy_jax):
+    from reanalysis.analysis import CompiledCache, fit_posterior
+
+    study = load_study(STUDY)
+    cache = CompiledCache()
+    kw = dict(draws=100, tune=100, chains=2, seed=3, progressbar=False, prior_draws=0, cache=cache)
+    own = fit_posterior(study, "toy_jax", None, "default", **kw).runner
+    strict = fit_posterior(study, "toy_jax", None, "default", target_accept=0.99, **kw).runner
+    again = fit_posterior(study, "toy_jax", None, "default", target_accept=0.99, **kw)
+    assert own._programs.target_accept == toy_jax.target_accept and strict._programs.target_accept == 0.99
+    assert strict is not own and again.runner is strict and again.cache_hit
+    # smaller steps at the stricter target
+    assert np.median(strict.adaptation().step_size) < np.median(own.adaptation().step_size)
+    with pytest.raises(ValueError, match="target acceptance of its own needs the compiled JAX chains"):
+        fit_posterior(study, "toy_jax", None, "default", target_accept=0.99, sampler="pymc", **{**kw, "cache": None})
+
+
 def _fake_ladder(monkeypatch, outcomes: dict, sampler: str = "jax"):
     """``_fit_with_fallback`` with a fake sampler: ``outcomes[(warm?, target)]`` is the
     number of divergences of that fit (0: it passes); returns the list of calls made."""
