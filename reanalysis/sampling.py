@@ -1,17 +1,17 @@
 """NUTS sampling of a PyMC model: the one place where the sampler backend is chosen.
 
-The choice follows the measurements in ``benchmarks/README.md``:
+The choice follows the measurements in ``docs/decisions/sampler-backend.md``:
 
-* one fit of the group model (:func:`sample_nuts`, used by ``fit.py``): PyMC's own NUTS on
-  the C backend.  Its compiled modules are cached on disk, so a warm run only samples; the
-  JAX path would pay XLA tracing and compilation (about 15 s) on every run.
-* one fit of a model that declares ``SAMPLER = "jax"`` (the hierarchical covariate model,
-  whose log density has about a thousand small operations: about 4 ms per gradient on the C
-  backend against 0.3-0.4 ms per chain inside XLA's compiled sampler, 0.7 ms when called
-  from Python): :class:`CompiledNuts` with one XLA device
-  per chain (``chain_method="parallel"``).  Vectorised chains run on one core and every
-  tree waits for the chain with the longest trajectory: on the real study, 300 + 300
-  iterations of 4 chains took 185 s vectorised and 49 s in parallel (2 cores, 2026-11-28).
+* one fit of a model that declares ``sampler = "jax"`` (both shipped models):
+  :class:`CompiledNuts` with one XLA device per chain (``chain_method="parallel"``).  The
+  covariate model's log density has about a thousand small operations: about 4 ms per
+  gradient on PyMC's C backend against 0.3-0.4 ms per chain inside XLA's compiled sampler;
+  the group model's fit of the real study took 44 s cold and 15 s warm against 158 s and
+  41 s on the C backend.  Vectorised chains run on one core and every tree waits for the
+  chain with the longest trajectory: on the real study, 300 + 300 iterations of 4 chains
+  took 185 s vectorised and 49 s in parallel (2 cores, 2026-11-28).
+* one fit of a model registered with ``sampler = "pymc"`` (:func:`sample_nuts`): PyMC's
+  own NUTS on the C backend, whose compiled modules are cached on disk.
 * many fits of one model structure (:class:`CompiledNuts`, used by calibration and
   sensitivity runs): the log density converted to JAX once, and the chains compiled once
   per shape of work (:mod:`reanalysis.nuts_chains`, NumPyro's NUTS kernel) with the data,

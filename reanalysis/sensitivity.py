@@ -108,8 +108,8 @@ class Sampling(StrictModel):
     #: above the model's own; None: no second attempt (docs/decisions/divergence-retry.md)
     retry_target_accept: float | None = Field(default=0.999, gt=0.5, lt=1.0)
     #: ``model``: each scenario samples with its model's own sampler (as ``fit.py`` does);
-    #: ``jax``: with the compiled JAX chains whatever the model's own sampler (the group
-    #: model's is PyMC's): compiled once per structure in each worker, so that warm starts,
+    #: ``jax``: with the compiled JAX chains whatever the model's own sampler (a model
+    #: registered with PyMC's): compiled once per structure in each worker, so that warm starts,
     #: importance weighting and the ESS rule apply (docs/decisions/warm-starts.md)
     sampler: Literal["model", "jax"] = "model"
 
