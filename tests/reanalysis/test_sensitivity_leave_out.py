@@ -22,13 +22,14 @@ def study():
 def test_the_group_grid_leaves_out_the_gamma_with_the_medians_alone(study):
     left: list[dict] = []
     specs = sens.expand_grid(sens.load_grid(GROUP_GRID), study, GROUP_GRID, left)
-    gone = {"factorial: priors=default, family=gamma, statistics=medians", "factorial: priors=wide, family=gamma, statistics=medians"}
+    gone = {"factorial: priors=wide, family=gamma, statistics=medians"}
     assert {x["name"] for x in left} == gone
     assert all("medians alone" in x["reason"] and "divergences" in x["reason"] and "\n" not in x["reason"] for x in left)
     names = {s.name for s in specs}
     assert not names & gone
-    # the narrow-prior combination samples within the gate and stays; so do the one-at-a-time ones
-    assert "factorial: priors=narrow, family=gamma, statistics=medians" in names
+    # the narrow-prior combination samples within the gate and stays, the default priors'
+    # after a second attempt at a stricter target; so do the one-at-a-time ones
+    assert {"factorial: priors=narrow, family=gamma, statistics=medians", "factorial: priors=default, family=gamma, statistics=medians"} <= names
     assert {"family=gamma", "statistics=medians"} <= names
     # without a list to fill, the same scenarios are left out
     assert [s.name for s in sens.expand_grid(sens.load_grid(GROUP_GRID), study, GROUP_GRID)] == [s.name for s in specs]
