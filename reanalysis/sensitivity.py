@@ -426,7 +426,10 @@ def run_task(task: dict) -> list[dict]:
     try:
         use_cache = task.get("cache", True)
         lock = _CACHE_LOCK if use_cache else _NullLock()
-        with lock:
+        # extreme scenarios (e.g. a CV the data barely constrain) give degenerate draws, such
+        # as a gamma median that underflows to 0 and a ratio of medians that is infinite;
+        # their diagnostics say so, numpy's warnings would only clutter stderr
+        with lock, np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             fit, start = _fit_with_fallback(task, first, s, _worker_cache() if use_cache else None)
             psens = None
             if task.get("psens"):
@@ -452,8 +455,7 @@ def run_task(task: dict) -> list[dict]:
             this = copy.copy(fit) if i == 0 else without_estimands(fit)
             if i == 0 and len(members) > 1:
                 this.idata = copy.deepcopy(fit.idata)
-            # extreme scenarios (e.g. a CV the data barely constrain) simulate degenerate
-            # cohorts; their diagnostics say so, numpy's warnings would only clutter stderr
+            # and simulate degenerate cohorts (as above)
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 summarise(this, m["study"], ppc_draws=s["ppc_draws"], summary=False)
             shared = i > 0
