@@ -21,7 +21,10 @@ HCY = ROOT / "data" / "studies" / "jneurol2012homocysteine.yaml"
 def _fit(study, seed: int):
     model = build_model(study, get_priors("group"))
     with model:
-        idata = pm.sample(draws=1000, tune=1000, chains=4, cores=2, random_seed=seed, progressbar=False, compute_convergence_checks=False)
+        # chain processes started by spawn: a test before this one in the same process may
+        # have started JAX's threads, and forking a multithreaded process can deadlock
+        idata = pm.sample(draws=1000, tune=1000, chains=4, cores=2, random_seed=seed, progressbar=False, compute_convergence_checks=False,
+                          mp_ctx="spawn")
     return model, idata
 
 
