@@ -539,7 +539,8 @@ def _fit_with_fallback(task: dict, member: dict, s: dict, cache) -> tuple:
         return warm, "warm" + before
     why = "; ".join(warm.diagnostics.problems[:2])
     if not diverged(warm):
-        return fit(None), f"cold after a failed warm start ({why})" + before
+        fitted, label = cold(f"cold after a failed warm start ({why})")
+        return fitted, label + before
     again = fit(adaptation, retry)
     if again.diagnostics.ok:
         return again, f"warm at target acceptance {retry} after a warm start diverged ({why})" + before

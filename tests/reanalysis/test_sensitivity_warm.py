@@ -115,6 +115,8 @@ def _fake_ladder(monkeypatch, outcomes: dict, sampler: str = "jax"):
         key = (adaptation is not None, target_accept)
         calls.append(key)
         n = outcomes[key]
+        if n == "ess":  # fails the gate without a divergence
+            return SimpleNamespace(diagnostics=SimpleNamespace(ok=False, problems=["tail ESS 100 < 400"], divergences=0))
         problems = [f"{n} divergent transitions (allowed: 0)"] if n else []
         return SimpleNamespace(diagnostics=SimpleNamespace(ok=not n, problems=problems, divergences=n))
 
@@ -140,6 +142,13 @@ def test_a_diverged_warm_start_is_sampled_again_at_the_stricter_target(monkeypat
     assert fit.diagnostics.ok and calls == [(True, None), (True, 0.999), (False, 0.999)]
     assert start == ("cold at target acceptance 0.999 after warm starts failed (2 divergent transitions (allowed: 0); "
                      "then 1 divergent transitions (allowed: 0))")
+    # a warm start short of its ESS is refitted cold at the model's target, and that cold
+    # fit, if it diverges, at the stricter one
+    calls = _fake_ladder(monkeypatch, {(True, None): "ess", (False, None): 2, (False, 0.999): 0})
+    fit, start = sens._fit_with_fallback({"adaptation": "A"}, _MEMBER, _SAMPLING, None)
+    assert fit.diagnostics.ok and calls == [(True, None), (False, None), (False, 0.999)]
+    assert start == ("cold after a failed warm start (tail ESS 100 < 400), then at target acceptance 0.999 after it diverged "
+                     "(2 divergent transitions (allowed: 0))")
 
 
 def test_a_diverged_cold_fit_is_sampled_again_and_the_retry_has_its_limits(monkeypatch):
