@@ -6,6 +6,8 @@ draws.  If the model, the simulator and the sampler agree, ranks are uniform.
 """
 from __future__ import annotations
 
+import os
+import socket
 import time
 from dataclasses import dataclass
 
@@ -82,9 +84,9 @@ def run_sbc(
     """Run ``sims`` calibration fits of ``model`` (``"group"`` or ``"hierarchical"``).
 
     Prior draws and simulated data are made here, in one seeded stream; the fits run in
-    ``workers`` processes, each compiling the sampler once and reusing it for ``chunk``
-    simulated studies (a fresh process per chunk also returns the memory XLA keeps for
-    each run).
+    ``workers`` processes, ``chunk`` simulated studies per task; each process builds the
+    model and compiles the sampler once, for its first chunk, and reuses them for the
+    chunks it runs next.
 
     Parameters
     ----------
@@ -148,9 +150,10 @@ def run_sbc(
         if progress:
             progress(len(fit_rows), sims, time.perf_counter() - t0)
 
-    # a fresh process per chunk returns the memory XLA keeps for each compiled sampler
+    # each worker process builds and compiles once and keeps its sampler for the chunks it
+    # runs next (_worker_sampler); small chunks then cost no compile and balance the load
     try:
-        run_tasks(_fit_chunk, chunks, record, workers=workers, scheduler=scheduler, client=client, fresh_workers=True, on_start=lambda: phase("pool"))
+        run_tasks(_fit_chunk, chunks, record, workers=workers, scheduler=scheduler, client=client, on_start=lambda: phase("pool"))
     except BrokenExecutor as exc:  # a worker killed from outside (out of memory, a signal)
         raise CalibrationError(f"a calibration worker process died ({str(exc).rstrip('.')})") from exc
     ranks = pd.DataFrame(rank_rows).sort_values(["sim", "parameter"], kind="stable").reset_index(drop=True)
@@ -319,22 +322,16 @@ def _fit_chunk(chunk: tuple[dict, list[dict]]) -> tuple[list[dict], list[dict]]:
 
 
 def _fit_studies(setup: dict, tasks: list[dict], at: dict) -> tuple[list[dict], list[dict]]:
-    """Build the model and its compiled sampler once, fit each simulated study of ``tasks``;
-    ``at["sim"]`` is the simulated study being fitted (for :func:`_fit_chunk`'s error)."""
-    from reanalysis.analysis import model_api
+    """Fit each simulated study of ``tasks`` with this process's compiled sampler of
+    ``setup`` (:func:`_worker_sampler`); ``at["sim"]`` is the simulated study being fitted
+    (for :func:`_fit_chunk`'s error)."""
     from reanalysis.jax_setup import compile_counts
-    from models.study import load_study
 
     counts = compile_counts()
-    api = model_api(setup["model"])
-    study = load_study(setup["study_path"])
-    model = api.build_model(study, setup["priors"], family=setup["family"], seed=setup["seed"], **setup["precomputed"])
+    worker = f"{socket.gethostname()}:{os.getpid()}"  # which process fitted (and compiled)
+    study, model, runner = _worker_sampler(setup, list(tasks[0]["data"]))
     # the parameters whose true values the simulated studies were drawn with
     params = parameter_names(model, list(tasks[0]["truth"]))
-    data_names = list(tasks[0]["data"])
-    runner = CompiledNuts(
-        model, data_names, draws=setup["draws"], tune=setup["tune"], chains=setup["chains"], progressbar=False, **api.nuts_options()
-    )
     rank_rows, fit_rows = [], []
     for task in tasks:
         s = at["sim"] = task["sim"]
@@ -361,6 +358,7 @@ def _fit_studies(setup: dict, tasks: list[dict], at: dict) -> tuple[list[dict], 
         fit_rows.append(
             {
                 "sim": s,
+                "worker": worker,
                 "seconds": time.perf_counter() - t,
                 "draws_per_chain": int(post.sizes["draw"]),
                 "divergences": divergences,
@@ -385,6 +383,44 @@ def _fit_studies(setup: dict, tasks: list[dict], at: dict) -> tuple[list[dict], 
             for label, x in _printed(study, model, post).items():
                 rank_rows.append(_rank_row(s, label, x, task["printed"][label], keep))
     return rank_rows, fit_rows
+
+
+#: This worker process's study, model and compiled sampler of the calibration it last ran
+#: chunks of: the next chunk of the same calibration reuses them (keyed by
+#: :func:`_sampler_key`), so a worker builds and compiles once however many chunks it runs.
+_WORKER_SAMPLER: dict = {}
+
+
+def _sampler_key(setup: dict, data_names: list[str]) -> tuple:
+    """What a calibration's compiled sampler depends on: the study file's bytes (a
+    long-lived cluster worker may see the file change between runs), the model, its priors
+    and family, the seed (the likelihood tables' deviates) and the sampler's settings."""
+    import hashlib
+    from pathlib import Path
+
+    digest = hashlib.sha256(Path(setup["study_path"]).read_bytes()).hexdigest()
+    return (digest, setup["model"], repr(setup["priors"]), setup["family"], setup["seed"],
+            setup["draws"], setup["tune"], setup["chains"], tuple(data_names))
+
+
+def _worker_sampler(setup: dict, data_names: list[str]):
+    """``(study, model, runner)`` of ``setup`` in this process: built and compiled by the
+    first chunk, reused by the next ones (only the last calibration's is kept, so a
+    long-lived worker holds one compiled sampler)."""
+    from reanalysis.analysis import model_api
+    from models.study import load_study
+
+    key = _sampler_key(setup, data_names)
+    if key not in _WORKER_SAMPLER:
+        _WORKER_SAMPLER.clear()
+        api = model_api(setup["model"])
+        study = load_study(setup["study_path"])
+        model = api.build_model(study, setup["priors"], family=setup["family"], seed=setup["seed"], **setup["precomputed"])
+        runner = CompiledNuts(
+            model, data_names, draws=setup["draws"], tune=setup["tune"], chains=setup["chains"], progressbar=False, **api.nuts_options()
+        )
+        _WORKER_SAMPLER[key] = (study, model, runner)
+    return _WORKER_SAMPLER[key]
 
 
 def _short_of_gate(summ, setup: dict) -> bool:

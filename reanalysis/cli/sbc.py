@@ -56,7 +56,7 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=2, help="local worker processes for the fits (default: %(default)s; 1 runs in this process)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None, help="run the fits on this dask.distributed scheduler instead (e.g. tcp://host:8786)")
     p.add_argument("--no-progress", action="store_true", help="no count of finished fits while they run (the summary is still printed)")
-    p.add_argument("--chunk", type=int, default=25, help="simulated studies per worker process (default: %(default)s)")
+    p.add_argument("--chunk", type=int, default=10, help="simulated studies per worker task; each worker process compiles once and runs task after task (default: %(default)s)")
     p.add_argument("--alpha", type=float, default=0.01, help="family-wise level of the uniformity tests (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ROOT / "results", help="parent of the result folder (default: results/)")
     p.add_argument(
@@ -223,7 +223,7 @@ def main(argv=None) -> int:
     if "draws_per_chain" in fits:
         print(f"draws per chain used: {fits['draws_per_chain'].value_counts().sort_index().to_dict()}")
     print(f"compiled: {int(fits['sampler_programs_compiled'].sum())} sampler program(s) for {args.sims} fits "
-          f"(each worker process compiles its own: --chunk {args.chunk}); XLA compiled {int(fits['xla_compiled'].sum())} executable(s)")
+          f"(each worker process compiles its own, once); XLA compiled {int(fits['xla_compiled'].sum())} executable(s)")
     print(f"Results: {Path(args.out) / name}")
     if not table["uniform"].all():
         bad = ", ".join(table.loc[~table["uniform"], "parameter"])
