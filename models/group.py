@@ -43,6 +43,9 @@ from .two_group import two_group_terms
 #: the posterior (grid-posterior PIT KS p 1e-4 to 5e-3 over three deviate seeds; 0.42 with
 #: 4000; docs/decisions/group-likelihood-calibration.md).
 DEFAULT_REPS = 4000
+#: Version of the way tables are computed, part of their cache key: 2 = the gamma quantile
+#: interpolated between exact values at many deviates of one shape (models.families).
+TABLE_METHOD = 2
 #: What each sampled parameter measures (axis labels of the prior-versus-posterior figure).
 PARAMETER_SCALES = {
     "log_mean": "log of mean / reference level",
@@ -251,7 +254,8 @@ def build_tables(
     data = group_data(study)
     width = rounding_width(study)
     q_method = int(study.setting("quantile_method"))
-    key = ("group-tables", fam.name, reps, seed, q_method, width > 0, shape, tuple((d.n, d.names) for d in data))
+    # TABLE_METHOD: tables kept by an earlier method of computing them are not read back
+    key = ("group-tables", TABLE_METHOD, fam.name, reps, seed, q_method, width > 0, shape, tuple((d.n, d.names) for d in data))
     if key not in _TABLES:
         tables = store.get(key) if store is not None else None
         if tables is None:

@@ -222,6 +222,16 @@ def pytest_sessionfinish(session, exitstatus):
         run.stop()  # a session stopped early (-x, Ctrl-C) leaves no script running
 
 
+def pytest_terminal_summary(terminalreporter):
+    # how long each background run took, start to exit code: the files that read them run
+    # last, so a run longer than the other tests sets the tier's wall time
+    for name in sorted({name for name, _ in _BACKGROUND_RUNS.values()}):
+        started, code = _RUNS_DIR / name / "started", _RUNS_DIR / name / "returncode"
+        if started.exists() and code.exists():
+            seconds = code.stat().st_mtime - float(started.read_text())
+            terminalreporter.write_line(f"background run {name}: {seconds:.0f} s, exit {code.read_text().strip()}")
+
+
 def _background(name: str, fixture: str, tmp_path_factory) -> Background:
     # a test run alone, without the collection hook (e.g. by its node id in an IDE)
     if name not in _BACKGROUND:

@@ -30,6 +30,44 @@ def test_the_families_are_registered():
         assert get_family(name).name == name
 
 
+@pytest.mark.parametrize("cv", [0.005, 0.1, 0.5, 1.0, 3.0, 8.0, 15.0, 25.0, 50.0])
+def test_gamma_quantile_of_many_deviates_is_interpolated_within_1e_10(cv, monkeypatch):
+    """A likelihood table's cohorts (thousands of sorted deviates, one CV): the quantile is
+    interpolated between exact inversions, within 1e-10 relative of inverting each deviate;
+    where a tiny shape underflows to 0, it does so at the same deviates.  Extremes of
+    +-6.4 as the largest tables reach."""
+    from models import families
+
+    real, calls = families._gamma_std_quantile_spline, []
+    monkeypatch.setattr(families, "_gamma_std_quantile_spline", lambda z, k: calls.append(k) or real(z, k))
+    z = np.sort(np.random.default_rng(3).standard_normal((500, 45)), axis=1)
+    z[0, 0], z[-1, -1] = -6.4, 6.4
+    assert z.size >= families.SPLINE_MIN_SIZE
+    shape = 1.0 / cv**2
+    got = get_family("gamma").quantile(np, z, 1.0, cv) * shape
+    exact = families._gamma_std_quantile_exact(z, np.full(z.shape, shape))
+    assert calls == [shape]  # the interpolated path was taken
+    np.testing.assert_array_equal(got == 0, exact == 0)
+    normal = exact > 1e-300
+    assert normal.mean() > 0.2
+    np.testing.assert_allclose(got[normal], exact[normal], rtol=1e-10, atol=0)
+    # and the exact inversion is scipy's quantile, at a sample of the deviates
+    pick = z.ravel()[::997]
+    mid = np.abs(pick) < 3  # where scipy's ppf of ndtr(z) keeps its digits
+    np.testing.assert_allclose(exact.ravel()[::997][mid], stats.gamma(a=shape).ppf(special.ndtr(pick[mid])), rtol=1e-9)
+
+
+
+def test_gamma_quantile_of_few_deviates_or_many_shapes_is_inverted_exactly():
+    from models import families
+
+    z = np.random.default_rng(4).standard_normal((10, 45))
+    shapes = np.random.default_rng(5).uniform(0.05, 50.0, (10, 1))
+    exact = families._gamma_std_quantile_exact(*np.broadcast_arrays(z, shapes))
+    np.testing.assert_array_equal(families._gamma_std_quantile(np, z, shapes), exact)
+    np.testing.assert_array_equal(families._gamma_std_quantile(np, z, 2.0), families._gamma_std_quantile_exact(z, np.full(z.shape, 2.0)))
+
+
 @families
 @cases
 def test_quantile_matches_scipy_ppf(name, mean, cv):
