@@ -75,9 +75,10 @@ def run_tasks(
     on_start : callable, optional
         Called once the workers are started (the supervisor's phase marker).
     then : callable, optional
-        Called once every task has completed; the tasks it returns run next on the same
-        workers (a second stage built from the first one's results, e.g. scenarios that
-        start from the default scenario's adaptation, without starting the workers again).
+        Called once every task of a stage has completed; the tasks it returns run next on
+        the same workers, as the next stage (built from the earlier stages' results, e.g.
+        scenarios that start from the default scenario's adaptation, without starting the
+        workers again).  Called after each stage until it returns no task.
 
     Raises
     ------
@@ -105,24 +106,27 @@ def run_tasks(
 
 
 class _Stages:
-    """The first tasks, then whatever ``then`` returns once they are done (at most once)."""
+    """The first tasks, then whatever ``then`` returns once they are done, and so on until it
+    returns no task."""
 
     def __init__(self, first: list, then):
         self.first, self._then = first, then
 
     def size_hint(self) -> int:
-        # the second stage is unknown until the first ends: room for it when there is one
+        # the next stages are unknown until the first ends: room for them when there are any
         return len(self.first) if self._then is None else 1 << 30
 
     def next(self) -> list:
-        then, self._then = self._then, None
-        return list(then()) if then else []
+        rest = list(self._then()) if self._then else []
+        if not rest:
+            self._then = None
+        return rest
 
     def __iter__(self):
-        yield self.first
-        rest = self.next()
-        if rest:
-            yield rest
+        stage = self.first
+        while stage:
+            yield stage
+            stage = self.next()
 
 
 def _run_pool(fn, stages: "_Stages", on_result, workers: int, fresh_workers: bool, on_start) -> None:

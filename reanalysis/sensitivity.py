@@ -644,9 +644,11 @@ def _psens_table(fit, study: Study) -> list[dict] | None:
 # -- orchestration ---------------------------------------------------------------------------
 #: Simulated cohorts of the models built only to compare scenarios' posteriors.
 KEY_REPS = 10
+#: Tasks the posterior keys are split into on a dask cluster (a local pool: one per worker).
+KEY_TASKS = 4
 
 
-def group_by_posterior(specs: list[Spec], sampling: Sampling) -> list[list[Spec]]:
+def group_by_posterior(specs: list[Spec], sampling: Sampling, keys: dict[int, str] | None = None) -> list[list[Spec]]:
     """Scenarios that sample exactly the same posterior (see
     :func:`reanalysis.analysis.posterior_key`), in grid order, the default's group first.
 
@@ -654,23 +656,42 @@ def group_by_posterior(specs: list[Spec], sampling: Sampling) -> list[list[Spec]
     full likelihood tables for every scenario here would cost seconds each, and a builder
     reads the same study fields whatever the number of cohorts, so equal keys mean equal
     posteriors at the real number too.  A scenario whose model cannot be built gets a group
-    of its own, so its worker records the error.
+    of its own, so its worker records the error.  ``keys``: scenario index -> key, computed
+    already (by :func:`posterior_keys` in the workers); default: computed here.
     """
+    if keys is None:
+        keys = posterior_keys({"members": list(enumerate(map(_member, specs))), "seed": sampling.seed})["keys"]
+    groups: dict[str, list[Spec]] = {}
+    for i, sp in enumerate(specs):
+        groups.setdefault(keys[i], []).append(sp)
+    return list(groups.values())
+
+
+def posterior_keys(task: dict) -> dict:
+    """Worker: ``{"keys": {index: posterior key}}`` of the scenarios ``task["members"]``
+    (``(index, member)`` pairs, :func:`_member`) at seed ``task["seed"]``; a scenario whose
+    model cannot be built gets the key ``unbuildable-<index>``."""
     import pytensor
 
     from reanalysis.analysis import model_api, posterior_key
 
-    groups: dict[str, list[Spec]] = {}
+    quiet_libraries()
+    keys = {}
     # no stack traces on graph nodes: graph building is about a third faster
     with pytensor.config.change_flags(traceback__limit=0):
-        for i, sp in enumerate(specs):
-            api = model_api(sp.model)
+        for i, m in task["members"]:
+            api = model_api(m["model"])
             try:
-                key = posterior_key(api, sp.study, api.get_priors(sp.priors), sp.family, KEY_REPS, sampling.seed)
+                keys[i] = posterior_key(api, m["study"], api.get_priors(m["priors"]), m["family"], KEY_REPS, task["seed"])
             except Exception:  # noqa: BLE001 - the model cannot be built: the worker records why
-                key = f"unbuildable-{i}"
-            groups.setdefault(key, []).append(sp)
-    return list(groups.values())
+                keys[i] = f"unbuildable-{i}"
+    return {"keys": keys}
+
+
+def grid_task(task: dict):
+    """Worker: a grid's task, either the posterior keys of some scenarios
+    (:func:`posterior_keys`) or one posterior's scenarios (:func:`run_task`)."""
+    return posterior_keys(task) if "seed" in task and "sampling" not in task else run_task(task)
 
 
 def _member(sp: Spec) -> dict:
@@ -709,18 +730,17 @@ def run_grid(
     client : distributed.Client, optional
         An existing client instead of ``scheduler``.
     """
-    groups = group_by_posterior(specs, sampling) if share_posteriors else [[sp] for sp in specs]
-    tasks = [
-        {"members": [_member(sp) for sp in g], "sampling": sampling.model_dump(), "cache": cache, "psens": g[0] is specs[0]}
-        for g in groups
-    ]
-    total = len(specs)
     results: dict[str, dict] = {}
+    keys: dict[int, str] = {}
+    tasks: list[dict] = []
     t0 = time.perf_counter()
-
     tasks_done = [0]
+    in_process = workers <= 1 and client is None and not scheduler
 
-    def record(batch: list[dict]) -> None:
+    def record(batch) -> None:
+        if isinstance(batch, dict):  # posterior keys of some scenarios
+            keys.update(batch["keys"])
+            return
         for r in batch:
             results[r["name"]] = r
         tasks_done[0] += 1
@@ -732,29 +752,50 @@ def run_grid(
             last = f"{batch[0]['name']} {batch[0]['status']}" + (f"; start: {batch[0]['start']}" if batch[0].get("start") else "")
             if len(batch) > 1:
                 last += f", +{len(batch) - 1} sharing its posterior"
-            progress(f"scenarios {done}/{total}, elapsed {_hms(elapsed)}, ~remaining {_hms(remaining)} ({last})")
+            progress(f"scenarios {done}/{len(specs)}, elapsed {_hms(elapsed)}, ~remaining {_hms(remaining)} ({last})")
 
-    if workers <= 1 and client is None and not scheduler:
-        # no pool: the chains may use every core, as a single fit.py run does
-        tasks = [{**task, "cores": None} for task in tasks]
-    first, then = tasks, None
-    if warm_starts(specs[0], sampling) and len(tasks) > 1:
-        # the default scenario first; the others then start from its adaptation
-        first, then = [{**tasks[0], "keep_adaptation": True}], _warm_tasks(results, specs[0].name, tasks[1:])
-    run_tasks(run_task, first, record, workers=workers, scheduler=scheduler, client=client, on_start=lambda: phase("pool"), then=then)
+    def scenario_tasks() -> list[dict]:
+        groups = group_by_posterior(specs, sampling, keys) if share_posteriors else [[sp] for sp in specs]
+        built = [
+            {"members": [_member(sp) for sp in g], "sampling": sampling.model_dump(), "cache": cache, "psens": g[0] is specs[0]}
+            for g in groups
+        ]
+        if in_process:
+            # no pool: the chains may use every core, as a single fit.py run does
+            built = [{**task, "cores": None} for task in built]
+        tasks[:] = built
+        return built
+
+    def stages():
+        # each stage is built when the one before has completed (run_tasks' ``then``)
+        if share_posteriors:
+            # the posterior keys first, computed by the workers (each builds the models of
+            # its share of the scenarios): grouping then takes half the time on two workers,
+            # and overlaps their start
+            chunks = 1 if in_process else (max(1, workers) if client is None and not scheduler else KEY_TASKS)
+            indexed = list(enumerate(_member(sp) for sp in specs))
+            yield [{"members": indexed[c::chunks], "seed": sampling.seed} for c in range(chunks)]
+        scenario = scenario_tasks()
+        if warm_starts(specs[0], sampling) and len(scenario) > 1:
+            # the default scenario first; the others then start from its adaptation
+            yield [{**scenario[0], "keep_adaptation": True}]
+            yield _warm_tasks(results, specs[0].name, scenario[1:])
+        else:
+            yield scenario
+
+    staged = stages()
+    run_tasks(grid_task, next(staged), record, workers=workers, scheduler=scheduler, client=client, on_start=lambda: phase("pool"),
+              then=lambda: next(staged, []))
     return results
 
 
-def _warm_tasks(results: dict, default: str, tasks: list[dict]) -> Callable[[], list[dict]]:
-    """The second stage of a grid with warm starts: ``tasks`` with the adaptation that the
-    default scenario's result carries once it is in ``results``.  Its adaptation is used
+def _warm_tasks(results: dict, default: str, tasks: list[dict]) -> list[dict]:
+    """The last stage of a grid with warm starts: ``tasks`` with the adaptation that the
+    default scenario's result carries (in ``results`` by then).  Its adaptation is used
     even when its fit failed the gate (an ESS or R-hat shortfall says little of its step
     size and mass matrix): every warm start passes the gate itself or is refitted cold."""
-    def stage() -> list[dict]:
-        adaptation, base = (results.get(default, {}).get(k) for k in ("adaptation", "base"))
-        return [{**task, "adaptation": adaptation, "base": base} for task in tasks]
-
-    return stage
+    adaptation, base = (results.get(default, {}).get(k) for k in ("adaptation", "base"))
+    return [{**task, "adaptation": adaptation, "base": base} for task in tasks]
 
 
 def warm_starts(base: Spec, sampling: Sampling) -> bool:

@@ -56,7 +56,11 @@ def parse_args(argv=None):
     p.add_argument("--workers", type=int, default=2, help="local worker processes for the fits (default: %(default)s; 1 runs in this process)")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None, help="run the fits on this dask.distributed scheduler instead (e.g. tcp://host:8786)")
     p.add_argument("--no-progress", action="store_true", help="no count of finished fits while they run (the summary is still printed)")
-    p.add_argument("--chunk", type=int, default=10, help="simulated studies per worker task; each worker process compiles once and runs task after task (default: %(default)s)")
+    p.add_argument(
+        "--chunk", type=int, default=None,
+        help="simulated studies per worker task, and per progress line; each worker process compiles once and runs task after task "
+             "(default: group 10, hierarchical 1: its fits take minutes)",
+    )
     p.add_argument("--alpha", type=float, default=0.01, help="family-wise level of the uniformity tests (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ROOT / "results", help="parent of the result folder (default: results/)")
     p.add_argument(
@@ -82,6 +86,11 @@ def parse_args(argv=None):
     # of 706 s (benchmarks/README.md, "Calibration of the group model")
     a.draws = a.draws if a.draws is not None else (500 if group_model else 250)
     a.tune = a.tune if a.tune is not None else 500
+    # a worker keeps its compiled sampler from task to task, so a small chunk costs only
+    # sending the task (with the model's tables); progress is reported per chunk
+    a.chunk = a.chunk if a.chunk is not None else (10 if group_model else 1)
+    if a.chunk < 1:
+        p.error("--chunk must be >= 1")
     if a.sims < 10:
         p.error("--sims must be >= 10 for a meaningful uniformity test")
     if a.chains < 2 or a.draws * a.chains < 99:

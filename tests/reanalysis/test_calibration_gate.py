@@ -40,3 +40,16 @@ def test_sbc_defaults_are_the_gate_of_a_real_fit():
     for model in ("group", "hierarchical"):
         a = parse_args(["--model", model])
         assert (a.max_rhat, a.min_ess, a.max_extensions) == (MAX_RHAT, MIN_ESS, 3)
+
+
+def test_sbc_chunks_default_to_a_progress_line_per_few_minutes_and_reject_zero(capsys):
+    """A covariate-model fit takes minutes: one study per task, so each worker reports each
+    fit; the group model's take seconds: ten.  A worker compiles once either way."""
+    from reanalysis.cli.sbc import parse_args
+
+    assert parse_args(["--model", "group"]).chunk == 10
+    assert parse_args(["--model", "hierarchical"]).chunk == 1
+    assert parse_args(["--model", "hierarchical", "--chunk", "4"]).chunk == 4
+    with pytest.raises(SystemExit) as exc:
+        parse_args(["--chunk", "0"])
+    assert exc.value.code == 2 and "--chunk must be >= 1" in capsys.readouterr().err
