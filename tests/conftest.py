@@ -165,6 +165,9 @@ def single_threaded_blas():
 _BACKGROUND: dict[str, Background] = {}
 #: Their folders: fixed names in a folder of this session (every test process finds them).
 _RUNS_DIR = CACHE_DIR / f"runs-{SESSION}"
+if OWNS_SESSION:
+    # removed by the session's own process, after its summary has read the runs' times
+    atexit.register(shutil.rmtree, _RUNS_DIR, True)
 
 
 def _short_fit_args(folder: Path, start: bool) -> list:
@@ -210,8 +213,6 @@ def pytest_collection_finish(session):
             # follow it (in the session's folder: removed with it, even after a killed session)
             folder = _RUNS_DIR / name
             _BACKGROUND[name] = Background(arguments(folder, STARTS_RUNS), folder, start=STARTS_RUNS)
-    if STARTS_RUNS and _BACKGROUND:
-        atexit.register(shutil.rmtree, _RUNS_DIR, True)
 
 
 def pytest_sessionfinish(session, exitstatus):
