@@ -660,7 +660,7 @@ def group_by_posterior(specs: list[Spec], sampling: Sampling, keys: dict[int, st
     already (by :func:`posterior_keys` in the workers); default: computed here.
     """
     if keys is None:
-        keys = posterior_keys({"members": list(enumerate(map(_member, specs))), "seed": sampling.seed})["keys"]
+        keys = posterior_keys({"key_members": list(enumerate(map(_member, specs))), "seed": sampling.seed})["keys"]
     groups: dict[str, list[Spec]] = {}
     for i, sp in enumerate(specs):
         groups.setdefault(keys[i], []).append(sp)
@@ -668,7 +668,7 @@ def group_by_posterior(specs: list[Spec], sampling: Sampling, keys: dict[int, st
 
 
 def posterior_keys(task: dict) -> dict:
-    """Worker: ``{"keys": {index: posterior key}}`` of the scenarios ``task["members"]``
+    """Worker: ``{"keys": {index: posterior key}}`` of the scenarios ``task["key_members"]``
     (``(index, member)`` pairs, :func:`_member`) at seed ``task["seed"]``; a scenario whose
     model cannot be built gets the key ``unbuildable-<index>``."""
     import pytensor
@@ -679,7 +679,7 @@ def posterior_keys(task: dict) -> dict:
     keys = {}
     # no stack traces on graph nodes: graph building is about a third faster
     with pytensor.config.change_flags(traceback__limit=0):
-        for i, m in task["members"]:
+        for i, m in task["key_members"]:
             api = model_api(m["model"])
             try:
                 keys[i] = posterior_key(api, m["study"], api.get_priors(m["priors"]), m["family"], KEY_REPS, task["seed"])
@@ -691,7 +691,7 @@ def posterior_keys(task: dict) -> dict:
 def grid_task(task: dict):
     """Worker: a grid's task, either the posterior keys of some scenarios
     (:func:`posterior_keys`) or one posterior's scenarios (:func:`run_task`)."""
-    return posterior_keys(task) if "seed" in task and "sampling" not in task else run_task(task)
+    return posterior_keys(task) if "key_members" in task else run_task(task)
 
 
 def _member(sp: Spec) -> dict:
@@ -774,7 +774,7 @@ def run_grid(
             # and overlaps their start
             chunks = 1 if in_process else (max(1, workers) if client is None and not scheduler else KEY_TASKS)
             indexed = list(enumerate(_member(sp) for sp in specs))
-            yield [{"members": indexed[c::chunks], "seed": sampling.seed} for c in range(chunks)]
+            yield [{"key_members": indexed[c::chunks], "seed": sampling.seed} for c in range(chunks)]
         scenario = scenario_tasks()
         if warm_starts(specs[0], sampling) and len(scenario) > 1:
             # the default scenario first; the others then start from its adaptation
