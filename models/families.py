@@ -87,9 +87,10 @@ SPLINE_MIN_SIZE = 20_000
 SPLINE_NODES = 4097
 
 
-def _gamma_std_quantile_exact(z: np.ndarray, shape: np.ndarray) -> np.ndarray:
+def _gamma_std_quantile_exact(z, shape) -> np.ndarray:
     # upper half through the complementary function: ndtr(z) rounds to 1 for large z; each
     # half inverted only where it is used
+    z, shape = np.broadcast_arrays(np.asarray(z, dtype=float), np.asarray(shape, dtype=float))
     out = np.empty(z.shape)
     upper = z > 0
     p = special.ndtr(-np.abs(z))
@@ -106,16 +107,16 @@ def _gamma_std_quantile_spline(z: np.ndarray, shape: float) -> np.ndarray:
     from scipy.interpolate import CubicSpline
 
     nodes = np.linspace(z.min(), z.max(), SPLINE_NODES)
-    q = _gamma_std_quantile_exact(nodes, np.full(nodes.shape, shape))
+    q = _gamma_std_quantile_exact(nodes, shape)
     # increasing in z: the nodes below the first positive one underflowed (tiny shapes)
     first = int(np.argmax(q > 0)) if np.any(q > 0) else len(q)
     if len(q) - first < SPLINE_NODES // 2:
-        return _gamma_std_quantile_exact(z, np.full(z.shape, shape))
+        return _gamma_std_quantile_exact(z, shape)
     spline = CubicSpline(nodes[first:], np.log(q[first:]))
     out = np.empty(z.shape)
     inside = z >= nodes[first]
     out[inside] = np.exp(spline(z[inside]))
-    out[~inside] = _gamma_std_quantile_exact(z[~inside], np.full(int((~inside).sum()), shape))
+    out[~inside] = _gamma_std_quantile_exact(z[~inside], shape)
     return out
 
 
@@ -128,7 +129,6 @@ def _gamma_std_quantile(xp, z, shape):
     z, shape = np.asarray(z, dtype=float), np.asarray(shape, dtype=float)
     if shape.ndim == 0 and z.size >= SPLINE_MIN_SIZE and np.all(np.isfinite(z)):
         return _gamma_std_quantile_spline(z, float(shape))
-    z, shape = np.broadcast_arrays(z, shape)
     return _gamma_std_quantile_exact(z, shape)
 
 
