@@ -260,11 +260,11 @@ class CompiledNuts:
         NUTS target acceptance rate (step-size adaptation).
     progressbar : bool
         Show a progress bar on stderr.
-    chain_method : {"vectorized", "parallel"}
-        ``"vectorized"``: all chains in one XLA program on one core, and :meth:`run` on new
-        data reuses the compiled program (calibration, sensitivity).  ``"parallel"``: one
-        XLA device (thread) per chain, so the chains use every core and none waits for the
-        longest trajectory of the others; new data recompile (one fit).  Falls back to
+    chain_method : {"parallel", "vectorized"}
+        ``"parallel"`` (default): one XLA device (thread) per chain, so the chains use every
+        core and none waits for the longest trajectory of the others.  ``"vectorized"``: all
+        chains in one XLA program on one core, advancing in lockstep.  Either way
+        :meth:`run` on new data reuses the compiled program.  Falls back to
         ``"vectorized"`` when there are fewer XLA devices than chains.
     log_densities : bool
         Also return the ``log_likelihood`` and ``log_prior`` groups (power-scaling
@@ -285,7 +285,7 @@ class CompiledNuts:
     """
 
     def __init__(
-        self, model, data_names=(), draws=1000, tune=1000, chains=4, target_accept=0.8, progressbar=True, chain_method="vectorized", log_densities=False,
+        self, model, data_names=(), draws=1000, tune=1000, chains=4, target_accept=0.8, progressbar=True, chain_method="parallel", log_densities=False,
         warmup_tree_depth=None, graph_key=None,
     ):
         import jax
