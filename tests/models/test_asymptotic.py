@@ -13,6 +13,7 @@ from scipy import optimize, special, stats
 
 from models.asymptotic import build_correction, corrected_moments, influence_covariances, quantile_log, residual_nodes, statistic_moments
 from models.statistics import sample_statistics
+from tests.compile_modes import UNOPTIMISED
 
 NAMES = ["mean", "sd", "median"]
 
@@ -179,7 +180,7 @@ def test_pytensor_agrees_with_numpy_and_gradient_is_right():
     # the Python linker: the values and the gradient do not depend on the backend, and the
     # C backend would compile a module per fused operation when the compilation cache is cold
     # (fast_compile: the Python linker fails on some of fast_run's fused operations)
-    fast = pytensor.compile.mode.Mode(linker="py", optimizer="fast_compile")
+    fast = UNOPTIMISED
     f = pytensor.function([mv, sv], [mu, cov, out, *pt.grad(out, [mv, sv])], mode=fast)
     got_mu, got_cov, value, gm, gs = f(m0, 0.35)
     want_mu, want_cov = corrected_moments(np, corr, m0, s0, 29, NAMES)

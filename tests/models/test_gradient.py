@@ -10,10 +10,11 @@ import pytest
 from models.asymptotic import quantile_log
 from models.gradient import stop_gradient
 from reanalysis.sampling import rewrite_for_jax  # also sets JAX's double precision before JAX starts
+from tests.compile_modes import UNOPTIMISED
 
 #: PyTensor's side on the Python linker: the meaning of the barrier does not depend on the
 #: backend, and the C backend compiles a module per operation when the cache is cold.
-PY = pytensor.compile.mode.Mode(linker="py", optimizer="fast_compile")
+PY = UNOPTIMISED
 
 
 def _jax_function(inputs, output):

@@ -18,10 +18,11 @@ from models.group import LOG_CV_BOUNDS, START_JITTER, build_model
 from models.likelihood import CV_RANGE
 from models.priors import PRIOR_SETS, PriorError, get_priors
 from models.study import load_study
+from tests.compile_modes import UNOPTIMISED
 
 STUDY_PATH = Path(__file__).resolve().parents[2] / "data" / "studies" / "lasemi2018.yaml"
 PUBLISHED_MEANS = {"control": 812.0, "ms": 235.0}
-FAST = {"mode": "FAST_COMPILE"}
+FAST = {"mode": UNOPTIMISED}
 #: Simulated cohorts per group in these tests: the default (4000) takes the gamma family
 #: about a minute to tabulate; the structure and the density's shape do not need them.
 REPS = 300

@@ -22,9 +22,10 @@ from models.cohort import build_design, claim_design, claim_linear_forms, modell
 from models.hierarchical import MAX_EXPLAINED, association_moments, build_model, claim_moments_over_cohorts, condition_on_statistics
 from models.priors import get_priors
 from models.study import load_study
+from tests.compile_modes import UNOPTIMISED
 
 STUDY_PATH = Path(__file__).resolve().parents[2] / "data" / "studies" / "lasemi2018.yaml"
-FAST = {"mode": pytensor.compile.mode.Mode(linker="py", optimizer="fast_compile")}
+FAST = {"mode": UNOPTIMISED}
 #: Design cohorts of the test models: more than the default 5, so the model's own
 #: quadrature of the covariate distribution adds little to the comparison's noise.
 REPS = 20
