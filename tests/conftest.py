@@ -101,6 +101,19 @@ from reanalysis.jax_setup import configure_jax  # noqa: E402
 configure_jax()
 
 
+def pytest_configure(config):
+    # The fast tier (`-m "not slow"`) compiles XLA's programs at LLVM optimisation level 0:
+    # it compiles dozens of sampler programs and runs each for a few hundred draws, so
+    # compilation is most of its XLA time (the tier: 49 s less CPU).  Unlike the gcc flag
+    # above this changes the last bits of some results (no fused multiply-add), so draws
+    # differ from a user's run; every test compares runs made under the same flags, and the
+    # slow tier's real fits (3.5x slower sampling at level 0) and `make fit` keep XLA's
+    # default (docs/decisions/test-tiers.md).  Set before any test starts XLA's backend,
+    # which reads the flags once; subprocesses inherit them.
+    if "not slow" in (config.option.markexpr or ""):
+        os.environ["XLA_FLAGS"] = " ".join(f for f in (os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0") if f)
+
+
 def pytest_report_header(config):
     line = f"compilation caches: {CACHE_DIR}"
     if _IMPORTED_TOO_EARLY:
