@@ -44,8 +44,9 @@ from .two_group import two_group_terms
 #: 4000; docs/decisions/group-likelihood-calibration.md).
 DEFAULT_REPS = 4000
 #: Version of the way tables are computed, part of their cache key: 2 = the gamma quantile
-#: interpolated between exact values at many deviates of one shape (models.families).
-TABLE_METHOD = 2
+#: interpolated between exact values at many deviates of one shape (models.families); 3 = the
+#: shape fit's sums in another order (models.likelihood.FIT_BLOCK; values within 3e-14).
+TABLE_METHOD = 3
 #: What each sampled parameter measures (axis labels of the prior-versus-posterior figure).
 PARAMETER_SCALES = {
     "log_mean": "log of mean / reference level",
