@@ -264,6 +264,24 @@ def test_shape_fit_leaves_normal_values_alone_and_removes_skewness():
     assert np.all(np.abs(stats.skew(z)) < 0.25 * np.abs(stats.skew(u))), (stats.skew(u), stats.skew(z))
 
 
+def test_shape_fit_in_blocks_equals_the_fit_in_one_piece(monkeypatch):
+    """The fit runs in blocks of rows that fit in the processor's cache (FIT_BLOCK); each
+    row's Newton steps read only its own cohorts, so the block size changes no value, warm
+    started or not, and a statistic that never varies keeps the identity."""
+    import models.likelihood as lik
+
+    rng = np.random.default_rng(5)
+    y = np.log(rng.gamma(2.0, 1.0, (7, 300, 3)))
+    y[2, :, 1] = 0.5  # never varies
+    whole = shape_values(y)
+    for block in (300, 600, 900 * 2 + 300, 300 * 21):
+        monkeypatch.setattr(lik, "FIT_BLOCK", block)
+        vals, fit = shape_values(y)
+        np.testing.assert_array_equal(vals, whole[0])
+        np.testing.assert_array_equal(shape_values(y, init=fit, iters=4)[0], shape_values(y, init=whole[1], iters=4)[0])
+    assert fit[0][2, 1] == 0.0 and fit[1][2, 1] == 1.0
+
+
 @pytest.mark.parametrize("family, cvs", [("lognormal", (3.0, 6.0)), ("gamma", (3.0, 8.0))])
 def test_sinh_arcsinh_shape_predicts_simulated_statistics_at_high_cv_better_than_the_normal(family, cvs):
     """Tables from 2000 cohorts (CV 2-9), scored on 4000 fresh cohorts of a group of 29
