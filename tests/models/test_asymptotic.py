@@ -177,11 +177,10 @@ def test_pytensor_agrees_with_numpy_and_gradient_is_right():
     mv, sv = pt.dvector("m"), pt.dscalar("s")
     mu, cov = corrected_moments(pt, corr, mv, sv + pt.zeros_like(mv), 29, NAMES)
     out = mu.sum() + pt.log(cov).sum()
-    # the Python linker: the values and the gradient do not depend on the backend, and the
-    # C backend would compile a module per fused operation when the compilation cache is cold
-    # (fast_compile: the Python linker fails on some of fast_run's fused operations)
-    fast = UNOPTIMISED
-    f = pytensor.function([mv, sv], [mu, cov, out, *pt.grad(out, [mv, sv])], mode=fast)
+    # the Python linker without rewrites (tests/compile_modes.py): the values and the gradient
+    # do not depend on the backend, and the C backend would compile a module per fused
+    # operation when the compilation cache is cold
+    f = pytensor.function([mv, sv], [mu, cov, out, *pt.grad(out, [mv, sv])], mode=UNOPTIMISED)
     got_mu, got_cov, value, gm, gs = f(m0, 0.35)
     want_mu, want_cov = corrected_moments(np, corr, m0, s0, 29, NAMES)
     np.testing.assert_allclose(got_mu, want_mu, rtol=1e-10)

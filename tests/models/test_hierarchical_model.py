@@ -56,17 +56,18 @@ def model():
 @functools.cache
 def _term_logps():
     """One compiled function (compilation is most of this file's run time): point ->
-    {observed name: its log density, "prior": the log density of the free variables (with
-    their transforms' Jacobians)}.  One ``model.logp`` call for all of them: each call
+    {observed name: its log density, "total": the model's log density (as compile_logp),
+    "prior": the log density of the free variables (with their transforms' Jacobians)}.
+    The terms come from one ``model.logp`` call and the total from another: each call
     rebuilds the model's log-density graph (about 3 s)."""
     m = _model()
     terms = m.logp(vars=[*(m[name] for name in OBSERVED), *m.free_RVs], sum=False)
-    outputs = [*terms[: len(OBSERVED)], pt.add(*(t.sum() for t in terms[len(OBSERVED) :]))]
+    outputs = [*terms[: len(OBSERVED)], m.logp(), pt.add(*(t.sum() for t in terms[len(OBSERVED) :]))]
     fn = pytensor.function(m.value_vars, outputs, on_unused_input="ignore", **FAST)
     names = [v.name for v in m.value_vars]
 
     def evaluate(point):
-        return dict(zip([*OBSERVED, "prior"], (float(t) for t in fn(*[point[n] for n in names]))))
+        return dict(zip([*OBSERVED, "total", "prior"], (float(t) for t in fn(*[point[n] for n in names]))))
 
     return evaluate
 
@@ -111,6 +112,7 @@ def test_model_variables(model):
 def test_model_logp_finite_at_initial_point(model):
     terms = _term_logps()(_point(model))
     assert all(np.isfinite(v) for v in terms.values()), terms
+    assert terms["total"] == pytest.approx(terms["prior"] + sum(terms[k] for k in OBSERVED), abs=1e-8)
     # the terms are the model's whole log density: every observed variable, no potential
     assert set(OBSERVED) == {v.name for v in model.observed_RVs} and not model.potentials
     # every claim is a log probability
