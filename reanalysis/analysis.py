@@ -357,7 +357,9 @@ def fit_posterior(
     if cache is None:
         pm_model = api.build_model(study, prior_values, family=family, reps=reps, seed=seed, **precomputed(api, study, family, reps, seed))
     elif use_jax:
-        pm_model, runner, data, cache_hit = cache.jax_runner(api, study, prior_values, family, reps, seed, draws, tune, chains, nuts_options)
+        # the target acceptance is an argument of the runner's program, not another runner
+        runner_options = {k: v for k, v in nuts_options.items() if k != "target_accept"}
+        pm_model, runner, data, cache_hit = cache.jax_runner(api, study, prior_values, family, reps, seed, draws, tune, chains, runner_options)
     else:
         pm_model, step_factory, cache_hit = cache.get(api, study, prior_values, family, reps, seed)
         cores = 1
@@ -380,7 +382,7 @@ def fit_posterior(
             idata = runner.reweighted(reweight_from, data, seed)
             runner = None
         else:
-            idata = runner.run(seed=seed, data=data, adaptation=adaptation, tune=warm_tune if adaptation is not None else None)
+            idata = runner.run(seed=seed, data=data, adaptation=adaptation, tune=warm_tune if adaptation is not None else None, target_accept=target_accept)
     else:
         # PyMC's INFO lines ("Multiprocess sampling ...", "NUTS: [log_mean, log_cv]") name
         # internal variables and repeat the toolkit's own log; its warnings still show
@@ -607,16 +609,17 @@ class CompiledCache:
         so a later scenario of the same structure skips the graph conversion (about 15 s
         for the covariate model); ``data`` holds this model's values of those inputs.
         The runner's programs take those values as arguments: new values compile nothing.
-        ``nuts_options``: :class:`reanalysis.sampling.CompiledNuts` settings (default the
-        model's own, :meth:`models.interface.Model.nuts_options`); other settings are
-        another runner.
+        ``nuts_options``: :class:`reanalysis.sampling.CompiledNuts` settings in place of the
+        model's own (:meth:`models.interface.Model.nuts_options`); other settings are
+        another runner.  (A run's target acceptance needs none: it is an argument of
+        :meth:`reanalysis.sampling.CompiledNuts.run`.)
         """
         from reanalysis.sampling import CompiledNuts
 
         model, key, shared = self._keyed(api, study, priors, family, reps, seed)
         # dimension lengths are shared variables too, but they size the graph: structure
         shared = {n: sv for n, sv in shared.items() if n not in model.dim_lengths}
-        nuts_options = nuts_options or api.nuts_options()
+        nuts_options = {**api.nuts_options(), **(nuts_options or {})}
         full = f"{key}:jax:{draws}:{tune}:{chains}"
         if nuts_options != api.nuts_options():  # the model's own settings keep the plain key
             full += ":" + json.dumps(nuts_options, sort_keys=True)

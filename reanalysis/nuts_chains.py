@@ -2,20 +2,30 @@
 
 NumPyro's ``MCMC.run`` binds the model's data into the function it maps over the chains,
 so with one XLA device per chain (``pmap``) every new set of data, a sensitivity scenario's
-prior values or a simulated study, is traced and compiled again.  Here the chains are one
-program per *shape of the work* (warm-up length, draws, cold or warm start, chain method),
-built from NumPyro's functional NUTS kernel (:func:`numpyro.infer.hmc.hmc`) with the data,
-the initial positions and, for a warm start, the step sizes and mass matrices as traced
-arguments: a program is compiled once per model structure and reused for any values of the
-same shapes.  :data:`reanalysis.jax_setup.COUNTS` counts the programs built in this process.
+prior values or a simulated study, is traced and compiled again.  Here the chains are built
+from NumPyro's functional NUTS kernel (:func:`numpyro.infer.hmc.hmc`) as two programs per
+model structure and warm-up schedule, with the data, the initial positions and, for a warm
+start, the step sizes and mass matrices as traced arguments:
+
+* a *start* program, which sets up the chains' NUTS state (cold or warm);
+* a *block* program, which advances the chains by up to :data:`BLOCK` transitions (the
+  number is an argument), warm-up and kept draws alike.
+
+A run, a warm start and a continuation are then sequences of calls of the same two
+programs, so each is compiled once per model structure and reused for any values of the
+same shapes; the progress of a run is reported between blocks, so no program calls back
+into Python and XLA's persistent cache can keep them all.
+:data:`reanalysis.jax_setup.COUNTS` counts the programs built in this process.
 
 A *warm start* (:class:`Adaptation`) begins from another run's adapted step size, diagonal
-mass matrix and last positions (per chain), and its warm-up adapts the step size only.
+mass matrix and last positions (per chain), and its warm-up adapts the step size only: it
+enters the cold schedule's last window (one dual averaging, no mass-matrix windows) that
+many iterations before the schedule's end.
 """
 from __future__ import annotations
 
-import functools
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -23,8 +33,15 @@ import numpy as np
 
 from reanalysis.jax_setup import COUNTS
 
-#: Chain iterations between two progress updates.
-PROGRESS_EVERY = 25
+#: Most transitions per call of a block program (the rows of its output buffers).
+BLOCK = 1000
+
+#: Wall seconds a call of a block program aims at: progress is reported, and an interrupt is
+#: seen, between calls, and each call costs a few milliseconds of its own.
+CALL_SECONDS = 0.5
+
+#: Name of the chains' axis of the parallel programs and of the arrays placed for them.
+CHAIN_AXIS = "chain"
 
 
 @dataclass
@@ -66,30 +83,34 @@ class ChainPrograms:
         One XLA device per chain (``pmap``: the chains use every core and none waits for
         another's trajectories), or all chains in one program on one core (``vmap``).
     target_accept : float
-        Target acceptance rate of the step-size adaptation.
+        Default target acceptance rate of the step-size adaptation (a run may give
+        another: it is an argument of the program).
     max_tree_depth : tuple of int
         (during warm-up, afterwards).
     progress : callable, optional
         ``progress(iterations)`` receives the chain iterations completed since its last
-        call, every :data:`PROGRESS_EVERY` iterations of each chain.  A program that
-        reports progress calls back into Python, and XLA's persistent cache cannot keep it.
+        call, after every block of transitions.
+    num_warmup : int, optional
+        The cold warm-up length the programs are built for first; a warm start of at most
+        this many iterations shares its programs (see :meth:`run`).
     """
 
-    def __init__(self, potential: Callable, chains: int, chain_method: str, target_accept: float, max_tree_depth: tuple, progress: Callable | None = None):
+    def __init__(
+        self, potential: Callable, chains: int, chain_method: str, target_accept: float, max_tree_depth: tuple, progress: Callable | None = None,
+        num_warmup: int | None = None,
+    ):
         self.potential = potential
         self.chains = chains
         self.chain_method = chain_method
         self.target_accept = target_accept
         self.max_tree_depth = tuple(max_tree_depth)
+        self.num_warmup = num_warmup
         self._progress = progress
         self._programs: dict = {}
         self._lock = threading.Lock()
-        # one callback object for every program, so that programs stay equal across runs
-        self._tick = self._report if progress else None
-
-    def _report(self, count) -> None:
-        with self._lock:
-            self._progress(int(np.sum(count)))
+        # the last run's schedule, start arguments, placed data and state template
+        self._current = self._begin = self._data = self._template = None
+        self._templates: dict = {}
 
     def _map(self, fn: Callable, in_axes: tuple) -> Callable:
         """``fn`` over the chains; ``in_axes`` as for ``vmap`` (None: shared by the chains)."""
@@ -99,76 +120,114 @@ class ChainPrograms:
             return jax.jit(jax.vmap(fn, in_axes=in_axes))
         # pmap misplaced leaves of dictionaries when some arguments had in_axes None (JAX
         # 0.10: a chain's position came out with the chain axis still on), so the shared
-        # arguments are given to every device instead
-        mapped = jax.pmap(fn)
+        # arguments are given to every device instead (once per run: :meth:`_shared`)
+        return jax.pmap(fn, axis_name=CHAIN_AXIS)
 
-        def call(*args):
-            args = [a if axis == 0 else jax.tree.map(lambda x: np.broadcast_to(x, (self.chains, *np.shape(x))), a) for a, axis in zip(args, in_axes)]
-            return mapped(*args)
+    def _placed(self, values, per_chain: bool):
+        """``values`` where every call of a run reads them without another copy, placed as
+        the programs place their outputs (a different placement would trace them again);
+        ``per_chain``: they already have the chains' axis, else each chain gets them all."""
+        import jax
 
-        return call
+        if self.chain_method == "vectorized":
+            return jax.device_put(values)
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    def _kernels(self, num_warmup: int, warm: bool):
-        """NumPyro's init and sample kernels for one shape of work.  Each pair keeps its own
-        warm-up length (the kernels hold it between calls), so a continuation never adapts."""
+        devices = Mesh(np.array(jax.local_devices()[: self.chains]), (CHAIN_AXIS,))
+        on_devices = NamedSharding(devices, PartitionSpec(CHAIN_AXIS))
+        if per_chain:
+            return jax.device_put(values, on_devices)
+        return jax.tree.map(lambda x: jax.device_put(np.broadcast_to(x, (self.chains, *np.shape(x))), on_devices), values)
+
+    def _schedule(self, num_warmup: int, warm: bool) -> int:
+        """The warm-up schedule length whose programs serve this run: a warm start enters
+        the last window of a longer schedule, so it shares the cold start's programs."""
+        if warm and self.num_warmup is not None and num_warmup <= self.num_warmup:
+            return self.num_warmup
+        return num_warmup
+
+    def _program(self, schedule: int):
+        """The program of one warm-up schedule (NumPyro's kernels hold its length between
+        calls, so a continuation past it never adapts), and the template of its state."""
+        if schedule in self._programs:
+            return self._programs[schedule]
         import jax
         import jax.numpy as jnp
         import numpyro.infer.hmc as hmc
         from jax import lax
-        from numpyro.infer.hmc_util import build_adaptation_schedule
 
-        init_kernel, sample_kernel = hmc.hmc(potential_fn_gen=lambda data: functools.partial(self.potential, data=data), algo="NUTS")
-        tick = self._tick
+        init_kernel, sample_kernel = hmc.hmc(potential_fn_gen=lambda data: (lambda params: self.potential(params, data=data)), algo="NUTS")
 
-        def scan(state, data, length: int, skip: int = 0):
-            """``length`` NUTS transitions from ``state``; the fields of all but the first
-            ``skip``.  A warm-up and its draws are one scan: XLA compiles the transition, by
-            far the largest part of a program, once per program instead of once per loop."""
-            def body(state, i):
-                state = sample_kernel(state, model_args=(data,))
-                if tick is not None:
-                    lax.cond((i + 1) % PROGRESS_EVERY == 0, lambda: jax.debug.callback(tick, PROGRESS_EVERY), lambda: None)
-                return state, _collect(state)
-
-            state, trace = lax.scan(body, state, np.arange(length))
-            if tick is not None and length % PROGRESS_EVERY:
-                jax.debug.callback(tick, length % PROGRESS_EVERY)
-            return state, jax.tree.map(lambda x: x[skip:], trace)
-
-        def start(key, position, data, step_size, inverse_mass_matrix):
-            COUNTS["sampler_programs"] += 1  # runs when JAX traces the program, not when it runs
+        def start(begin, data):
+            key, position, step_size, inverse_mass_matrix, first, window, target_accept = begin
             state = init_kernel(
-                position, num_warmup, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix, adapt_step_size=True,
-                adapt_mass_matrix=not warm, dense_mass=[], target_accept_prob=self.target_accept, max_tree_depth=self.max_tree_depth,
+                position, schedule, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix, adapt_step_size=True,
+                adapt_mass_matrix=True, dense_mass=[], target_accept_prob=target_accept, max_tree_depth=self.max_tree_depth,
                 model_args=(data,), rng_key=key,
             )
-            if warm:
-                # the last window of the schedule: one dual averaging over the whole warm-up,
-                # without the restarts at the ends of mass-matrix windows it does not adapt
-                last = len(build_adaptation_schedule(num_warmup)) - 1
-                state = state._replace(adapt_state=state.adapt_state._replace(window_idx=jnp.asarray(last, dtype=state.adapt_state.window_idx.dtype)))
-            return state
+            # a warm start begins at iteration ``first`` of the schedule, in its last window:
+            # one dual averaging to the schedule's end, and no mass-matrix window to adapt
+            adapt = state.adapt_state._replace(window_idx=jnp.asarray(window, dtype=state.adapt_state.window_idx.dtype))
+            return state._replace(i=jnp.asarray(first, dtype=state.i.dtype), adapt_state=adapt)
 
-        return start, scan
+        def program(state, begin, data, length, fresh):
+            """With ``fresh``, a new state from ``begin`` in place of ``state``; then
+            ``length`` (at most :data:`BLOCK`) NUTS transitions, and the fields of each (the
+            rest of the block's rows are zeros)."""
+            COUNTS["sampler_programs"] += 1  # runs when JAX traces the program, not when it runs
+            state = lax.cond(fresh, lambda: start(begin, data), lambda: state)
 
-    def _program(self, num_warmup: int, num_samples: int, warm: bool):
-        key = ("run", num_warmup, num_samples, warm)
-        if key not in self._programs:
-            start, scan = self._kernels(num_warmup, warm)
+            def body(k, carry):
+                state, fields = carry
+                state = sample_kernel(state, model_args=(data,))
+                return state, jax.tree.map(lambda f, x: f.at[k].set(x), fields, _collect(state))
 
-            def run(rng_key, position, data, step_size, inverse_mass_matrix):
-                state = start(rng_key, position, data, step_size, inverse_mass_matrix)
-                return scan(state, data, num_warmup + num_samples, skip=num_warmup)
+            fields = jax.tree.map(lambda x: jnp.zeros((BLOCK, *jnp.shape(x)), x.dtype), _collect(state))
+            return lax.fori_loop(0, length, body, (state, fields))
 
-            def more(state, data, length):
-                COUNTS["sampler_programs"] += 1
-                return scan(state, data, length)
+        # the length and the switch are shared by the chains: under ``vmap`` a per-chain
+        # condition would turn into a select that runs both branches
+        self._programs[schedule] = (self._map(program, (0, 0, None, None, None)), start)
+        return self._programs[schedule]
 
-            axes = (0, 0, None, 0, 0)
-            self._programs[key] = (self._map(run, axes), more)
-        return self._programs[key]
+    def _advance(self, state, length: int, keep_from: int = 0):
+        """``length`` transitions in blocks from ``state`` (None: a fresh state from the
+        last :meth:`run`'s start), the fields of all but the first ``keep_from``.  The first
+        block is short; the others are as long as :data:`CALL_SECONDS` allows at the speed
+        measured so far."""
+        program, _ = self._program(self._current)
+        fresh = state is None
+        if fresh:
+            state = self._template
+        kept = []
+        done, n = 0, min(10, BLOCK)
+        while done < length or fresh:
+            n, began = min(n, length - done), time.perf_counter()
+            state, trace = program(state, self._begin, self._data, self._shared_scalar(n), self._shared_scalar(fresh))
+            fresh = False
+            lo, hi = max(keep_from - done, 0), n
+            if hi > lo:
+                kept.append({k: _host(v, lo, hi) for k, v in trace.items()})
+            else:
+                state = _ready(state)
+            done += n
+            if self._progress is not None and n:
+                with self._lock:
+                    self._progress(n * self.chains)
+            per_transition = (time.perf_counter() - began) / max(n, 1)
+            n = int(min(BLOCK, max(1, CALL_SECONDS / max(per_transition, 1e-9))))
+        trace = {k: _join([t[k] for t in kept]) for k in kept[0]} if kept else {}
+        return state, trace
 
-    def run(self, seed: int, position: dict, data: dict, num_warmup: int, num_samples: int, adaptation: Adaptation | None = None):
+    def _shared_scalar(self, value):
+        """A scalar argument shared by the chains, as each chain method takes it."""
+        dtype = np.bool_ if isinstance(value, bool) else np.int64
+        return dtype(value) if self.chain_method == "vectorized" else np.full(self.chains, value, dtype=dtype)
+
+    def run(
+        self, seed: int, position: dict, data: dict, num_warmup: int, num_samples: int, adaptation: Adaptation | None = None,
+        target_accept: float | None = None,
+    ):
         """Warm up and draw ``num_samples`` per chain.
 
         Parameters
@@ -185,29 +244,77 @@ class ChainPrograms:
         adaptation : Adaptation, optional
             A warm start: step sizes, mass matrices and positions of an earlier run; the
             warm-up then adapts the step size only.
+        target_accept : float, optional
+            Target acceptance rate of this run's step-size adaptation (default: the
+            programs' own); an argument of the program like the data.
 
         Returns
         -------
         (state, trace)
-            The chains' last NUTS state and the kept draws' fields (chains first).
+            The chains' last NUTS state and the kept draws' fields (chains first, on the
+            host).
         """
         import jax
+        from numpyro.infer.hmc_util import build_adaptation_schedule
 
         keys = jax.random.split(jax.random.PRNGKey(seed), self.chains)
         warm = adaptation is not None
-        program, _ = self._program(num_warmup, num_samples, warm)
+        schedule = self._schedule(num_warmup, warm)
+        _, start = self._program(schedule)
+        self._current = schedule
+        chains = self.chains
         if warm:
-            return program(keys, adaptation.position, data, np.asarray(adaptation.step_size, dtype=float), adaptation.inverse_mass_matrix)
-        return program(keys, position, data, np.ones(self.chains), None)
+            position = adaptation.position
+            step_size = np.asarray(adaptation.step_size, dtype=float)
+            inverse_mass_matrix = adaptation.inverse_mass_matrix
+            first, window = schedule - num_warmup, len(build_adaptation_schedule(schedule)) - 1
+        else:
+            step_size = np.ones(chains)
+            # the identity NumPyro starts from, in the layout of an adapted diagonal
+            size = sum(int(np.prod(np.shape(v)[1:])) for v in position.values())
+            inverse_mass_matrix = {tuple(sorted(position)): np.ones((chains, size))}
+            first, window = 0, 0
+        target = self.target_accept if target_accept is None else float(target_accept)
+        begin = (
+            keys, position, step_size, inverse_mass_matrix, np.full(chains, first, dtype=np.int64), np.full(chains, window, dtype=np.int64),
+            np.full(chains, target),
+        )
+        self._begin = self._placed(begin, per_chain=True)
+        self._data = self._placed(data, per_chain=False)
+        # the first call replaces this template (zeros of the state's shapes) by the start
+        if schedule not in self._templates:
+            def per_chain(x):
+                return jax.ShapeDtypeStruct(np.shape(x)[1:], x.dtype)
 
-    def extend(self, state, data: dict, num_warmup: int, num_samples: int, warm: bool):
-        """Continue the chains of a :meth:`run` with these settings from ``state`` by
-        ``num_samples`` draws each, with their adapted step sizes and mass matrices."""
-        _, more = self._program(num_warmup, num_samples, warm)
-        key = ("more", num_warmup, num_samples, warm)
-        if key not in self._programs:
-            self._programs[key] = self._map(functools.partial(more, length=num_samples), (0, None))
-        return self._programs[key](state, data)
+            whole = per_chain if self.chain_method == "parallel" else (lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype))
+            shapes = jax.eval_shape(start, jax.tree.map(per_chain, self._begin), jax.tree.map(whole, self._data))
+            self._templates[schedule] = self._placed(jax.tree.map(lambda x: np.zeros((chains, *x.shape), x.dtype), shapes), per_chain=True)
+        self._template = self._templates[schedule]
+        return self._advance(None, num_warmup + num_samples, keep_from=num_warmup)
+
+    def extend(self, state, num_samples: int):
+        """Continue the chains of the last :meth:`run` from ``state`` by ``num_samples``
+        draws each, with their adapted step sizes and mass matrices."""
+        return self._advance(state, num_samples)
+
+
+def _host(x, lo: int, hi: int) -> np.ndarray:
+    """Draws ``lo:hi`` of a block's field (chains, draws, ...), as a NumPy array."""
+    import jax
+
+    return jax.tree.map(lambda a: np.asarray(a)[:, lo:hi], x)
+
+
+def _join(parts: list):
+    import jax
+
+    return jax.tree.map(lambda *a: np.concatenate(a, axis=1), *parts)
+
+
+def _ready(state):
+    import jax
+
+    return jax.block_until_ready(state)
 
 
 def adaptation_of(state) -> Adaptation:

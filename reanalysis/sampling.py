@@ -14,8 +14,9 @@ The choice follows the measurements in ``docs/decisions/sampler-backend.md``:
   own NUTS on the C backend, whose compiled modules are cached on disk.
 * many fits of one model structure (:class:`CompiledNuts`, used by calibration and
   sensitivity runs): the log density converted to JAX once, and the chains compiled once
-  per shape of work (:mod:`reanalysis.nuts_chains`, NumPyro's NUTS kernel) with the data,
-  prior values and starting state as arguments, so new data do not recompile, with either
+  per model structure and warm-up schedule (:mod:`reanalysis.nuts_chains`, NumPyro's NUTS
+  kernel) with the data, prior values, starting state and number of transitions as
+  arguments, so new data, warm starts and continuations do not recompile, with either
   chain method.
 """
 from __future__ import annotations
@@ -299,6 +300,7 @@ class CompiledNuts:
         terms = log_density_terms(model) if self.data_names else None
         self._shared = shared_by_name(model, self.data_names, terms)
         self.draws, self.tune, self.chains, self.target_accept = draws, tune, chains, target_accept
+        self._run_target = target_accept  # the last run's (:meth:`run` may give another)
         self.warmup_tree_depth = warmup_tree_depth or MAX_TREE_DEPTH
         if chain_method not in ("vectorized", "parallel"):
             raise ValueError(f"chain_method={chain_method!r}: use 'vectorized' or 'parallel'")
@@ -320,7 +322,7 @@ class CompiledNuts:
         self._reweighting = None
         self._programs = ChainPrograms(
             potential, chains, chain_method, target_accept, (self.warmup_tree_depth, MAX_TREE_DEPTH),
-            progress=self._advance_bar if progressbar else None,
+            progress=self._advance_bar if progressbar else None, num_warmup=tune,
         )
         self._blocks = []  # per run: (posterior, log densities, sampler statistics) of each block of draws
         self._state = None
@@ -345,7 +347,7 @@ class CompiledNuts:
         """The values the model's replaceable shared inputs hold now."""
         return {n: np.asarray(v.get_value()) for n, v in self._shared.items()}
 
-    def run(self, seed: int = 1, data: dict | None = None, adaptation=None, tune: int | None = None) -> az.InferenceData:
+    def run(self, seed: int = 1, data: dict | None = None, adaptation=None, tune: int | None = None, target_accept: float | None = None) -> az.InferenceData:
         """Warm up, sample and return InferenceData.
 
         Parameters
@@ -361,6 +363,9 @@ class CompiledNuts:
         tune : int, optional
             Warm-up iterations of this run (default: the runner's ``tune``); a warm start
             needs fewer.
+        target_accept : float, optional
+            Target acceptance rate of this run (default: the runner's); like the data, it
+            is an argument of the compiled program.
 
         Returns
         -------
@@ -380,11 +385,12 @@ class CompiledNuts:
             init = {k: init[k] for k in self._names}
         else:
             self._check_layout(adaptation)
-        phase("compile")  # tracing and XLA compilation (a new shape of work only), then sampling
+        phase("compile")  # tracing and XLA compilation (a new structure or schedule only), then sampling
         self._open_bar("warm-up and draws", tune + self.draws)
         try:
-            self._state, trace = self._programs.run(seed, init, data, tune, self.draws, adaptation)
+            self._state, trace = self._programs.run(seed, init, data, tune, self.draws, adaptation, target_accept)
             self._run_tune, self._warm, self._reweighting = tune, adaptation is not None, None
+            self._run_target = self.target_accept if target_accept is None else float(target_accept)
             self._seed, self._data, self._blocks = seed, data, []
             self._sampling_seconds = self._postprocess_seconds = 0.0
             self._add_block(trace, t1)
@@ -431,7 +437,7 @@ class CompiledNuts:
         t1 = time.perf_counter()
         self._open_bar("more draws", self.draws)
         try:
-            self._state, trace = self._programs.extend(self._state, self._data, self._run_tune, self.draws, self._warm)
+            self._state, trace = self._programs.extend(self._state, self.draws)
             self._add_block(trace, t1)
         finally:
             self._close_bar()
@@ -497,7 +503,7 @@ class CompiledNuts:
                 "warm_start": int(self._warm),
                 "chains": self.chains,
                 "seed": self._seed,
-                "target_accept": self.target_accept,
+                "target_accept": self._run_target,
                 "warmup_tree_depth": self.warmup_tree_depth,
                 "setup_seconds": round(self.setup_seconds, 3),
                 "sampling_seconds": round(self._sampling_seconds, 3),

@@ -152,9 +152,11 @@ def _two_scale_model():
 
 
 @pytest.mark.parametrize("method", ["vectorized", "parallel"])
-def test_new_data_reuse_the_compiled_chains(method):
-    # the data are arguments of the compiled program: a second data set, or a second seed,
-    # traces nothing new; another warm-up length is another program
+def test_new_data_warm_starts_and_continuations_reuse_the_compiled_chains(method):
+    # the data, the start (cold or warm) and the number of transitions are arguments of one
+    # compiled program: a second data set, a second seed, a warm start of at most the
+    # runner's warm-up and a continuation trace nothing new; a cold start with another
+    # warm-up length (another adaptation schedule) is another program
     from reanalysis.nuts_chains import programs_traced
 
     rng = np.random.default_rng(7)
@@ -165,8 +167,35 @@ def test_new_data_reuse_the_compiled_chains(method):
     shifted = runner.run(seed=2, data={"obs": rng.normal(5.0, 1.0, 20)})
     assert programs_traced() == before + 1
     assert abs(float(shifted.posterior["mu"].mean()) - 5.0) < 0.6
+    runner.extend()
+    warm = runner.run(seed=3, data={"obs": rng.normal(5.0, 1.0, 20)}, adaptation=runner.adaptation(), tune=30)
+    runner.extend()
+    assert programs_traced() == before + 1
+    assert warm.posterior.attrs["warm_start"] == 1 and abs(float(warm.posterior["mu"].mean()) - 5.0) < 0.6
     runner.run(seed=2, tune=60)
     assert programs_traced() == before + 2
+
+
+def test_a_run_is_the_same_whatever_its_division_into_calls(monkeypatch):
+    # the chains advance in calls of the one program, as long as the measured speed allows:
+    # the draws of a warm-up and draws cut into calls of 1 to 7 transitions are those of a
+    # single call, bit for bit, and so are a warm start's and a continuation's
+    import reanalysis.nuts_chains as nuts_chains
+
+    y = np.random.default_rng(8).normal(1.0, 1.0, 15)
+
+    def draws(call_seconds):
+        monkeypatch.setattr(nuts_chains, "CALL_SECONDS", call_seconds)
+        runner = CompiledNuts(_normal_model(y), draws=40, tune=60, chains=2, progressbar=False, chain_method="parallel")
+        cold = runner.run(seed=4).posterior["mu"].values
+        more = runner.extend().posterior["mu"].values
+        warm = runner.run(seed=5, adaptation=runner.adaptation(), tune=20).posterior["mu"].values
+        return cold, more, warm
+
+    one_call = draws(1e9)
+    monkeypatch.setattr(nuts_chains, "BLOCK", 7)
+    for got, want in zip(draws(1e-9), one_call):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_warm_start_keeps_the_mass_matrix_and_adapts_the_step_size_only():

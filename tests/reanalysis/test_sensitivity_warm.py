@@ -42,10 +42,10 @@ def test_scenarios_start_from_the_defaults_adaptation_and_compile_once(toy_jax):
     warm = sens.run_grid(specs, sampling, workers=1)
     assert [warm[n]["start"] for n in ("default", "narrow", "tight")] == ["cold", "warm", "warm"]
     assert all(warm[n]["status"] == "ok" for n in warm), {n: warm[n]["reason"] for n in warm}
-    # one program for the default's warm-up and one for the warm starts' shorter one; the
-    # third scenario reuses it (counted in the process that ran it: this one)
+    # one program for the default's warm-up, which the warm starts' shorter one reuses
+    # (counted in the process that ran it: this one)
     programs = [warm[n]["compiled"]["sampler_programs"] for n in ("default", "narrow", "tight")]
-    assert programs[1:] == [1, 0] and programs[0] <= 1  # 0 when an earlier test built it
+    assert programs[1:] == [0, 0] and programs[0] <= 1  # 0 when an earlier test built it
     assert sens.compile_summary(warm)["sampler_programs"] == sum(programs)
     # the same posteriors as cold starts, within Monte Carlo error
     specs, sampling = _grid(study, warm_start=False)
@@ -87,19 +87,26 @@ def test_a_warm_start_that_fails_its_diagnostics_is_refitted_cold(monkeypatch):
     assert sens._fit_with_fallback({}, member, s, None)[1] == "cold" and calls == [None]
 
 
-def test_a_target_acceptance_of_its_own_is_another_runner_of_the_cache(toy_jax):
+def test_a_target_acceptance_of_its_own_is_an_argument_of_the_cached_runner(toy_jax):
+    # a retry at a stricter target (divergence-retry.md) samples with the same runner and
+    # its compiled program: the target is an argument of the program, like the data
     from reanalysis.analysis import CompiledCache, fit_posterior
+    from reanalysis.nuts_chains import programs_traced
 
     study = load_study(STUDY)
     cache = CompiledCache()
     kw = dict(draws=100, tune=100, chains=2, seed=3, progressbar=False, prior_draws=0, cache=cache)
-    own = fit_posterior(study, "toy_jax", None, "default", **kw).runner
-    strict = fit_posterior(study, "toy_jax", None, "default", target_accept=0.99, **kw).runner
-    again = fit_posterior(study, "toy_jax", None, "default", target_accept=0.99, **kw)
-    assert own._programs.target_accept == toy_jax.target_accept and strict._programs.target_accept == 0.99
-    assert strict is not own and again.runner is strict and again.cache_hit
-    # smaller steps at the stricter target
-    assert np.median(strict.adaptation().step_size) < np.median(own.adaptation().step_size)
+    first = fit_posterior(study, "toy_jax", None, "default", **kw)
+    own_steps = first.runner.adaptation().step_size
+    traced = programs_traced()
+    strict = fit_posterior(study, "toy_jax", None, "default", target_accept=0.99, **kw)
+    assert strict.runner is first.runner and strict.cache_hit and programs_traced() == traced
+    assert first.idata.posterior.attrs["target_accept"] == toy_jax.target_accept != 0.99
+    assert strict.idata.posterior.attrs["target_accept"] == 0.99
+    # smaller steps at the stricter target, and the model's own target again after it
+    assert np.median(strict.runner.adaptation().step_size) < np.median(own_steps)
+    again = fit_posterior(study, "toy_jax", None, "default", **kw)
+    np.testing.assert_array_equal(again.runner.adaptation().step_size, own_steps)
     with pytest.raises(ValueError, match="target acceptance of its own needs the compiled JAX chains"):
         fit_posterior(study, "toy_jax", None, "default", target_accept=0.99, sampler="pymc", **{**kw, "cache": None})
 
