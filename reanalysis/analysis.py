@@ -300,42 +300,6 @@ def extend_draws(fit: Analysis, study: Study, max_draws: int, log: Callable[[str
     return fit
 
 
-def _resolved(study: Study, model: str | None, family: str | None, priors: str, reps: int | None, tune: int | None, draws: int | None) -> tuple:
-    """``(api, family, prior values, reps, tune, draws)`` of an analysis, the model's
-    defaults in place of None."""
-    model = model or default_model(study)
-    api = model_api(model)
-    family = family or api.default_family
-    if family not in api.families:
-        raise AnalysisError(f"unknown family {family!r} for model {model!r}; choose one of: {', '.join(api.families)}")
-    return api, family, api.get_priors(priors), reps or api.default_reps, tune or api.default_tune, draws or api.default_draws
-
-
-def prepare_runner(
-    study: Study, model: str | None, family: str | None, priors: str, draws: int | None, tune: int | None, chains: int, seed: int,
-    reps: int | None, cache: "CompiledCache", sampler: str | None = None,
-) -> bool:
-    """Build the compiled chains that :func:`fit_posterior` with ``cache`` and the same
-    settings would sample with, and compile their program, without sampling.
-
-    Returns
-    -------
-    bool
-        Whether anything was built: False when the model does not sample with JAX or the
-        cache holds the runner already.
-    """
-    api, family, prior_values, reps, tune, draws = _resolved(study, model, family, priors, reps, tune, draws)
-    if (sampler or api.sampler) != "jax":
-        return False
-    from reanalysis.sampling import configure_jax
-
-    configure_jax()
-    _, runner, data, hit = cache.jax_runner(api, study, prior_values, family, reps, seed, draws, tune, chains)
-    if not hit:
-        runner.prepare(seed, data)
-    return not hit
-
-
 def fit_posterior(
     study: Study,
     model: str | None = None,
@@ -369,7 +333,14 @@ def fit_posterior(
     from reanalysis.sampling import sample_nuts
 
     model = model or default_model(study)
-    api, family, prior_values, reps, tune, draws = _resolved(study, model, family, priors, reps, tune, draws)
+    api = model_api(model)
+    family = family or api.default_family
+    if family not in api.families:
+        raise AnalysisError(f"unknown family {family!r} for model {model!r}; choose one of: {', '.join(api.families)}")
+    prior_values = api.get_priors(priors)
+    reps = reps or api.default_reps
+    tune = tune or api.default_tune
+    draws = draws or api.default_draws
     use_jax = (sampler or api.sampler) == "jax"
     if reweight_from is not None and (cache is None or not use_jax):
         raise ValueError("importance weighting needs the compiled JAX chains of the compiled-model cache (its runners know their structure)")
@@ -788,12 +759,12 @@ def graph_cache_key(api: Model, study: Study, priors: dict, family: str, reps: i
     return h.hexdigest()
 
 
-def posterior_key_of(structure: str, shared: dict, seed: int) -> str:
+def posterior_key(api: Model, study: Study, priors: dict, family: str, reps: int, seed: int) -> str:
     """A key equal for two analyses exactly when they sample the same posterior with the
-    same draws: same structure (:func:`structure_key`, as :func:`build_keyed` returns it),
-    same values of the named shared variables ``shared``, same seed.  (Sampler settings are
-    not included; callers add them.)"""
-    h = hashlib.sha256(structure.encode())
+    same draws: same structure, same shared-variable values, same seed.  (Sampler settings
+    are not included; callers add them.)"""
+    _, key, shared = build_keyed(api, study, priors, family, reps, seed)
+    h = hashlib.sha256(key.encode())
     for name in sorted(shared):
         value = np.asarray(shared[name].get_value(borrow=True))
         h.update(f"{name}:{value.dtype}:{value.shape}:".encode() + value.tobytes())

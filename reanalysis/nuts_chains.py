@@ -254,19 +254,6 @@ class ChainPrograms:
             The chains' last NUTS state and the kept draws' fields (chains first, on the
             host).
         """
-        self._begin_run(seed, position, data, num_warmup, adaptation, target_accept)
-        return self._advance(None, num_warmup + num_samples, keep_from=num_warmup)
-
-    def prepare(self, seed: int, position: dict, data: dict, num_warmup: int):
-        """Trace and compile the program of a cold start with ``num_warmup`` warm-up
-        iterations (a warm start of at most as many shares it), and start the chains
-        without a transition: nothing is drawn.  Another process then finds the program
-        in XLA's persistent cache, and this one in its own."""
-        self._begin_run(seed, position, data, num_warmup, None, None)
-        self._advance(None, 0)
-
-    def _begin_run(self, seed, position, data, num_warmup, adaptation, target_accept) -> None:
-        """The arguments of a run's first call (its start), placed on the chains' devices."""
         import jax
         from numpyro.infer.hmc_util import build_adaptation_schedule
 
@@ -303,6 +290,7 @@ class ChainPrograms:
             shapes = jax.eval_shape(start, jax.tree.map(per_chain, self._begin), jax.tree.map(whole, self._data))
             self._templates[schedule] = self._placed(jax.tree.map(lambda x: np.zeros((chains, *x.shape), x.dtype), shapes), per_chain=True)
         self._template = self._templates[schedule]
+        return self._advance(None, num_warmup + num_samples, keep_from=num_warmup)
 
     def extend(self, state, num_samples: int):
         """Continue the chains of the last :meth:`run` from ``state`` by ``num_samples``

@@ -398,14 +398,6 @@ class CompiledNuts:
             self._close_bar()
         return self._inference_data()
 
-    def prepare(self, seed: int = 1, data: dict | None = None) -> None:
-        """Compile the chains' program without sampling (a cold start of this runner's
-        warm-up; warm starts, continuations and other targets share it): a worker that
-        would otherwise wait compiles a structure before its scenarios arrive."""
-        data = {**self.current_data(), **(data or {})}
-        init = _initial_points(self.model, self.chains, seed)
-        self._programs.prepare(seed, {k: init[k] for k in self._names}, data, self.tune)
-
     def _check_layout(self, adaptation) -> None:
         point = self.model.initial_point()
         want = {n: (self.chains, *np.shape(point[n])) for n in self._names}

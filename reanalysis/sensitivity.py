@@ -650,7 +650,7 @@ KEY_TASKS = 4
 
 def group_by_posterior(specs: list[Spec], sampling: Sampling, keys: dict[int, str] | None = None) -> list[list[Spec]]:
     """Scenarios that sample exactly the same posterior (see
-    :func:`reanalysis.analysis.posterior_key_of`), in grid order, the default's group first.
+    :func:`reanalysis.analysis.posterior_key`), in grid order, the default's group first.
 
     Keys are computed on models built with :data:`KEY_REPS` simulated cohorts: building the
     full likelihood tables for every scenario here would cost seconds each, and a builder
@@ -668,74 +668,30 @@ def group_by_posterior(specs: list[Spec], sampling: Sampling, keys: dict[int, st
 
 
 def posterior_keys(task: dict) -> dict:
-    """Worker: ``{"keys": {index: posterior key}, "structures": {index: structure key}}``
-    of the scenarios ``task["key_members"]`` (``(index, member)`` pairs, :func:`_member`) at
-    seed ``task["seed"]``; a scenario whose model cannot be built gets the keys
-    ``unbuildable-<index>``."""
+    """Worker: ``{"keys": {index: posterior key}}`` of the scenarios ``task["key_members"]``
+    (``(index, member)`` pairs, :func:`_member`) at seed ``task["seed"]``; a scenario whose
+    model cannot be built gets the key ``unbuildable-<index>``."""
     import pytensor
 
-    from reanalysis.analysis import build_keyed, model_api, posterior_key_of
+    from reanalysis.analysis import model_api, posterior_key
 
     quiet_libraries()
-    keys, structures = {}, {}
+    keys = {}
     # no stack traces on graph nodes: graph building is about a third faster
     with pytensor.config.change_flags(traceback__limit=0):
         for i, m in task["key_members"]:
             api = model_api(m["model"])
             try:
-                _, structures[i], shared = build_keyed(api, m["study"], api.get_priors(m["priors"]), m["family"], KEY_REPS, task["seed"])
-                keys[i] = posterior_key_of(structures[i], shared, task["seed"])
+                keys[i] = posterior_key(api, m["study"], api.get_priors(m["priors"]), m["family"], KEY_REPS, task["seed"])
             except Exception:  # noqa: BLE001 - the model cannot be built: the worker records why
-                keys[i] = structures[i] = f"unbuildable-{i}"
-    return {"keys": keys, "structures": structures}
-
-
-def prepare_task(task: dict) -> dict:
-    """Worker: build the compiled chains of ``task["prepare"]``'s model structure and
-    compile their program without sampling (:func:`reanalysis.analysis.prepare_runner`),
-    while the default scenario runs elsewhere: the scenarios of that structure then find
-    the program in this worker's compiled-model cache or XLA's persistent cache.  Returns
-    ``{"prepared": scenario name, "compiled": counts, "seconds": s}``; a model that cannot
-    be built is left to its scenario, which records why."""
-    from reanalysis.analysis import prepare_runner
-    from reanalysis.jax_setup import compile_counts
-
-    quiet_libraries()
-    s, m = task["sampling"], task["prepare"]
-    t0, counts0 = time.perf_counter(), compile_counts()
-    try:
-        with _CACHE_LOCK, np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            prepare_runner(m["study"], m["model"], m["family"], m["priors"], s["draws"], s["tune"], s["chains"], s["seed"], s["reps"],
-                           _worker_cache(), sampler="jax" if s.get("sampler") == "jax" else None)
-    except Exception:  # noqa: BLE001 - the scenario's own task meets the same error and records it
-        pass
-    return {"prepared": m["name"], "compiled": compile_counts(since=counts0), "seconds": time.perf_counter() - t0}
+                keys[i] = f"unbuildable-{i}"
+    return {"keys": keys}
 
 
 def grid_task(task: dict):
-    """Worker: a grid's task: the posterior keys of some scenarios (:func:`posterior_keys`),
-    a structure's compiled chains (:func:`prepare_task`) or one posterior's scenarios
-    (:func:`run_task`)."""
-    if "key_members" in task:
-        return posterior_keys(task)
-    return prepare_task(task) if "prepare" in task else run_task(task)
-
-
-def _prepare_tasks(specs: list[Spec], scenario: list[dict], structures: dict[int, str], sampling: "Sampling") -> list[dict]:
-    """One :func:`prepare_task` per model structure of ``scenario[1:]`` other than the
-    default's (``scenario[0]``), in grid order, for workers that would otherwise wait for
-    the default scenario."""
-    index = {sp.name: i for i, sp in enumerate(specs)}
-    seen = {structures.get(index[scenario[0]["members"][0]["name"]])}
-    tasks = []
-    for task in scenario[1:]:
-        first = task["members"][0]
-        key = structures.get(index[first["name"]])
-        if key is None or key in seen or key.startswith("unbuildable-"):
-            continue
-        seen.add(key)
-        tasks.append({"prepare": first, "sampling": sampling.model_dump()})
-    return tasks
+    """Worker: a grid's task, either the posterior keys of some scenarios
+    (:func:`posterior_keys`) or one posterior's scenarios (:func:`run_task`)."""
+    return posterior_keys(task) if "key_members" in task else run_task(task)
 
 
 def _member(sp: Spec) -> dict:
@@ -776,27 +732,16 @@ def run_grid(
     """
     results: dict[str, dict] = {}
     keys: dict[int, str] = {}
-    structures: dict[int, str] = {}
-    prepared: dict[str, dict] = {}  # scenario name -> what a prepare_task compiled for it
     tasks: list[dict] = []
     t0 = time.perf_counter()
     tasks_done = [0]
     in_process = workers <= 1 and client is None and not scheduler
 
     def record(batch) -> None:
-        if isinstance(batch, dict):  # posterior keys of some scenarios, or a prepared structure
-            if "prepared" in batch:
-                prepared[batch["prepared"]] = batch["compiled"]
-            else:
-                keys.update(batch["keys"])
-                structures.update(batch["structures"])
+        if isinstance(batch, dict):  # posterior keys of some scenarios
+            keys.update(batch["keys"])
             return
         for r in batch:
-            ahead = prepared.pop(r["name"], None)
-            if ahead is not None:
-                # compiled for this scenario, ahead of time, while the default ran
-                own = r.get("compiled") or {}
-                r["compiled"] = {k: own.get(k, 0) + ahead.get(k, 0) for k in {*own, *ahead}}
             results[r["name"]] = r
         tasks_done[0] += 1
         if progress:
@@ -832,10 +777,8 @@ def run_grid(
             yield [{"key_members": indexed[c::chunks], "seed": sampling.seed} for c in range(chunks)]
         scenario = scenario_tasks()
         if warm_starts(specs[0], sampling) and len(scenario) > 1:
-            # the default scenario first; the others then start from its adaptation.  Beside
-            # the default, the other workers compile the other structures' chains
-            ahead = [] if in_process or not cache else _prepare_tasks(specs, scenario, structures, sampling)
-            yield [{**scenario[0], "keep_adaptation": True}, *ahead]
+            # the default scenario first; the others then start from its adaptation
+            yield [{**scenario[0], "keep_adaptation": True}]
             yield _warm_tasks(results, specs[0].name, scenario[1:])
         else:
             yield scenario
@@ -909,9 +852,7 @@ def _compiled_columns(result: dict) -> dict:
 
 def compile_summary(results: dict[str, dict]) -> dict:
     """Compilation over a run: sampler programs traced and XLA executables compiled or read
-    from the persistent cache, summed over the scenarios' tasks (each counted in its worker;
-    a structure compiled ahead of time, while the default ran, counts for the scenario it
-    was compiled for)."""
+    from the persistent cache, summed over the scenarios' tasks (each counted in its worker)."""
     total = {"sampler_programs": 0, "xla_compiled": 0, "xla_from_cache": 0, "xla_seconds": 0.0}
     for r in results.values():
         for k in total:

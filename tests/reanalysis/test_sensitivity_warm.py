@@ -235,34 +235,3 @@ def test_draws_of_a_default_that_failed_the_gate_are_not_weighted(toy_jax):
     assert out["default"]["status"] == "failed" and "ESS" in out["default"]["reason"]
     assert out["wide"]["start"].startswith("cold after a failed warm start"), out["wide"]["start"]
     assert "importance" not in out["wide"]["start"]
-
-
-def test_each_other_structure_is_prepared_once_beside_the_default():
-    # the structures of the scenarios after the default, each once, in grid order; the
-    # default's own structure and unbuildable models are left to their scenarios
-    specs = [SimpleNamespace(name=n) for n in ("default", "a", "b", "c", "d", "e")]
-    structures = {0: "S0", 1: "S0", 2: "S1", 3: "S2", 4: "S1", 5: "unbuildable-5"}
-    scenario = [{"members": [{"name": n}]} for n in ("default", "a", "b", "c", "d", "e")]
-    sampling = SimpleNamespace(model_dump=lambda: {"draws": 1})
-    tasks = sens._prepare_tasks(specs, scenario, structures, sampling)
-    assert [t["prepare"]["name"] for t in tasks] == ["b", "c"]
-    assert all(t["sampling"] == {"draws": 1} for t in tasks)
-
-
-def test_a_prepared_structure_samples_without_compiling_again(toy_jax, monkeypatch):
-    # a worker that prepared a structure (beside the default) samples its scenarios with
-    # the runner and program it built: no program traced, the same draws as without it
-    study = load_study(STUDY)
-    specs, sampling = _grid(study, warm_start=False)
-    s = sampling.model_dump()
-    member = sens._member(specs[1])
-    monkeypatch.setattr(sens, "_CACHE", None)
-    prepared = sens.prepare_task({"prepare": member, "sampling": s})
-    assert prepared["prepared"] == specs[1].name and prepared["compiled"]["sampler_programs"] == 1
-    warm_cache = sens._CACHE
-    (after,) = sens.run_task({"members": [member], "sampling": s, "cache": True})
-    assert after["status"] == "ok" and after["cache_hit"] and after["compiled"]["sampler_programs"] == 0
-    monkeypatch.setattr(sens, "_CACHE", None)
-    (fresh,) = sens.run_task({"members": [member], "sampling": s, "cache": True})
-    assert sens._CACHE is not warm_cache and not fresh["cache_hit"] and fresh["compiled"]["sampler_programs"] == 1
-    assert [r["median"] for r in after["rows"]] == [r["median"] for r in fresh["rows"]]
