@@ -3,18 +3,15 @@
 NumPyro's ``MCMC.run`` binds the model's data into the function it maps over the chains,
 so with one XLA device per chain (``pmap``) every new set of data, a sensitivity scenario's
 prior values or a simulated study, is traced and compiled again.  Here the chains are built
-from NumPyro's functional NUTS kernel (:func:`numpyro.infer.hmc.hmc`) as two programs per
-model structure and warm-up schedule, with the data, the initial positions and, for a warm
-start, the step sizes and mass matrices as traced arguments:
-
-* a *start* program, which sets up the chains' NUTS state (cold or warm);
-* a *block* program, which advances the chains by up to :data:`BLOCK` transitions (the
-  number is an argument), warm-up and kept draws alike.
-
-A run, a warm start and a continuation are then sequences of calls of the same two
-programs, so each is compiled once per model structure and reused for any values of the
-same shapes; the progress of a run is reported between blocks, so no program calls back
-into Python and XLA's persistent cache can keep them all.
+from NumPyro's functional NUTS kernel (:func:`numpyro.infer.hmc.hmc`) as one program per
+model structure and warm-up schedule, with the data, the initial positions, the step sizes
+and mass matrices to start from, the target acceptance rate and the number of transitions as
+traced arguments.  One call of the program either starts the chains (cold or warm) and
+advances them, or advances a state it is given, by up to :data:`BLOCK` transitions, warm-up
+and kept draws alike.  A run, a warm start and a continuation are sequences of calls of
+the same program, so it is compiled once per model structure and reused for any values of
+the same shapes; the progress of a run is reported between calls, so the program never
+calls back into Python and XLA's persistent cache can keep it.
 :data:`reanalysis.jax_setup.COUNTS` counts the programs built in this process.
 
 A *warm start* (:class:`Adaptation`) begins from another run's adapted step size, diagonal
@@ -33,10 +30,10 @@ import numpy as np
 
 from reanalysis.jax_setup import COUNTS
 
-#: Most transitions per call of a block program (the rows of its output buffers).
+#: Most transitions per call of the program (the rows of its output buffers).
 BLOCK = 1000
 
-#: Wall seconds a call of a block program aims at: progress is reported, and an interrupt is
+#: Wall seconds a call of the program aims at: progress is reported, and an interrupt is
 #: seen, between calls, and each call costs a few milliseconds of its own.
 CALL_SECONDS = 0.5
 
@@ -89,7 +86,7 @@ class ChainPrograms:
         (during warm-up, afterwards).
     progress : callable, optional
         ``progress(iterations)`` receives the chain iterations completed since its last
-        call, after every block of transitions.
+        call, after every call of the program.
     num_warmup : int, optional
         The cold warm-up length the programs are built for first; a warm start of at most
         this many iterations shares its programs (see :meth:`run`).
@@ -120,7 +117,7 @@ class ChainPrograms:
             return jax.jit(jax.vmap(fn, in_axes=in_axes))
         # pmap misplaced leaves of dictionaries when some arguments had in_axes None (JAX
         # 0.10: a chain's position came out with the chain axis still on), so the shared
-        # arguments are given to every device instead (once per run: :meth:`_shared`)
+        # arguments are given to every device instead (once per run: :meth:`_placed`)
         return jax.pmap(fn, axis_name=CHAIN_AXIS)
 
     def _placed(self, values, per_chain: bool):
@@ -148,7 +145,8 @@ class ChainPrograms:
 
     def _program(self, schedule: int):
         """The program of one warm-up schedule (NumPyro's kernels hold its length between
-        calls, so a continuation past it never adapts), and the template of its state."""
+        calls, so a continuation past it never adapts), and its ``start`` function (whose
+        output shapes make the template a first call replaces)."""
         if schedule in self._programs:
             return self._programs[schedule]
         import jax
@@ -191,9 +189,9 @@ class ChainPrograms:
         return self._programs[schedule]
 
     def _advance(self, state, length: int, keep_from: int = 0):
-        """``length`` transitions in blocks from ``state`` (None: a fresh state from the
+        """``length`` transitions in calls from ``state`` (None: a fresh state from the
         last :meth:`run`'s start), the fields of all but the first ``keep_from``.  The first
-        block is short; the others are as long as :data:`CALL_SECONDS` allows at the speed
+        call is short; the others are as long as :data:`CALL_SECONDS` allows at the speed
         measured so far."""
         program, _ = self._program(self._current)
         fresh = state is None
