@@ -145,8 +145,7 @@ class ChainPrograms:
 
     def _program(self, schedule: int):
         """The program of one warm-up schedule (NumPyro's kernels hold its length between
-        calls, so a continuation past it never adapts), and its ``start`` function (whose
-        output shapes make the template a first call replaces)."""
+        calls, so a continuation past it never adapts)."""
         if schedule in self._programs:
             return self._programs[schedule]
         import jax
@@ -155,18 +154,7 @@ class ChainPrograms:
         from jax import lax
 
         init_kernel, sample_kernel = hmc.hmc(potential_fn_gen=lambda data: (lambda params: self.potential(params, data=data)), algo="NUTS")
-
-        def start(begin, data):
-            key, position, step_size, inverse_mass_matrix, first, window, target_accept = begin
-            state = init_kernel(
-                position, schedule, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix, adapt_step_size=True,
-                adapt_mass_matrix=True, dense_mass=[], target_accept_prob=target_accept, max_tree_depth=self.max_tree_depth,
-                model_args=(data,), rng_key=key,
-            )
-            # a warm start begins at iteration ``first`` of the schedule, in its last window:
-            # one dual averaging to the schedule's end, and no mass-matrix window to adapt
-            adapt = state.adapt_state._replace(window_idx=jnp.asarray(window, dtype=state.adapt_state.window_idx.dtype))
-            return state._replace(i=jnp.asarray(first, dtype=state.i.dtype), adapt_state=adapt)
+        start = _starter(init_kernel, schedule, self.max_tree_depth)
 
         def program(state, begin, data, length, fresh):
             """With ``fresh``, a new state from ``begin`` in place of ``state``; then
@@ -185,7 +173,7 @@ class ChainPrograms:
 
         # the length and the switch are shared by the chains: under ``vmap`` a per-chain
         # condition would turn into a select that runs both branches
-        self._programs[schedule] = (self._map(program, (0, 0, None, None, None)), start)
+        self._programs[schedule] = self._map(program, (0, 0, None, None, None))
         return self._programs[schedule]
 
     def _advance(self, state, length: int, keep_from: int = 0):
@@ -193,7 +181,7 @@ class ChainPrograms:
         last :meth:`run`'s start), the fields of all but the first ``keep_from``.  The first
         call is short; the others are as long as :data:`CALL_SECONDS` allows at the speed
         measured so far."""
-        program, _ = self._program(self._current)
+        program = self._program(self._current)
         fresh = state is None
         if fresh:
             state = self._template
@@ -258,7 +246,7 @@ class ChainPrograms:
         keys = jax.random.split(jax.random.PRNGKey(seed), self.chains)
         warm = adaptation is not None
         schedule = self._schedule(num_warmup, warm)
-        _, start = self._program(schedule)
+        self._program(schedule)
         self._current = schedule
         chains = self.chains
         if warm:
@@ -279,12 +267,18 @@ class ChainPrograms:
         )
         self._begin = self._placed(begin, per_chain=True)
         self._data = self._placed(data, per_chain=False)
-        # the first call replaces this template (zeros of the state's shapes) by the start
+        # the first call replaces this template (zeros of the state's shapes) by the start;
+        # the shapes come from NumPyro's start with a quadratic potential, whose state has
+        # the same shapes and types as the model's (tracing the model's costs 0.5 s or more)
         if schedule not in self._templates:
+            import numpyro.infer.hmc as hmc
+
             def per_chain(x):
                 return jax.ShapeDtypeStruct(np.shape(x)[1:], x.dtype)
 
             whole = per_chain if self.chain_method == "parallel" else (lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype))
+            quadratic, _ = hmc.hmc(potential_fn_gen=lambda data: _quadratic, algo="NUTS")
+            start = _starter(quadratic, schedule, self.max_tree_depth)
             shapes = jax.eval_shape(start, jax.tree.map(per_chain, self._begin), jax.tree.map(whole, self._data))
             self._templates[schedule] = self._placed(jax.tree.map(lambda x: np.zeros((chains, *x.shape), x.dtype), shapes), per_chain=True)
         self._template = self._templates[schedule]
@@ -294,6 +288,33 @@ class ChainPrograms:
         """Continue the chains of the last :meth:`run` from ``state`` by ``num_samples``
         draws each, with their adapted step sizes and mass matrices."""
         return self._advance(state, num_samples)
+
+
+def _starter(init_kernel: Callable, schedule: int, max_tree_depth: tuple) -> Callable:
+    """``start(begin, data)``: the NUTS state of NumPyro's ``init_kernel`` at the start a
+    run's ``begin`` arguments describe (key, position, step sizes, inverse mass matrices,
+    first iteration, adaptation window, target acceptance; one chain's)."""
+    import jax.numpy as jnp
+
+    def start(begin, data):
+        key, position, step_size, inverse_mass_matrix, first, window, target_accept = begin
+        state = init_kernel(
+            position, schedule, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix, adapt_step_size=True,
+            adapt_mass_matrix=True, dense_mass=[], target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
+            model_args=(data,), rng_key=key,
+        )
+        # a warm start begins at iteration ``first`` of the schedule, in its last window: one
+        # dual averaging to the schedule's end, and no mass-matrix window to adapt
+        adapt = state.adapt_state._replace(window_idx=jnp.asarray(window, dtype=state.adapt_state.window_idx.dtype))
+        return state._replace(i=jnp.asarray(first, dtype=state.i.dtype), adapt_state=adapt)
+
+    return start
+
+
+def _quadratic(params: dict):
+    """A potential of the parameters' own dtype: the shapes of a NUTS state without
+    tracing a model."""
+    return sum(0.5 * (v * v).sum() for v in params.values())
 
 
 def _host(x, lo: int, hi: int) -> np.ndarray:
