@@ -566,7 +566,7 @@ class CompiledNuts:
         trace = {k: v[rows, outcome.indices] for k, v in base.stats.items()}
         trace["z"] = {k: v[rows, outcome.indices] for k, v in base.position.items()}
         self._state, self._blocks, self._data, self._seed = None, [], data, seed
-        self._run_tune, self._warm = 0, False
+        self._run_tune, self._warm, self._run_target = 0, False, self.target_accept
         self._sampling_seconds = self._postprocess_seconds = 0.0
         self._add_block(trace, t1)
         self._reweighting = {"importance_from": base.name, "pareto_k": outcome.pareto_k, "importance_efficiency": outcome.efficiency}
