@@ -346,7 +346,6 @@ def fit_posterior(
         raise ValueError("importance weighting needs the compiled JAX chains of the compiled-model cache (its runners know their structure)")
     if target_accept is not None and not use_jax:
         raise ValueError("a target acceptance of its own needs the compiled JAX chains")
-    nuts_options = {**api.nuts_options(), **({} if target_accept is None else {"target_accept": float(target_accept)})}
     if use_jax:
         from reanalysis.sampling import configure_jax
 
@@ -357,9 +356,7 @@ def fit_posterior(
     if cache is None:
         pm_model = api.build_model(study, prior_values, family=family, reps=reps, seed=seed, **precomputed(api, study, family, reps, seed))
     elif use_jax:
-        # the target acceptance is an argument of the runner's program, not another runner
-        runner_options = {k: v for k, v in nuts_options.items() if k != "target_accept"}
-        pm_model, runner, data, cache_hit = cache.jax_runner(api, study, prior_values, family, reps, seed, draws, tune, chains, runner_options)
+        pm_model, runner, data, cache_hit = cache.jax_runner(api, study, prior_values, family, reps, seed, draws, tune, chains)
     else:
         pm_model, step_factory, cache_hit = cache.get(api, study, prior_values, family, reps, seed)
         cores = 1
@@ -376,7 +373,7 @@ def fit_posterior(
 
             runner = CompiledNuts(
                 pm_model, draws=draws, tune=tune, chains=chains, progressbar=progressbar, chain_method="parallel", log_densities=True,
-                graph_key=graph_cache_key(api, study, prior_values, family, reps, seed), **nuts_options,
+                graph_key=graph_cache_key(api, study, prior_values, family, reps, seed), **api.nuts_options(),
             )
         if reweight_from is not None:
             idata = runner.reweighted(reweight_from, data, seed)
@@ -598,8 +595,7 @@ class CompiledCache:
                 self.entries.popitem(last=False)
         return entry.model, (lambda chains, seed, target_accept=0.8: self._step(entry, chains, seed, target_accept)), hit
 
-    def jax_runner(self, api: Model, study: Study, priors: dict, family: str, reps: int, seed: int, draws: int, tune: int, chains: int,
-                   nuts_options: dict | None = None):
+    def jax_runner(self, api: Model, study: Study, priors: dict, family: str, reps: int, seed: int, draws: int, tune: int, chains: int):
         """Return ``(model, runner, data, hit)`` for a model that samples with JAX.
 
         ``model`` is built for these settings (its design and shared values are this
@@ -609,20 +605,17 @@ class CompiledCache:
         so a later scenario of the same structure skips the graph conversion (about 15 s
         for the covariate model); ``data`` holds this model's values of those inputs.
         The runner's programs take those values as arguments: new values compile nothing.
-        ``nuts_options``: :class:`reanalysis.sampling.CompiledNuts` settings in place of the
-        model's own (:meth:`models.interface.Model.nuts_options`); other settings are
-        another runner.  (A run's target acceptance needs none: it is an argument of
-        :meth:`reanalysis.sampling.CompiledNuts.run`.)
+        The runner has the model's own sampler settings
+        (:meth:`models.interface.Model.nuts_options`); a run's target acceptance is an
+        argument of :meth:`reanalysis.sampling.CompiledNuts.run`, so a stricter one needs no
+        other runner.
         """
         from reanalysis.sampling import CompiledNuts
 
         model, key, shared = self._keyed(api, study, priors, family, reps, seed)
         # dimension lengths are shared variables too, but they size the graph: structure
         shared = {n: sv for n, sv in shared.items() if n not in model.dim_lengths}
-        nuts_options = {**api.nuts_options(), **(nuts_options or {})}
         full = f"{key}:jax:{draws}:{tune}:{chains}"
-        if nuts_options != api.nuts_options():  # the model's own settings keep the plain key
-            full += ":" + json.dumps(nuts_options, sort_keys=True)
         entry = self.entries.get(full)
         hit = entry is not None
         if hit:
@@ -632,7 +625,7 @@ class CompiledCache:
             self.misses += 1
             runner = CompiledNuts(
                 model, sorted(shared), draws=draws, tune=tune, chains=chains, progressbar=False, chain_method="parallel", log_densities=True,
-                **nuts_options,
+                **api.nuts_options(),
             )
             runner.structure = full
             entry = self.entries[full] = _Entry(model, shared, runner)

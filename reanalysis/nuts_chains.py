@@ -105,8 +105,9 @@ class ChainPrograms:
         self._progress = progress
         self._programs: dict = {}
         self._lock = threading.Lock()
-        # the last run's schedule, start arguments, placed data and state template
-        self._current = self._begin = self._data = self._template = None
+        # the last run's schedule, start arguments and placed data; per schedule, the state a
+        # first call replaces
+        self._current = self._begin = self._data = None
         self._templates: dict = {}
 
     def _map(self, fn: Callable, in_axes: tuple) -> Callable:
@@ -181,10 +182,12 @@ class ChainPrograms:
         last :meth:`run`'s start), the fields of all but the first ``keep_from``.  The first
         call is short; the others are as long as :data:`CALL_SECONDS` allows at the speed
         measured so far."""
+        import jax
+
         program = self._program(self._current)
         fresh = state is None
         if fresh:
-            state = self._template
+            state = self._templates[self._current]
         kept = []
         done, n = 0, min(10, BLOCK)
         while done < length or fresh:
@@ -195,7 +198,7 @@ class ChainPrograms:
             if hi > lo:
                 kept.append({k: _host(v, lo, hi) for k, v in trace.items()})
             else:
-                state = _ready(state)
+                state = jax.block_until_ready(state)
             done += n
             if self._progress is not None and n:
                 with self._lock:
@@ -281,7 +284,6 @@ class ChainPrograms:
             start = _starter(quadratic, schedule, self.max_tree_depth)
             shapes = jax.eval_shape(start, jax.tree.map(per_chain, self._begin), jax.tree.map(whole, self._data))
             self._templates[schedule] = self._placed(jax.tree.map(lambda x: np.zeros((chains, *x.shape), x.dtype), shapes), per_chain=True)
-        self._template = self._templates[schedule]
         return self._advance(None, num_warmup + num_samples, keep_from=num_warmup)
 
     def extend(self, state, num_samples: int):
@@ -328,12 +330,6 @@ def _join(parts: list):
     import jax
 
     return jax.tree.map(lambda *a: np.concatenate(a, axis=1), *parts)
-
-
-def _ready(state):
-    import jax
-
-    return jax.block_until_ready(state)
 
 
 def adaptation_of(state) -> Adaptation:

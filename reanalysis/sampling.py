@@ -444,14 +444,11 @@ class CompiledNuts:
         return self._inference_data()
 
     def _add_block(self, trace: dict, started: float) -> None:
-        """Wait for the draws of the run begun at ``started`` (``time.perf_counter()``), then
-        post-process them once (all unobserved variables and, with ``log_densities``, the
-        log densities) and keep them with their sampler statistics as (chain, draw, ...)
-        arrays: a continuation only processes its own draws, with the functions already
-        compiled for a block's shape."""
-        import jax
-
-        jax.block_until_ready(trace)
+        """Post-process the draws (on the host) of the run begun at ``started``
+        (``time.perf_counter()``) once (all unobserved variables and, with
+        ``log_densities``, the log densities) and keep them with their sampler statistics
+        as (chain, draw, ...) arrays: a continuation only processes its own draws, with the
+        functions already compiled for a block's shape."""
         t = time.perf_counter()
         self._sampling_seconds += t - started
         draws = {k: trace["z"][k] for k in self._names}
