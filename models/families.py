@@ -40,6 +40,10 @@ class Family:
         ``median(xp, mean, cv)``: the population median.
     cdf : callable
         ``cdf(x, mean, cv)``: the distribution function (NumPy only).
+    superiority : callable, optional
+        ``superiority(mean_a, cv_a, mean_b, cv_b)``: P(X_a > X_b) for independent draws of
+        two populations of the family, in closed form (NumPy only).  Without it the
+        probability is computed by quadrature (:func:`models.estimands.superiority`).
     """
 
     name: str
@@ -47,6 +51,7 @@ class Family:
     quantile: Callable
     median: Callable
     cdf: Callable
+    superiority: Callable | None = None
 
 
 def _is_numpy(xp) -> bool:
@@ -74,6 +79,13 @@ def _lognormal_cdf(x, mean, cv):
     sigma = _lognormal_sigma(np, cv)
     mu = np.log(mean) - 0.5 * sigma**2
     return special.ndtr((np.log(x) - mu) / sigma)
+
+
+def _lognormal_superiority(mean_a, cv_a, mean_b, cv_b):
+    # log X_a - log X_b is normal
+    sa, sb = _lognormal_sigma(np, cv_a), _lognormal_sigma(np, cv_b)
+    mu_a, mu_b = np.log(mean_a) - 0.5 * sa**2, np.log(mean_b) - 0.5 * sb**2
+    return special.ndtr((mu_a - mu_b) / np.sqrt(sa**2 + sb**2))
 
 
 # --- gamma --------------------------------------------------------------------------------
@@ -147,6 +159,14 @@ def _gamma_cdf(x, mean, cv):
     return special.gammainc(shape, x * shape / mean)
 
 
+def _gamma_superiority(mean_a, cv_a, mean_b, cv_b):
+    # X = scale * G with G ~ Gamma(shape, 1); G_b / (G_a + G_b) ~ Beta(shape_b, shape_a), and
+    # X_a > X_b exactly when it is below scale_a / (scale_a + scale_b)
+    shape_a, shape_b = 1.0 / cv_a**2, 1.0 / cv_b**2
+    scale_a, scale_b = mean_a / shape_a, mean_b / shape_b
+    return special.betainc(shape_b, shape_a, scale_a / (scale_a + scale_b))
+
+
 # --- Weibull ------------------------------------------------------------------------------
 #: Weibull shapes the CV inversion brackets: shape 0.1 has CV ~430 and shape 2000 CV
 #: ~6e-4, beyond the likelihood tables' CVs on both sides (models.likelihood.CV_RANGE).
@@ -209,6 +229,7 @@ FAMILIES: dict[str, Family] = {
         _lognormal_quantile,
         _lognormal_median,
         _lognormal_cdf,
+        _lognormal_superiority,
     ),
     "gamma": Family(
         "gamma",
@@ -216,6 +237,7 @@ FAMILIES: dict[str, Family] = {
         _gamma_quantile,
         _gamma_median,
         _gamma_cdf,
+        _gamma_superiority,
     ),
     "weibull": Family(
         "weibull",

@@ -365,16 +365,25 @@ def build_table(family: Family, z_sorted: np.ndarray, names, quantile_method: in
     return ScaleFamilyTable(np.asarray(grid), spline.c, len(names), shape)
 
 
-def spline_eval(xp, coef, grid, x):
+def spline_rows(coef) -> np.ndarray:
+    """Cubic-spline coefficients ``coef`` (..., 4, m - 1, K) with one row (4, K) per
+    interval, the leading axes' intervals one after the other: the layout
+    :func:`spline_eval` gathers from."""
+    return np.moveaxis(coef, -3, -2).reshape((-1, 4, coef.shape[-1]))
+
+
+def spline_eval(xp, coef, grid, x, rows=None):
     """Cubic spline with coefficients ``coef`` (..., 4, m - 1, K) (SciPy's ``c`` layout,
     stacked on leading axes) at ``x`` (...); returns (..., K).  The interval of each batch
     element is gathered from a flattened table with one integer index (a fast take, whose
-    gradient is never needed: the tables are constants)."""
+    gradient is never needed: the tables are not parameters).  ``rows``: on PyTensor, the
+    coefficients as :func:`spline_rows` lays them out, as a tensor (a shared variable makes
+    the table an input of the compiled graph instead of a constant)."""
     h = grid[1] - grid[0]
     nint = len(grid) - 1
     batch = coef.shape[:-3]
     size = int(np.prod(batch, dtype=int))
-    flat = np.moveaxis(coef, -3, -2).reshape((size * nint, 4, coef.shape[-1]))
+    flat = spline_rows(coef) if rows is None else rows
     xc = xp.clip(x, grid[0], grid[-1]).reshape((size,))
     if xp is np:
         idx = np.clip(np.floor((xc - grid[0]) / h).astype(int), 0, nint - 1)
@@ -398,23 +407,25 @@ def _spline_points(table: ScaleFamilyTable, log_cv):
     return ((c[0] * t + c[1]) * t + c[2]) * t + c[3]
 
 
-def table_values(xp, table: ScaleFamilyTable, log_mean, log_cv):
+def table_values(xp, table: ScaleFamilyTable, log_mean, log_cv, rows=None):
     """Tabulated values (:func:`shape_values`) at (``log_mean``, ``log_cv``): scalars on
-    PyTensor, (K,); 1-D arrays of P points on NumPy, (P, K)."""
+    PyTensor, (K,); 1-D arrays of P points on NumPy, (P, K).  ``rows``: on PyTensor, the
+    table's coefficients as a tensor (:func:`table_rows`)."""
     k = table.k
     if xp is np:
         vals = _spline_points(table, log_cv)
         lm = np.asarray(log_mean, float).reshape(-1, 1)
     else:
-        vals = spline_eval(xp, table.coef, table.grid, log_cv)
+        vals = spline_eval(xp, table.coef, table.grid, log_cv, rows)
         lm = log_mean
     return xp.concatenate([vals[..., :k] + lm, vals[..., k:]], axis=-1)
 
 
-def table_logp(xp, table: ScaleFamilyTable, observed_log, log_mean, log_cv):
+def table_logp(xp, table: ScaleFamilyTable, observed_log, log_mean, log_cv, rows=None):
     """Synthetic log likelihood of log statistics ``observed_log`` (k) at (``log_mean``,
-    ``log_cv``); on NumPy at P points given as 1-D arrays, (P,)."""
-    return shape_logp(xp, observed_log, table_values(xp, table, log_mean, log_cv), table.k)
+    ``log_cv``); on NumPy at P points given as 1-D arrays, (P,).  ``rows``: as for
+    :func:`table_values`."""
+    return shape_logp(xp, observed_log, table_values(xp, table, log_mean, log_cv, rows), table.k)
 
 
 @dataclass(frozen=True)
@@ -520,8 +531,9 @@ def build_rounded_table(
     return RoundedTable(np.asarray(cv_grid), np.asarray(scale_grid), coef, k, shape)
 
 
-def _spline2_eval(xp, table: RoundedTable, log_cv, log_scale):
-    """The tensor-product spline at points (1-D arrays, or scalars on PyTensor); (P, K)."""
+def _spline2_eval(xp, table: RoundedTable, log_cv, log_scale, rows=None):
+    """The tensor-product spline at points (1-D arrays, or scalars on PyTensor); (P, K).
+    ``rows``: on PyTensor, the table's coefficients as a tensor (:func:`table_rows`)."""
     gx, gy = table.cv_grid, table.scale_grid
     hx, hy = gx[1] - gx[0], gy[1] - gy[0]
     nx, ny = len(gx) - 1, len(gy) - 1
@@ -534,7 +546,7 @@ def _spline2_eval(xp, table: RoundedTable, log_cv, log_scale):
     else:
         ix = xp.clip(xp.floor((x - gx[0]) / hx).astype("int64"), 0, nx - 1)
         iy = xp.clip(xp.floor((y - gy[0]) / hy).astype("int64"), 0, ny - 1)
-        flat = xp.as_tensor(table.coef)
+        flat = xp.as_tensor(table.coef if rows is None else rows)
     c = flat[ix * ny + iy]  # (P, 4, 4, K)
     tx = (x - (gx[0] + ix * hx))[:, None, None]
     ty = (y - (gy[0] + iy * hy))[:, None, None]
@@ -543,22 +555,31 @@ def _spline2_eval(xp, table: RoundedTable, log_cv, log_scale):
     return ((cy[:, 0] * tx + cy[:, 1]) * tx + cy[:, 2]) * tx + cy[:, 3]
 
 
-def rounded_table_values(xp, table: RoundedTable, log_scale, log_cv):
+def rounded_table_values(xp, table: RoundedTable, log_scale, log_cv, rows=None):
     """Tabulated values (:func:`shape_values`, ``loc`` shifted to the point) at
     ``log_scale = log(mean / width)`` and ``log_cv``: scalars on PyTensor, (K,); 1-D arrays
-    of P points on NumPy, (P, K)."""
+    of P points on NumPy, (P, K).  ``rows``: on PyTensor, the table's coefficients as a
+    tensor (:func:`table_rows`)."""
     k = table.k
-    vals = _spline2_eval(xp, table, log_cv, log_scale)
+    vals = _spline2_eval(xp, table, log_cv, log_scale, rows)
     ls = xp.reshape(log_scale, (-1,)) if xp is not np else np.reshape(np.asarray(log_scale, float), (-1,))
     out = xp.concatenate([vals[:, :k] + _softplus(xp, ls)[:, None], vals[:, k:]], axis=-1)
     return out if xp is np else out[0]
 
 
-def rounded_table_logp(xp, table: RoundedTable, observed, log_scale, log_cv):
+def rounded_table_logp(xp, table: RoundedTable, observed, log_scale, log_cv, rows=None):
     """Synthetic log likelihood of rounded statistics ``observed`` (on the scale of
     :func:`observed_rounded_log`) at ``log_scale = log(mean / width)`` and ``log_cv``; on
-    NumPy at P points given as 1-D arrays, (P,)."""
-    return shape_logp(xp, observed, rounded_table_values(xp, table, log_scale, log_cv), table.k)
+    NumPy at P points given as 1-D arrays, (P,).  ``rows``: as for
+    :func:`rounded_table_values`."""
+    return shape_logp(xp, observed, rounded_table_values(xp, table, log_scale, log_cv, rows), table.k)
+
+
+def table_rows(table) -> np.ndarray:
+    """Either table's coefficients in the layout its PyTensor evaluation gathers from (one
+    row per grid cell), the value of the ``rows`` argument of :func:`table_logp` and
+    :func:`rounded_table_logp`."""
+    return table.coef if isinstance(table, RoundedTable) else spline_rows(table.coef)
 
 
 def rounded_logp_direct(family: Family, z_sorted, errors, names, observed_log, mean_over_width, cv, quantile_method: int = 7, shape: str = "sinh-arcsinh") -> float:
