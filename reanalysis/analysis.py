@@ -578,7 +578,7 @@ class CompiledCache:
         ``step_factory(chains, seed, target_accept)`` gives per-chain initial points and a NUTS step on the
         cached compiled function, initialised as ``pm.sample(init="jitter+adapt_diag")``.
         """
-        model, key, shared = self._keyed(api, study, priors, family, reps, seed)
+        model, key, shared, _ = self._keyed(api, study, priors, family, reps, seed)
         entry = self.entries.get(key)
         hit = entry is not None
         if hit:
@@ -612,7 +612,7 @@ class CompiledCache:
         """
         from reanalysis.sampling import CompiledNuts
 
-        model, key, shared = self._keyed(api, study, priors, family, reps, seed)
+        model, key, shared, terms = self._keyed(api, study, priors, family, reps, seed)
         # dimension lengths are shared variables too, but they size the graph: structure
         shared = {n: sv for n, sv in shared.items() if n not in model.dim_lengths}
         full = f"{key}:jax:{draws}:{tune}:{chains}"
@@ -625,7 +625,7 @@ class CompiledCache:
             self.misses += 1
             runner = CompiledNuts(
                 model, sorted(shared), draws=draws, tune=tune, chains=chains, progressbar=False, chain_method="parallel", log_densities=True,
-                **api.nuts_options(),
+                terms=terms, **api.nuts_options(),
             )
             runner.structure = full
             entry = self.entries[full] = _Entry(model, shared, runner)
@@ -635,12 +635,14 @@ class CompiledCache:
         return model, entry.compiled, data, hit
 
     def _keyed(self, api: Model, study: Study, priors: dict, family: str, reps: int, seed: int):
-        """:func:`build_keyed`, or its last result when asked again for the same study object
-        and settings (the model's shared values are unchanged: a cached model holds its own)."""
+        """:func:`build_keyed` with the log density's terms it computed
+        (:func:`reanalysis.sampling.log_density_terms`: a new runner reuses them), or its
+        last result when asked again for the same study object and settings (the model's
+        shared values are unchanged: a cached model holds its own)."""
         settings = (api.name, json.dumps(priors, sort_keys=True, default=repr), family, reps, seed)
         if self.last is not None and self.last[0] is study and self.last[1] == settings:
             return self.last[2]
-        built = build_keyed(api, study, priors, family, reps, seed)
+        built = _build_keyed(api, study, priors, family, reps, seed)
         self.last = (study, settings, built)
         return built
 
@@ -686,6 +688,11 @@ def build_keyed(api: Model, study: Study, priors: dict, family: str, reps: int, 
 
     Returns ``(model, structure key, shared variables by name)``; see :func:`structure_key`.
     """
+    return _build_keyed(api, study, priors, family, reps, seed)[:3]
+
+
+def _build_keyed(api: Model, study: Study, priors: dict, family: str, reps: int, seed: int):
+    """:func:`build_keyed`, and the terms of the log density the key was taken from."""
     from reanalysis.sampling import named_shared_inputs
 
     options = precomputed(api, study, family, reps, seed)
@@ -709,7 +716,7 @@ def build_keyed(api: Model, study: Study, priors: dict, family: str, reps: int, 
     # one log-density graph for the key and the shared inputs (two would take twice as long)
     terms = log_density_terms(model)
     key = f"{api.name}:{structure_key(model, terms[0])}"
-    return model, key, named_shared_inputs(model, terms)
+    return model, key, named_shared_inputs(model, terms), terms
 
 
 #: Packages whose code shapes a model's graph or its rewriting for JAX.

@@ -283,11 +283,14 @@ class CompiledNuts:
         (:func:`reanalysis.analysis.graph_cache_key`): the log density's graphs after PyTensor's
         rewrites are then kept in :data:`GRAPH_CACHE_DIR` and read from there by the next
         runner with the same key.  Default: always built.
+    terms : tuple, optional
+        The model's :func:`log_density_terms`, when the caller has them already (each
+        ``model.logp`` call takes about a second for the group model).
     """
 
     def __init__(
         self, model, data_names=(), draws=1000, tune=1000, chains=4, target_accept=0.8, progressbar=True, chain_method="parallel", log_densities=False,
-        warmup_tree_depth=None, graph_key=None,
+        warmup_tree_depth=None, graph_key=None, terms=None,
     ):
         import jax
 
@@ -297,7 +300,8 @@ class CompiledNuts:
         self.data_names = tuple(data_names)
         # one model.logp call serves the shared inputs and the JAX functions; without
         # replaceable inputs none is needed when the graphs come from the cache
-        terms = log_density_terms(model) if self.data_names else None
+        if terms is None and self.data_names:
+            terms = log_density_terms(model)
         self._shared = shared_by_name(model, self.data_names, terms)
         self.draws, self.tune, self.chains, self.target_accept = draws, tune, chains, target_accept
         self._run_target = target_accept  # the last run's (:meth:`run` may give another)

@@ -87,16 +87,22 @@ def test_a_warm_start_that_fails_its_diagnostics_is_refitted_cold(monkeypatch):
     assert sens._fit_with_fallback({}, member, s, None)[1] == "cold" and calls == [None]
 
 
-def test_a_target_acceptance_of_its_own_is_an_argument_of_the_cached_runner(toy_jax):
+def test_a_target_acceptance_of_its_own_is_an_argument_of_the_cached_runner(toy_jax, monkeypatch):
     # a retry at a stricter target (divergence-retry.md) samples with the same runner and
     # its compiled program: the target is an argument of the program, like the data
+    import reanalysis.sampling as sampling
     from reanalysis.analysis import CompiledCache, fit_posterior
     from reanalysis.nuts_chains import programs_traced
 
+    logp_calls = []
+    terms_of = sampling.log_density_terms
+    monkeypatch.setattr(sampling, "log_density_terms", lambda model: logp_calls.append(model) or terms_of(model))
     study = load_study(STUDY)
     cache = CompiledCache()
     kw = dict(draws=100, tune=100, chains=2, seed=3, progressbar=False, prior_draws=0, cache=cache)
     first = fit_posterior(study, "toy_jax", None, "default", **kw)
+    # the new runner converted the log density its key was taken from: one model.logp call
+    assert logp_calls == [first.runner.model]
     own_steps = first.runner.adaptation().step_size
     traced = programs_traced()
     strict = fit_posterior(study, "toy_jax", None, "default", target_accept=0.99, **kw)
