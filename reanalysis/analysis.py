@@ -763,11 +763,17 @@ def posterior_key(api: Model, study: Study, priors: dict, family: str, reps: int
     """A key equal for two analyses exactly when they sample the same posterior with the
     same draws: same structure, same shared-variable values, same seed.  (Sampler settings
     are not included; callers add them.)"""
+    return posterior_and_structure_keys(api, study, priors, family, reps, seed)[0]
+
+
+def posterior_and_structure_keys(api: Model, study: Study, priors: dict, family: str, reps: int, seed: int) -> tuple[str, str]:
+    """:func:`posterior_key` and the structure key (:func:`build_keyed`) of one build: two
+    analyses of the same structure sample with one compiled program."""
     _, key, shared = build_keyed(api, study, priors, family, reps, seed)
     h = hashlib.sha256(key.encode())
     for name in sorted(shared):
         value = np.asarray(shared[name].get_value(borrow=True))
         h.update(f"{name}:{value.dtype}:{value.shape}:".encode() + value.tobytes())
     h.update(f"seed:{seed}".encode())
-    return h.hexdigest()
+    return h.hexdigest(), key
 

@@ -412,6 +412,8 @@ def run_task(task: dict) -> list[dict]:
     member (see :func:`_scenario_result`); an exception becomes a failed result, never a
     lost task.  Runs in a worker process (pool or Dask).
     """
+    import pytensor
+
     from reanalysis.analysis import summarise, without_estimands
     from reanalysis.jax_setup import compile_counts
 
@@ -429,7 +431,9 @@ def run_task(task: dict) -> list[dict]:
         # extreme scenarios (e.g. a CV the data barely constrain) give degenerate draws, such
         # as a gamma median that underflows to 0 and a ratio of medians that is infinite;
         # their diagnostics say so, numpy's warnings would only clutter stderr
-        with lock, np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # no stack traces on graph nodes (as for the posterior keys): an error becomes a
+        # one-line reason, and building a graph is faster without them
+        with lock, np.errstate(divide="ignore", invalid="ignore", over="ignore"), pytensor.config.change_flags(traceback__limit=0):
             fit, start = _fit_with_fallback(task, first, s, _worker_cache() if use_cache else None)
             psens = None
             if task.get("psens"):
@@ -648,44 +652,74 @@ KEY_REPS = 10
 KEY_TASKS = 4
 
 
-def group_by_posterior(specs: list[Spec], sampling: Sampling, keys: dict[int, str] | None = None) -> list[list[Spec]]:
+def group_by_posterior(
+    specs: list[Spec], sampling: Sampling, keys: dict[int, str] | None = None, structures: dict[int, str] | None = None,
+) -> list[list[Spec]]:
     """Scenarios that sample exactly the same posterior (see
-    :func:`reanalysis.analysis.posterior_key`), in grid order, the default's group first.
+    :func:`reanalysis.analysis.posterior_key`), the default's group first, then in the
+    order of :func:`spread_structures` (grid order without ``structures``).
 
     Keys are computed on models built with :data:`KEY_REPS` simulated cohorts: building the
     full likelihood tables for every scenario here would cost seconds each, and a builder
     reads the same study fields whatever the number of cohorts, so equal keys mean equal
     posteriors at the real number too.  A scenario whose model cannot be built gets a group
     of its own, so its worker records the error.  ``keys``: scenario index -> key, computed
-    already (by :func:`posterior_keys` in the workers); default: computed here.
+    already (by :func:`posterior_keys` in the workers), with ``structures`` (scenario index
+    -> structure key); default: both computed here.
     """
     if keys is None:
-        keys = posterior_keys({"key_members": list(enumerate(map(_member, specs))), "seed": sampling.seed})["keys"]
-    groups: dict[str, list[Spec]] = {}
-    for i, sp in enumerate(specs):
-        groups.setdefault(keys[i], []).append(sp)
-    return list(groups.values())
+        found = posterior_keys({"key_members": list(enumerate(map(_member, specs))), "seed": sampling.seed})
+        keys, structures = found["keys"], found["structures"]
+    groups: dict[str, list[int]] = {}
+    for i in range(len(specs)):
+        groups.setdefault(keys[i], []).append(i)
+    indices = list(groups.values())
+    if structures:
+        indices = spread_structures(indices, [structures.get(g[0], f"unknown-{g[0]}") for g in indices])
+    return [[specs[i] for i in g] for g in indices]
+
+
+def spread_structures(groups: list, structures: list[str]) -> list:
+    """``groups`` with the first kept first, then every model structure's first group (in
+    their order), then every structure's second group, and so on.
+
+    Scenarios of one structure share a compiled program (XLA's persistent cache serves it
+    to the other workers), so the first of each goes first: two workers do not compile the
+    same program side by side while another structure waits, and the longest tasks (those
+    that compile) start before the short ones that fill the end of the run.
+    ``structures[i]``: the structure key of ``groups[i]``.
+    """
+    seen: dict[str, int] = {}
+    rank = []
+    for key in structures:
+        rank.append(seen.get(key, 0))
+        seen[key] = rank[-1] + 1
+    order = sorted(range(1, len(groups)), key=lambda i: (rank[i], i))
+    return groups[:1] + [groups[i] for i in order]
 
 
 def posterior_keys(task: dict) -> dict:
-    """Worker: ``{"keys": {index: posterior key}}`` of the scenarios ``task["key_members"]``
-    (``(index, member)`` pairs, :func:`_member`) at seed ``task["seed"]``; a scenario whose
-    model cannot be built gets the key ``unbuildable-<index>``."""
+    """Worker: ``{"keys": {index: posterior key}, "structures": {index: structure key}}`` of
+    the scenarios ``task["key_members"]`` (``(index, member)`` pairs, :func:`_member`) at
+    seed ``task["seed"]``; a scenario whose model cannot be built gets the keys
+    ``unbuildable-<index>``."""
     import pytensor
 
-    from reanalysis.analysis import model_api, posterior_key
+    from reanalysis.analysis import model_api, posterior_and_structure_keys
 
     quiet_libraries()
-    keys = {}
+    keys, structures = {}, {}
     # no stack traces on graph nodes: graph building is about a third faster
     with pytensor.config.change_flags(traceback__limit=0):
         for i, m in task["key_members"]:
             api = model_api(m["model"])
             try:
-                keys[i] = posterior_key(api, m["study"], api.get_priors(m["priors"]), m["family"], KEY_REPS, task["seed"])
+                keys[i], structures[i] = posterior_and_structure_keys(
+                    api, m["study"], api.get_priors(m["priors"]), m["family"], KEY_REPS, task["seed"]
+                )
             except Exception:  # noqa: BLE001 - the model cannot be built: the worker records why
-                keys[i] = f"unbuildable-{i}"
-    return {"keys": keys}
+                keys[i] = structures[i] = f"unbuildable-{i}"
+    return {"keys": keys, "structures": structures}
 
 
 def grid_task(task: dict):
@@ -732,6 +766,7 @@ def run_grid(
     """
     results: dict[str, dict] = {}
     keys: dict[int, str] = {}
+    structures: dict[int, str] = {}
     tasks: list[dict] = []
     t0 = time.perf_counter()
     tasks_done = [0]
@@ -740,6 +775,7 @@ def run_grid(
     def record(batch) -> None:
         if isinstance(batch, dict):  # posterior keys of some scenarios
             keys.update(batch["keys"])
+            structures.update(batch["structures"])
             return
         for r in batch:
             results[r["name"]] = r
@@ -755,7 +791,7 @@ def run_grid(
             progress(f"scenarios {done}/{len(specs)}, elapsed {_hms(elapsed)}, ~remaining {_hms(remaining)} ({last})")
 
     def scenario_tasks() -> list[dict]:
-        groups = group_by_posterior(specs, sampling, keys) if share_posteriors else [[sp] for sp in specs]
+        groups = group_by_posterior(specs, sampling, keys, structures) if share_posteriors else [[sp] for sp in specs]
         built = [
             {"members": [_member(sp) for sp in g], "sampling": sampling.model_dump(), "cache": cache, "psens": g[0] is specs[0]}
             for g in groups

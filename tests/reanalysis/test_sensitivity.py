@@ -470,3 +470,23 @@ def test_long_commands_take_no_progress():
     for module in (sensitivity, sbc):
         assert module.parse_args(["--no-progress"]).no_progress is True
         assert module.parse_args([]).no_progress is False
+
+
+def test_families_that_differ_only_in_their_tables_share_a_structure_and_go_first_once(study):
+    # the group model's likelihood tables are shared inputs of its compiled sampler: the
+    # gamma and Weibull families (no published test statistic of their own) are one
+    # structure with two posteriors; the lognormal (with its p-value term) is another
+    grid = {"base": {"model": "group"}, "scenarios": [
+        {"name": "gamma", "family": "gamma"}, {"name": "weibull", "family": "weibull"},
+        {"name": "medians", "statistics": "medians"}, {"name": "fold ratio", "assumptions": {"fold_statistic": "ratio_of_medians"}},
+    ]}
+    specs = sens.expand_grid(sens.Grid.model_validate(grid), study)
+    assert [sp.name for sp in specs] == ["default", "gamma", "weibull", "medians", "fold ratio"]
+    found = sens.posterior_keys({"key_members": list(enumerate(map(sens._member, specs))), "seed": 1})
+    keys, structures = found["keys"], found["structures"]
+    assert len(set(keys.values())) == 4 and keys[0] == keys[4]  # the fold reading is read by the checks only
+    assert structures[1] == structures[2] and len({structures[0], structures[1], structures[3]}) == 3
+    groups = sens.group_by_posterior(specs, sens.Sampling(**SHORT), keys, structures)
+    # the default's group first, then the first of each other structure, then the rest
+    assert [[sp.name for sp in g] for g in groups] == [["default", "fold ratio"], ["gamma"], ["medians"], ["weibull"]]
+    assert sens.spread_structures(list("abcdef"), ["s", "s", "t", "t", "u", "s"]) == list("acebdf")
