@@ -72,6 +72,7 @@ DEFAULT_SHAPE = "sinh-arcsinh"
 
 #: Name prefix of the shared inputs holding each group's likelihood table (then the group).
 TABLE_INPUT_PREFIX = "likelihood_table_"
+
 #: Bounds of ``log_cv``: the CV range of the likelihood tables.  The CV prior is truncated
 #: to it (an interval transform, value name ``log_cv_scaledinterval__``; the prior
 #: density inside is unchanged up to a constant),
