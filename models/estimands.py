@@ -75,8 +75,8 @@ def superiority(fam, mean_a, cv_a, mean_b, cv_b) -> np.ndarray:
     """P(X_a > X_b) for independent draws of two populations of family ``fam`` (arrays of
     their means and CVs, broadcast): the family's closed form where it has one
     (``Family.superiority``), else the midpoint quadrature E_u[F_b(Q_a(u))] over
-    :data:`_SUPERIORITY_POINTS` points (about 2 us per point and value for the gamma family;
-    the closed form is thousands of times faster)."""
+    :data:`_SUPERIORITY_POINTS` points (9 s for 4000 draws of the gamma family, against
+    1.5 ms in closed form)."""
     if fam.superiority is not None:
         return fam.superiority(mean_a, cv_a, mean_b, cv_b)
     return superiority_by_quadrature(fam, mean_a, cv_a, mean_b, cv_b)

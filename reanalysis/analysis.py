@@ -759,16 +759,12 @@ def graph_cache_key(api: Model, study: Study, priors: dict, family: str, reps: i
     return h.hexdigest()
 
 
-def posterior_key(api: Model, study: Study, priors: dict, family: str, reps: int, seed: int) -> str:
-    """A key equal for two analyses exactly when they sample the same posterior with the
-    same draws: same structure, same shared-variable values, same seed.  (Sampler settings
-    are not included; callers add them.)"""
-    return posterior_and_structure_keys(api, study, priors, family, reps, seed)[0]
-
-
 def posterior_and_structure_keys(api: Model, study: Study, priors: dict, family: str, reps: int, seed: int) -> tuple[str, str]:
-    """:func:`posterior_key` and the structure key (:func:`build_keyed`) of one build: two
-    analyses of the same structure sample with one compiled program."""
+    """``(posterior key, structure key)`` of one build.  The posterior key is equal for two
+    analyses exactly when they sample the same posterior with the same draws: same
+    structure, same shared-variable values, same seed (sampler settings are not included;
+    callers add them).  The structure key (:func:`build_keyed`) is equal when they sample
+    with one compiled program."""
     _, key, shared = build_keyed(api, study, priors, family, reps, seed)
     h = hashlib.sha256(key.encode())
     for name in sorted(shared):

@@ -656,7 +656,7 @@ def group_by_posterior(
     specs: list[Spec], sampling: Sampling, keys: dict[int, str] | None = None, structures: dict[int, str] | None = None,
 ) -> list[list[Spec]]:
     """Scenarios that sample exactly the same posterior (see
-    :func:`reanalysis.analysis.posterior_key`), the default's group first, then in the
+    :func:`reanalysis.analysis.posterior_and_structure_keys`), the default's group first, then in the
     order of :func:`spread_structures` (grid order without ``structures``).
 
     Keys are computed on models built with :data:`KEY_REPS` simulated cohorts: building the
@@ -675,7 +675,7 @@ def group_by_posterior(
         groups.setdefault(keys[i], []).append(i)
     indices = list(groups.values())
     if structures:
-        indices = spread_structures(indices, [structures.get(g[0], f"unknown-{g[0]}") for g in indices])
+        indices = spread_structures(indices, [structures[g[0]] for g in indices])
     return [[specs[i] for i in g] for g in indices]
 
 
