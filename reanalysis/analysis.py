@@ -20,7 +20,7 @@ import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -759,17 +759,29 @@ def graph_cache_key(api: Model, study: Study, priors: dict, family: str, reps: i
     return h.hexdigest()
 
 
-def posterior_and_structure_keys(api: Model, study: Study, priors: dict, family: str, reps: int, seed: int) -> tuple[str, str]:
-    """``(posterior key, structure key)`` of one build.  The posterior key is equal for two
-    analyses exactly when they sample the same posterior with the same draws: same
-    structure, same shared-variable values, same seed (sampler settings are not included;
-    callers add them).  The structure key (:func:`build_keyed`) is equal when they sample
-    with one compiled program."""
-    _, key, shared = build_keyed(api, study, priors, family, reps, seed)
+class BuildKeys(NamedTuple):
+    """What a grid needs to know of one build before it samples: see :func:`build_keys`."""
+
+    #: Equal for two analyses exactly when they sample the same posterior with the same draws.
+    posterior: str
+    #: Equal when they sample with one compiled program (:func:`build_keyed`).
+    structure: str
+    #: The sampler's parameters, name -> shape (:func:`reanalysis.sampling.parameter_layout`):
+    #: one run's adaptation can start another's chains only when these are equal.
+    layout: dict
+
+
+def build_keys(api: Model, study: Study, priors: dict, family: str, reps: int, seed: int) -> BuildKeys:
+    """The :class:`BuildKeys` of one build.  The posterior key covers the structure, the
+    shared-variable values and the seed (sampler settings are not included; callers add
+    them)."""
+    from reanalysis.sampling import parameter_layout
+
+    model, key, shared = build_keyed(api, study, priors, family, reps, seed)
     h = hashlib.sha256(key.encode())
     for name in sorted(shared):
         value = np.asarray(shared[name].get_value(borrow=True))
         h.update(f"{name}:{value.dtype}:{value.shape}:".encode() + value.tobytes())
     h.update(f"seed:{seed}".encode())
-    return h.hexdigest(), key
+    return BuildKeys(h.hexdigest(), key, parameter_layout(model))
 

@@ -206,6 +206,14 @@ def _jax_functions(model: pm.Model, shared: dict, log_densities: bool = False, t
     return potential, per_draw(postprocess), densities, names, out_names
 
 
+def parameter_layout(model: pm.Model) -> dict[str, tuple]:
+    """The sampler's parameters of ``model``: name -> shape on the unconstrained scale, in
+    the order of ``model.value_vars``.  A warm start serves only a model of the same layout
+    (:meth:`CompiledNuts.run`)."""
+    point = model.initial_point()
+    return {v.name: tuple(np.shape(point[v.name])) for v in model.value_vars}
+
+
 def _density_groups(model: pm.Model, values: list, coords: dict, dims: dict) -> dict:
     """``log_likelihood`` and ``log_prior`` datasets from the outputs of the densities map of
     :func:`_jax_functions` (observed variables first, then free variables), named and
@@ -403,8 +411,7 @@ class CompiledNuts:
         return self._inference_data()
 
     def _check_layout(self, adaptation) -> None:
-        point = self.model.initial_point()
-        want = {n: (self.chains, *np.shape(point[n])) for n in self._names}
+        want = {n: (self.chains, *shape) for n, shape in parameter_layout(self.model).items()}
         got = {n: np.shape(v) for n, v in adaptation.position.items()}
         if got != want:
             raise ValueError(f"a warm start needs the positions of {self.chains} chains of this model's parameters {want}; got {got}")

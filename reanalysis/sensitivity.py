@@ -407,8 +407,9 @@ def run_task(task: dict) -> list[dict]:
     ``task`` holds ``members`` (list of :class:`Spec` as dicts with the modified study),
     ``sampling`` (a :class:`Sampling` dict), ``cache`` (bool), ``psens`` (bool: also compute
     power-scaling sensitivity, for the default scenario) and optionally ``adaptation`` (a
-    warm start, :class:`reanalysis.nuts_chains.Adaptation`) and ``keep_adaptation`` (bool:
-    return this fit's adaptation, for the default scenario).  Returns one result dict per
+    warm start, :class:`reanalysis.nuts_chains.Adaptation`), ``keep_adaptation`` (bool:
+    return this fit's adaptation, for the default scenario) and ``cold_reason`` (why a
+    cold start, said in its result's ``start``).  Returns one result dict per
     member (see :func:`_scenario_result`); an exception becomes a failed result, never a
     lost task.  Runs in a worker process (pool or Dask).
     """
@@ -530,14 +531,14 @@ def _fit_with_fallback(task: dict, member: dict, s: dict, cache) -> tuple:
             before = f" after {described(attrs)} failed ({why})"
     adaptation = task.get("adaptation")
     if adaptation is None:
-        fitted, label = cold("cold")
+        fitted, label = cold(f"cold ({task['cold_reason']})" if task.get("cold_reason") else "cold")
         return fitted, label + before
     try:
         warm = fit(adaptation)
     except ValueError as exc:  # another layout of parameters (CompiledNuts.run)
         if "warm start" not in str(exc):
             raise
-        fitted, label = cold("cold (parameters differ from the default's)")
+        fitted, label = cold(f"cold ({PARAMETERS_DIFFER})")
         return fitted, label + before
     if warm.diagnostics.ok:
         return warm, "warm" + before
@@ -699,27 +700,27 @@ def spread_structures(groups: list, structures: list[str]) -> list:
 
 
 def posterior_keys(task: dict) -> dict:
-    """Worker: ``{"keys": {index: posterior key}, "structures": {index: structure key}}`` of
-    the scenarios ``task["key_members"]`` (``(index, member)`` pairs, :func:`_member`) at
-    seed ``task["seed"]``; a scenario whose model cannot be built gets the keys
-    ``unbuildable-<index>``."""
+    """Worker: ``{"keys": {index: posterior key}, "structures": {index: structure key},
+    "layouts": {index: parameter layout}}`` of the scenarios ``task["key_members"]``
+    (``(index, member)`` pairs, :func:`_member`) at seed ``task["seed"]``
+    (:class:`reanalysis.analysis.BuildKeys`); a scenario whose model cannot be built gets
+    the keys ``unbuildable-<index>`` and no layout."""
     import pytensor
 
-    from reanalysis.analysis import model_api, posterior_and_structure_keys
+    from reanalysis.analysis import build_keys, model_api
 
     quiet_libraries()
-    keys, structures = {}, {}
+    keys, structures, layouts = {}, {}, {}
     # no stack traces on graph nodes: graph building is about a third faster
     with pytensor.config.change_flags(traceback__limit=0):
         for i, m in task["key_members"]:
             api = model_api(m["model"])
             try:
-                keys[i], structures[i] = posterior_and_structure_keys(
-                    api, m["study"], api.get_priors(m["priors"]), m["family"], KEY_REPS, task["seed"]
-                )
+                keys[i], structures[i], layouts[i] = build_keys(api, m["study"], api.get_priors(m["priors"]), m["family"], KEY_REPS, task["seed"])
             except Exception:  # noqa: BLE001 - the model cannot be built: the worker records why
                 keys[i] = structures[i] = f"unbuildable-{i}"
-    return {"keys": keys, "structures": structures}
+                layouts[i] = None
+    return {"keys": keys, "structures": structures, "layouts": layouts}
 
 
 def grid_task(task: dict):
@@ -767,6 +768,7 @@ def run_grid(
     results: dict[str, dict] = {}
     keys: dict[int, str] = {}
     structures: dict[int, str] = {}
+    layouts: dict[int, dict | None] = {}
     tasks: list[dict] = []
     t0 = time.perf_counter()
     tasks_done = [0]
@@ -776,6 +778,7 @@ def run_grid(
         if isinstance(batch, dict):  # posterior keys of some scenarios
             keys.update(batch["keys"])
             structures.update(batch["structures"])
+            layouts.update(batch["layouts"])
             return
         for r in batch:
             results[r["name"]] = r
@@ -813,9 +816,12 @@ def run_grid(
             yield [{"key_members": indexed[c::chunks], "seed": sampling.seed} for c in range(chunks)]
         scenario = scenario_tasks()
         if warm_starts(specs[0], sampling) and len(scenario) > 1:
-            # the default scenario first; the others then start from its adaptation
-            yield [{**scenario[0], "keep_adaptation": True}]
-            yield _warm_tasks(results, specs[0].name, scenario[1:])
+            # the default scenario first; the others then start from its adaptation, except
+            # those it cannot start, which run beside it
+            cold, warm = split_cold(scenario[1:], {specs[i].name: layouts.get(i) for i in layouts}, specs[0].name)
+            yield [{**scenario[0], "keep_adaptation": True}, *cold]
+            if warm:
+                yield _warm_tasks(results, specs[0].name, warm)
         else:
             yield scenario
 
@@ -823,6 +829,29 @@ def run_grid(
     run_tasks(grid_task, next(staged), record, workers=workers, scheduler=scheduler, client=client, on_start=lambda: phase("pool"),
               then=lambda: next(staged, []))
     return results
+
+
+#: Why a scenario did not start from the default's adaptation: its parameters differ.
+PARAMETERS_DIFFER = "parameters differ from the default's"
+
+
+def split_cold(tasks: list[dict], layouts: dict[str, dict | None], default: str) -> tuple[list[dict], list[dict]]:
+    """``(cold, warm)``: the scenario tasks after the default's split by whether a warm start
+    from the default's adaptation can serve them.  Those whose parameters (their first
+    member's layout, ``layouts``: scenario name -> parameter layout from the keys stage)
+    differ from the default's would be refused it (:meth:`CompiledNuts.run`) and refitted
+    cold anyway, so they need not wait for the default: they run beside it, on a worker
+    that would otherwise be idle, marked with :data:`PARAMETERS_DIFFER`.  A scenario
+    whose layout is unknown (no keys stage) waits, as does one of the default's layout."""
+    base = layouts.get(default)
+    cold, warm = [], []
+    for task in tasks:
+        name = task["members"][0]["name"]
+        if base is not None and name in layouts and layouts[name] != base:
+            cold.append({**task, "cold_reason": PARAMETERS_DIFFER})
+        else:
+            warm.append(task)
+    return cold, warm
 
 
 def _warm_tasks(results: dict, default: str, tasks: list[dict]) -> list[dict]:

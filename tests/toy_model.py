@@ -36,7 +36,12 @@ class ToyModel(Model):
         reported = [study.reported(g) for g in groups]
         se = np.array([r["sd"] / np.sqrt(study.n(g)) for g, r in zip(groups, reported)])
         with pm.Model(coords={"group": groups}) as model:
-            mu = pm.Normal("mu", priors["mu"]["mu"], priors["mu"]["sigma"], dims="group")
+            if family == "pooled":
+                # another layout of parameters: one mean, no warm start from the default's
+                common = pm.Normal("mu_common", priors["mu"]["mu"], priors["mu"]["sigma"])
+                mu = pm.Deterministic("mu", common * np.ones(len(groups)), dims="group")
+            else:
+                mu = pm.Normal("mu", priors["mu"]["mu"], priors["mu"]["sigma"], dims="group")
             pm.Normal("mean_observed", mu, se, observed=np.array([r["mean"] for r in reported]), dims="group")
         return model
 
@@ -81,6 +86,7 @@ class ToyJaxModel(ToyModel):
 
     name = "toy_jax"
     sampler = "jax"
+    families = {**ToyModel.families, "pooled": "normal values, one population mean for every group"}
     max_draws = 800
     prior_sets = {
         **ToyModel.prior_sets,

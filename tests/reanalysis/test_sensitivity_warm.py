@@ -64,6 +64,32 @@ def test_scenarios_start_from_the_defaults_adaptation_and_compile_once(toy_jax):
     assert all(abs(t[k]) < abs(d[k]) for k in d)
 
 
+def test_a_scenario_the_defaults_adaptation_cannot_start_runs_beside_the_default(toy_jax):
+    # the keys stage learns each scenario's parameters; one with other parameters would be
+    # refused the default's warm start, so it runs in the default's stage instead of after it
+    study = load_study(STUDY)
+    grid = sens.Grid.model_validate({
+        "base": {"model": "toy_jax"},
+        "sampling": {"draws": 300, "tune": 300, "chains": 4, "ppc_draws": 50, "warm_tune": 50, "max_draws": 300, "reweight": False},
+        "scenarios": [{"name": "narrow", "priors": "narrow"}, {"name": "pooled", "family": "pooled"}],
+    })
+    specs = sens.expand_grid(grid, study)
+    found = sens.posterior_keys({"key_members": list(enumerate(map(sens._member, specs))), "seed": 1})
+    assert found["layouts"][0] == found["layouts"][1] == {"mu": (2,)} and found["layouts"][2] == {"mu_common": ()}
+    tasks = [{"members": [sens._member(sp)]} for sp in specs[1:]]
+    cold, warm = sens.split_cold(tasks, {sp.name: found["layouts"][i] for i, sp in enumerate(specs)}, "default")
+    assert [t["members"][0]["name"] for t in cold] == ["pooled"] and cold[0]["cold_reason"] == sens.PARAMETERS_DIFFER
+    assert [t["members"][0]["name"] for t in warm] == ["narrow"]
+    # without the keys stage nothing is known: every scenario waits for the default
+    assert sens.split_cold(tasks, {}, "default") == ([], tasks)
+    lines = []
+    results = sens.run_grid(specs, grid.sampling, workers=1, progress=lines.append)
+    assert all(r["status"] == "ok" for r in results.values()), {n: r["reason"] for n, r in results.items()}
+    assert results["pooled"]["start"] == f"cold ({sens.PARAMETERS_DIFFER})" and results["narrow"]["start"] == "warm"
+    # in one process the stages run in order: the default's (with the pooled scenario), then the warm one
+    assert [re.search(r"\((\w+) ok", line).group(1) for line in lines] == ["default", "pooled", "narrow"]
+
+
 def test_a_warm_start_that_fails_its_diagnostics_is_refitted_cold(monkeypatch):
     import reanalysis.analysis as analysis
 
