@@ -841,7 +841,8 @@ def split_cold(tasks: list[dict], layouts: dict[str, dict | None], default: str)
     member's layout, ``layouts``: scenario name -> parameter layout from the keys stage)
     differ from the default's would be refused it (:meth:`CompiledNuts.run`) and refitted
     cold anyway, so they need not wait for the default: they run beside it, on a worker
-    that would otherwise be idle, marked with :data:`PARAMETERS_DIFFER`.  A scenario
+    that would otherwise be idle, marked with :data:`PARAMETERS_DIFFER`; so does one whose
+    model could not be built (layout None), which records its error there.  A scenario
     whose layout is unknown (no keys stage) waits, as does one of the default's layout."""
     base = layouts.get(default)
     cold, warm = [], []
