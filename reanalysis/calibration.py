@@ -352,7 +352,8 @@ def _fit_studies(setup: dict, tasks: list[dict], at: dict) -> tuple[list[dict], 
             summ = az.summary(idata, var_names=var_names, kind="diagnostics")
             extensions += 1
         post = idata.posterior
-        divergences = int(idata.sample_stats["diverging"].sum())
+        stats = idata.sample_stats
+        divergences = int(stats["diverging"].sum())
         # compiled while fitting this study (the chunk's first pays for all of them)
         compiled, counts = compile_counts(since=counts), compile_counts()
         fit_rows.append(
@@ -365,6 +366,8 @@ def _fit_studies(setup: dict, tasks: list[dict], at: dict) -> tuple[list[dict], 
                 "max_rhat": float(summ["r_hat"].max()),
                 "min_ess_bulk": float(summ["ess_bulk"].min()),
                 "min_ess_tail": float(summ["ess_tail"].min()),
+                # the geometry a failed gate comes with: long trajectories, small steps
+                "mean_steps": float(stats["n_steps"].mean()), "smallest_step_size": float(stats["step_size"].min()),
                 "sampler_programs_compiled": compiled["sampler_programs"], "xla_compiled": compiled["xla_compiled"],
                 "gate_ok": bool(divergences <= MAX_DIVERGENCES and summ["r_hat"].max() <= MAX_RHAT
                                 and min(summ["ess_bulk"].min(), summ["ess_tail"].min()) >= MIN_ESS),

@@ -63,5 +63,7 @@ def test_a_calibration_runs_on_the_cluster(cluster, tmp_path):
     assert manifest["sampler"]["execution"] == "dask.distributed" and manifest["sampler"]["scheduler"] == address
     fits = pd.read_csv(folder / "fits.csv")
     assert len(fits) == 10
+    # each fit's geometry beside its gate: trajectories of one leapfrog step or more, positive steps
+    assert (fits["mean_steps"] >= 1).all() and (fits["smallest_step_size"] > 0).all(), fits[["mean_steps", "smallest_step_size"]]
     # each worker process that ran a chunk compiled its sampler once, and only once
     assert manifest["compiled"]["sampler_programs"] == fits["worker"].nunique(), (manifest["compiled"], fits["worker"].tolist())
