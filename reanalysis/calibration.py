@@ -42,6 +42,8 @@ class SbcResult:
     ranks: pd.DataFrame  # one row per (simulation, parameter)
     fits: pd.DataFrame  # one row per simulation: diagnostics and timing
     seconds: float
+    #: With ``as_published``: the studies simulated to keep ``sims`` (else ``sims``).
+    simulated: int | None = None
 
 
 def parameter_names(model: pm.Model, names=None) -> list[tuple[str, str, int | None]]:
@@ -80,6 +82,7 @@ def run_sbc(
     scheduler: str | None = None,
     client=None,
     min_ess: float | None = None,
+    as_published: bool = False,
 ) -> SbcResult:
     """Run ``sims`` calibration fits of ``model`` (``"group"`` or ``"hierarchical"``).
 
@@ -115,6 +118,9 @@ def run_sbc(
         ``draws`` draws, up to ``max_extensions`` times (the gate of a real fit; the ranks
         then use all draws).  ``fits`` records the draws per chain each fit used and
         whether it passed the gate (``gate_ok``: also no divergence).
+    as_published : bool
+        Hierarchical model: keep only the simulated studies whose claims come out as the
+        study published them (:func:`_hierarchical_tasks`).
 
     Raises
     ------
@@ -130,12 +136,14 @@ def run_sbc(
 
     if draws * chains < N_RANK_DRAWS:
         raise ValueError(f"draws * chains must be >= {N_RANK_DRAWS}")
+    if as_published and model != "hierarchical":
+        raise ValueError(f"as_published: only the hierarchical model's simulated studies report claims, not the {model} model's")
     t0 = time.perf_counter()
     # built once here (the gamma family's tables take minutes), before the tasks' prior
     # draws build the model from them, and sent to the workers
     built = precomputed(model_api(model), study, family, None, seed)
     make_tasks = {"group": _group_tasks, "hierarchical": _hierarchical_tasks}[model]
-    tasks = make_tasks(study, priors, family, sims, seed)
+    tasks = make_tasks(study, priors, family, sims, seed, **({"as_published": True} if as_published else {}))
     setup = dict(
         study_path=str(study.path), priors=priors, family=family, seed=seed, draws=draws, tune=tune, chains=chains, model=model,
         max_rhat=max_rhat, min_ess=min_ess, max_extensions=max_extensions, precomputed=built,
@@ -158,7 +166,7 @@ def run_sbc(
         raise CalibrationError(f"a calibration worker process died ({str(exc).rstrip('.')})") from exc
     ranks = pd.DataFrame(rank_rows).sort_values(["sim", "parameter"], kind="stable").reset_index(drop=True)
     fits = pd.DataFrame(fit_rows).sort_values("sim").reset_index(drop=True)
-    return SbcResult(ranks, fits, time.perf_counter() - t0)
+    return SbcResult(ranks, fits, time.perf_counter() - t0, tasks[0].get("simulated", sims) if tasks else sims)
 
 
 def _group_tasks(study: Study, priors: dict, family: str, sims: int, seed: int) -> list[dict]:
@@ -253,17 +261,57 @@ def simulate_covariate_studies(study: Study, model: pm.Model, values: dict, seed
     return data
 
 
-def _hierarchical_tasks(study: Study, priors: dict, family: str, sims: int, seed: int) -> list[dict]:
+#: Most studies simulated to keep those whose claims come out as published; on Lasemi et
+#: al. 2018 about 1 in 250 do (benchmarks/README.md), so 100 kept studies take about 25,000.
+MAX_SIMULATED = 2_000_000
+
+
+def _hierarchical_tasks(study: Study, priors: dict, family: str, sims: int, seed: int, as_published: bool = False) -> list[dict]:
     """Prior draws and simulated studies (:func:`simulate_covariate_studies`) for the
-    hierarchical covariate model."""
+    hierarchical covariate model.
+
+    With ``as_published``, only the simulated studies whose claims come out as the study
+    published them (every ``claim_holds_*`` equal to the study's own) are kept, drawn in
+    seeded batches until there are ``sims``; each task then carries ``simulated``, the
+    studies simulated.  The ranks stay uniform: a study is kept by its data alone, so the
+    kept parameter draws come from the prior given the claims, and each kept study's
+    posterior is still the exact target.  This calibrates the model where the published
+    study is, and spares the fits the two-mode posteriors a claim that fails can leave
+    (benchmarks/README.md, "Covariate-model calibration, 10 studies").
+    """
     from models.hierarchical import build_model
 
     model = build_model(study, priors, family=family, seed=seed)
     free = [rv.name for rv in model.free_RVs]
     shown = ["alpha", "slope", "sigma"] + (["u"] if "u" in model.named_vars else [])
-    values = pm.draw([model[n] for n in free + shown], draws=sims, random_seed=seed)
-    values = dict(zip(free + shown, (np.asarray(v) for v in values)))
-    data = simulate_covariate_studies(study, model, values, seed + 1)
+
+    def simulate(n: int, draw_seed: int) -> tuple[dict, dict]:
+        values = pm.draw([model[v] for v in free + shown], draws=n, random_seed=draw_seed)
+        values = dict(zip(free + shown, (np.asarray(v) for v in values)))
+        return values, simulate_covariate_studies(study, model, values, draw_seed + 1)
+
+    simulated = sims
+    if not as_published:
+        values, data = simulate(sims, seed)
+    else:
+        published = {k: float(np.asarray(model[k].get_value())) for k in model.named_vars if k.startswith("claim_holds_")}
+        if not published:
+            raise ValueError(f"{study.path}: as_published needs claims, and the study's modelled claims are none")
+        rng, kept, simulated = np.random.default_rng(seed), [], 0
+        while sum(len(d[next(iter(published))]) for _, d in kept) < sims:
+            if simulated >= MAX_SIMULATED:
+                found = sum(len(d[next(iter(published))]) for _, d in kept)
+                raise ValueError(
+                    f"{study.path}: only {found} of {simulated} simulated studies report the published claims "
+                    f"({', '.join(published)}); calibrate without as_published, or on fewer studies"
+                )
+            batch = max(1000, 50 * sims)
+            values, data = simulate(batch, int(rng.integers(2**31 - 2)))
+            keep = np.all([data[k] == v for k, v in published.items()], axis=0)
+            kept.append(({k: v[keep] for k, v in values.items()}, {k: v[keep] for k, v in data.items()}))
+            simulated += batch
+        values = {k: np.concatenate([v[k] for v, _ in kept])[:sims] for k in kept[0][0]}
+        data = {k: np.concatenate([d[k] for _, d in kept])[:sims] for k in kept[0][1]}
     printed = _printed(study, model, values)
     tasks = []
     for s in range(sims):
@@ -274,6 +322,7 @@ def _hierarchical_tasks(study: Study, priors: dict, family: str, sims: int, seed
                 "printed": {k: float(v[s]) for k, v in printed.items()},
                 "data": {k: v[s] for k, v in data.items()},
                 "reported": {g: " ".join(f"{v:g}" for v in np.exp(data[f"log_stats_{g}"][s])) for g in study.group_ids},
+                **({"simulated": simulated} if as_published else {}),
             }
         )
     return tasks
