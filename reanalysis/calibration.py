@@ -297,10 +297,9 @@ def _hierarchical_tasks(study: Study, priors: dict, family: str, sims: int, seed
         published = {k: float(np.asarray(model[k].get_value())) for k in model.named_vars if k.startswith("claim_holds_")}
         if not published:
             raise ValueError(f"{study.path}: as_published needs claims, and the study's modelled claims are none")
-        rng, kept, simulated = np.random.default_rng(seed), [], 0
-        while sum(len(d[next(iter(published))]) for _, d in kept) < sims:
+        rng, kept, simulated, found = np.random.default_rng(seed), [], 0, 0
+        while found < sims:
             if simulated >= MAX_SIMULATED:
-                found = sum(len(d[next(iter(published))]) for _, d in kept)
                 raise ValueError(
                     f"{study.path}: only {found} of {simulated} simulated studies report the published claims "
                     f"({', '.join(published)}); calibrate without as_published, or on fewer studies"
@@ -309,7 +308,7 @@ def _hierarchical_tasks(study: Study, priors: dict, family: str, sims: int, seed
             values, data = simulate(batch, int(rng.integers(2**31 - 2)))
             keep = np.all([data[k] == v for k, v in published.items()], axis=0)
             kept.append(({k: v[keep] for k, v in values.items()}, {k: v[keep] for k, v in data.items()}))
-            simulated += batch
+            simulated, found = simulated + batch, found + int(keep.sum())
         values = {k: np.concatenate([v[k] for v, _ in kept])[:sims] for k in kept[0][0]}
         data = {k: np.concatenate([d[k] for _, d in kept])[:sims] for k in kept[0][1]}
     printed = _printed(study, model, values)
