@@ -25,6 +25,9 @@ class GroupModel(Model):
     def build_model(self, study, priors, family=None, reps=None, seed=None, **options):
         return group.build_model(study, priors, **self.given(family=family, reps=reps, seed=seed), **options)
 
+    def set_starting_values(self, model, study, priors, data):
+        group.set_starting_values(model, study, priors, data)
+
     def precomputed(self, study, family=None, reps=None, seed=None, store=None):
         return {"tables": group.build_tables(study, **self.given(family=family, reps=reps, seed=seed), store=store)}
 

@@ -672,17 +672,38 @@ def comparison_claims(study: Study) -> list[dict]:
     return out
 
 
-def starting_point(study: Study, design: Design, ref: float) -> dict:
-    """Starting values from the group model's moment estimates
-    (:func:`models.group.moment_estimates`): group levels at the reported medians (log
-    levels are median-like) and residual SDs from the reported CV; every effect at 0."""
+def starting_point(reported: dict[str, dict[str, float]], design: Design, ref: float) -> dict:
+    """Starting values from each group's fitted statistics (``reported``: group -> name ->
+    value), by the group model's moment estimates (:func:`models.group.moment_estimates`):
+    group levels at the medians (log levels are median-like) and residual SDs from the CV;
+    every effect at 0."""
     lev, sig = [], []
     for g in design.groups:
-        centre, cv = moment_estimates(study.reported(g), prefer="median")
+        centre, cv = moment_estimates(reported[g], prefer="median")
         cv = 0.5 if cv is None else cv
         lev.append(math.log(centre / ref))
         sig.append(math.log(math.sqrt(math.log1p(cv**2))))
     return {"intercept": lev[0], "group_difference": np.array(lev[1:]) - lev[0], "log_sigma": np.array(sig)}
+
+
+def set_starting_values(model: pm.Model, study: Study, data: dict) -> None:
+    """Point ``model``'s initial values at the starting point of other observed statistics.
+
+    :func:`build_model` starts chains from the study file's statistics.  Calibration fits
+    simulated studies with one compiled model by swapping the observed data; each fit must
+    start from its own study's statistics, as a fit of that study would, and not from the
+    file's, which may lie far from its posterior.  ``data`` maps ``log_stats_<group>`` to
+    the log fitted statistics (relative to ``reference_level``) in the study's order.
+    """
+    ref = float(study.assumption("reference_level", 1.0))
+    reported = {
+        g: dict(zip(fitted_statistics(study, g), np.exp(np.asarray(data[f"log_stats_{g}"], dtype=float)) * ref))
+        for g in model.design.groups
+    }
+    start = starting_point(reported, model.design, ref)
+    for name, value in start.items():
+        if name in model.named_vars:  # one group: no group_difference
+            model.rvs_to_initial_values[model[name]] = value
 
 
 def _select(v, idx: list[int], size: int, matrix: bool = False):
@@ -773,7 +794,7 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
     fitted = {g: fitted_statistics(study, g) for g in design.groups}
     for g in design.groups:
         coords[f"statistic_{g}"] = list(fitted[g])
-    start = starting_point(study, design, ref)
+    start = starting_point(fitted, design, ref)
     assoc = {name: claim_design(study, design, name, a) for name, a in modelled_associations(study).items()}
     # one correction table per group, all for the statistics any group reports, so the
     # groups' moments are one batched computation; each group then uses its own subset

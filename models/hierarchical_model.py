@@ -44,6 +44,9 @@ class HierarchicalModel(Model):
     def study_problem(self, study):
         return hierarchical.study_problem(study)
 
+    def set_starting_values(self, model, study, priors, data):
+        hierarchical.set_starting_values(model, study, data)
+
     def add_estimands(self, idata, study, family, model):
         effects.add_estimands(idata, study, family, model=model)
 

@@ -112,6 +112,13 @@ class Model(ABC):
         accepts every study."""
         return None
 
+    def set_starting_values(self, model, study, priors: dict, data: dict) -> None:
+        """Point ``model``'s initial values at what a fit of other observed ``data`` (the
+        names and values a compiled sampler swaps in) would start from: calibration fits
+        simulated studies with one model built for the study file, and each must start as
+        that study's own fit would.  The default keeps the model's own initial values, which
+        suits a model whose start does not depend on the data."""
+
     def precomputed(self, study, family: str | None = None, reps: int | None = None, seed: int | None = None, store=None) -> dict:
         """Options of :meth:`build_model` that cost time to compute and depend on the design
         only (the group model's likelihood tables), so a caller computes them once for many

@@ -373,8 +373,10 @@ def _fit_studies(setup: dict, tasks: list[dict], at: dict) -> tuple[list[dict], 
     """Fit each simulated study of ``tasks`` with this process's compiled sampler of
     ``setup`` (:func:`_worker_sampler`); ``at["sim"]`` is the simulated study being fitted
     (for :func:`_fit_chunk`'s error)."""
+    from reanalysis.analysis import model_api
     from reanalysis.jax_setup import compile_counts
 
+    api = model_api(setup["model"])
     counts = compile_counts()
     worker = f"{socket.gethostname()}:{os.getpid()}"  # which process fitted (and compiled)
     study, model, runner = _worker_sampler(setup, list(tasks[0]["data"]))
@@ -384,11 +386,8 @@ def _fit_studies(setup: dict, tasks: list[dict], at: dict) -> tuple[list[dict], 
     for task in tasks:
         s = at["sim"] = task["sim"]
         t = time.perf_counter()
-        if setup["model"] == "group":
-            from models.group import set_starting_values
-
-            # chains start at this simulated study's moment estimates, as its own fit would
-            set_starting_values(model, study, setup["priors"], task["data"])
+        # chains start from this simulated study's statistics, as its own fit would
+        api.set_starting_values(model, study, setup["priors"], task["data"])
         idata = runner.run(seed=setup["seed"] + 1 + s, data=task["data"])
         var_names = list(dict.fromkeys(v for _, v, _ in params))
         summ = az.summary(idata, var_names=var_names, kind="diagnostics")

@@ -512,3 +512,33 @@ def test_select_picks_entries_of_vectors_and_matrices(idx):
     v, m = rng.normal(size=3), rng.normal(size=(3, 3))
     np.testing.assert_allclose(_select(pt.as_tensor(v), idx, 3).eval(**FAST), v[idx])
     np.testing.assert_allclose(_select(pt.as_tensor(m), idx, 3, matrix=True).eval(**FAST), m[np.ix_(idx, idx)])
+
+
+def test_a_simulated_studys_fit_starts_from_its_own_statistics(study, model):
+    # calibration swaps simulated statistics into one model built for the study file; each
+    # fit must start where that study's own fit would, not at the file's numbers
+    from reanalysis.analysis import model_api
+
+    api = model_api("hierarchical")
+    own = {f"log_stats_{g}": np.asarray(model[f"log_stats_{g}"].get_value()) for g in ("control", "ms")}
+    built = {v.name: np.array(x, dtype=float) for v, x in model.rvs_to_initial_values.items() if x is not None}
+    try:
+        api.set_starting_values(model, study, get_priors("hierarchical"), own)
+        again = {v.name: np.array(x, dtype=float) for v, x in model.rvs_to_initial_values.items() if x is not None}
+        assert again.keys() == built.keys() == {"intercept", "group_difference", "log_sigma"}
+        for k in built:
+            np.testing.assert_allclose(again[k], built[k], rtol=1e-12)
+        # the control group three times higher (mean, SD and median alike: the same CV), the
+        # MS group's SD doubled (statistics in the file's order: mean, sd, median)
+        other = {"log_stats_control": own["log_stats_control"] + math.log(3.0),
+                 "log_stats_ms": own["log_stats_ms"] + np.log([1.0, 2.0, 1.0])}
+        api.set_starting_values(model, study, get_priors("hierarchical"), other)
+        start = model.initial_point()
+        assert start["intercept"] == pytest.approx(built["intercept"] + math.log(3.0))
+        assert start["group_difference"] == pytest.approx(built["group_difference"] - math.log(3.0))
+        cv_ms = 2 * 100 / 235  # the file's MS group: mean 235, SD 100
+        assert start["log_sigma"] == pytest.approx([built["log_sigma"][0], math.log(math.sqrt(math.log1p(cv_ms**2)))])
+    finally:
+        for v in model.free_RVs:
+            if v.name in built:
+                model.rvs_to_initial_values[v] = built[v.name]
