@@ -276,8 +276,8 @@ def _hierarchical_tasks(study: Study, priors: dict, family: str, sims: int, seed
     studies simulated.  The ranks stay uniform: a study is kept by its data alone, so the
     kept parameter draws come from the prior given the claims, and each kept study's
     posterior is still the exact target.  This calibrates the model where the published
-    study is, without the two-mode posteriors a claim that fails can leave; other hard
-    geometries remain (benchmarks/README.md, "Covariate-model calibration, 10 studies").
+    study is, without the two-mode posteriors a claim that fails can leave
+    (benchmarks/README.md, "Covariate-model calibration, 10 studies").
     """
     from models.hierarchical import build_model
 
