@@ -84,3 +84,48 @@ def test_a_study_file_changed_on_disk_is_built_again(builds, tmp_path):
     study.write_text(study.read_text() + "\n# edited\n")
     assert calibration._worker_sampler(_setup(study), ["obs"]) is not first
     assert builds.models == 2
+
+
+def test_each_calibration_fit_starts_from_its_own_simulated_statistics(monkeypatch, tmp_path):
+    # a fit started from the study file's numbers instead can leave one chain in a minor
+    # mode far from the simulated study's posterior (benchmarks/README.md, "Covariate-model
+    # calibration from each study's own start"); every model is asked, before each run
+    events = []
+
+    class Model:
+        named_vars_to_dims, coords, start = {}, {}, None
+
+    class Api:
+        def build_model(self, study, priors, **kw):
+            return Model()
+
+        def nuts_options(self):
+            return {}
+
+        def set_starting_values(self, model, study, priors, data):
+            model.start = data["obs"]
+
+    class Stop(Exception):
+        pass
+
+    class Runner:
+        def __init__(self, model, data_names, **kw):
+            self.model = model
+
+        def run(self, seed, data):
+            events.append((self.model.start, data["obs"]))
+            raise Stop
+
+    import reanalysis.analysis
+
+    monkeypatch.setattr(reanalysis.analysis, "model_api", lambda name: Api())
+    monkeypatch.setattr(calibration, "CompiledNuts", Runner)
+    monkeypatch.setattr(calibration, "_WORKER_SAMPLER", {})
+    study = tmp_path / "study.yaml"
+    shutil.copy(ROOT / "data" / "studies" / "lasemi2018.yaml", study)
+    for model in ("group", "hierarchical"):
+        for obs in (1.5, -2.0):
+            task = {"sim": 0, "truth": {"mu": 0.0}, "data": {"obs": obs}, "reported": {}}
+            with pytest.raises(Stop):
+                calibration._fit_studies(_setup(study, model=model), [task], {})
+    assert events == [(1.5, 1.5), (-2.0, -2.0)] * 2
