@@ -176,8 +176,6 @@ def statistic_moments(xp, m, s, n, names, w=None, bias: bool = True):
     e2, e3, e4 = var + 1.0, raw(3), raw(4)
     one = xp.ones_like(var)
     sd = xp.sqrt(var)
-    mu4 = e4 - 4.0 * e3 + 6.0 * e2 - 3.0
-    kurt = mu4 / var**2
     quantiles = [x for x in names if x in QUANTILE_P]
     Q = len(quantiles)
     p = np.array([QUANTILE_P[x] for x in quantiles])
@@ -188,30 +186,38 @@ def statistic_moments(xp, m, s, n, names, w=None, bias: bool = True):
         z = (y[..., :, None] - m[..., None, :]) / s[..., None, :]
         dens_log = _wmean(npdf(xp, z) / s[..., None, :], None if w is None else w[..., None, :])
         f = dens_log / xp.exp(y - log_mu[..., None])  # density of Y at its quantiles
-        right = stack([p * one[..., None], raw(1, z), raw(2, z)], axis=-2)  # (..., 3, Q)
-        corner = np.minimum.outer(p, p) * one[..., None, None]
+        # the influence functions at the level F(y) the Newton iterate reached, not p: the
+        # same where it converged, and a Gram matrix of actual expectations (positive
+        # semi-definite) where it did not (a median in the gap of subtypes 20 component
+        # scales apart, at the edge of the covariate model's posterior)
+        level = _wmean(ndtr(xp, z), None if w is None else w[..., None, :])  # (..., Q)
+        right = stack([level, raw(1, z), raw(2, z)], axis=-2)  # (..., 3, Q)
+        corner = xp.minimum(level[..., :, None], level[..., None, :])
         gram = xp.concatenate(
             [xp.concatenate([gram, right], axis=-1), xp.concatenate([xp.swapaxes(right, -1, -2), corner], axis=-1)], axis=-2
         )
     # coefficient rows: a constant pattern scaled per statistic, the SD row with -var at 1
-    pattern, minus_var = np.zeros((k, 3 + Q)), np.zeros((k, 3 + Q))
-    scale, log_value = [], []
+    pattern, minus_var, at_level = np.zeros((k, 3 + Q)), np.zeros((k, 3 + Q)), np.zeros((k, 3 + Q))
+    scale, log_value, levels = [], [], []
     for i, name in enumerate(names):
         if name == "mean":
             pattern[i, :2] = (-1.0, 1.0)
+            levels.append(0.0 * one)
             scale.append(one)
             log_value.append(0.0 * one)
         elif name == "sd":
             pattern[i, :3] = (1.0, -2.0, 1.0)
             minus_var[i, 0] = 1.0
+            levels.append(0.0 * one)
             scale.append(0.5 / sd)
             log_value.append(0.5 * xp.log(var))
         else:
             j = quantiles.index(name)
-            pattern[i, 0], pattern[i, 3 + j] = p[j], -1.0
+            at_level[i, 0], pattern[i, 3 + j] = 1.0, -1.0
+            levels.append(level[..., j])
             scale.append(1.0 / f[..., j])
             log_value.append(y[..., j] - log_mu)
-    A = (pattern - var[..., None, None] * minus_var) * stack(scale, axis=-1)[..., :, None]
+    A = (pattern - var[..., None, None] * minus_var + stack(levels, axis=-1)[..., :, None] * at_level) * stack(scale, axis=-1)[..., :, None]
     AG = (A[..., :, :, None] * gram[..., None, :, :]).sum(axis=-2)
     cov_y = (AG[..., :, None, :] * A[..., None, :, :]).sum(axis=-1)  # n * Cov, Y units
     log_value = stack(log_value, axis=-1)
@@ -223,6 +229,7 @@ def statistic_moments(xp, m, s, n, names, w=None, bias: bool = True):
     # E s = sigma (1 - (kurtosis - 1) / (8 n)) to first order (E s^2 = sigma^2), written as
     # an exponential so that it stays positive at any kurtosis; the -var/2 makes
     # E exp(log stat) the statistic's expectation
+    kurt = _kurtosis(var, e3, e4)
     mean = log_mu[..., None] + log_value - 0.5 * (cov * np.eye(k)).sum(axis=-1) - is_sd * ((kurt - 1.0) / (8.0 * n))[..., None]
     return mean, cov
 
@@ -242,31 +249,84 @@ def residual_nodes(df: float | None, k: int = 8) -> np.ndarray:
     return 1.0 / w
 
 
+def mixture_kurtosis(xp, m, s, w=None):
+    """Kurtosis (``E (X - mu)^4 / sigma^4``; 3 for a normal) of the weighted mixture of
+    ``lognormal(m_i, s_i)`` over the last axis."""
+    log_mu, var = mixture_mean_cv2(xp, m, s, w)
+    mc = m - log_mu[..., None]
+    return _kurtosis(var, _wmean(xp.exp(3.0 * mc + 4.5 * s**2), w), _wmean(xp.exp(4.0 * mc + 8.0 * s**2), w))
+
+
+def _kurtosis(var, e3, e4):
+    """Kurtosis from the squared CV and the raw moments ``E[Y^3]``, ``E[Y^4]`` of ``Y = X / E X``."""
+    return (e4 - 4.0 * e3 + 6.0 * (var + 1.0) - 3.0) / var**2
+
+
+#: CVs of the residual family whose kurtoses bound the correction's grid (below the lower
+#: one the family is nearly normal and the correction constant; its excess kurtosis, 0.04
+#: for normal residuals, is still far above the rounding of a kurtosis computed from raw
+#: moments; the upper one is models.likelihood.CV_RANGE's).
+CORRECTION_CV_RANGE = (0.05, 50.0)
+
+
 @dataclass(frozen=True)
 class FiniteSampleCorrection:
-    """Spline tables (over log CV) that correct the large-sample moments of one group's log
-    statistics towards their finite-sample values.
+    """Spline tables that correct the large-sample moments of one group's log statistics
+    towards their finite-sample values, indexed by the population's kurtosis.
 
-    For a single-location population of the residual family (no covariates) at every CV of
-    :data:`models.likelihood.LOG_CV_GRID`, the finite-sample mean and covariance of the log
-    statistics are simulated with fixed deviates and compared with :func:`statistic_moments`:
-    ``delta`` is the simulated mean minus the log population values (the whole small-sample
-    bias) and ``weight`` the simulated covariance divided by the outer product of the
-    large-sample SDs.  The covariate model's group, a mixture over subjects, then gets
-    ``mean = log population values + delta(cv)`` and
-    ``cov = D weight(cv) D`` with ``D`` its own large-sample SDs, i.e. the finite-sample
-    behaviour of the residual family at the same CV with the mixture's own sensitivity.
-    Without it the sample SD's variance, which grows with the fourth moment, let the scale
-    drift upward (tests/models/test_asymptotic.py measures it).
+    For a single-location population of the residual family (no covariates), at every
+    point of :attr:`grid` (``log(kurtosis - k0)``, ``k0`` the family's kurtosis in the
+    small-CV limit), the finite-sample mean and covariance of the log statistics are
+    simulated with fixed deviates and compared with :func:`statistic_moments`:
+
+    * ``transport``: ``T = V M`` with ``T R T' = W``, where ``R`` is the large-sample
+      correlation matrix, ``W`` the simulated covariance in units of the large-sample SDs,
+      ``V`` the diagonal of ratios of simulated to large-sample SDs and ``M`` the symmetric
+      positive definite map from ``R`` to the simulated correlation matrix (the
+      optimal-transport map between the two normal laws; taken between correlation
+      matrices because ``W`` spans 15 orders of magnitude at high kurtosis);
+    * ``bias``: the simulated mean minus the log population values, in units of the
+      simulated variance of each statistic.
+
+    The covariate model's group, a mixture over subjects, gets
+    ``cov = D T R_mix T' D`` (``D``, ``R_mix``: its own large-sample SDs and correlations)
+    and ``mean = log population values + bias * diag(cov)``, with the tables read at the
+    mixture's own kurtosis.  The same-kurtosis family member has the mixture's
+    large-sample variance of the log SD (both are ``(kurtosis - 1) / (4 n)``), which is
+    what a finite sample cannot show; a same-CV member can be orders of magnitude more
+    kurtotic (a mixture of a few distant subtypes at CV 5 has kurtosis 10-100, the
+    lognormal 4e5), and its ratio of finite to large-sample variance (2e-4 for the log SD
+    at n = 45) made the mixture's statistics nearly deterministic: walls in the covariate
+    model's log density (docs/decisions/covariate-likelihood.md).  Without any correction
+    the sample SD's variance, which grows with the fourth moment, let the scale drift
+    upward (tests/models/test_asymptotic.py measures both).
     """
 
     grid: np.ndarray
-    delta_coef: np.ndarray  # (4, m - 1, k)
-    weight_coef: np.ndarray  # (4, m - 1, k * k)
+    transport_coef: np.ndarray  # (..., 4, m - 1, k * k)
+    bias_coef: np.ndarray  # (..., 4, m - 1, k)
     k: int
+    k0: float
 
 
-def build_correction(nodes: np.ndarray, n: int, names, reps: int = 2000, seed: int = 0, grid=None,
+def _family_kurtosis(nodes: np.ndarray, s: float) -> float:
+    return float(mixture_kurtosis(np, np.zeros(len(nodes)), s * np.sqrt(nodes)))
+
+
+def _symmetric_sqrt(a: np.ndarray) -> np.ndarray:
+    vals, vecs = np.linalg.eigh(a)
+    return (vecs * np.sqrt(vals)) @ vecs.T
+
+
+def transport_map(r: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The symmetric positive definite ``T`` with ``T r T = w`` (both positive definite):
+    ``r^-1/2 (r^1/2 w r^1/2)^1/2 r^-1/2``."""
+    h = _symmetric_sqrt(r)
+    hi = np.linalg.inv(h)
+    return hi @ _symmetric_sqrt(h @ w @ h) @ hi
+
+
+def build_correction(nodes: np.ndarray, n: int, names, reps: int = 2000, seed: int = 0, points: int = 298,
                      quantile_method: int = 7) -> FiniteSampleCorrection:
     """Simulate the correction tables for a group of ``n`` subjects (NumPy, at build time).
 
@@ -280,6 +340,9 @@ def build_correction(nodes: np.ndarray, n: int, names, reps: int = 2000, seed: i
         Reported statistics.
     reps : int
         Simulated cohorts per grid point (fixed deviates, shared across the grid).
+    points : int
+        Grid points, equally spaced in ``log(kurtosis - k0)`` between the family's members
+        at :data:`CORRECTION_CV_RANGE`.
     quantile_method : int
         Hyndman-Fan type of the published quantiles: the simulated statistics use it, so the
         correction carries the type's finite-sample bias (the large-sample moments are the
@@ -288,37 +351,47 @@ def build_correction(nodes: np.ndarray, n: int, names, reps: int = 2000, seed: i
     from scipy.interpolate import CubicSpline
     from scipy.optimize import brentq
 
-    from .likelihood import LOG_CV_GRID, synthetic_moments
+    from .likelihood import synthetic_moments
     from .statistics import sample_statistics
 
-    grid = LOG_CV_GRID if grid is None else grid
+    def scale_at_cv(cv):
+        # the residual scale with this CV: CV^2 = mean_k exp(s^2 v_k) - 1 (rises with s)
+        with np.errstate(over="ignore"):  # the bracket's top overflows to +inf, which brentq handles
+            return brentq(lambda s: math.log(np.mean(np.exp(s**2 * nodes)) - 1.0) - 2.0 * math.log(cv), 1e-6, 10.0)
+
+    # small-CV limit: Y ~ 1 + s sqrt(v) eps, kurtosis 3 E[v^2] / E[v]^2
+    k0 = 3.0 * float(np.mean(nodes**2) / np.mean(nodes) ** 2)
+    s_lo, s_hi = (scale_at_cv(cv) for cv in CORRECTION_CV_RANGE)
+    x_lo, x_hi = (math.log(_family_kurtosis(nodes, s) - k0) for s in (s_lo, s_hi))
+    grid = np.linspace(x_lo, x_hi, points)
     rng = np.random.default_rng([seed, n, len(nodes)])
     eps = rng.standard_normal((reps, n)) * np.sqrt(nodes[rng.integers(0, len(nodes), size=(reps, n))])
-    k = len(names)
     zeros = np.zeros(len(nodes))
-    deltas, weights = [], []
-    for log_cv in grid:
-        # the residual scale with this CV: CV^2 = mean_k exp(s^2 v_k) - 1 (rises with s)
-        s = brentq(lambda s: math.log(np.mean(np.exp(s**2 * nodes)) - 1.0) - 2.0 * log_cv, 1e-6, 10.0)
+    transports, biases = [], []
+    for i, x in enumerate(grid):
+        s = s_lo if i == 0 else s_hi if i == points - 1 else brentq(
+            lambda s: math.log(_family_kurtosis(nodes, s) - k0) - x, s_lo, s_hi)
         sim = np.log(sample_statistics(np, np.sort(np.exp(s * eps), axis=-1), n, names, quantile_method))
         mu_f, cov_f = synthetic_moments(sim)
         mu_a, cov_a = statistic_moments(np, zeros, s * np.sqrt(nodes), n, names, bias=False)
-        sd_a = np.sqrt(np.diag(cov_a))
-        deltas.append(mu_f - mu_a)
-        weights.append((cov_f / np.outer(sd_a, sd_a)).ravel())
-    d = CubicSpline(grid, np.array(deltas), axis=0)
-    w = CubicSpline(grid, np.array(weights), axis=0)
-    return FiniteSampleCorrection(np.asarray(grid), d.c, w.c, k)
+        sd_a, sd_f = np.sqrt(np.diag(cov_a)), np.sqrt(np.diag(cov_f))
+        t = (sd_f / sd_a)[:, None] * transport_map(cov_a / np.outer(sd_a, sd_a), cov_f / np.outer(sd_f, sd_f))
+        transports.append(t.ravel())
+        biases.append((mu_f - mu_a) / np.diag(cov_f))
+    t = CubicSpline(grid, np.array(transports), axis=0)
+    b = CubicSpline(grid, np.array(biases), axis=0)
+    return FiniteSampleCorrection(grid, t.c, b.c, len(names), k0)
 
 
 def stack_corrections(corrections) -> FiniteSampleCorrection:
-    """Stack the tables of several groups (same grid and statistics) on a leading axis, for
-    :func:`corrected_moments` on batched components."""
+    """Stack the tables of several groups (same grid, statistics and residual family) on a
+    leading axis, for :func:`corrected_moments` on batched components."""
     first = corrections[0]
-    if any(c.k != first.k or not np.array_equal(c.grid, first.grid) for c in corrections):
-        raise ValueError("corrections to stack need the same grid and statistics")
+    if any(c.k != first.k or c.k0 != first.k0 or not np.array_equal(c.grid, first.grid) for c in corrections):
+        raise ValueError("corrections to stack need the same grid, statistics and residual family")
     return FiniteSampleCorrection(
-        first.grid, np.stack([c.delta_coef for c in corrections]), np.stack([c.weight_coef for c in corrections]), first.k
+        first.grid, np.stack([c.transport_coef for c in corrections]), np.stack([c.bias_coef for c in corrections]),
+        first.k, first.k0,
     )
 
 
@@ -332,19 +405,22 @@ def corrected_moments(xp, correction: FiniteSampleCorrection, m, s, n, names, w=
     """
     from .likelihood import spline_eval
 
-    # the bias is simulated as a whole, relative to the population values: the first-order
-    # formula's kurtosis term grows like exp(4 s^2), and a correction of it taken from a
-    # single lognormal (+774 log units for the SD at CV 4.3, n 50) did not cancel a
-    # mixture's own term at the same CV; the sum had poles (walls of 1e8 in the log
-    # density near CV 2-5) that made the rare divergences of the covariate model
     mu, cov = statistic_moments(xp, m, s, n, names, w, bias=False)
-    log_cv = 0.5 * xp.log(mixture_mean_cv2(xp, m, s, w)[1])
     k = correction.k
-    delta = spline_eval(xp, correction.delta_coef, correction.grid, log_cv)
-    weight = spline_eval(xp, correction.weight_coef, correction.grid, log_cv).reshape((*correction.weight_coef.shape[:-3], k, k))
-    weight = 0.5 * (weight + xp.swapaxes(weight, -1, -2))
+    # below the grid (a nearly normal or platykurtic mixture) the table's first point holds
+    excess = xp.maximum(mixture_kurtosis(xp, m, s, w) - correction.k0, math.exp(correction.grid[0]))
+    x = xp.log(excess)
+    t = spline_eval(xp, correction.transport_coef, correction.grid, x).reshape((*correction.transport_coef.shape[:-3], k, k))
     sd = xp.sqrt((cov * np.eye(k)).sum(axis=-1))
-    return mu + delta, weight * sd[..., :, None] * sd[..., None, :]
+    r = cov / (sd[..., :, None] * sd[..., None, :])
+    tr = (t[..., :, :, None] * r[..., None, :, :]).sum(axis=-2)
+    trt = (tr[..., :, None, :] * t[..., None, :, :]).sum(axis=-1)  # T R T'
+    cov = trt * sd[..., :, None] * sd[..., None, :]
+    bias = spline_eval(xp, correction.bias_coef, correction.grid, x)
+    # the bias is simulated whole, relative to the population values (the first-order
+    # formula's kurtosis term grows like exp(4 s^2) and had poles where a lognormal's
+    # correction met a mixture's own term), and scales with the corrected variance
+    return mu + bias * (cov * np.eye(k)).sum(axis=-1), cov
 
 
 def influence_covariances(xp, m, s, names, w=None):
