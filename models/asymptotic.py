@@ -17,6 +17,9 @@ one-dimensional root:
   the second-order correction of the mean so that ``E exp(log stat)`` is the statistic's
   expectation, including the ``O(1/n)`` bias of the sample SD).
 
+:func:`corrected_moments` then moves that law to finite samples with tables simulated for
+the residual family, read at the mixture's kurtosis (:class:`FiniteSampleCorrection`).
+
 Against simulating cohorts inside the likelihood this removes Monte Carlo noise and the
 gradient jumps of sample quantiles, and costs a few vector operations.  How close it is to
 the finite-sample distribution is measured in ``tests/models/test_asymptotic.py`` against the
