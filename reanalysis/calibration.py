@@ -143,7 +143,7 @@ def run_sbc(
     # draws build the model from them, and sent to the workers
     built = precomputed(model_api(model), study, family, None, seed)
     make_tasks = {"group": _group_tasks, "hierarchical": _hierarchical_tasks}[model]
-    tasks = make_tasks(study, priors, family, sims, seed, **({"as_published": True} if as_published else {}))
+    tasks, simulated = make_tasks(study, priors, family, sims, seed, **({"as_published": True} if as_published else {}))
     setup = dict(
         study_path=str(study.path), priors=priors, family=family, seed=seed, draws=draws, tune=tune, chains=chains, model=model,
         max_rhat=max_rhat, min_ess=min_ess, max_extensions=max_extensions, precomputed=built,
@@ -166,11 +166,12 @@ def run_sbc(
         raise CalibrationError(f"a calibration worker process died ({str(exc).rstrip('.')})") from exc
     ranks = pd.DataFrame(rank_rows).sort_values(["sim", "parameter"], kind="stable").reset_index(drop=True)
     fits = pd.DataFrame(fit_rows).sort_values("sim").reset_index(drop=True)
-    return SbcResult(ranks, fits, time.perf_counter() - t0, tasks[0].get("simulated", sims) if tasks else sims)
+    return SbcResult(ranks, fits, time.perf_counter() - t0, simulated)
 
 
-def _group_tasks(study: Study, priors: dict, family: str, sims: int, seed: int) -> list[dict]:
-    """Prior draws and simulated reported statistics for the group model."""
+def _group_tasks(study: Study, priors: dict, family: str, sims: int, seed: int) -> tuple[list[dict], int]:
+    """Prior draws and simulated reported statistics for the group model: the tasks, and the
+    studies simulated for them (``sims``)."""
     from models.group import build_model
 
     from models.group import LOG_CV_BOUNDS
@@ -211,7 +212,7 @@ def _group_tasks(study: Study, priors: dict, family: str, sims: int, seed: int) 
                 "reported": {g: " ".join(f"{v:g}" for v in reported[g]) for g in study.group_ids},
             }
         )
-    return tasks
+    return tasks, sims
 
 
 def simulate_covariate_studies(study: Study, model: pm.Model, values: dict, seed: int) -> dict[str, np.ndarray]:
@@ -266,14 +267,13 @@ def simulate_covariate_studies(study: Study, model: pm.Model, values: dict, seed
 MAX_SIMULATED = 2_000_000
 
 
-def _hierarchical_tasks(study: Study, priors: dict, family: str, sims: int, seed: int, as_published: bool = False) -> list[dict]:
+def _hierarchical_tasks(study: Study, priors: dict, family: str, sims: int, seed: int, as_published: bool = False) -> tuple[list[dict], int]:
     """Prior draws and simulated studies (:func:`simulate_covariate_studies`) for the
-    hierarchical covariate model.
+    hierarchical covariate model: the tasks, and the studies simulated for them.
 
     With ``as_published``, only the simulated studies whose claims come out as the study
     published them (every ``claim_holds_*`` equal to the study's own) are kept, drawn in
-    seeded batches until there are ``sims``; each task then carries ``simulated``, the
-    studies simulated.  The ranks stay uniform: a study is kept by its data alone, so the
+    seeded batches until there are ``sims``.  The ranks stay uniform: a study is kept by its data alone, so the
     kept parameter draws come from the prior given the claims, and each kept study's
     posterior is still the exact target.  This calibrates the model where the published
     study is, without the two-mode posteriors a claim that fails can leave
@@ -321,10 +321,9 @@ def _hierarchical_tasks(study: Study, priors: dict, family: str, sims: int, seed
                 "printed": {k: float(v[s]) for k, v in printed.items()},
                 "data": {k: v[s] for k, v in data.items()},
                 "reported": {g: " ".join(f"{v:g}" for v in np.exp(data[f"log_stats_{g}"][s])) for g in study.group_ids},
-                **({"simulated": simulated} if as_published else {}),
             }
         )
-    return tasks
+    return tasks, simulated
 
 
 def _printed(study: Study, model: pm.Model, values) -> dict[str, np.ndarray]:
