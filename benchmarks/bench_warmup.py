@@ -42,6 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 11)), help="seeds per warm-up length (default: 1-10)")
     p.add_argument("--draws", type=int, default=500, help="kept draws per chain (default: %(default)s)")
     p.add_argument("--warmup-tree-depth", type=int, default=None, help="warm-up tree-depth cap (default: the model's WARMUP_TREE_DEPTH)")
+    p.add_argument("--target-accept", type=float, default=None, help="NUTS target acceptance (default: the model's TARGET_ACCEPT)")
     p.add_argument("--tag", default="", help="suffix of the result files' name")
     return p.parse_args(argv)
 
@@ -107,7 +108,8 @@ def main(argv=None) -> int:
     api = analysis.model_api("hierarchical")
     family = api.default_family
     model = api.build_model(study, get_priors("hierarchical", "default"), family=family, reps=api.default_reps)
-    options = {**api.nuts_options(), **({"warmup_tree_depth": args.warmup_tree_depth} if args.warmup_tree_depth else {})}
+    options = {**api.nuts_options(), **({"warmup_tree_depth": args.warmup_tree_depth} if args.warmup_tree_depth else {}),
+               **({"target_accept": args.target_accept} if args.target_accept else {})}
     tree_cap_steps = 2 ** options["warmup_tree_depth"] - 1
     record = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "study": str(args.study), "draws": args.draws,
               "chains": CHAINS, "nuts_options": options, "load_before": os.getloadavg(), "tunes": {}}
