@@ -30,6 +30,7 @@ All functions take ``xp`` (``numpy`` or ``pytensor.tensor``); component arrays a
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -297,10 +298,10 @@ class FiniteSampleCorrection:
     mixture's own kurtosis.  The same-kurtosis family member has the mixture's
     large-sample variance of the log SD (both are ``(kurtosis - 1) / (4 n)``), which is
     what a finite sample cannot show; a same-CV member can be orders of magnitude more
-    kurtotic (a mixture of a few distant subtypes at CV 5 has kurtosis 10-100, the
-    lognormal 4e5), and its ratio of finite to large-sample variance (2e-4 for the log SD
-    at n = 45) made the mixture's statistics nearly deterministic: walls in the covariate
-    model's log density (docs/decisions/covariate-likelihood.md).  Without any correction
+    kurtotic (mixtures of a few distant subtypes at CV 1.8-4.2: kurtosis 11-31, lognormals
+    of those CVs 500-1.4e5), and its ratio of finite to large-sample variance (2e-4 for the
+    log SD at CV 5, n = 45) made the mixture's statistics nearly deterministic: walls in the
+    covariate model's log density (docs/decisions/covariate-likelihood.md).  Without any correction
     the sample SD's variance, which grows with the fourth moment, let the scale drift
     upward (tests/models/test_asymptotic.py measures both).
     """
@@ -333,6 +334,11 @@ def build_correction(nodes: np.ndarray, n: int, names, reps: int = 2000, seed: i
                      quantile_method: int = 7) -> FiniteSampleCorrection:
     """Simulate the correction tables for a group of ``n`` subjects (NumPy, at build time).
 
+    A deterministic function of its arguments, kept per process for the last
+    :data:`CORRECTIONS_KEPT` argument sets (read-only arrays): every build of a covariate
+    model simulates one table per group, about 0.8 s each, and a sensitivity worker or a
+    test process builds the same study many times.
+
     Parameters
     ----------
     nodes : array (K,)
@@ -351,6 +357,25 @@ def build_correction(nodes: np.ndarray, n: int, names, reps: int = 2000, seed: i
         correction carries the type's finite-sample bias (the large-sample moments are the
         population quantile's, the same for every type).
     """
+    return _cached_correction(np.asarray(nodes, dtype=float).tobytes(), int(n), tuple(names), int(reps), int(seed), int(points),
+                              int(quantile_method))
+
+
+#: Argument sets of :func:`build_correction` whose tables a process keeps.
+CORRECTIONS_KEPT = 32
+
+
+@functools.lru_cache(maxsize=CORRECTIONS_KEPT)
+def _cached_correction(nodes: bytes, n: int, names: tuple, reps: int, seed: int, points: int,
+                       quantile_method: int) -> FiniteSampleCorrection:
+    c = _simulate_correction(np.frombuffer(nodes), n, names, reps, seed, points, quantile_method)
+    for a in (c.grid, c.transport_coef, c.bias_coef):
+        a.setflags(write=False)
+    return c
+
+
+def _simulate_correction(nodes: np.ndarray, n: int, names, reps: int, seed: int, points: int,
+                         quantile_method: int) -> FiniteSampleCorrection:
     from scipy.interpolate import CubicSpline
     from scipy.optimize import brentq
 

@@ -243,3 +243,14 @@ def test_influence_covariances_match_simulated_residuals():
             # first order in 1/n: 4 Monte Carlo SEs plus 5% of the covariance
             assert abs(model[j] - prod.mean()) < 4 * se + 0.05 * abs(prod.mean()), (NAMES[j], model[j], prod.mean(), se)
 
+
+
+def test_a_correction_is_simulated_once_per_process_and_read_only():
+    """Every build of the covariate model asks for the same tables; they are kept, read-only,
+    and a different argument set is simulated anew."""
+    nodes = residual_nodes(None)
+    first = build_correction(nodes, 12, NAMES, reps=50, points=20)
+    assert build_correction(nodes.copy(), 12, list(NAMES), reps=50, points=20) is first
+    assert not first.transport_coef.flags.writeable and not first.bias_coef.flags.writeable
+    other = build_correction(nodes, 12, NAMES, reps=50, points=20, seed=1)
+    assert other is not first and not np.array_equal(other.bias_coef, first.bias_coef)
