@@ -273,9 +273,9 @@ def _hierarchical_tasks(study: Study, priors: dict, family: str, sims: int, seed
 
     With ``as_published``, only the simulated studies whose claims come out as the study
     published them (every ``claim_holds_*`` equal to the study's own) are kept, drawn in
-    seeded batches until there are ``sims``.  The ranks stay uniform: a study is kept by its data alone, so the
-    kept parameter draws come from the prior given the claims, and each kept study's
-    posterior is still the exact target.  This calibrates the model where the published
+    seeded batches until there are ``sims``.  The ranks stay uniform: a study is kept by
+    its data alone, so the kept parameter draws come from the prior given the claims, and
+    each kept study's posterior is still the exact target.  This calibrates the model where the published
     study is, without the two-mode posteriors a claim that fails can leave
     (benchmarks/README.md, "Covariate-model calibration, 10 studies").
     """

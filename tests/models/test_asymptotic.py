@@ -244,7 +244,6 @@ def test_influence_covariances_match_simulated_residuals():
             assert abs(model[j] - prod.mean()) < 4 * se + 0.05 * abs(prod.mean()), (NAMES[j], model[j], prod.mean(), se)
 
 
-
 def test_a_correction_is_simulated_once_per_process_and_read_only():
     """Every build of the covariate model asks for the same tables; they are kept, read-only,
     and a different argument set is simulated anew."""
