@@ -172,9 +172,9 @@ def statistic_moments(xp, m, s, n, names, w=None, bias: bool = True):
 
     def raw(j, z=None):
         """``E[Y^j]``, or with ``z`` the partial moments ``E[Y^j 1{Y <= q}]`` (..., Q)."""
-        term = xp.exp(j * mc + 0.5 * j**2 * s**2)
         if z is None:
-            return _wmean(term, w)
+            return _raw_moment(xp, mc, s, j, w)
+        term = _component_moment(xp, mc, s, j)
         return _wmean(term[..., None, :] * ndtr(xp, z - j * s[..., None, :]), None if w is None else w[..., None, :])
 
     e2, e3, e4 = var + 1.0, raw(3), raw(4)
@@ -258,7 +258,18 @@ def mixture_kurtosis(xp, m, s, w=None):
     ``lognormal(m_i, s_i)`` over the last axis."""
     log_mu, var = mixture_mean_cv2(xp, m, s, w)
     mc = m - log_mu[..., None]
-    return _kurtosis(var, _wmean(xp.exp(3.0 * mc + 4.5 * s**2), w), _wmean(xp.exp(4.0 * mc + 8.0 * s**2), w))
+    return _kurtosis(var, _raw_moment(xp, mc, s, 3, w), _raw_moment(xp, mc, s, 4, w))
+
+
+def _component_moment(xp, mc, s, j: int):
+    """``E[Y^j]`` of each component ``lognormal(mc_i, s_i)``."""
+    return xp.exp(j * mc + 0.5 * j**2 * s**2)
+
+
+def _raw_moment(xp, mc, s, j: int, w=None):
+    """``E[Y^j]`` of the weighted mixture (one expression for :func:`statistic_moments` and
+    :func:`mixture_kurtosis`, so that a graph holding both computes it once)."""
+    return _wmean(_component_moment(xp, mc, s, j), w)
 
 
 def _kurtosis(var, e3, e4):
@@ -403,8 +414,8 @@ def _simulate_correction(nodes: np.ndarray, n: int, names, reps: int, seed: int,
         mu_f, cov_f = synthetic_moments(sim)
         mu_a, cov_a = statistic_moments(np, zeros, s * np.sqrt(nodes), n, names, bias=False)
         sd_a, sd_f = np.sqrt(np.diag(cov_a)), np.sqrt(np.diag(cov_f))
-        t = (sd_f / sd_a)[:, None] * transport_map(cov_a / np.outer(sd_a, sd_a), cov_f / np.outer(sd_f, sd_f))
-        transports.append(t.ravel())
+        transport = (sd_f / sd_a)[:, None] * transport_map(cov_a / np.outer(sd_a, sd_a), cov_f / np.outer(sd_f, sd_f))
+        transports.append(transport.ravel())
         biases.append((mu_f - mu_a) / np.diag(cov_f))
     t = CubicSpline(grid, np.array(transports), axis=0)
     b = CubicSpline(grid, np.array(biases), axis=0)
