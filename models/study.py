@@ -1001,8 +1001,14 @@ class _UnsupportedTagError(yaml.constructor.ConstructorError):
         self.tag, self.line = _tag_name(node.tag), node.start_mark.line + 1
 
 
-class StudyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also rejects repeated mapping keys.
+#: libyaml's parser where PyYAML was built with it (the wheels are): it parses a study
+#: file about ten times faster than the pure-Python one, with the same safe constructor.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class StudyLoader(_SAFE_LOADER):
+    """``yaml.SafeLoader`` (on libyaml's parser when available) that also rejects repeated
+    mapping keys.
 
     Like SafeLoader it builds plain data only (dicts, lists, strings, numbers, booleans,
     null, and YAML's own dates/sets/binary); any other tag, e.g. ``!!python/object``, is an

@@ -54,20 +54,34 @@ def model():
 
 
 @functools.cache
-def _term_logps():
-    """One compiled function (compilation is most of this file's run time): point ->
-    {observed name: its log density, "total": the model's log density (as compile_logp),
-    "prior": the log density of the free variables (with their transforms' Jacobians)}.
-    The terms come from one ``model.logp`` call and the total from another: each call
-    rebuilds the model's log-density graph (about 3 s)."""
-    m = _model()
-    terms = m.logp(vars=[*(m[name] for name in OBSERVED), *m.free_RVs], sum=False)
-    outputs = [*terms[: len(OBSERVED)], m.logp(), pt.add(*(t.sum() for t in terms[len(OBSERVED) :]))]
-    fn = pytensor.function(m.value_vars, outputs, on_unused_input="ignore", **FAST)
-    names = [v.name for v in m.value_vars]
+def _converted():
+    """The model's log densities as the sampler takes them (reanalysis.sampling): ONE graph
+    conversion and XLA compilation (about 12 s) serve every point of this file, each
+    evaluated in milliseconds (on PyTensor's Python linker each took 0.75 s).  The claims'
+    "observed to hold" flags are inputs, so a claim observed not to hold needs no second
+    compilation.  That these functions are PyMC's densities is
+    test_jax_log_densities_match_pymc below."""
+    from reanalysis.sampling import _jax_functions
 
-    def evaluate(point):
-        return dict(zip([*OBSERVED, "total", "prior"], (float(t) for t in fn(*[point[n] for n in names]))))
+    m = _model()
+    shared = {v.name: v for v in (m[f"claim_holds_{name.removeprefix('claim_')}"] for name in OBSERVED if name.startswith("claim_"))}
+    potential, postprocess, densities, names, out_names = _jax_functions(m, shared, log_densities=True)
+    return m, shared, potential, postprocess, densities, names, out_names
+
+
+def _term_logps():
+    """point (, claim_holds_<name>=0 or 1) -> {observed name: its log density, "potential":
+    the sampler's potential (minus the model's log density, with the transforms' Jacobians),
+    "prior": the free variables' log densities at their constrained values (no Jacobian)}."""
+    m, shared, potential, _, densities, names, _ = _converted()
+
+    def evaluate(point, **flags):
+        data = {n: np.asarray(flags.get(n, v.get_value()), dtype=float) for n, v in shared.items()}
+        values = densities({n: np.asarray(point[n])[None, None] for n in names}, data)
+        terms = dict(zip([v.name for v in m.observed_RVs], (float(np.sum(v)) for v in values)))
+        terms["prior"] = float(sum(np.sum(v) for v in values[len(m.observed_RVs) :]))
+        terms["potential"] = float(potential({n: point[n] for n in names}, data))
+        return terms
 
     return evaluate
 
@@ -112,8 +126,9 @@ def test_model_variables(model):
 def test_model_logp_finite_at_initial_point(model):
     terms = _term_logps()(_point(model))
     assert all(np.isfinite(v) for v in terms.values()), terms
-    assert terms["total"] == pytest.approx(terms["prior"] + sum(terms[k] for k in OBSERVED), abs=1e-8)
     # the terms are the model's whole log density: every observed variable, no potential
+    # (that the sampler's potential sums the terms and the Jacobians is tested on a model of
+    # every kind of term: test_potential_from_density_terms_is_the_model_logp)
     assert set(OBSERVED) == {v.name for v in model.observed_RVs} and not model.potentials
     # every claim is a log probability
     assert all(terms[k] <= 1e-12 for k in OBSERVED if k.startswith("claim_"))
@@ -199,18 +214,66 @@ def test_gradient_finite_at_the_start_and_far_from_the_mode(model):
         assert np.all(np.isfinite(grad(point))), effect
 
 
+@pytest.mark.slow
+def test_jax_gradient_is_finite_at_the_start_and_far_from_the_mode(model):
+    """The gradient the sampler takes of its potential is finite and non-zero at the initial
+    point and finite far from the mode (the regression of
+    test_gradient_finite_at_the_start_and_far_from_the_mode, on PyTensor's gradient).  Slow
+    tier: XLA compiles the gradient of the whole model (6 s); the fast tier's fits sample
+    smaller models with the same code."""
+    import jax
+
+    _, shared, potential, _, _, names, _ = _converted()
+    data = {n: np.asarray(v.get_value()) for n, v in shared.items()}
+    grad = jax.jit(jax.grad(potential))
+    g0 = np.concatenate([np.ravel(v) for v in grad({n: model.initial_point()[n] for n in names}, data).values()])
+    assert np.all(np.isfinite(g0)) and np.any(g0 != 0)
+    for effect in FAR_EFFECTS:
+        point = _point(model, effect=effect, log_sigma=[-2.5, -2.5])
+        assert all(np.all(np.isfinite(v)) for v in grad({n: point[n] for n in names}, data).values()), effect
+
+
+def test_jax_log_densities_match_pymc(model):
+    """The log_likelihood and log_prior groups a JAX fit brings (reanalysis.sampling) are PyMC's:
+    same variables, dims and values at scattered draws."""
+    import pymc as pm
+
+    from reanalysis.sampling import _density_groups
+
+    m, shared, _, postprocess, densities, names, out_names = _converted()
+    data = {n: np.asarray(v.get_value()) for n, v in shared.items()}
+    start = m.initial_point()
+    rng = np.random.default_rng(3)
+    draws = {n: start[n] + 0.3 * rng.standard_normal((2, 3, *np.shape(start[n]))) for n in names}
+    coords = {k: list(v) for k, v in m.coords.items()}
+    dims = {k: list(v) for k, v in m.named_vars_to_dims.items()}
+    posterior = {n: np.asarray(v) for n, v in zip(out_names, postprocess(draws, data))}
+    idata = az.from_dict(posterior=posterior, coords=coords, dims=dims)
+    ours = _density_groups(m, list(densities(draws, data)), coords, dims)
+    saved = dict(m.rvs_to_initial_values)
+    m.rvs_to_initial_values = {rv: None for rv in saved}
+    try:
+        theirs = {
+            "log_likelihood": pm.compute_log_likelihood(idata, model=m, progressbar=False, extend_inferencedata=False, compile_kwargs=FAST),
+            "log_prior": pm.compute_log_prior(idata, model=m, progressbar=False, extend_inferencedata=False, compile_kwargs=FAST),
+        }
+    finally:
+        m.rvs_to_initial_values = saved
+    for group, ref in theirs.items():
+        assert sorted(ours[group].data_vars) == sorted(ref.data_vars), group
+        for var in ref.data_vars:
+            assert ours[group][var].dims == ref[var].dims, (group, var)
+            np.testing.assert_allclose(ours[group][var].values, ref[var].values, rtol=1e-9, atol=1e-9, err_msg=f"{group}.{var}")
+
+
 def test_claim_observed_not_to_hold(model):
     """A claim observed not to hold (as in simulated studies) contributes log(1 - p)."""
     point = _point(model, age_decades=math.log(0.9))
-    held = _term_logps()(point)["claim_age"]
-    data = model["claim_holds_age"]
-    data.set_value(np.asarray(0.0))
-    try:
-        fn = pytensor.function(model.value_vars, model.logp(vars=[model["claim_age"]]), on_unused_input="ignore", **FAST)
-        not_held = float(fn(*[point[v.name] for v in model.value_vars]))
-    finally:
-        data.set_value(np.asarray(1.0))
-    assert not_held == pytest.approx(math.log(-math.expm1(held)), rel=1e-9)
+    held = _term_logps()(point)
+    not_held = _term_logps()(point, claim_holds_age=0.0)
+    assert not_held["claim_age"] == pytest.approx(math.log(-math.expm1(held["claim_age"])), rel=1e-9)
+    # only the claim's own term changes
+    assert all(not_held[k] == held[k] for k in OBSERVED if k != "claim_age")
 
 
 def test_statistic_without_large_sample_distribution(tmp_path):
