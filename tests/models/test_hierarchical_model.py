@@ -179,9 +179,13 @@ def test_p_value_claim_responds_to_group_difference(model):
 
 
 # --- families, errors, priors ---------------------------------------------------------------
+@pytest.mark.slow
 def test_student_t_family(study, model):
     """Student-t residuals: a scale mixture in the likelihood, with heavier tails, so the
-    same effects give a different fit to the reported statistics."""
+    same effects give a different fit to the reported statistics.  Slow tier: a build and a
+    compilation of the model's likelihood (11 s); the fast tier checks the Student-t
+    mixture's moments against simulation (test_joint_likelihood.py) and that the family
+    needs its degrees of freedom (test_student_t_family_needs_residual_df)."""
     m = build_model(study, get_priors("hierarchical"), family="student_t", reps=REPS)
     assert m.residual_df == 5.0
     point = _point(model)
@@ -524,9 +528,13 @@ def test_rank_figure_has_a_panel_per_coordinate_at_a_bounded_size():
     np.testing.assert_allclose(fig.get_size_inches(), (6.3, 0.7 + 1.3 * 3))
 
 
+@pytest.mark.slow
 def test_structure_key_is_the_same_for_two_builds_of_one_study(study, model):
-    # sensitivity runs reuse a compiled sampler only when the key repeats; slice constants
-    # of the padded layout once hashed by address and made every build look new
+    """Sensitivity runs reuse a compiled sampler only when the key repeats; slice constants
+    of the padded layout once hashed by address and made every build look new.  Slow tier:
+    a second build and two keys of the covariate model (10 s); the fast tier checks the
+    key's treatment of slice constants on a small model
+    (test_structure_key_hashes_slice_constants_by_value)."""
     from reanalysis.analysis import structure_key
 
     again = build_model(load_study(STUDY_PATH), get_priors("hierarchical"), reps=REPS)
@@ -542,8 +550,8 @@ def test_prior_sets_of_one_shape_share_a_compiled_model(study):
     of its own.  A fixed residual df stays a number (it sets the likelihood's nodes).
     Five builds of the covariate model (about 30 s of CPU): the fast tier tests the same
     mechanism on the group model (test_sensitivity.py: the compiled-model cache, tensor
-    priors against numeric ones) and the key's stability over builds here
-    (test_structure_key_is_the_same_for_two_builds_of_one_study)."""
+    priors against numeric ones) and the key's treatment of slice constants
+    (test_structure_key_hashes_slice_constants_by_value)."""
     from reanalysis.analysis import build_keyed, model_api
 
     api = model_api("hierarchical")

@@ -491,3 +491,25 @@ def test_families_that_differ_only_in_their_tables_share_a_structure_and_go_firs
     # the default's group first, then the first of each other structure, then the rest
     assert [[sp.name for sp in g] for g in groups] == [["default", "fold ratio"], ["gamma"], ["medians"], ["weibull"]]
     assert sens.spread_structures(list("abcdef"), ["s", "s", "t", "t", "u", "s"]) == list("acebdf")
+
+
+def test_structure_key_hashes_slice_constants_by_value():
+    """Sensitivity runs reuse a compiled sampler only when the key repeats: a slice constant
+    (``x[:, columns]``, as in the covariate model's padded layout) counts by its value, not
+    by its address, which is new in every build; other columns are another structure."""
+    import pymc as pm
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import ancestors
+
+    from reanalysis.analysis import structure_key
+
+    def build(columns):
+        with pm.Model() as model:
+            x = pm.Normal("x", 0.0, 1.0, shape=(2, 3))
+            pm.Normal("y", x[:, np.array(columns)].sum(), 1.0, observed=0.5)
+        return model
+
+    model = build([0, 2])
+    assert any(isinstance(v, Constant) and isinstance(v.data, slice) for v in ancestors([model.logp()]))
+    assert structure_key(build([0, 2])) == structure_key(model)
+    assert structure_key(build([0, 1])) != structure_key(model)
