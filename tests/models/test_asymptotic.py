@@ -62,6 +62,22 @@ def test_quantile_converges_for_a_bimodal_mixture():
     np.testing.assert_allclose(got, [want, want2], atol=1e-9 * sig)
 
 
+@pytest.mark.parametrize("apart, share", [(37, 0.3), (80, 0.2), (200, 0.4), (12, 0.45)])
+def test_quantile_converges_where_subgroups_are_far_apart_in_component_scales(apart, share):
+    """A subgroup (a subtype, one sex) far from the rest in units of the residual SD: the
+    CDF is a staircase, flat in the gap.  The bracketed iteration reaches the root to 1e-9
+    component scales; the former one (6 Newton steps clipped to half the mixture's SD)
+    stopped 4 to 33 component scales short, which made the covariate model's log density
+    kinked and steep where its residual SD was small (a calibration fit's chains froze)."""
+    rng = np.random.default_rng(apart)
+    sig = 0.05
+    m = np.where(np.arange(900) < share * 900, apart * sig, 0.0) + sig * rng.standard_normal(900)
+    s = sig * np.exp(0.2 * rng.standard_normal(900))
+    for p in (0.25, 0.5, 0.75):
+        want = optimize.brentq(lambda y: special.ndtr((y - m) / s).mean() - p, -20, 30, xtol=1e-14)
+        assert abs(quantile_log(np, m, s, p) - want) < 1e-9 * s.min(), p
+
+
 def test_batched_moments_equal_one_group_at_a_time():
     """Statistic moments on padded, weighted batches equal those of each group alone."""
     m1, s1 = _mixture(0.3, M=120)
