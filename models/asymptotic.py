@@ -45,12 +45,13 @@ LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 SUPPORTED = ("mean", "sd", *QUANTILE_P)
 #: Steps of the bracketed Newton iteration for a population quantile
 #: (:func:`quantile_log`).  From the moment-matched normal start, 12 reach the root to 1e-10
-#: component scales on every mixture measured: two clusters 8 to 200 component scales
-#: apart with a fifth to a half of the weight in one, and 20 random mixtures with a shifted
-#: subgroup (at most 11 steps, median 4-6).  The unbracketed iteration it replaced (6 Newton
-#: steps, each clipped to half the mixture's log-scale SD) stopped 4 to 33 component scales
-#: short of the root on most of those mixtures: a kinked, steep log density where the
-#: residual SD is small and subtypes or covariates separate the subjects.
+#: component scales on every mixture of benchmarks/check_quantile_solver.py: two clusters 8
+#: to 200 component scales apart with a fifth to a half of the weight in one, and random
+#: mixtures with a shifted subgroup (at most 10 steps, median 4).  The unbracketed iteration
+#: it replaced (6 Newton steps, each clipped to half the mixture's log-scale SD) stopped more
+#: than one component scale short of the root at 45 of those 140 quantiles (up to 33): a
+#: kinked, steep log density where the residual SD is small and subtypes or covariates
+#: separate the subjects.
 NEWTON_STEPS = 12
 #: The bracket's half-width beyond the outermost components, in their scales: the mixture's
 #: CDF is below ``Phi(-8.5)`` (1e-17) at its lower end and above 1 minus that at its upper.
