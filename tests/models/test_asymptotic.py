@@ -43,9 +43,9 @@ def test_quantile_solves_the_mixture_cdf(p, spread):
 
 
 def test_quantile_converges_for_a_bimodal_mixture():
-    """Locations spread 8 times the component scale, a fifth of them shifted by 16 scales:
-    the former 1-log-unit step clip cycled here; half-SD clipping converges, and the batched
-    form (groups x quantiles, weights with zero padding) gives the same roots."""
+    """Locations spread 8 times the component scale, a fifth of them shifted by 16 scales
+    (a 1-log-unit step clip once cycled here without converging); the batched form (groups x
+    quantiles, weights with zero padding) gives the same roots."""
     rng = np.random.default_rng(3)
     sig = 0.05
     m = 8 * sig * rng.standard_normal(300)
