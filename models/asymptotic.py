@@ -121,6 +121,7 @@ def quantile_log(xp, m, s, p, steps: int = NEWTON_STEPS, w=None):
         m0, s0 = stop_gradient(m), stop_gradient(s)
     mean = _wmean(m0, w)
     sd = xp.sqrt(_wmean((m0 - mean[..., None]) ** 2 + s0**2, w))[..., None]
+    # (..., Q): one bracket per quantile
     lo = (m0 - BRACKET_SCALES * s0).min(axis=-1)[..., None] + 0.0 * p
     hi = (m0 + BRACKET_SCALES * s0).max(axis=-1)[..., None] + 0.0 * p
     y = xp.clip(mean[..., None] + norm.ppf(p) * sd, lo, hi)

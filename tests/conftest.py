@@ -131,15 +131,17 @@ def study_path() -> Path:
     return (_TESTS_DIR.parent / "data" / "studies" / "lasemi2018.yaml").resolve()
 
 
-#: libyaml's loader and dumper where PyYAML has them: hundreds of tests read or write a
-#: study file, and the pure-Python ones took about ten times as long.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: libyaml's dumper where PyYAML has it: hundreds of tests write a study file, and the
+#: pure-Python one took about ten times as long (reading goes through the toolkit's own
+#: loader, models.study.StudyLoader, which is libyaml's too).
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 @functools.cache
 def _real_study_data(path: Path) -> dict:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+    from models.study import StudyLoader
+
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=StudyLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 @pytest.fixture

@@ -66,17 +66,19 @@ def _converted():
     m = _model()
     shared = {v.name: v for v in (m[f"claim_holds_{name.removeprefix('claim_')}"] for name in OBSERVED if name.startswith("claim_"))}
     potential, postprocess, densities, names, out_names = _jax_functions(m, shared, log_densities=True)
-    return m, shared, potential, postprocess, densities, names, out_names
+    # the flags' values in the model (every claim holds), the data the functions take
+    data = {n: np.asarray(v.get_value(), dtype=float) for n, v in shared.items()}
+    return m, data, potential, postprocess, densities, names, out_names
 
 
 def _term_logps():
     """point (, claim_holds_<name>=0 or 1) -> {observed name: its log density, "potential":
     the sampler's potential (minus the model's log density, with the transforms' Jacobians),
     "prior": the free variables' log densities at their constrained values (no Jacobian)}."""
-    m, shared, potential, _, densities, names, _ = _converted()
+    m, held, potential, _, densities, names, _ = _converted()
 
     def evaluate(point, **flags):
-        data = {n: np.asarray(flags.get(n, v.get_value()), dtype=float) for n, v in shared.items()}
+        data = {**held, **{n: np.asarray(v, dtype=float) for n, v in flags.items()}}
         values = densities({n: np.asarray(point[n])[None, None] for n in names}, data)
         terms = dict(zip([v.name for v in m.observed_RVs], (float(np.sum(v)) for v in values)))
         terms["prior"] = float(sum(np.sum(v) for v in values[len(m.observed_RVs) :]))
@@ -227,10 +229,10 @@ def test_jax_gradient_is_finite_at_the_start_and_far_from_the_mode(model):
     smaller models with the same code."""
     import jax
 
-    _, shared, potential, _, _, names, _ = _converted()
-    data = {n: np.asarray(v.get_value()) for n, v in shared.items()}
+    _, data, potential, _, _, names, _ = _converted()
     grad = jax.jit(jax.grad(potential))
-    g0 = np.concatenate([np.ravel(v) for v in grad({n: model.initial_point()[n] for n in names}, data).values()])
+    start = model.initial_point()
+    g0 = np.concatenate([np.ravel(v) for v in grad({n: start[n] for n in names}, data).values()])
     assert np.all(np.isfinite(g0)) and np.any(g0 != 0)
     for effect in FAR_EFFECTS:
         point = _point(model, effect=effect, log_sigma=[-2.5, -2.5])
@@ -244,8 +246,7 @@ def test_jax_log_densities_match_pymc(model):
 
     from reanalysis.sampling import _density_groups
 
-    m, shared, _, postprocess, densities, names, out_names = _converted()
-    data = {n: np.asarray(v.get_value()) for n, v in shared.items()}
+    m, data, _, postprocess, densities, names, out_names = _converted()
     start = m.initial_point()
     rng = np.random.default_rng(3)
     draws = {n: start[n] + 0.3 * rng.standard_normal((2, 3, *np.shape(start[n]))) for n in names}
