@@ -379,15 +379,17 @@ def build_model(
                 dims=f"statistic_{d.group}",
             )
         # imported here: the covariate model imports this module
-        from .hierarchical import claim_logp
+        from .hierarchical import claim_variable
 
         terms = two_group_terms(study, family)
-        model.two_group_moments = {}
+        ids = list(observed)
         for term in terms:
-            held, law = two_group_log_prob(study, term, log_mean, log_cv, observed, ref, width)
-            model.two_group_moments[term.name] = law
+
+            def held_of(lm, lc, *obs, term=term):
+                return two_group_log_prob(study, term, lm, lc, dict(zip(ids, obs)), ref, width)
+
             safe = term.name.replace(".", "_")
-            pm.CustomDist(f"claim_{safe}", held, logp=claim_logp, signature="()->()", observed=pm.Data(f"claim_holds_{safe}", 1.0))
+            claim_variable(f"claim_{safe}", [log_mean, log_cv, *observed.values()], held_of, pm.Data(f"claim_holds_{safe}", 1.0))
     model.group_tables = tables
     model.two_group_terms = terms
     return model
@@ -429,8 +431,7 @@ def _median_located_mean(data: list, prior: dict, observed: dict, log_cv, ref: f
 
 def two_group_log_prob(study: Study, term, log_mean, log_cv, observed: dict, ref: float, width: float):
     """Log probability that a published two-group test prints its published value, given
-    the groups' published statistics (:mod:`models.two_group`), as a tensor; and the law's
-    conditional mean and variance (tests compare them with simulated cohorts).
+    the groups' published statistics (:mod:`models.two_group`), as a tensor.
 
     ``observed`` maps each group to its log published statistics (the ``pm.Data`` the
     group's likelihood reads, so swapped data move this term too).
@@ -445,4 +446,4 @@ def two_group_log_prob(study: Study, term, log_mean, log_cv, observed: dict, ref
         # in reference units, as the law's populations
         obs.append(observed[g][[own.index(x) for x in names]] - np.log(ref) if names else None)
     mu, v, _ = conditional_law(pt, term, params, obs, rounding=width / ref)
-    return event_log_prob(pt, mu, v, term.bounds), {"conditional_mean": mu, "conditional_var": v}
+    return event_log_prob(pt, mu, v, term.bounds)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytensor
+import pytensor.tensor as pt
 import pytest
 import yaml
 from scipy import optimize
@@ -95,6 +96,31 @@ def test_coords_variables_and_observed_data(built, study):
         obs = model.rvs_to_values[model[f"stats_{g}"]]
         obs = obs.get_value() if hasattr(obs, "get_value") else obs.data
         np.testing.assert_allclose(np.asarray(obs), np.log(list(study.reported(g).values())), rtol=1e-14)
+
+
+def test_two_group_claim_builds_its_probability_inside_its_log_density(study):
+    """The claim's parameters are the model variables its probability is made of, not the
+    probability's graph (PyMC rewrites that graph on every log-density derivation), and its
+    log density is the two-group law's probability, computed outside the model."""
+    from pytensor.graph.traversal import applys_between
+
+    from models.group import rounding_width, two_group_log_prob
+    from models.hierarchical import claim_logp
+    from models.two_group import two_group_terms
+
+    _, model, ip, _, _ = _built("lognormal")
+    claim = model["claim_control_vs_ms_p_value"]
+    assert len(list(applys_between(model.free_RVs, [claim]))) < 20
+    (term,) = two_group_terms(study, "lognormal")
+    values = {g: np.log(list(study.reported(g).values())) for g in study.group_ids}
+    lm, lc = pt.vector("lm"), pt.vector("lc")
+    held = two_group_log_prob(study, term, lm, lc, {g: pt.as_tensor(v) for g, v in values.items()}, float(study.assumption("reference_level", 1.0)), rounding_width(study))
+    direct = pytensor.function([lm, lc], [claim_logp(pt.constant(1.0), held), claim_logp(pt.constant(0.0), held)], **FAST)
+    point = {k: v + 0.3 for k, v in ip.items()}
+    constrained = model.compile_fn([model["log_mean"], model["log_cv"]], inputs=model.value_vars, on_unused_input="ignore", **FAST)(point)
+    ours = model.compile_fn(model.logp(vars=[claim], sum=False), **FAST)(point)[0]
+    np.testing.assert_allclose(float(ours), direct(*constrained)[0], rtol=1e-12)
+    assert direct(*constrained)[1] < -1.0
 
 
 def test_point_logps_are_finite(built):
