@@ -23,6 +23,7 @@ import pytensor
 import pytensor.tensor as pt
 from pymc.logprob.transforms import Transform
 
+from .deferred import DeferredGraph
 from .families import get_family
 from .likelihood import (
     CV_RANGE,
@@ -379,17 +380,15 @@ def build_model(
                 dims=f"statistic_{d.group}",
             )
         # imported here: the covariate model imports this module
-        from .hierarchical import claim_variable
+        from .hierarchical import claim_logp
 
         terms = two_group_terms(study, family)
-        ids = list(observed)
         for term in terms:
-
-            def held_of(lm, lc, *obs, term=term):
-                return two_group_log_prob(study, term, lm, lc, dict(zip(ids, obs)), ref, width)
-
+            # built inside the claim's log density (models.deferred: PyMC rewrites a
+            # parameter's graph on every derivation)
+            held = DeferredGraph([two_group_log_prob(study, term, log_mean, log_cv, observed, ref, width)])
             safe = term.name.replace(".", "_")
-            claim_variable(f"claim_{safe}", [log_mean, log_cv, *observed.values()], held_of, pm.Data(f"claim_holds_{safe}", 1.0))
+            held.observe(f"claim_{safe}", lambda value, outs: claim_logp(value, outs[0]), pm.Data(f"claim_holds_{safe}", 1.0))
     model.group_tables = tables
     model.two_group_terms = terms
     return model

@@ -57,6 +57,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .asymptotic import SUPPORTED, build_correction, corrected_moments, influence_covariances, mixture_mean_cv2, ndtr, residual_nodes, stack_corrections
+from .deferred import DeferredGraph
 from .cohort import Design, build_design, claim_design, claim_linear_forms, modelled_associations, stack_claims
 from .group import ROUNDING_FLOOR, moment_estimates, rounding_width
 from .likelihood import mvn_logp, rounding_variance_log
@@ -331,18 +332,28 @@ def claim_logp(value, held):
     return pt.switch(value > 0.5, held, _log1mexp(held))
 
 
-def claim_variable(name: str, inputs: list, held_of, holds):
-    """The observed claim ``name`` (:func:`claim_logp`) whose log density builds its own
-    probability ``held_of(*inputs)`` from the model variables ``inputs``.
+def _declare_observed(terms: dict, ref: float, width: float) -> None:
+    """The covariate model's observed variables, in the order of ``terms`` (name -> (the
+    tensors its log density reads, observed data, group or None for a claim)), with one
+    :class:`models.deferred.DeferredGraph` of all their tensors as parameters."""
+    names = list(terms)
+    graph = DeferredGraph([t for name in names for t in terms[name][0]])
+    at = np.cumsum([0] + [len(terms[name][0]) for name in names])
+    for i, name in enumerate(names):
+        _, observed, group = terms[name]
+        if group is None:
+            graph.observe(name, lambda value, outs, j=at[i]: claim_logp(value, outs[j]), observed)
+            continue
 
-    PyMC rewrites the whole graph of an observed variable's parameters every time it derives
-    a model's log density (``model.logp``, each compilation); a two-group test's probability
-    is about 800 operations, 0.7 s of rewriting per derivation.  With only its inputs as
-    parameters that graph is built inside the log density instead: the same operations, left
-    out of those rewrites.  ``holds`` is the observed flag (1 held, 0 did not).
-    """
-    core = ",".join("(" + ",".join(f"d{i}_{j}" for j in range(v.ndim)) + ")" for i, v in enumerate(inputs))
-    return pm.CustomDist(name, *inputs, logp=lambda value, *args: claim_logp(value, held_of(*args)), signature=f"{core}->()", observed=holds)
+        def logp(value, outs, _obs, j=at[i], kk=int(observed.get_value().shape[0])):
+            mu, cov = outs[j], outs[j + 1]
+            extra = rounding_variance_log(pt.exp(value) * ref, width) + ROUNDING_FLOOR
+            # times the identity, not pt.diag: that is a graph-in-an-op, and folding it
+            # (the observed values are constants to the sampler) compiled it on the C
+            # backend, whose module cache took 7-10 s to load on every run
+            return mvn_logp(pt, value, mu, cov + extra[..., None] * np.eye(kk), k=kk)
+
+        graph.observe(name, logp, observed, extra=(observed,), out="(s)", dims=f"statistic_{group}")
 
 
 def claim_points(xp, bounds):
@@ -873,6 +884,10 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
         mu, cov = corrected_moments(pt, correction, comp_m, comp_s, sizes, names, w=weights)
 
         stats = []  # per group: observed log statistics, their mean and covariance with rounding
+        # observed variable -> (the tensors its log density reads, its observed data, its
+        # group or None): declared at the end, with their parameters built inside their log
+        # densities (models.deferred)
+        observed_terms = {}
         for k, g in enumerate(design.groups):
             own = [names.index(s) for s in fitted[g]]
             observed = np.log(np.array(list(fitted[g].values())) / ref)
@@ -880,23 +895,7 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
             obs_g = pm.Data(f"log_stats_{g}", observed, dims=f"statistic_{g}")
             rounding = rounding_variance_log(pt.exp(obs_g) * ref, width) + ROUNDING_FLOOR
             stats.append((obs_g, mu_g, cov_g + rounding[:, None] * np.eye(len(own)), len(own)))
-
-            def logp(value, mu, cov, kk=len(own)):
-                extra = rounding_variance_log(pt.exp(value) * ref, width) + ROUNDING_FLOOR
-                # times the identity, not pt.diag: that is a graph-in-an-op, and folding it
-                # (the observed values are constants to the sampler) compiled it on the C
-                # backend, whose module cache took 7-10 s to load on every run
-                return mvn_logp(pt, value, mu, cov + extra[..., None] * np.eye(kk), k=kk)
-
-            pm.CustomDist(
-                f"stats_{g}",
-                mu_g,
-                cov_g,
-                logp=logp,
-                signature="(s),(s,s)->(s)",
-                observed=obs_g,
-                dims=f"statistic_{g}",
-            )
+            observed_terms[f"stats_{g}"] = ([mu_g, cov_g], obs_g, g)
 
         variance = sigma**2 * tau  # (G,)
         if claims is not None:
@@ -921,7 +920,7 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
                 "stats_mean": [st[1] for st in stats], "stats_cov": [st[2] for st in stats],
             }
             for a, name in enumerate(assoc):
-                pm.CustomDist(f"claim_{name}", lp[a], logp=claim_logp, signature="()->()", observed=pm.Data(f"claim_holds_{name}", 1.0))
+                observed_terms[f"claim_{name}"] = ([lp[a]], pm.Data(f"claim_holds_{name}", 1.0), None)
 
         for cc in comparison_claims(study):
             ga, gb = cc["groups"]
@@ -936,7 +935,8 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
                 comps = {k: (comp_m[k], comp_s[k], weights[k]) for k in (ka, kb)}
             lp = group_test_log_prob(cc, comps[ka], comps[kb], study.n(ga), study.n(gb))
             safe = cc["name"].replace(".", "_")
-            pm.CustomDist(f"claim_{safe}", lp, logp=claim_logp, signature="()->()", observed=pm.Data(f"claim_holds_{safe}", 1.0))
+            observed_terms[f"claim_{safe}"] = ([lp], pm.Data(f"claim_holds_{safe}", 1.0), None)
+        _declare_observed(observed_terms, ref, width)
     # kept for estimands and predictive checks (plain NumPy, no I/O)
     model.design, model.residual_df = design, df
     return model

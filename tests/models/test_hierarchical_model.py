@@ -125,6 +125,22 @@ def test_model_variables(model):
     assert model["design_x"].get_value().shape == (2, REPS, 45, 4)
 
 
+def test_observed_variables_build_their_parameters_inside_their_log_densities(model, monkeypatch):
+    """The statistics' and claims' parameters are the model's free variables (and their own
+    data), not the thousands of operations PyMC would rewrite on every derivation; one
+    derivation of the log density builds those operations once for all of them."""
+    import models.deferred as deferred
+    from pytensor.graph.replace import clone_replace as deferred_clone
+    from pytensor.graph.traversal import applys_between
+
+    free = {v.owner for v in model.free_RVs}
+    assert all(set(applys_between(model.free_RVs, [rv])) - free == {rv.owner} for rv in model.observed_RVs)
+    copies = []
+    monkeypatch.setattr(deferred, "clone_replace", lambda *a, **k: copies.append(1) or deferred_clone(*a, **k))
+    model.logp(sum=False)
+    assert len(copies) == 1
+
+
 def test_model_logp_finite_at_initial_point(model):
     terms = _term_logps()(_point(model))
     assert all(np.isfinite(v) for v in terms.values()), terms
