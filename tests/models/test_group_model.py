@@ -115,12 +115,20 @@ def test_two_group_claim_builds_its_probability_inside_its_log_density(study):
     values = {g: np.log(list(study.reported(g).values())) for g in study.group_ids}
     lm, lc = pt.vector("lm"), pt.vector("lc")
     held = two_group_log_prob(study, term, lm, lc, {g: pt.as_tensor(v) for g, v in values.items()}, float(study.assumption("reference_level", 1.0)), rounding_width(study))
-    direct = pytensor.function([lm, lc], [claim_logp(pt.constant(1.0), held), claim_logp(pt.constant(0.0), held)], **FAST)
-    point = {k: v + 0.3 for k, v in ip.items()}
-    constrained = model.compile_fn([model["log_mean"], model["log_cv"]], inputs=model.value_vars, on_unused_input="ignore", **FAST)(point)
-    ours = model.compile_fn(model.logp(vars=[claim], sum=False), **FAST)(point)[0]
-    np.testing.assert_allclose(float(ours), direct(*constrained)[0], rtol=1e-12)
-    assert direct(*constrained)[1] < -1.0
+    # observed not to hold: log(1 - P(holds)), which resolves P(holds) even where it is 1 - 1e-20
+    direct = pytensor.function([lm, lc], claim_logp(pt.constant(0.0), held), **FAST)
+    constrained = model.compile_fn(model.replace_rvs_by_values([model["log_mean"], model["log_cv"]]), inputs=model.value_vars, **FAST)
+    flag = model["claim_holds_control_vs_ms_p_value"]
+    flag.set_value(0.0)
+    try:
+        ours = model.compile_fn(model.logp(vars=[claim], sum=False), **FAST)
+        for shift in (0.0, 0.4, -0.4):
+            point = {k: v + shift for k, v in ip.items()}
+            expected = float(direct(*constrained(point)))
+            assert -1e4 < expected < -1.0
+            np.testing.assert_allclose(float(ours(point)[0]), expected, rtol=1e-10)
+    finally:
+        flag.set_value(1.0)
 
 
 def test_point_logps_are_finite(built):
