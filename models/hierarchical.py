@@ -57,8 +57,8 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .asymptotic import SUPPORTED, build_correction, corrected_moments, influence_covariances, mixture_mean_cv2, ndtr, residual_nodes, stack_corrections
-from .deferred import DeferredGraph
 from .cohort import Design, build_design, claim_design, claim_linear_forms, modelled_associations, stack_claims
+from .deferred import DeferredGraph
 from .group import ROUNDING_FLOOR, moment_estimates, rounding_width
 from .likelihood import mvn_logp, rounding_variance_log
 from .priors import PriorError, prior_variable

@@ -191,7 +191,7 @@ def fit_sinh_arcsinh(u: np.ndarray, iters: int = 20, init=None) -> tuple[np.ndar
 # in them.  The shape fit needs them only to absolute precision (they enter means of values
 # of order one), which exp and log give: about 1e-16 absolute, as the functions themselves
 # (not relative precision near zero).  The arguments stay far from overflow: |asinh(u)| is
-# below 10 for standardised statistics and the fit's bounds keep |delta asinh(u) - eps| below 17.
+# below 10 for standardised statistics, so the fit's bounds keep |delta asinh(u) - eps| below 18.
 def _sinh_cosh(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(sinh(s), cosh(s))`` from one exponential, to absolute precision."""
     e = np.exp(s)
