@@ -47,24 +47,19 @@ class DeferredGraph:
         equivalent arguments: PyMC hands each observed variable's log density its own,
         equivalent, expressions of the free variables' values)."""
         args = tuple(args)
-        if self._last is None or len(self._last[0]) != len(args) or not equal_computations(list(self._last[0]), list(args)):
+        if self._last is None or not equal_computations(list(self._last[0]), list(args)):
             self._last = (args, clone_replace(self.outputs, replace=dict(zip(self.inputs, args))))
         return self._last[1]
 
-    def observe(self, name: str, logp, observed, extra: tuple = (), out: str = "()", **kwargs):
-        """``pm.CustomDist`` ``name`` with :attr:`inputs` (then ``extra``) as parameters and
-        log density ``logp(value, outputs, *extra)``.
-
-        ``out`` is the variable's core signature (``"()"`` scalar, ``"(s)"`` a vector whose
-        length is that of the last of ``extra``, e.g. the observed data themselves).
-        """
-        params = [*self.inputs, *extra]
-        core = ",".join("(" + ",".join(f"d{i}_{j}" for j in range(p.ndim)) + ")" for i, p in enumerate(params))
-        if out != "()":
-            # the output's length is the last extra parameter's
-            core = core[: core.rfind("(")] + out
+    def observe(self, name: str, logp, observed, like=None, **kwargs):
+        """``pm.CustomDist`` ``name`` with :attr:`inputs` as parameters and log density
+        ``logp(value, outputs)``: a scalar, or with ``like`` a vector as long as ``like``
+        (e.g. the observed data themselves, then a parameter too)."""
+        params = [*self.inputs, *([] if like is None else [like])]
+        core = [",".join(f"d{i}_{j}" for j in range(p.ndim)) for i, p in enumerate(self.inputs)] + ([] if like is None else ["s"])
+        out = "()" if like is None else "(s)"
         k = len(self.inputs)
         return pm.CustomDist(
-            name, *params, logp=lambda value, *args: logp(value, self.on(args[:k]), *args[k:]),
-            signature=f"{core}->{out}", observed=observed, **kwargs,
+            name, *params, logp=lambda value, *args: logp(value, self.on(args[:k])),
+            signature=",".join(f"({c})" for c in core) + f"->{out}", observed=observed, **kwargs,
         )

@@ -23,7 +23,6 @@ import pytensor
 import pytensor.tensor as pt
 from pymc.logprob.transforms import Transform
 
-from .deferred import DeferredGraph
 from .families import get_family
 from .likelihood import (
     CV_RANGE,
@@ -380,15 +379,17 @@ def build_model(
                 dims=f"statistic_{d.group}",
             )
         # imported here: the covariate model imports this module
-        from .hierarchical import claim_logp
+        from .hierarchical import declare_observed
 
         terms = two_group_terms(study, family)
+        # each claim's probability built inside its log density (models.deferred: PyMC
+        # rewrites a parameter's graph on every derivation)
+        claims = {}
         for term in terms:
-            # built inside the claim's log density (models.deferred: PyMC rewrites a
-            # parameter's graph on every derivation)
-            held = DeferredGraph([two_group_log_prob(study, term, log_mean, log_cv, observed, ref, width)])
             safe = term.name.replace(".", "_")
-            held.observe(f"claim_{safe}", lambda value, outs: claim_logp(value, outs[0]), pm.Data(f"claim_holds_{safe}", 1.0))
+            held = two_group_log_prob(study, term, log_mean, log_cv, observed, ref, width)
+            claims[f"claim_{safe}"] = ([held], pm.Data(f"claim_holds_{safe}", 1.0), None)
+        declare_observed(claims)
     model.group_tables = tables
     model.two_group_terms = terms
     return model

@@ -332,10 +332,13 @@ def claim_logp(value, held):
     return pt.switch(value > 0.5, held, _log1mexp(held))
 
 
-def _declare_observed(terms: dict, ref: float, width: float) -> None:
-    """The covariate model's observed variables, in the order of ``terms`` (name -> (the
+def declare_observed(terms: dict, ref: float = 1.0, width: float = 0.0) -> None:
+    """Observed variables (in the model's context), in the order of ``terms`` (name -> (the
     tensors its log density reads, observed data, group or None for a claim)), with one
-    :class:`models.deferred.DeferredGraph` of all their tensors as parameters."""
+    :class:`models.deferred.DeferredGraph` of all their tensors as parameters.  A claim
+    reads one tensor, the log probability that it holds (:func:`claim_logp`); a group's
+    statistics read their mean and covariance (``ref`` and the rounding ``width`` set the
+    rounding variance added from the observed values)."""
     names = list(terms)
     graph = DeferredGraph([t for name in names for t in terms[name][0]])
     at = np.cumsum([0] + [len(terms[name][0]) for name in names])
@@ -345,7 +348,7 @@ def _declare_observed(terms: dict, ref: float, width: float) -> None:
             graph.observe(name, lambda value, outs, j=at[i]: claim_logp(value, outs[j]), observed)
             continue
 
-        def logp(value, outs, _obs, j=at[i], kk=int(observed.get_value().shape[0])):
+        def logp(value, outs, j=at[i], kk=int(observed.get_value().shape[0])):
             mu, cov = outs[j], outs[j + 1]
             extra = rounding_variance_log(pt.exp(value) * ref, width) + ROUNDING_FLOOR
             # times the identity, not pt.diag: that is a graph-in-an-op, and folding it
@@ -353,7 +356,7 @@ def _declare_observed(terms: dict, ref: float, width: float) -> None:
             # backend, whose module cache took 7-10 s to load on every run
             return mvn_logp(pt, value, mu, cov + extra[..., None] * np.eye(kk), k=kk)
 
-        graph.observe(name, logp, observed, extra=(observed,), out="(s)", dims=f"statistic_{group}")
+        graph.observe(name, logp, observed, like=observed, dims=f"statistic_{group}")
 
 
 def claim_points(xp, bounds):
@@ -936,7 +939,7 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
             lp = group_test_log_prob(cc, comps[ka], comps[kb], study.n(ga), study.n(gb))
             safe = cc["name"].replace(".", "_")
             observed_terms[f"claim_{safe}"] = ([lp], pm.Data(f"claim_holds_{safe}", 1.0), None)
-        _declare_observed(observed_terms, ref, width)
+        declare_observed(observed_terms, ref, width)
     # kept for estimands and predictive checks (plain NumPy, no I/O)
     model.design, model.residual_df = design, df
     return model
