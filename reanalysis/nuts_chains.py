@@ -158,7 +158,8 @@ class ChainPrograms:
         start = _starter(init_kernel, schedule, self.max_tree_depth)
 
         def program(state, begin, data, length, fresh):
-            """With ``fresh``, a new state from ``begin`` in place of ``state``; then
+            """With ``fresh``, a new state from ``begin`` in place of ``state`` (its
+            potential and gradient from a primer transition, :func:`_frozen`); then
             ``length`` (at most :data:`BLOCK`) NUTS transitions, and the fields of each (the
             rest of the block's rows are zeros)."""
             COUNTS["sampler_programs"] += 1  # runs when JAX traces the program, not when it runs
@@ -166,11 +167,15 @@ class ChainPrograms:
 
             def body(k, carry):
                 state, fields = carry
-                state = sample_kernel(state, model_args=(data,))
-                return state, jax.tree.map(lambda f, x: f.at[k].set(x), fields, _collect(state))
+                prime = fresh & (k == 0)
+                moved = sample_kernel(lax.cond(prime, _frozen, lambda s: s, state), model_args=(data,))
+                state = lax.cond(prime, lambda: _primed(state, moved), lambda: moved)
+                # the primer's row is out of bounds, so it is dropped
+                row = jnp.where(prime, BLOCK, k - fresh)
+                return state, jax.tree.map(lambda f, x: f.at[row].set(x, mode="drop"), fields, _collect(state))
 
             fields = jax.tree.map(lambda x: jnp.zeros((BLOCK, *jnp.shape(x)), x.dtype), _collect(state))
-            return lax.fori_loop(0, length, body, (state, fields))
+            return lax.fori_loop(0, length + fresh, body, (state, fields))
 
         # the length and the switch are shared by the chains: under ``vmap`` a per-chain
         # condition would turn into a select that runs both branches
@@ -296,12 +301,18 @@ def _starter(init_kernel: Callable, schedule: int, max_tree_depth: tuple) -> Cal
     """``start(begin, data)``: the NUTS state of NumPyro's ``init_kernel`` at the start a
     run's ``begin`` arguments describe (key, position, step sizes, inverse mass matrices,
     first iteration, adaptation window, target acceptance; one chain's)."""
+    import jax
     import jax.numpy as jnp
+    from numpyro.infer.util import ParamInfo
 
     def start(begin, data):
         key, position, step_size, inverse_mass_matrix, first, window, target_accept = begin
+        # the potential and its gradient at the start are left to the program's primer
+        # transition (:func:`_frozen`): evaluated here they would be a second copy of the
+        # gradient in the program, which XLA compiles again (4.4 of the group model's 13 s)
+        unknown = ParamInfo(position, jnp.full((), jnp.inf, dtype=jnp.result_type(float)), jax.tree.map(jnp.zeros_like, position))
         state = init_kernel(
-            position, schedule, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix, adapt_step_size=True,
+            unknown, schedule, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix, adapt_step_size=True,
             adapt_mass_matrix=True, dense_mass=[], target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
             model_args=(data,), rng_key=key,
         )
@@ -311,6 +322,28 @@ def _starter(init_kernel: Callable, schedule: int, max_tree_depth: tuple) -> Cal
         return state._replace(i=jnp.asarray(first, dtype=state.i.dtype), adapt_state=adapt)
 
     return start
+
+
+def _frozen(state):
+    """``state`` for the primer transition: a zero inverse mass matrix, so every velocity is
+    zero and the trajectory stays at the position.  Its one leapfrog step evaluates the
+    potential and its gradient there, with the kernel's own call of them; the start's
+    potential of +inf makes that new point the transition's certain choice, and zero
+    velocities end the tree at once (a U-turn criterion of 0 <= 0)."""
+    import jax
+    import jax.numpy as jnp
+
+    adapt = state.adapt_state
+    return state._replace(adapt_state=adapt._replace(inverse_mass_matrix=jax.tree.map(jnp.zeros_like, adapt.inverse_mass_matrix)))
+
+
+def _primed(start, primer):
+    """The start ``start`` with the potential, gradient and energy the primer transition
+    found at its position (and the primer's advanced random key); its iteration count,
+    adaptation and statistics are the start's, as though the primer never ran."""
+    return start._replace(
+        z_grad=primer.z_grad, potential_energy=primer.potential_energy, energy=primer.energy, rng_key=primer.rng_key,
+    )
 
 
 def _quadratic(params: dict):

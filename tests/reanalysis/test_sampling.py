@@ -198,6 +198,47 @@ def test_a_run_is_the_same_whatever_its_division_into_calls(monkeypatch):
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("method", ["vectorized", "parallel"])
+def test_a_fresh_start_takes_its_potential_and_gradient_from_one_primer_step(method):
+    # the start leaves the potential and its gradient to a primer transition of the kernel
+    # (one copy of the gradient in the program): after it the state is at the start, with
+    # the potential and gradient there, one gradient evaluated, and the iteration count,
+    # step size and mass matrix untouched
+    import jax
+    import jax.numpy as jnp
+    import numpyro.infer.hmc as hmc
+
+    import reanalysis.nuts_chains as nuts_chains
+
+    data = {"mu": np.array([0.1, 0.2, 0.3]), "s": np.array([1.0, 2.0, 0.5])}
+
+    def potential(params, data):
+        x = params["x"]
+        return 0.5 * jnp.sum(((x - data["mu"]) / data["s"]) ** 2) + 0.01 * jnp.sum(x**4)
+
+    position = {"x": np.array([[0.3, -1.2, 2.0], [1.0, 0.5, -0.7]])}
+    programs = nuts_chains.ChainPrograms(potential, 2, method, 0.8, (10, 10))
+    programs.run(seed=1, position=position, data=data, num_warmup=50, num_samples=0)
+    state, trace = programs._advance(None, 0)  # the start and its primer, no transition
+    assert trace == {}
+    for c in range(2):
+        pe, grad = jax.value_and_grad(potential)({"x": jnp.asarray(position["x"][c])}, data)
+        np.testing.assert_allclose(np.asarray(state.potential_energy)[c], float(pe), rtol=1e-14)
+        np.testing.assert_allclose(np.asarray(state.z_grad["x"])[c], np.asarray(grad["x"]), rtol=1e-14)
+        np.testing.assert_array_equal(np.asarray(state.z["x"])[c], position["x"][c])
+    assert (np.asarray(state.i) == 0).all() and (np.asarray(state.adapt_state.step_size) == 1.0).all()
+    (imm,) = state.adapt_state.inverse_mass_matrix.values()
+    np.testing.assert_array_equal(np.asarray(imm), 1.0)
+    # the primer itself is a one-step tree (the kernel's own count)
+    init_kernel, sample_kernel = hmc.hmc(potential_fn_gen=lambda d: (lambda p: potential(p, d)), algo="NUTS")
+    begin = (jax.random.PRNGKey(0), {"x": jnp.asarray(position["x"][0])}, 1.0, {("x",): jnp.ones(3)}, 0, 0, 0.8)
+    start = nuts_chains._starter(init_kernel, 50, (10, 10))(begin, data)
+    assert np.isinf(start.potential_energy)
+    primer = sample_kernel(nuts_chains._frozen(start), model_args=(data,))
+    assert int(primer.num_steps) == 1 and not bool(primer.diverging)
+    assert float(primer.potential_energy) == pytest.approx(float(potential({"x": jnp.asarray(position["x"][0])}, data)), rel=1e-14)
+
+
 def test_warm_start_keeps_the_mass_matrix_and_adapts_the_step_size_only():
     # posterior SDs 0.01 and 10: from the identity, NUTS needs a long warm-up to learn them;
     # from an earlier run's adaptation, 40 iterations of step-size adaptation suffice
