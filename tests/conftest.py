@@ -207,7 +207,9 @@ def _sensitivity_smoke_args(folder: Path, start: bool) -> list:
     if start:
         folder.mkdir(parents=True, exist_ok=True)
         grid.write_text(yaml.safe_dump(SENSITIVITY_SMOKE_GRID, sort_keys=False), encoding="utf-8")
-    return [ROOT / "scripts" / "sensitivity.py", "--grid", grid, "--out", folder / "out", "--workers", "2"]
+    # one worker: a second process cost about 10 s of CPU in the tier, and pools of several
+    # workers are test_execution.py's (test_interrupt.py's slow run of this script has two)
+    return [ROOT / "scripts" / "sensitivity.py", "--grid", grid, "--out", folder / "out", "--workers", "1"]
 
 
 #: Background runs: the fixtures that read them -> (name, arguments(folder, start)); the

@@ -281,7 +281,7 @@ def test_interrupt_while_writing_leaves_no_folder(tmp_path, monkeypatch):
 # -- end to end with sampling ----------------------------------------------------------------
 def test_local_pool_end_to_end_records_a_failing_scenario(sensitivity_smoke):
     """scripts/sensitivity.py as a user runs it (its subprocess smoke test; conftest.py
-    starts it in the background), on two worker processes, with the grid
+    starts it in the background), on a worker process, with the grid
     ``SENSITIVITY_SMOKE_GRID`` of tests/scriptruns.py: one task samples the default
     posterior, which a scenario that changes only the checks shares; the other cannot build
     its model (a tolerance the study file accepts but whose claim interval reaches -100%,
