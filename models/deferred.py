@@ -14,7 +14,7 @@ from __future__ import annotations
 import pymc as pm
 from pytensor.graph.basic import equal_computations
 from pytensor.graph.replace import clone_replace
-from pytensor.graph.traversal import ancestors
+from pytensor.graph.traversal import ancestors, io_toposort
 
 
 class DeferredGraph:
@@ -39,17 +39,24 @@ class DeferredGraph:
         used = set(ancestors(self.outputs))
         self.inputs = [rv for rv in model.free_RVs if rv in used]
         # the last rebuild: every variable of one derivation gets the same arguments, so
-        # they share one copy of the graph instead of one each
+        # they share one copy of the graph instead of one each.  Kept with the observed
+        # variables it served and its nodes as built: a variable served again starts a new
+        # derivation, and a copy rewritten in place since (PyMC's dlogp rewrites its graph
+        # in place) is not handed out again, so no derivation's graph depends on another's
         self._last: tuple | None = None
 
-    def on(self, args) -> list:
-        """The outputs with :attr:`inputs` replaced by ``args`` (one copy per set of
-        equivalent arguments: PyMC hands each observed variable's log density its own,
-        equivalent, expressions of the free variables' values)."""
+    def on(self, args, name: str = "") -> list:
+        """The outputs with :attr:`inputs` replaced by ``args`` (one copy per derivation:
+        PyMC hands each observed variable's log density its own, equivalent, expressions of
+        the free variables' values).  ``name``: the observed variable asking."""
         args = tuple(args)
-        if self._last is None or not equal_computations(list(self._last[0]), list(args)):
-            self._last = (args, clone_replace(self.outputs, replace=dict(zip(self.inputs, args))))
-        return self._last[1]
+        last = self._last
+        if last is not None and name not in last[2] and equal_computations(list(last[0]), list(args)) and _nodes(last[0], last[1]) == last[3]:
+            last[2].add(name)
+            return last[1]
+        copy = clone_replace(self.outputs, replace=dict(zip(self.inputs, args)))
+        self._last = (args, copy, {name}, _nodes(args, copy))
+        return copy
 
     def observe(self, name: str, logp, observed, like=None, **kwargs):
         """``pm.CustomDist`` ``name`` with :attr:`inputs` as parameters and log density
@@ -60,6 +67,11 @@ class DeferredGraph:
         out = "()" if like is None else "(s)"
         k = len(self.inputs)
         return pm.CustomDist(
-            name, *params, logp=lambda value, *args: logp(value, self.on(args[:k])),
+            name, *params, logp=lambda value, *args: logp(value, self.on(args[:k], name)),
             signature=",".join(f"({c})" for c in core) + f"->{out}", observed=observed, **kwargs,
         )
+
+
+def _nodes(args, outputs) -> list:
+    """The operations from ``args`` to ``outputs`` with their inputs, as they are now."""
+    return [(node, tuple(node.inputs)) for node in io_toposort(list(args), list(outputs))]

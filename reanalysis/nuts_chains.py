@@ -309,7 +309,7 @@ def _starter(init_kernel: Callable, schedule: int, max_tree_depth: tuple) -> Cal
         key, position, step_size, inverse_mass_matrix, first, window, target_accept = begin
         # the potential and its gradient at the start are left to the program's primer
         # transition (:func:`_frozen`): evaluated here they would be a second copy of the
-        # gradient in the program, which XLA compiles again (4.4 of the group model's 13 s)
+        # gradient in the program, which XLA compiles again (about 4 of the group model's 13 s)
         unknown = ParamInfo(position, jnp.full((), jnp.inf, dtype=jnp.result_type(float)), jax.tree.map(jnp.zeros_like, position))
         state = init_kernel(
             unknown, schedule, step_size=step_size, inverse_mass_matrix=inverse_mass_matrix, adapt_step_size=True,
