@@ -14,7 +14,7 @@ from __future__ import annotations
 import pymc as pm
 from pytensor.graph.basic import equal_computations
 from pytensor.graph.replace import clone_replace
-from pytensor.graph.traversal import ancestors, io_toposort
+from pytensor.graph.traversal import ancestors
 
 
 class DeferredGraph:
@@ -40,9 +40,9 @@ class DeferredGraph:
         self.inputs = [rv for rv in model.free_RVs if rv in used]
         # the last rebuild: every variable of one derivation gets the same arguments, so
         # they share one copy of the graph instead of one each.  Kept with the observed
-        # variables it served and its nodes as built: a variable served again starts a new
-        # derivation, and a copy rewritten in place since (PyMC's dlogp rewrites its graph
-        # in place) is not handed out again, so no derivation's graph depends on another's
+        # variables it served: a variable served again starts a new derivation with a new
+        # copy, so no derivation's graph holds another's (PyMC's dlogp rewrites its graph
+        # in place, which changed the next log density when a copy was shared)
         self._last: tuple | None = None
 
     def on(self, args, name: str = "") -> list:
@@ -51,11 +51,11 @@ class DeferredGraph:
         the free variables' values).  ``name``: the observed variable asking."""
         args = tuple(args)
         last = self._last
-        if last is not None and name not in last[2] and equal_computations(list(last[0]), list(args)) and _nodes(last[0], last[1]) == last[3]:
+        if last is not None and name not in last[2] and equal_computations(list(last[0]), list(args)):
             last[2].add(name)
             return last[1]
         copy = clone_replace(self.outputs, replace=dict(zip(self.inputs, args)))
-        self._last = (args, copy, {name}, _nodes(args, copy))
+        self._last = (args, copy, {name})
         return copy
 
     def observe(self, name: str, logp, observed, like=None, **kwargs):
@@ -70,8 +70,3 @@ class DeferredGraph:
             name, *params, logp=lambda value, *args: logp(value, self.on(args[:k], name)),
             signature=",".join(f"({c})" for c in core) + f"->{out}", observed=observed, **kwargs,
         )
-
-
-def _nodes(args, outputs) -> list:
-    """The operations from ``args`` to ``outputs`` with their inputs, as they are now."""
-    return [(node, tuple(node.inputs)) for node in io_toposort(list(args), list(outputs))]

@@ -198,6 +198,17 @@ def test_a_run_is_the_same_whatever_its_division_into_calls(monkeypatch):
         np.testing.assert_array_equal(got, want)
 
 
+#: The primer tests' potential (JAX) and its data: a normal with a quartic term.
+_QUARTIC_DATA = {"mu": np.array([0.1, 0.2, 0.3]), "s": np.array([1.0, 2.0, 0.5])}
+
+
+def _quartic(params, data):
+    import jax.numpy as jnp
+
+    x = params["x"]
+    return 0.5 * jnp.sum(((x - data["mu"]) / data["s"]) ** 2) + 0.01 * jnp.sum(x**4)
+
+
 @pytest.mark.parametrize("method", ["vectorized", "parallel"])
 def test_a_fresh_start_takes_its_potential_and_gradient_from_one_primer_step(method):
     # the start leaves the potential and its gradient to a primer transition of the kernel
@@ -206,16 +217,10 @@ def test_a_fresh_start_takes_its_potential_and_gradient_from_one_primer_step(met
     # step size and mass matrix untouched
     import jax
     import jax.numpy as jnp
-    import numpyro.infer.hmc as hmc
 
     import reanalysis.nuts_chains as nuts_chains
 
-    data = {"mu": np.array([0.1, 0.2, 0.3]), "s": np.array([1.0, 2.0, 0.5])}
-
-    def potential(params, data):
-        x = params["x"]
-        return 0.5 * jnp.sum(((x - data["mu"]) / data["s"]) ** 2) + 0.01 * jnp.sum(x**4)
-
+    data, potential = _QUARTIC_DATA, _quartic
     position = {"x": np.array([[0.3, -1.2, 2.0], [1.0, 0.5, -0.7]])}
     programs = nuts_chains.ChainPrograms(potential, 2, method, 0.8, (10, 10))
     programs.run(seed=1, position=position, data=data, num_warmup=50, num_samples=0)
@@ -229,9 +234,18 @@ def test_a_fresh_start_takes_its_potential_and_gradient_from_one_primer_step(met
     assert (np.asarray(state.i) == 0).all() and (np.asarray(state.adapt_state.step_size) == 1.0).all()
     (imm,) = state.adapt_state.inverse_mass_matrix.values()
     np.testing.assert_array_equal(np.asarray(imm), 1.0)
-    if method == "vectorized":
-        return
-    # the primer itself is a one-step tree (the kernel's own count)
+
+
+def test_the_primer_is_a_one_step_tree_that_does_not_diverge():
+    # the kernel's own count of the primer transition's leapfrog steps
+    import jax
+    import jax.numpy as jnp
+    import numpyro.infer.hmc as hmc
+
+    import reanalysis.nuts_chains as nuts_chains
+
+    data, potential = _QUARTIC_DATA, _quartic
+    position = {"x": np.array([[0.3, -1.2, 2.0]])}
     init_kernel, sample_kernel = hmc.hmc(potential_fn_gen=lambda d: (lambda p: potential(p, d)), algo="NUTS")
     begin = (jax.random.PRNGKey(0), {"x": jnp.asarray(position["x"][0])}, 1.0, {("x",): jnp.ones(3)}, 0, 0, 0.8)
     start = nuts_chains._starter(init_kernel, 50, (10, 10))
