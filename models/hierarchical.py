@@ -7,9 +7,11 @@ For subject ``i`` of group ``g`` in a simulated cohort (design from :mod:`models
 
 * ``alpha[g] = intercept + group_difference[g]`` (the first group is the reference, so
   ``group_difference`` has one entry per other group);
-* ``slope[g, c] = effect[c] + effect_spread[c] * effect_z[g, c]`` for a covariate defined in
-  several groups (partial pooling through the population-level ``effect`` and
-  ``effect_spread``, non-centred), ``effect[c]`` for a covariate of one group;
+* ``slope[g, c] = effect[c] + effect_spread[c] * z[g, c]``, ``z`` standard normal, for a
+  covariate defined in several groups (partial pooling through the population-level
+  ``effect`` and ``effect_spread``), sampled as the groups' mean slope, the deviations from
+  it and the effect given it (:func:`pooled_effects`); ``effect[c]`` for a covariate of
+  one group;
 * ``u = category_spread * category_z``: the categorical breakdown (subtype) as a random
   effect with a hierarchical scale;
 * residuals ``eps``: standard normal (family ``normal``, i.e. lognormal levels) or Student-t
@@ -87,11 +89,12 @@ _REDUNDANT = {"ratio_of_means": "mean", "ratio_of_medians": "median"}
 #: 1-12 divergences in 4 x (1000 + 500) draws for each of 3 seeds; at 0.99, none
 #: for 2 seeds, at 1.4x the leapfrog steps (52 instead of 33-39 per iteration).
 #: (A dense mass matrix did not help: 41 instead of 25 leapfrog steps per iteration.)
-#: With the claims conditioned on the statistics (joint likelihood) 0.99 diverged once in
-#: 2 of seeds 1-10, and on the default seed; 0.995 in none of seeds 1-10, at 1.18x the
-#: leapfrog steps per draw (benchmarks/results/warmup-*claim-cohorts*.txt,
-#: docs/decisions/target-acceptance.md).
-TARGET_ACCEPT = 0.995
+#: With the pooled slopes sampled as mean slope, deviations and offset (:func:`pooled_effects`)
+#: 0.99 diverged in none of seeds 1-10 at 48 leapfrog steps per kept draw (median); with
+#: the effect sampled directly it diverged in 2 of them, and 0.995 took 62 steps
+#: (benchmarks/results/warmup-*s48-reparam*.txt, docs/decisions/target-acceptance.md).
+#: 0.95 still diverges, in the residual SDs' and slopes' tails, not at the spreads' necks.
+TARGET_ACCEPT = 0.99
 #: Tree-depth cap during warm-up only (reanalysis.sampling.CompiledNuts).  Warm-up starts from a
 #: unit mass matrix while the group levels have posterior SDs near 0.05 and the standardised
 #: effects near 1: at this target acceptance the first 100 iterations took 480 and 220
@@ -150,8 +153,10 @@ MAX_DRAWS = 2000
 PARAMETER_SCALES = {
     "intercept": "log of level / reference level",
     "group_difference": "log ratio to the first group",
-    "effect": "change in log level per covariate unit",
+    "effect_single": "change in log level per covariate unit",
     "effect_spread": "SD of the group slopes, log level per unit",
+    "slope_mean": "change in log level per covariate unit",
+    "effect_offset": "standardised, no unit",
     "effect_z": "standardised, no unit",
     "category_spread": "SD of the category effects, log level",
     "category_z": "standardised, no unit",
@@ -765,6 +770,60 @@ def study_problem(study: Study) -> str | None:
     return None
 
 
+def deviation_basis(defined: np.ndarray) -> np.ndarray:
+    """(G, G - 1) orthonormal directions, all orthogonal to the mean over the groups where a
+    covariate is ``defined`` (a (G,) boolean): the first ``n - 1`` span the deviations of
+    those ``n`` groups from their mean, the rest are the other groups' own axes."""
+    G = len(defined)
+    inside, outside = np.flatnonzero(defined), np.flatnonzero(~defined)
+    cols = [defined / math.sqrt(defined.sum())] + [np.eye(G)[g] for g in inside[:-1]] + [np.eye(G)[g] for g in outside]
+    q, _ = np.linalg.qr(np.stack(cols, axis=1))
+    return q[:, 1:]
+
+
+def pooled_effects(design: Design, pooled: list[int], pr: dict):
+    """The population effects and the groups' slopes, ``(effect (C,), slope (G, C))``.
+
+    A pooled covariate's slopes are ``effect + spread * z`` with ``z`` standard normal per
+    group, sampled through what the data inform: the mean slope over the groups where it
+    is defined, ``slope_mean ~ normal(mu, sqrt(sigma^2 + spread^2 / n))``, the deviations from it
+    (``effect_z``, standard normals along :func:`deviation_basis`) and the population
+    effect given the mean slope (``effect_offset``, a standard normal; the effect is then
+    the normal's conditional mean plus its conditional SD times it).  The joint prior is
+    the same as the plain non-centred one, but the effect is no longer pinned to the mean
+    slope where the spread is small (the neck the sampler diverged at)."""
+    G, C = design.defined.shape
+    mu, sigma = pr["effect_mu"], pr["effect_sigma"]
+    single = [j for j in range(C) if j not in pooled]
+    parts = {}
+    if single:
+        parts["single"] = pm.Normal("effect_single", mu=_take(mu, single), sigma=_take(sigma, single), dims="single_covariate")
+    slope_pooled = None
+    if pooled:
+        spread = prior_variable("effect_spread", pr["effect_spread"], dims="pooled_covariate")
+        n = design.defined[:, pooled].sum(axis=0).astype(float)
+        mu_p, sigma_p = _take(mu, pooled), _take(sigma, pooled)
+        between = spread**2 / n
+        total = pt.sqrt(sigma_p**2 + between)
+        mean = pm.Normal("slope_mean", mu=mu_p, sigma=total, dims="pooled_covariate")
+        offset = pm.Normal("effect_offset", 0.0, 1.0, dims="pooled_covariate")
+        z = pm.Normal("effect_z", 0.0, 1.0, dims=("deviation", "pooled_covariate"))
+        parts["pooled"] = mu_p + sigma_p**2 / total**2 * (mean - mu_p) + sigma_p * pt.sqrt(between) / total * offset
+        basis = np.stack([deviation_basis(design.defined[:, j]) for j in pooled], axis=-1)  # (G, G - 1, P)
+        slope_pooled = mean[None, :] + spread[None, :] * (basis * z[None, :, :]).sum(axis=1)
+    order = np.argsort(single + pooled)
+    effect = pt.concatenate([parts[k] for k in ("single", "pooled") if k in parts])[order]
+    effect = pm.Deterministic("effect", effect, dims="covariate")
+    slope = pt.zeros((G, C)) + effect[None, :]
+    if pooled:
+        slope = pt.set_subtensor(slope[:, pooled], slope_pooled)
+    return effect, slope
+
+
+def _take(v, idx: list[int]):
+    return v[idx] if isinstance(v, np.ndarray) else v[np.asarray(idx)]
+
+
 def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: int = DEFAULT_REPS, seed: int = 20180302) -> pm.Model:
     """Build the hierarchical covariate model for ``study``.
 
@@ -785,9 +844,11 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
     Returns
     -------
     pm.Model
-        Free parameters ``intercept``, ``group_difference``, ``effect``, ``effect_spread``,
-        ``effect_z``, ``category_spread``, ``category_z``, ``log_sigma``; deterministics
-        ``alpha``, ``slope`` (group x covariate), ``sigma``, ``u``.  Observed: ``stats_<group>``
+        Free parameters ``intercept``, ``group_difference``, ``effect_single`` (covariates
+        of one group), ``effect_spread``, ``slope_mean``, ``effect_offset``, ``effect_z``
+        (pooled covariates, :func:`pooled_effects`), ``category_spread``, ``category_z``,
+        ``log_sigma``; deterministics ``effect`` (every covariate), ``alpha``, ``slope``
+        (group x covariate), ``sigma``, ``u``.  Observed: ``stats_<group>``
         (log statistics) and ``claim_<name>`` (1 when the claim holds).  Observed values are
         ``pm.Data``, so scenarios that change only values can swap them.
     """
@@ -814,6 +875,8 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
         "contrast": list(design.groups[1:]),
         "covariate": list(design.covariates),
         "pooled_covariate": pooled_names,
+        "single_covariate": [design.covariates[j] for j in range(C) if j not in pooled],
+        "deviation": [str(k + 1) for k in range(G - 1)],
         "level": list(design.levels),
     }
     problem = study_problem(study)
@@ -862,12 +925,7 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
             alpha = pm.Deterministic("alpha", intercept + pt.concatenate([pt.zeros(1), gd]), dims="group")
         else:
             alpha = pm.Deterministic("alpha", intercept + pt.zeros(1), dims="group")
-        effect = pm.Normal("effect", mu=pr["effect_mu"], sigma=pr["effect_sigma"], dims="covariate")
-        slope = pt.zeros((G, C)) + effect[None, :]
-        if pooled:
-            spread = prior_variable("effect_spread", pr["effect_spread"], dims="pooled_covariate")
-            z = pm.Normal("effect_z", 0.0, 1.0, dims=("group", "pooled_covariate"))
-            slope = pt.set_subtensor(slope[:, pooled], slope[:, pooled] + spread[None, :] * z)
+        effect, slope = pooled_effects(design, pooled, pr)
         slope = pm.Deterministic("slope", slope * design.defined, dims=("group", "covariate"))
         if design.levels:
             cspread = prior_variable("category_spread", pr["category_spread"])

@@ -35,12 +35,17 @@ TEST_NAMES = {
 #: group, the parameter's coordinates and the study's categorical covariate.
 PARAMETER_TEXT = {
     # covariate model (models.hierarchical): alpha = intercept + group_difference, the first
-    # group being the reference; slopes = effect + effect_spread x effect_z
+    # group being the reference; a pooled covariate's slopes are its groups' mean slope plus
+    # effect_spread x the deviations effect_z, and its effect is drawn given the mean slope
+    # (effect_offset)
     "intercept": "{first}: typical level",
     "group_difference": "{group} relative to {first}",
     "effect": "effect of {covariate}",
+    "effect_single": "effect of {covariate}",
     "effect_spread": "between-group SD of the effect of {covariate}",
-    "effect_z": "{group}: deviation of the effect of {covariate} (standardised)",
+    "slope_mean": "mean over the groups of the slope of {covariate}",
+    "effect_offset": "effect of {covariate} given the groups' mean slope (standardised)",
+    "effect_z": "{covariate}: between-group contrast {level} of the slopes (standardised)",
     "category_spread": "SD of the effects of {category}",
     "category_z": "{category} {level}: effect (standardised)",
     "log_sigma": "{group}: residual SD",
@@ -51,7 +56,8 @@ PARAMETER_TEXT = {
 #: A parameter with coordinates as a whole (one panel overlays all its elements; the
 #: panel's scale says "standardised").
 PARAMETER_TEXT_ALL = {
-    "effect_z": "group deviations of the covariate effects",
+    "effect_z": "between-group contrasts of the covariate slopes",
+    "effect_offset": "covariate effects given the groups' mean slopes",
     "category_z": "effects of the levels of {category}",
 }
 #: Coordinate dimensions of the posterior and what their values name.

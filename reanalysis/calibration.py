@@ -48,7 +48,7 @@ class SbcResult:
 
 def parameter_names(model: pm.Model, names=None) -> list[tuple[str, str, int | None]]:
     """Scalar parameters as (label, variable, flat index) for every variable of ``names``
-    (default: the free variables; a matrix such as ``effect_z[group, covariate]`` gives one
+    (default: the free variables; a matrix such as ``effect_z[deviation, covariate]`` gives one
     entry per element).  The group model's are always ``log_mean`` and ``log_cv``, even
     where it samples the location in other units (``models.group.median_only``)."""
     import itertools
@@ -282,7 +282,9 @@ def _hierarchical_tasks(study: Study, priors: dict, family: str, sims: int, seed
     from models.hierarchical import build_model
 
     model = build_model(study, priors, family=family, seed=seed)
-    free = [rv.name for rv in model.free_RVs]
+    # ranked: the sampled parameters and the population effects, which the model derives
+    # from the groups' mean slopes (models.hierarchical.pooled_effects)
+    free = [rv.name for rv in model.free_RVs] + ["effect"]
     shown = ["alpha", "slope", "sigma"] + (["u"] if "u" in model.named_vars else [])
 
     def simulate(n: int, draw_seed: int) -> tuple[dict, dict]:

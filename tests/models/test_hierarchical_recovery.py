@@ -100,9 +100,11 @@ def test_calibration_parameters_cover_every_element(model):
     params = parameter_names(model)
     assert len(params) == sum(int(np.prod(model.initial_point()[v.name].shape)) for v in model.value_vars)
     labels = [p[0] for p in params]
-    assert "effect_z[ms, female]" in labels and "log_sigma[control]" in labels and "intercept" in labels
-    label, var, idx = params[labels.index("effect_z[ms, female]")]
-    assert var == "effect_z" and idx == 2  # row-major over (group, pooled_covariate)
+    assert "effect_z[1, age_decades]" in labels and "log_sigma[control]" in labels and "intercept" in labels
+    label, var, idx = params[labels.index("effect_z[1, age_decades]")]
+    assert var == "effect_z" and idx == 1  # row-major over (deviation, pooled_covariate)
+    # the population effects, derived, are named like any variable
+    assert [p[0] for p in parameter_names(model, ["effect"])] == [f"effect[{c}]" for c in model.coords["covariate"]]
 
 
 def test_calibration_ranks_the_printed_estimands(model):

@@ -23,6 +23,7 @@ from models.hierarchical import MAX_EXPLAINED, association_moments, build_model,
 from models.priors import get_priors
 from models.study import load_study
 from tests.compile_modes import UNOPTIMISED
+from tests.covariate_points import with_slopes
 
 STUDY_PATH = Path(__file__).resolve().parents[2] / "data" / "studies" / "lasemi2018.yaml"
 FAST = {"mode": UNOPTIMISED}
@@ -68,8 +69,7 @@ def _compiled(family: str):
 
 
 def _point(model, effects=EFFECTS, log_sigma=LOG_SIGMA, category=-2.0):
-    point = {k: np.array(v, dtype=float) for k, v in model.initial_point().items()}
-    point["effect"] = np.array([effects[c] for c in model.design.covariates])
+    point = with_slopes(model, model.initial_point(), {c: effects[c] for c in model.design.covariates})
     point["effect_spread_log__"] = np.full_like(point["effect_spread_log__"], -4.0)
     point["log_sigma"] = np.array(log_sigma)
     point["category_spread_log__"] = np.array(category)

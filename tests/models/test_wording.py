@@ -74,9 +74,10 @@ def test_the_words_of_the_default_study():
         "posterior probability that the effect of female vs male, pooled over groups, is lower, as claimed")
     assert wording.parameter_key_label(study, "effect_spread[female]") == "between-group SD of the effect of female vs male"
     assert wording.parameter_key_label(study, "log_sigma[ms]") == "MS patients: residual SD"
-    assert wording.parameter_key_label(study, "effect_z[ms, female]") == "MS patients: deviation of the effect of female vs male (standardised)"
+    assert wording.parameter_key_label(study, "effect_z[1, female]") == "female vs male: between-group contrast 1 of the slopes (standardised)"
+    assert wording.parameter_key_label(study, "slope_mean[age_decades]") == "mean over the groups of the slope of age, per decade"
     # a panel of all elements (the prior-versus-posterior figure overlays them): no empty slot
-    assert wording.parameter_label(study, "effect_z", {}) == "group deviations of the covariate effects"
+    assert wording.parameter_label(study, "effect_z", {}) == "between-group contrasts of the covariate slopes"
     assert wording.parameter_label(study, "category_z", {}) == "effects of the levels of MS subtype"
     assert wording.association_item(study, study.associations["age"]) == "age, per decade: decrease of approximately 10% per decade of age"
     fold = study.comparisons["control_vs_ms"].claims["fold"]
