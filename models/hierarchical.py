@@ -128,7 +128,8 @@ WARMUP_TREE_DEPTH = 5
 #: where 1000 had given none (these 10 seeds, the default seed, seed 11 continued to 1000
 #: draws).  With the joint likelihood and target acceptance 0.995, 1000 still diverged
 #: once on the default seed (draw 256, at the neck of the age effect's spread); 1500 gave
-#: none there or on seed 11 (docs/decisions/warmup.md), so the default is 1500.
+#: none there or on seed 11 (docs/decisions/warmup.md), so the default was 1500 until
+#: that neck was removed (below).
 #:
 #: A two-phase warm-up was measured and rejected (benchmarks/README.md, warm-up): the mass
 #: matrix adapted at a lower target acceptance,
@@ -140,7 +141,11 @@ WARMUP_TREE_DEPTH = 5
 #: (232-244 steps per draw) and the estimands' tail ESS was 11 (R-hat 1.09): a failed fit.
 #: That region is not a separate mode (the default fit's draws reach it: 99.5% quantile
 #: -0.72), but one diagonal mass matrix fits it badly.
-DEFAULT_TUNE = 1500
+#:
+#: With the pooled slopes sampled through their mean (:func:`pooled_effects`) and target
+#: acceptance 0.99, 1000 had no divergence on seeds 1-10 or the default seed, at 0.80 times
+#: the gradients per chain of 1500 (docs/decisions/warmup.md, "1000 again").
+DEFAULT_TUNE = 1000
 #: Kept draws per chain of a default fit, and the most it may extend to
 #: (reanalysis.analysis.extend_draws: blocks of DEFAULT_DRAWS while an estimand's bulk or tail
 #: ESS is below reanalysis.diagnostics.TARGET_ESS).  On the real study 4 x 500 draws gave a
