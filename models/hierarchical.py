@@ -143,9 +143,10 @@ WARMUP_TREE_DEPTH = 5
 #: That region is not a separate mode (the default fit's draws reach it: 99.5% quantile
 #: -0.72), but one diagonal mass matrix fits it badly.
 #:
-#: With the pooled slopes sampled through their mean (:func:`pooled_effects`) and target
-#: acceptance 0.99, 1000 had no divergence on seeds 1-10 or the default seed, at 0.80 times
-#: the gradients per chain of 1500 (docs/decisions/warmup.md, "1000 again").
+#: With the pooled slopes sampled through their mean (:func:`pooled_effects`), 1000 had no
+#: divergence on seeds 1-10 (target acceptance 0.99) or on the default seed (0.99 and
+#: 0.995), at 0.80 times the gradients per chain of 1500 (docs/decisions/warmup.md, "1000
+#: again").
 DEFAULT_TUNE = 1000
 #: Kept draws per chain of a default fit, and the most it may extend to
 #: (reanalysis.analysis.extend_draws: blocks of DEFAULT_DRAWS while an estimand's bulk or tail

@@ -282,14 +282,14 @@ def _hierarchical_tasks(study: Study, priors: dict, family: str, sims: int, seed
     from models.hierarchical import build_model
 
     model = build_model(study, priors, family=family, seed=seed)
-    # ranked: the sampled parameters and the population effects, which the model derives
-    # from the groups' mean slopes (models.hierarchical.pooled_effects)
-    free = [rv.name for rv in model.free_RVs] + ["effect"]
+    # the sampled parameters and the population effects, which the model derives from the
+    # groups' mean slopes (models.hierarchical.pooled_effects)
+    ranked = [rv.name for rv in model.free_RVs] + ["effect"]
     shown = ["alpha", "slope", "sigma"] + (["u"] if "u" in model.named_vars else [])
 
     def simulate(n: int, draw_seed: int) -> tuple[dict, dict]:
-        values = pm.draw([model[v] for v in free + shown], draws=n, random_seed=draw_seed)
-        values = dict(zip(free + shown, (np.asarray(v) for v in values)))
+        values = pm.draw([model[v] for v in ranked + shown], draws=n, random_seed=draw_seed)
+        values = dict(zip(ranked + shown, (np.asarray(v) for v in values)))
         return values, simulate_covariate_studies(study, model, values, draw_seed + 1)
 
     simulated = sims
@@ -319,7 +319,7 @@ def _hierarchical_tasks(study: Study, priors: dict, family: str, sims: int, seed
         tasks.append(
             {
                 "sim": s,
-                "truth": {n: values[n][s] for n in free},
+                "truth": {n: values[n][s] for n in ranked},
                 "printed": {k: float(v[s]) for k, v in printed.items()},
                 "data": {k: v[s] for k, v in data.items()},
                 "reported": {g: " ".join(f"{v:g}" for v in np.exp(data[f"log_stats_{g}"][s])) for g in study.group_ids},

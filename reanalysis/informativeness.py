@@ -6,7 +6,8 @@ The rule, and the runs it was checked on, are in docs/decisions/informativeness-
 In short:
 
 * Only the top-level priors are power-scaled (not the standard normals of a
-  reparameterisation such as ``effect_z``: scaling those changes the model's structure, not a prior anyone chose),
+  reparameterisation such as ``effect_z``: scaling those changes the model's structure,
+  not a prior anyone chose),
   overall and one element at a time (``log_sigma[control]``, ...).
 * The likelihood is power-scaled as a whole and in two blocks: the groups' published
   statistics (``stats_*``) and the published claims (``claim_*``).
@@ -55,8 +56,9 @@ SHIFT_THRESHOLD = PSENS_THRESHOLD / LOCATION_PSENS_PER_SD
 #: Monte Carlo interval: central probability and bootstrap replicates.
 INTERVAL = 0.90
 N_BOOT = 100
-#: Free variables that are standard normals of a non-centred parameterisation: part of the
-#: model's structure, so they are never power-scaled.
+#: Free variables that are standard normals of a reparameterisation (non-centred group
+#: deviations, the effect given the groups' mean slope): part of the model's structure, so
+#: they are never power-scaled.
 NON_CENTRED = ("effect_z", "effect_offset", "category_z")
 #: Likelihood blocks: published group statistics and published claims.
 BLOCKS = {"stats": "stats_", "claims": "claim_"}
