@@ -804,12 +804,11 @@ def pooled_effects(design: Design, pooled: list[int], pr: dict):
     single = [j for j in range(C) if j not in pooled]
     parts = {}
     if single:
-        parts["single"] = pm.Normal("effect_single", mu=_take(mu, single), sigma=_take(sigma, single), dims="single_covariate")
-    slope_pooled = None
+        parts["single"] = pm.Normal("effect_single", mu=mu[np.asarray(single)], sigma=sigma[np.asarray(single)], dims="single_covariate")
     if pooled:
         spread = prior_variable("effect_spread", pr["effect_spread"], dims="pooled_covariate")
         n = design.defined[:, pooled].sum(axis=0).astype(float)
-        mu_p, sigma_p = _take(mu, pooled), _take(sigma, pooled)
+        mu_p, sigma_p = mu[np.asarray(pooled)], sigma[np.asarray(pooled)]
         between = spread**2 / n
         total = pt.sqrt(sigma_p**2 + between)
         mean = pm.Normal("slope_mean", mu=mu_p, sigma=total, dims="pooled_covariate")
@@ -825,10 +824,6 @@ def pooled_effects(design: Design, pooled: list[int], pr: dict):
     if pooled:
         slope = pt.set_subtensor(slope[:, pooled], slope_pooled)
     return effect, slope
-
-
-def _take(v, idx: list[int]):
-    return v[idx] if isinstance(v, np.ndarray) else v[np.asarray(idx)]
 
 
 def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: int = DEFAULT_REPS, seed: int = 20180302) -> pm.Model:
