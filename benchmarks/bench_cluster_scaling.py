@@ -92,7 +92,9 @@ def record(folder: Path, workers: int | None = None, wall: float | None = None, 
         compiling = fits["sampler_programs_compiled"] > 0
         busiest = float(fits.groupby("worker")["seconds"].sum().max())
         return {
-            "workers": workers or m["sampler"]["workers"], "exit": exit_code, "wall_seconds": round(wall, 2), "kind": "sbc",
+            # a run on a cluster records no local worker count: the workers that fitted
+            "workers": workers or m["sampler"]["workers"] or int(fits["worker"].nunique()), "exit": exit_code,
+            "wall_seconds": round(wall, 2), "kind": "sbc",
             "sims": len(fits), "workers_used": int(fits["worker"].nunique()), "failing_gate": int((~fits["gate_ok"]).sum()),
             "compiling_fit_seconds": fits.loc[compiling, "seconds"].round(2).tolist(),
             "other_fit_seconds": fits.loc[~compiling, "seconds"].round(2).tolist(),
@@ -161,6 +163,9 @@ def main(argv=None) -> int:
     if args.folders:
         records = [record(f) for f in args.folders]
         sbc = records[0]["kind"] == "sbc"
+        if any(r["kind"] != records[0]["kind"] for r in records):
+            print("error: --from takes the result folders of grids or of calibrations, not both", file=sys.stderr)
+            return 2
         what = "from " + ", ".join(str(f) for f in args.folders)
     else:
         sbc = args.sbc
