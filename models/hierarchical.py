@@ -90,11 +90,10 @@ _REDUNDANT = {"ratio_of_means": "mean", "ratio_of_medians": "median"}
 #: for 2 seeds, at 1.4x the leapfrog steps (52 instead of 33-39 per iteration).
 #: (A dense mass matrix did not help: 41 instead of 25 leapfrog steps per iteration.)
 #: With the pooled slopes sampled as mean slope, deviations and offset (:func:`pooled_effects`)
-#: 0.99 diverged in none of seeds 1-10 of the real study at 48 leapfrog steps per kept draw
-#: (median; 0.995 took 62), but in calibration 12 of 50 simulated studies' fits diverged
-#: against 2 of 50 at 0.995 (benchmarks/results/sbc-covariate-2026-12-07-s48-*.txt,
-#: docs/decisions/target-acceptance.md), so the target stays 0.995.  0.95 diverges on the
-#: real study too, in the residual SDs' tails.
+#: 0.99 samples the real study cleanly but diverges in more calibration fits than 0.995
+#: (12 against 7 of 50), and 0.95 diverges on the real study too, in the residual SDs'
+#: tails: a divergence fails a fit, so the target is the smallest step that avoids them
+#: (docs/decisions/target-acceptance.md).
 TARGET_ACCEPT = 0.995
 #: Tree-depth cap during warm-up only (reanalysis.sampling.CompiledNuts).  Warm-up starts from a
 #: unit mass matrix while the group levels have posterior SDs near 0.05 and the standardised
