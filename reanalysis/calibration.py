@@ -83,6 +83,7 @@ def run_sbc(
     client=None,
     min_ess: float | None = None,
     as_published: bool = False,
+    only=None,
 ) -> SbcResult:
     """Run ``sims`` calibration fits of ``model`` (``"group"`` or ``"hierarchical"``).
 
@@ -121,9 +122,17 @@ def run_sbc(
     as_published : bool
         Hierarchical model: keep only the simulated studies whose claims come out as the
         study published them (:func:`_hierarchical_tasks`).
+    only : iterable of int, optional
+        Fit only these simulated studies (numbered from 0, as ``fits``' ``sim`` column) of
+        the calibration the other arguments describe: the same simulated data, true values
+        and per-study seed as in the whole run, so a fit that failed the gate can be
+        re-checked alone.  Too few studies for the uniformity tests, which the caller
+        should not run on the result.
 
     Raises
     ------
+    ValueError
+        ``only`` names a study outside ``0 .. sims - 1``.
     CalibrationError
         A fit failed, or a worker process died: the other fits are stopped at once and
         their workers killed (:func:`reanalysis.execution.run_tasks`).
@@ -138,17 +147,27 @@ def run_sbc(
         raise ValueError(f"draws * chains must be >= {N_RANK_DRAWS}")
     if as_published and model != "hierarchical":
         raise ValueError(f"as_published: only the hierarchical model's simulated studies report claims, not the {model} model's")
+    chosen = None if only is None else sorted(set(int(s) for s in only))
+    if chosen is not None and not chosen:
+        raise ValueError("only: no simulated study given")
+    if chosen is not None and (chosen[0] < 0 or chosen[-1] >= sims):
+        outside = ", ".join(str(s) for s in chosen if not 0 <= s < sims)
+        raise ValueError(f"only: simulated study {outside} is not one of the calibration's {sims} (numbered 0-{sims - 1})")
     t0 = time.perf_counter()
     # built once here (the gamma family's tables take minutes), before the tasks' prior
     # draws build the model from them, and sent to the workers
     built = precomputed(model_api(model), study, family, None, seed)
     make_tasks = {"group": _group_tasks, "hierarchical": _hierarchical_tasks}[model]
+    # the whole calibration's studies are simulated, in its one seeded stream, before any
+    # is left out: a study fitted alone is the one the whole run fits
     tasks, simulated = make_tasks(study, priors, family, sims, seed, **({"as_published": True} if as_published else {}))
+    if chosen is not None:
+        tasks = [t for t in tasks if t["sim"] in set(chosen)]
     setup = dict(
         study_path=str(study.path), priors=priors, family=family, seed=seed, draws=draws, tune=tune, chains=chains, model=model,
         max_rhat=max_rhat, min_ess=min_ess, max_extensions=max_extensions, precomputed=built,
     )
-    chunks = [(setup, tasks[i : i + chunk]) for i in range(0, sims, chunk)]
+    chunks = [(setup, tasks[i : i + chunk]) for i in range(0, len(tasks), chunk)]
     rank_rows, fit_rows = [], []
 
     def record(result) -> None:
@@ -156,7 +175,7 @@ def run_sbc(
         rank_rows.extend(ranks)
         fit_rows.extend(fits)
         if progress:
-            progress(len(fit_rows), sims, time.perf_counter() - t0)
+            progress(len(fit_rows), len(tasks), time.perf_counter() - t0)
 
     # each worker process builds and compiles once and keeps its sampler for the chunks it
     # runs next (_worker_sampler); small chunks then cost no compile and balance the load

@@ -6,8 +6,9 @@ study, and tests whether the ranks of the true values among posterior draws are 
 
 Exit codes: 0 every parameter calibrated; 4 some parameter fails uniformity (the chi-square
 test on binned ranks or the ECDF test of the ranks, each at --alpha with a Bonferroni
-correction over the parameters); 2 bad input; 130 interrupted (nothing written); 1
-unexpected error.
+correction over the parameters); with --only (a few studies refitted, no uniformity test):
+0 every refitted study passes the diagnostics gate of a real fit, 3 some does not; 2 bad
+input; 130 interrupted (nothing written); 1 unexpected error.
 """
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ from pathlib import Path
 from reanalysis.cli.parser import Parser
 from reanalysis.model_facts import model_facts
 from reanalysis.results import counter, end_counter
-from reanalysis.settings import DEFAULT_CHAINS, DEFAULT_PRIORS, DEFAULT_STUDY, EXIT_ERROR, EXIT_INPUT, EXIT_MISCALIBRATED, EXIT_OK, MAX_RHAT, MIN_ESS, ROOT
+from reanalysis.settings import (
+    DEFAULT_CHAINS, DEFAULT_PRIORS, DEFAULT_STUDY, EXIT_DIAGNOSTICS, EXIT_ERROR, EXIT_INPUT, EXIT_MISCALIBRATED, EXIT_OK, MAX_RHAT, MIN_ESS, ROOT,
+)
 
 #: Program name in usage lines (``reanalysis sbc`` from the console script).
 PROG = "sbc.py"
@@ -66,6 +69,12 @@ def parse_args(argv=None):
         help="hierarchical model: calibrate on the simulated studies whose claims come out as the study published them "
              "(kept by their data alone, so the ranks stay uniform; the summary says how many were simulated)",
     )
+    p.add_argument(
+        "--only", metavar="SIMS", default=None,
+        help="fit only these simulated studies of the calibration the other options describe (comma-separated, numbered from 0 "
+             "as in fits.csv), with the same data, true values and seeds as in the whole run: to re-check fits that failed the "
+             "gate; prints their diagnostics instead of the uniformity tests",
+    )
     p.add_argument("--alpha", type=float, default=0.01, help="family-wise level of the uniformity tests (default: %(default)s)")
     p.add_argument("--out", type=Path, default=ROOT / "results", help="parent of the result folder (default: results/)")
     p.add_argument(
@@ -106,6 +115,16 @@ def parse_args(argv=None):
         p.error("--alpha must be between 0 and 1")
     if a.workers < 1:
         p.error("--workers must be >= 1")
+    if a.only is not None:
+        if a.grid is not None:
+            p.error("--only refits simulated studies; --grid fits none")
+        try:
+            a.only = sorted({int(s) for s in a.only.split(",")})
+        except ValueError:
+            p.error(f"--only: {a.only!r} is not a comma-separated list of simulated studies (e.g. --only 3,7,16)")
+        outside = [s for s in a.only if not 0 <= s < a.sims]
+        if outside:
+            p.error(f"--only: simulated study {', '.join(map(str, outside))} is not one of the --sims {a.sims} (numbered 0-{a.sims - 1})")
     return a
 
 
@@ -167,7 +186,7 @@ def main(argv=None) -> int:
         res = calibration.run_sbc(
             study, priors, args.family, args.sims, args.seed, args.draws, args.tune, args.chains, args.workers, chunk=args.chunk,
             progress=None if args.no_progress else progress, model=args.model, max_rhat=args.max_rhat, min_ess=args.min_ess or None,
-            max_extensions=args.max_extensions, client=client, as_published=args.as_published,
+            max_extensions=args.max_extensions, client=client, as_published=args.as_published, only=args.only,
         )
     except calibration.CalibrationError as exc:
         # the pool is stopped and nothing was written; the worker's traceback would bury the
@@ -181,22 +200,26 @@ def main(argv=None) -> int:
             client.close()
     if not args.no_progress:
         end_counter()
-    table = calibration.uniformity(res, args.alpha)
-    regions = calibration.coverage_by_region(res, study) if args.model == "group" else None
+    refit = args.only is not None
+    # a few refitted studies are no sample for a uniformity test
+    table = None if refit else calibration.uniformity(res, args.alpha)
+    regions = calibration.coverage_by_region(res, study) if args.model == "group" and not refit else None
     failed_fits = int((~res.fits["gate_ok"]).sum())
     name = results.result_name(study.id, f"sbc-{args.model}-{args.family}")
     with results.staged_result_dir(args.out, name) as stage:
         res.ranks.to_csv(stage / "ranks.csv", index=False)
         phase("write")
         res.fits.to_csv(stage / "fits.csv", index=False)
-        table.to_csv(stage / "uniformity.csv", index=False)
+        if table is not None:
+            table.to_csv(stage / "uniformity.csv", index=False)
         if regions is not None:
             regions.to_csv(stage / "coverage_by_region.csv", index=False)
-        (stage / "figures").mkdir()
-        fig = plots.sbc_ecdf_figure(res.ranks, calibration.ecdf_difference, calibration.ecdf_band(args.sims, 0.99))
-        from reanalysis.figures.workers import DPI
+        if not refit:
+            (stage / "figures").mkdir()
+            fig = plots.sbc_ecdf_figure(res.ranks, calibration.ecdf_difference, calibration.ecdf_band(args.sims, 0.99))
+            from reanalysis.figures.workers import DPI
 
-        fig.savefig(stage / "figures" / "sbc_ecdf.png", dpi=DPI)
+            fig.savefig(stage / "figures" / "sbc_ecdf.png", dpi=DPI)
         results.write_json(
             stage / "manifest.json",
             results.run_manifest(
@@ -208,6 +231,7 @@ def main(argv=None) -> int:
                 priors=priors,
                 seed=args.seed,
                 sims=args.sims,
+                only=args.only,
                 sampler={
                     "draws": args.draws, "tune": args.tune, "chains": args.chains,
                     "execution": describe(args.workers, args.scheduler), "scheduler": args.scheduler,
@@ -225,14 +249,21 @@ def main(argv=None) -> int:
         )
     import pandas as pd
 
+    fits = res.fits
     with pd.option_context("display.width", 160, "display.max_rows", 200):
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if refit:
+            print(f"simulated studies {', '.join(map(str, args.only))} of the {args.sims} of seed {args.seed}, refitted "
+                  "(ranks.csv has their ranks; too few for a uniformity test):")
+            shown = ["sim", "seconds", "draws_per_chain", "divergences", "max_rhat", "min_ess_bulk", "min_ess_tail", "mean_steps",
+                     "smallest_step_size", "gate_ok"]
+            print(fits[shown].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        else:
+            print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         if regions is not None:
             print("\ncoverage by region of the prior (true mean in rounding units, true CV of the parameter's group):")
             print(regions.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    fits = res.fits
     print(
-        f"\n{args.sims} simulations in {time.perf_counter() - t0:.0f} s (median {fits['seconds'].median():.1f} s per fit); "
+        f"\n{len(fits)} simulations in {time.perf_counter() - t0:.0f} s (median {fits['seconds'].median():.1f} s per fit); "
         f"fits failing the diagnostics gate of a real fit (a divergence, R-hat > {MAX_RHAT} or ESS < {MIN_ESS:.0f}): {failed_fits}; "
         f"with divergences: {int((fits['divergences'] > 0).sum())}; R-hat > {MAX_RHAT}: {int((fits['max_rhat'] > MAX_RHAT).sum())}; "
         f"ESS < {MIN_ESS:.0f}: {int((fits[['min_ess_bulk', 'min_ess_tail']].min(axis=1) < MIN_ESS).sum())}; "
@@ -243,9 +274,15 @@ def main(argv=None) -> int:
               f"({args.sims / res.simulated:.2%})")
     if "draws_per_chain" in fits:
         print(f"draws per chain used: {fits['draws_per_chain'].value_counts().sort_index().to_dict()}")
-    print(f"compiled: {int(fits['sampler_programs_compiled'].sum())} sampler program(s) for {args.sims} fits "
+    print(f"compiled: {int(fits['sampler_programs_compiled'].sum())} sampler program(s) for {len(fits)} fits "
           f"(each worker process compiles its own, once); XLA compiled {int(fits['xla_compiled'].sum())} executable(s)")
     print(f"Results: {Path(args.out) / name}")
+    if refit:
+        if failed_fits:
+            failing = ", ".join(str(v) for v in fits.loc[~fits["gate_ok"], "sim"])
+            print(f"DIAGNOSTICS: simulated studies {failing} fail the diagnostics gate of a real fit", file=sys.stderr)
+            return EXIT_DIAGNOSTICS
+        return EXIT_OK
     if not table["uniform"].all():
         bad = ", ".join(table.loc[~table["uniform"], "parameter"])
         print(f"MISCALIBRATED at alpha={args.alpha} (Bonferroni): {bad}", file=sys.stderr)

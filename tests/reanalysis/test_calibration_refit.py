@@ -1,0 +1,81 @@
+"""A few studies of a calibration refitted alone (``sbc.py --only``, ``run_sbc(only=...)``):
+the same simulated data, true values and seeds as in the whole run, their diagnostics
+printed instead of uniformity tests, and an exit code that says whether they pass the gate."""
+from __future__ import annotations
+
+import glob
+
+import pandas as pd
+import pytest
+
+from tests.scriptruns import describe, run_script
+
+
+def _fake_tasks(study, priors, family, sims, seed, **kwargs):
+    return [{"sim": s, "data": {"x": s}, "truth": {}, "reported": {}} for s in range(sims)], sims
+
+
+def test_only_keeps_the_chosen_studies_of_the_whole_simulation(monkeypatch):
+    """The whole calibration is simulated first and the chosen studies are taken from it, in
+    order, into tasks of ``chunk`` studies; progress counts the chosen studies only."""
+    import reanalysis.analysis
+    import reanalysis.execution
+    from reanalysis import calibration
+
+    monkeypatch.setattr(calibration, "_group_tasks", _fake_tasks)
+    monkeypatch.setattr(reanalysis.analysis, "precomputed", lambda *a, **k: {})
+    sent, counted = [], []
+
+    def run_tasks(fn, chunks, record, **kwargs):
+        for setup, tasks in chunks:
+            sent.append([t["sim"] for t in tasks])
+            record(([{"sim": t["sim"], "parameter": "p"} for t in tasks], [{"sim": t["sim"], "data": t["data"]["x"]} for t in tasks]))
+
+    monkeypatch.setattr(reanalysis.execution, "run_tasks", run_tasks)
+    study = type("S", (), {"path": "study.yaml"})()
+    res = calibration.run_sbc(study, {}, "lognormal", 20, 1, chunk=2, only=[16, 3, 7, 3], progress=lambda d, n, t: counted.append((d, n)))
+    assert sent == [[3, 7], [16]]
+    assert res.fits["sim"].tolist() == res.fits["data"].tolist() == [3, 7, 16]
+    assert counted == [(2, 3), (3, 3)]
+    with pytest.raises(ValueError, match=r"only: simulated study 20, 25 is not one of the calibration's 20 \(numbered 0-19\)"):
+        calibration.run_sbc(study, {}, "lognormal", 20, 1, only=[3, 20, 25])
+    with pytest.raises(ValueError, match="only: no simulated study given"):
+        calibration.run_sbc(study, {}, "lognormal", 20, 1, only=[])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--only", "3,x"], "--only: '3,x' is not a comma-separated list of simulated studies (e.g. --only 3,7,16)"),
+        (["--sims", "20", "--only", "3,20"], "--only: simulated study 20 is not one of the --sims 20 (numbered 0-19)"),
+        (["--only", "3", "--grid", "ms"], "--only refits simulated studies; --grid fits none"),
+    ],
+)
+def test_only_rejects_what_it_cannot_refit(args, message, capsys):
+    from reanalysis.cli.sbc import parse_args
+
+    with pytest.raises(SystemExit) as exc:
+        parse_args(args)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert parse_args(["--only", "16,3,3"]).only == [3, 16]
+
+
+@pytest.mark.slow
+def test_a_refitted_study_gives_the_ranks_of_the_whole_run(tmp_path):
+    """Two studies of a 10-study calibration refitted alone have the ranks (and so the draws)
+    they had in the whole run; the refit prints their diagnostics, writes no uniformity
+    table, and exits 3 when a study fails the gate (short chains here, so they do)."""
+    short = ["--model", "group", "--sims", 10, "--draws", 60, "--tune", 60, "--chains", 2, "--max-rhat", 5, "--min-ess", 0,
+             "--workers", 1, "--no-progress"]
+    whole = run_script("sbc.py", *short, "--out", tmp_path / "whole")
+    assert whole.returncode in (0, 4), describe(whole)
+    refit = run_script("sbc.py", *short, "--only", "7,2", "--out", tmp_path / "refit")
+    folder = glob.glob(str(tmp_path / "refit" / "*"))[0]
+    fits = pd.read_csv(f"{folder}/fits.csv")
+    assert fits["sim"].tolist() == [2, 7]
+    assert refit.returncode == (0 if fits["gate_ok"].all() else 3), describe(refit)
+    assert "simulated studies 2, 7 of the 10 of seed 1, refitted" in refit.stdout
+    assert not glob.glob(f"{folder}/uniformity.csv")
+    ranks = pd.read_csv(f"{folder}/ranks.csv")
+    before = pd.read_csv(glob.glob(str(tmp_path / "whole" / "*" / "ranks.csv"))[0])
+    pd.testing.assert_frame_equal(ranks, before[before["sim"].isin([2, 7])].reset_index(drop=True))
