@@ -36,14 +36,16 @@ class ToyModel(Model):
         reported = [study.reported(g) for g in groups]
         se = np.array([r["sd"] / np.sqrt(study.n(g)) for g, r in zip(groups, reported)])
         with pm.Model(coords={"group": groups}) as model:
-            if family == "pooled":
-                # another layout of parameters: one mean, no warm start from the default's
-                common = pm.Normal("mu_common", priors["mu"]["mu"], priors["mu"]["sigma"])
-                mu = pm.Deterministic("mu", common * np.ones(len(groups)), dims="group")
-            else:
-                mu = pm.Normal("mu", priors["mu"]["mu"], priors["mu"]["sigma"], dims="group")
+            mu = self._group_means(family, priors, len(groups))
             pm.Normal("mean_observed", mu, se, observed=np.array([r["mean"] for r in reported]), dims="group")
         return model
+
+    def _group_means(self, family, priors, groups: int):
+        """The groups' population means, in the model being built (one per family this
+        class lists)."""
+        import pymc as pm
+
+        return pm.Normal("mu", priors["mu"]["mu"], priors["mu"]["sigma"], dims="group")
 
     def add_estimands(self, idata, study, family, model):
         idata.posterior["population_mean"] = idata.posterior["mu"]
@@ -93,3 +95,12 @@ class ToyJaxModel(ToyModel):
         "tight": {"mu": {"dist": "normal", "mu": 0.0, "sigma": 10.0}},
         "wide": {"mu": {"dist": "normal", "mu": 0.0, "sigma": 3000.0}},
     }
+
+    def _group_means(self, family, priors, groups: int):
+        import pymc as pm
+
+        if family != "pooled":
+            return super()._group_means(family, priors, groups)
+        # another layout of parameters: one mean, no warm start from the default's
+        common = pm.Normal("mu_common", priors["mu"]["mu"], priors["mu"]["sigma"])
+        return pm.Deterministic("mu", common * np.ones(groups), dims="group")
