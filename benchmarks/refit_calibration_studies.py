@@ -2,6 +2,7 @@
 """Fit the same simulated studies of a covariate-model calibration with the code of other
 checkouts, so that two versions of the model (two parameterisations, two likelihoods) are
 compared on the same posteriors instead of on two runs' different simulated studies.
+(To refit some studies with the code that simulated them, ``scripts/sbc.py ... --only``.)
 
     python benchmarks/refit_calibration_studies.py CHECKOUT [CHECKOUT ...] [--sims 3,7,16 | --sims all]
         [--simulate-with CHECKOUT] [--total 50] [--seed 1] [--as-published]

@@ -495,6 +495,8 @@ def _options(**options) -> list[str]:
     for name, value in options.items():
         if value is None or value is False:
             continue
+        if isinstance(value, (list, tuple, set)):
+            value = ",".join(str(v) for v in value)  # a list option (``only``) as the command takes it
         argv += [f"--{name.replace('_', '-')}"] + ([] if value is True else [str(value)])
     return argv
 
@@ -557,13 +559,15 @@ def run_sbc(study=None, model: str = "group", sims: int = 100, out="results", **
     **options
         The command's other options by name: ``family``, ``priors``, ``seed``, ``draws``,
         ``tune``, ``chains``, ``workers``, ``scheduler`` (a dask.distributed address),
-        ``chunk``, ``alpha``, ``max_rhat``, ...
+        ``chunk``, ``alpha``, ``max_rhat``, ``only`` (a list of simulated studies to refit
+        alone, as ``--only``), ...
 
     Returns
     -------
     Path
         The result folder (``ranks.csv``, ``uniformity.csv``, ``manifest.json``, ...), also
-        when a parameter fails the uniformity test (``uniformity.csv`` says which).
+        when a parameter fails the uniformity test (``uniformity.csv`` says which) or, with
+        ``only``, a refitted study fails the diagnostics gate (``fits.csv`` says which).
 
     Raises
     ------
@@ -574,7 +578,7 @@ def run_sbc(study=None, model: str = "group", sims: int = 100, out="results", **
     --------
     >>> folder = reanalysis.run_sbc(sims=20, workers=2)  # doctest: +SKIP
     """
-    from reanalysis.settings import EXIT_MISCALIBRATED, EXIT_OK
+    from reanalysis.settings import EXIT_DIAGNOSTICS, EXIT_MISCALIBRATED, EXIT_OK
 
     argv = _options(study=study, model=model, sims=sims, out=out, **options)
-    return _run_command("reanalysis.cli.sbc", argv, ok=(EXIT_OK, EXIT_MISCALIBRATED))
+    return _run_command("reanalysis.cli.sbc", argv, ok=(EXIT_OK, EXIT_MISCALIBRATED, EXIT_DIAGNOSTICS))

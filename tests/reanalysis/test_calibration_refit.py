@@ -79,3 +79,21 @@ def test_a_refitted_study_gives_the_ranks_of_the_whole_run(tmp_path):
     ranks = pd.read_csv(f"{folder}/ranks.csv")
     before = pd.read_csv(glob.glob(str(tmp_path / "whole" / "*" / "ranks.csv"))[0])
     pd.testing.assert_frame_equal(ranks, before[before["sim"].isin([2, 7])].reset_index(drop=True))
+
+
+def test_the_library_passes_a_list_of_studies_as_the_command_takes_it(monkeypatch):
+    """``reanalysis.run_sbc(only=[7, 2])`` runs ``sbc.py --only 7,2`` and returns the result
+    folder also when a refitted study fails the gate (exit 3, ``fits.csv`` says which)."""
+    import reanalysis
+    import reanalysis.cli.sbc
+
+    seen = []
+
+    def main(argv):
+        seen.append(argv)
+        print("Results: /tmp/some-result")
+        return 3
+
+    monkeypatch.setattr(reanalysis.cli.sbc, "main", main)
+    assert str(reanalysis.run_sbc(sims=10, only=[7, 2])) == "/tmp/some-result"
+    assert seen[0][seen[0].index("--only") + 1] == "7,2"
