@@ -132,7 +132,7 @@ def run_sbc(
     Raises
     ------
     ValueError
-        ``only`` names a study outside ``0 .. sims - 1``.
+        ``only`` names no study, or one outside ``0 .. sims - 1`` (:func:`chosen_studies`).
     CalibrationError
         A fit failed, or a worker process died: the other fits are stopped at once and
         their workers killed (:func:`reanalysis.execution.run_tasks`).
@@ -147,12 +147,7 @@ def run_sbc(
         raise ValueError(f"draws * chains must be >= {N_RANK_DRAWS}")
     if as_published and model != "hierarchical":
         raise ValueError(f"as_published: only the hierarchical model's simulated studies report claims, not the {model} model's")
-    chosen = None if only is None else sorted(set(int(s) for s in only))
-    if chosen is not None and not chosen:
-        raise ValueError("only: no simulated study given")
-    if chosen is not None and (chosen[0] < 0 or chosen[-1] >= sims):
-        outside = ", ".join(str(s) for s in chosen if not 0 <= s < sims)
-        raise ValueError(f"only: simulated study {outside} is not one of the calibration's {sims} (numbered 0-{sims - 1})")
+    chosen = None if only is None else chosen_studies(only, sims)
     t0 = time.perf_counter()
     # built once here (the gamma family's tables take minutes), before the tasks' prior
     # draws build the model from them, and sent to the workers
@@ -186,6 +181,24 @@ def run_sbc(
     ranks = pd.DataFrame(rank_rows).sort_values(["sim", "parameter"], kind="stable").reset_index(drop=True)
     fits = pd.DataFrame(fit_rows).sort_values("sim").reset_index(drop=True)
     return SbcResult(ranks, fits, time.perf_counter() - t0, simulated)
+
+
+def chosen_studies(only, sims: int) -> list[int]:
+    """The simulated studies ``only`` names, sorted and once each, checked against a
+    calibration of ``sims`` studies (numbered from 0).
+
+    Raises
+    ------
+    ValueError
+        None named, or one outside ``0 .. sims - 1``; the message names them.
+    """
+    chosen = sorted({int(s) for s in only})
+    if not chosen:
+        raise ValueError("no simulated study given")
+    outside = [s for s in chosen if not 0 <= s < sims]
+    if outside:
+        raise ValueError(f"simulated study {', '.join(map(str, outside))} is not one of the calibration's {sims} (numbered 0-{sims - 1})")
+    return chosen
 
 
 def _group_tasks(study: Study, priors: dict, family: str, sims: int, seed: int) -> tuple[list[dict], int]:

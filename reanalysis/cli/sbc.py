@@ -119,12 +119,9 @@ def parse_args(argv=None):
         if a.grid is not None:
             p.error("--only refits simulated studies; --grid fits none")
         try:
-            a.only = sorted({int(s) for s in a.only.split(",")})
+            a.only = [int(s) for s in a.only.split(",")]
         except ValueError:
             p.error(f"--only: {a.only!r} is not a comma-separated list of simulated studies (e.g. --only 3,7,16)")
-        outside = [s for s in a.only if not 0 <= s < a.sims]
-        if outside:
-            p.error(f"--only: simulated study {', '.join(map(str, outside))} is not one of the --sims {a.sims} (numbered 0-{a.sims - 1})")
     return a
 
 
@@ -158,6 +155,13 @@ def main(argv=None) -> int:
     from reanalysis import calibration, results
     from reanalysis.execution import describe
     from reanalysis.figures import plots
+
+    if args.only is not None:
+        try:
+            args.only = calibration.chosen_studies(args.only, args.sims)
+        except ValueError as exc:
+            print(f"error: --only: {exc} (--sims {args.sims})", file=sys.stderr)
+            return EXIT_INPUT
 
     t0 = time.perf_counter()
     if args.grid is not None:
