@@ -43,11 +43,11 @@ def main(argv=None) -> int:
 
     from models.study import load_study
     from reanalysis.analysis import model_api
-    from reanalysis.sampling import _jax_functions, named_shared_inputs
+    from reanalysis.sampling import _jax_functions, data_inputs
 
     api = model_api("hierarchical")
     model = api.build_model(load_study(args.study), api.get_priors())
-    shared = {n: sv for n, sv in named_shared_inputs(model).items() if n not in model.dim_lengths}
+    shared = data_inputs(model)
     potential = _jax_functions(model, shared)[0]
     data = {n: jnp.asarray(sv.get_value()) for n, sv in shared.items()}
     start = {k: jnp.broadcast_to(jnp.asarray(v), (args.chains, *np.shape(v))) + 0.0 for k, v in model.initial_point().items()}

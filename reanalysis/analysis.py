@@ -610,11 +610,10 @@ class CompiledCache:
         argument of :meth:`reanalysis.sampling.CompiledNuts.run`, so a stricter one needs no
         other runner.
         """
-        from reanalysis.sampling import CompiledNuts
+        from reanalysis.sampling import CompiledNuts, data_inputs
 
         model, key, shared, terms = self._keyed(api, study, priors, family, reps, seed)
-        # dimension lengths are shared variables too, but they size the graph: structure
-        shared = {n: sv for n, sv in shared.items() if n not in model.dim_lengths}
+        shared = data_inputs(model, shared=shared)
         full = f"{key}:jax:{draws}:{tune}:{chains}"
         entry = self.entries.get(full)
         hit = entry is not None

@@ -157,7 +157,8 @@ def run_sbc(
     # is left out: a study fitted alone is the one the whole run fits
     tasks, simulated = make_tasks(study, priors, family, sims, seed, **({"as_published": True} if as_published else {}))
     if chosen is not None:
-        tasks = [t for t in tasks if t["sim"] in set(chosen)]
+        keep = set(chosen)
+        tasks = [t for t in tasks if t["sim"] in keep]
     setup = dict(
         study_path=str(study.path), priors=priors, family=family, seed=seed, draws=draws, tune=tune, chains=chains, model=model,
         max_rhat=max_rhat, min_ess=min_ess, max_extensions=max_extensions, precomputed=built,

@@ -65,6 +65,14 @@ def named_shared_inputs(model: pm.Model, terms: tuple | None = None) -> dict:
     return {v.name: v for v in graph_inputs([*logp_terms, *model.deterministics]) if isinstance(v, SharedVariable) and v.name}
 
 
+def data_inputs(model: pm.Model, terms: tuple | None = None, shared: dict | None = None) -> dict:
+    """The named shared inputs a compiled sampler takes as arguments: every one of
+    :func:`named_shared_inputs` (with ``terms``; or ``shared``, when the caller has them
+    already) but the dimension lengths, which size the graph and so belong to its structure."""
+    shared = named_shared_inputs(model, terms) if shared is None else shared
+    return {n: sv for n, sv in shared.items() if n not in model.dim_lengths}
+
+
 def shared_by_name(model: pm.Model, names, terms: tuple | None = None) -> dict:
     """The shared inputs called ``names`` (:func:`named_shared_inputs`, with ``terms``), in
     that order.
