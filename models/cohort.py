@@ -383,6 +383,23 @@ def stack_claims(design: Design, claims) -> dict:
     return out
 
 
+def triangle(T: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the upper triangle (diagonal included) of a ``T x T``
+    matrix: the layout of :func:`pack_symmetric`."""
+    return np.triu_indices(T)
+
+
+def pack_symmetric(a: np.ndarray) -> np.ndarray:
+    """Symmetric matrices ``(..., T, T)`` packed as ``(..., T (T + 1) / 2)`` so that
+    ``theta' a theta`` is one dot product with the products ``theta_i theta_j`` (i <= j) of
+    :func:`triangle`: the off-diagonal entries count twice.  A quadratic form written as
+    ``((a * theta).sum(-1) * theta).sum(-1)`` was the most expensive reduction of the
+    covariate model's gradient (XLA, 200 cohorts x 11 x 11: 15 times the packed dot product's
+    time, ``benchmarks/results/gradient-contractions-2026-12-08-s51.txt``)."""
+    rows, cols = triangle(a.shape[-1])
+    return a[..., rows, cols] * np.where(rows == cols, 1.0, 2.0)
+
+
 def claim_linear_forms(design: Design, claims, t_reps: int | None = None) -> dict:
     """What each claim's least-squares estimate is, cohort by cohort, as a function of the
     model's effects, summarised over the cohorts so that the gradient touches no subject
@@ -423,7 +440,7 @@ def claim_linear_forms(design: Design, claims, t_reps: int | None = None) -> dic
     Rt = R if t_reps is None else min(t_reps, R)
     A, t_claims = len(claims), [a for a, cd in enumerate(claims) if cd.statistic == "t"]
     At = len(t_claims)
-    shapes = {"EB": (A, T), "CB": (A, T, T), "W": (A, G), "B": (At, Rt, T), "K": (At, Rt, G), "Q": (At, Rt, T, T), "v": (At, Rt)}
+    shapes = {"EB": (A, T), "CB": (A, T, T), "W": (A, G), "B": (At, Rt, T), "K": (At, Rt, G), "Q": (At, Rt, T * (T + 1) // 2), "v": (At, Rt)}
     out = {k: np.zeros(s) for k, s in shapes.items()}
     for a, cd in enumerate(claims):
         gi = design.group_index[cd.index]  # (m,)
@@ -441,7 +458,7 @@ def claim_linear_forms(design: Design, claims, t_reps: int | None = None) -> dic
         if a in t_claims:
             k, r = t_claims.index(a), slice(0, Rt)
             fit = M[r] - np.einsum("rmp,rpt->rmt", cd.X[r], np.einsum("rpm,rmt->rpt", cd.P[r], M[r]))  # (I - H) M
-            out["Q"][k] = np.einsum("rms,rmt->rst", fit, fit)
+            out["Q"][k] = pack_symmetric(np.einsum("rms,rmt->rst", fit, fit))
             out["B"][k] = B[r]
             out["K"][k] = (1.0 - cd.leverage[r]) @ onehot_g
             out["v"][k] = cd.v[r]

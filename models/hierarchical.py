@@ -59,7 +59,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from .asymptotic import SUPPORTED, build_correction, corrected_moments, influence_covariances, mixture_mean_cv2, ndtr, residual_nodes, stack_corrections
-from .cohort import Design, build_design, claim_design, claim_linear_forms, modelled_associations, stack_claims
+from .cohort import Design, build_design, claim_design, claim_linear_forms, modelled_associations, stack_claims, triangle
 from .deferred import DeferredGraph
 from .group import ROUNDING_FLOOR, moment_estimates, rounding_width
 from .likelihood import mvn_logp, rounding_variance_log
@@ -377,6 +377,20 @@ def claim_points(xp, bounds):
     return xp.stack([lo, hi, -lo, 0.5 * (lo + hi)], axis=-1)
 
 
+def contract(xp, a, v):
+    """``a`` contracted over its last axis with the first axis of ``v``: ``(a * v).sum(-1)``
+    for a vector ``v``, as one dot product.  In the compiled gradient XLA runs a broadcast
+    product and sum over 200 x 11 x 11 entries about 5 times slower than the dot product
+    (``benchmarks/results/gradient-contractions-2026-12-08-s51.txt``)."""
+    return np.tensordot(a, v, axes=1) if xp is np else xp.tensordot(a, v, axes=1)
+
+
+def matvec(xp, a, v):
+    """Batched matrix-vector products: ``a`` (..., m, n) times ``v`` (..., n), leading axes
+    broadcast; ``(a * v[..., None, :]).sum(-1)`` as a dot product (see :func:`contract`)."""
+    return xp.matmul(a, v[..., None])[..., 0]
+
+
 def association_moments(xp, claims: dict, data: dict, y, var, influence=None):
     """Per claim, the normal approximation of the quantity ``D`` whose sign decides it, over
     random cohorts of the design, and its covariance with the groups' log statistics.
@@ -441,16 +455,16 @@ def association_moments(xp, claims: dict, data: dict, y, var, influence=None):
         Per group, the covariance of ``D`` with its log statistics.
     """
     P, X, mask = data["P"], data["X"], data["mask"]
-    b = (P * y[None, :, None, :]).sum(axis=-1)  # (A, R, p)
+    b = matvec(xp, P, y[None])  # (A, R, p)
     mean = b[..., -1]
     weights_b = P[:, :, -1, :]  # (A, R, S)
-    var_b = (weights_b**2 * var).sum(axis=-1)
+    var_b = contract(xp, weights_b**2, var)
     # D at the claim's points, for every cohort at once: (A, R, 4)
     x = claim_points(xp, data["bounds"])[:, None, :]
     t = claims["t"][:, None]
     if claims["t"].any() or influence is not None:
         # lack-of-fit residuals of the expected log levels (zero outside the claim)
-        fit_resid = mask[:, None, :] * (y[None] - (X * b[:, :, None, :]).sum(axis=-1))  # (A, R, S)
+        fit_resid = mask[:, None, :] * (y[None] - matvec(xp, X, b))  # (A, R, S)
         rss_i = mask[:, None, :] * var * (1.0 - data["leverage"]) + fit_resid**2  # E[RSS] by subject
     if claims["t"].any():
         df = claims["df"][:, None]
@@ -486,7 +500,7 @@ def association_moments(xp, claims: dict, data: dict, y, var, influence=None):
     return mu, v, cross
 
 
-def claim_moments_over_cohorts(xp, claims: dict, forms: dict, theta, variance, t_cohorts: int | None = None):
+def claim_moments_over_cohorts(xp, claims: dict, forms: dict, theta, variance, t_cohorts: int | None = None, n_effects: int | None = None):
     """Mean and variance of each claim's ``D`` (:func:`association_moments`) over the many
     design cohorts summarised by :func:`models.cohort.claim_linear_forms`.
 
@@ -512,30 +526,39 @@ def claim_moments_over_cohorts(xp, claims: dict, forms: dict, theta, variance, t
         ``R_t``, when the forms are tensors: averages divide by this number rather than by
         a shape read from one of several equally shaped inputs (which one the graph reads
         varies between builds, and the compiled-model cache keys on the graph).
+    n_effects : int, optional
+        ``T``, when ``theta`` is a tensor whose length is not static (it indexes the packed
+        quadratic forms ``Q``).
 
     Returns
     -------
     mu, v : array (A, 4)
         As :func:`association_moments`.
     """
-    mean_b = (forms["EB"] * theta).sum(axis=-1)  # (A,)
-    between_b = ((forms["CB"] * theta).sum(axis=-1) * theta).sum(axis=-1)
-    within = (forms["W"] * variance).sum(axis=-1)
+    mean_b = contract(xp, forms["EB"], theta)  # (A,)
+    between_b = (contract(xp, forms["CB"], theta) * theta).sum(axis=-1)
+    within = contract(xp, forms["W"], variance)
     x = claim_points(xp, claims["bounds"])  # (A, 4)
     t = np.asarray(claims["t"])
     ma, va, cab, d = np.ones(len(t)), 0.0, 0.0, 0.0
     if t.any():
         df = np.asarray(claims["df"])[t > 0][:, None]
-        lack = ((forms["Q"] * theta).sum(axis=-1) * theta).sum(axis=-1)  # (A_t, R_t)
-        se2 = forms["v"] * ((forms["K"] * variance).sum(axis=-1) + lack) / df
+        # theta' Q_r theta from the packed triangles: one dot product with the effects'
+        # pairwise products, taken through constant selections (no gather in the gradient)
+        T = n_effects if n_effects is not None else np.shape(theta)[0]
+        rows, cols = triangle(T)
+        eye = np.eye(T)
+        pairs = contract(xp, eye[rows], theta) * contract(xp, eye[cols], theta)
+        lack = contract(xp, forms["Q"], pairs)  # (A_t, R_t)
+        se2 = forms["v"] * (contract(xp, forms["K"], variance) + lack) / df
         n = float(t_cohorts if t_cohorts is not None else np.shape(forms["B"])[1])
         mean = lambda z: z.sum(axis=1) / n  # noqa: E731
         a = xp.sqrt(se2) * (1.0 - 1.0 / (4.0 * df))
-        b = (forms["B"] * theta).sum(axis=-1)
+        b = contract(xp, forms["B"], theta)
         am = mean(a)
         # from the t claims to all claims (a constant selection, no scatter in the gradient)
         E = np.eye(len(t))[:, t > 0]
-        spread = lambda z: (E @ z) if xp is np else xp.dot(E, z)  # noqa: E731
+        spread = lambda z: contract(xp, E, z)  # noqa: E731
         ma = (1.0 - t) + spread(am)
         va = spread(mean((a - am[:, None]) ** 2))[:, None]
         cab = spread(mean((a - am[:, None]) * (b - mean(b)[:, None])))[:, None]
@@ -577,16 +600,26 @@ def group_influence(xp, comp_m, comp_s, weights, names, sizes, nodes, sigma, sha
     present = (np.arange(n_max)[None, :] < np.asarray(sizes)[:, None]).astype(float)[:, None, :, None]  # (G, 1, n_max, 1)
     union = [s for s in SUPPORTED if any(s in own for own in names)]
     c1, c2, e = influence_covariances(xp, comp_m, comp_s, union, w=weights)
-    lay = (comp_m.shape[0], R, n_max, n_nodes, len(union))
-    c1, c2, e = c1.reshape(lay), c2.reshape(lay), e.reshape(lay)
-    s2 = (sigma[:, None] ** 2 * nodes[None, :])[:, None, None, :, None]  # (G, 1, 1, K, 1)
-    c2 = (c2 + s2 * e).mean(axis=3) - s2.mean(axis=3) * e.mean(axis=3)
-    c1, c2, e = c1.mean(axis=3) * present, c2 * present, e.mean(axis=3) * present
+    if n_nodes > 1:
+        lay = (comp_m.shape[0], R, n_max, n_nodes, len(union))
+        c1, c2, e = c1.reshape(lay), c2.reshape(lay), e.reshape(lay)
+        s2 = (sigma[:, None] ** 2 * nodes[None, :])[:, None, None, :, None]  # (G, 1, 1, K, 1)
+        c2 = (c2 + s2 * e).mean(axis=3) - s2.mean(axis=3) * e.mean(axis=3)
+        c1, e = c1.mean(axis=3), e.mean(axis=3)
+    else:
+        # one node (normal residuals): nothing to average and no between-node term; skipped,
+        # because every operation here is a kernel in each of the sampler's gradients
+        lay = (comp_m.shape[0], R, n_max, len(union))
+        c1, c2, e = c1.reshape(lay), c2.reshape(lay), e.reshape(lay)
+    c1, c2, e = c1 * present, c2 * present, e * present
     out = []
     for k, own in enumerate(names):
+        arrs = (c1[k], c2[k], e[k])
         cols = [union.index(s) for s in own]
-        pick = np.eye(len(union))[:, cols]  # a constant selection (no integer gather in the gradient)
-        out.append(tuple((arr[k] @ pick if xp is np else xp.dot(arr[k], pick)) / sizes[k] for arr in (c1, c2, e)))
+        if cols != list(range(len(union))):
+            pick = np.eye(len(union))[:, cols]  # a constant selection (no integer gather in the gradient)
+            arrs = tuple(arr @ pick if xp is np else xp.dot(arr, pick) for arr in arrs)
+        out.append(tuple(arr / sizes[k] for arr in arrs))
     return out
 
 
@@ -973,7 +1006,7 @@ def build_model(study: Study, priors: dict, family: str = DEFAULT_FAMILY, reps: 
                 theta = pt.concatenate([theta, u])
             # the forms depend on assumption values (covariate distributions), so they are data
             forms_data = {f: pm.Data(f"claim_forms_{f}", forms[f]) for f in ("EB", "CB", "W") + (("B", "K", "Q", "v") if claims["t"].any() else ())}
-            claim_mu, claim_v = claim_moments_over_cohorts(pt, {**claims, "bounds": data["bounds"]}, forms_data, theta, variance, t_cohorts=forms["B"].shape[1])
+            claim_mu, claim_v = claim_moments_over_cohorts(pt, {**claims, "bounds": data["bounds"]}, forms_data, theta, variance, t_cohorts=forms["B"].shape[1], n_effects=len(forms["EB"][0]))
             cond_mu, cond_v = condition_on_statistics(pt, claim_mu, claim_v, cross, stats)
             lp = claim_event_log_prob(claims, cond_mu, cond_v)
             # the claims' normal quantities, for tests that compare them with simulated cohorts

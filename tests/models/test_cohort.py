@@ -22,8 +22,10 @@ from models.cohort import (
     claim_rule,
     cohort_log_levels,
     modelled_associations,
+    pack_symmetric,
     regression_estimate,
     residual_deviates,
+    triangle,
 )
 from models.study import load_study
 from tests.studyfiles import MISSING, assert_study_error, variant
@@ -419,3 +421,17 @@ def test_cohort_log_levels_batch_equals_loop(design):
     # without a categorical covariate
     nocat = cohort_log_levels(np, alpha[0], slope[0], None, sigma[0], x, oh, eps, design.group_index)
     np.testing.assert_allclose(nocat, batch[0] - (oh * u[0]).sum(axis=-1), atol=1e-12)
+
+
+def test_packed_symmetric_forms_give_the_quadratic_forms():
+    # theta' Q theta from the packed upper triangle and the effects' pairwise products
+    # (the covariate model's lack-of-fit term) equals the full quadratic form
+    rng = np.random.default_rng(4)
+    T = 6
+    half = rng.normal(size=(3, 7, T, T))
+    Q = half + np.swapaxes(half, -1, -2)
+    theta = rng.normal(size=T)
+    rows, cols = triangle(T)
+    packed = pack_symmetric(Q)
+    assert packed.shape == (3, 7, T * (T + 1) // 2)
+    np.testing.assert_allclose(packed @ (theta[rows] * theta[cols]), np.einsum("...s,...st,...t->...", theta, Q, theta), rtol=1e-12)
