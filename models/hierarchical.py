@@ -382,7 +382,7 @@ def contract(xp, a, v):
     for a vector ``v``, as one dot product.  In the compiled gradient XLA runs a broadcast
     product and sum over 200 x 11 x 11 entries about 5 times slower than the dot product
     (``benchmarks/results/gradient-contractions-2026-12-08-s51.txt``)."""
-    return np.tensordot(a, v, axes=1) if xp is np else xp.tensordot(a, v, axes=1)
+    return xp.tensordot(a, v, axes=1)
 
 
 def matvec(xp, a, v):
@@ -618,7 +618,7 @@ def group_influence(xp, comp_m, comp_s, weights, names, sizes, nodes, sigma, sha
         cols = [union.index(s) for s in own]
         if cols != list(range(len(union))):
             pick = np.eye(len(union))[:, cols]  # a constant selection (no integer gather in the gradient)
-            arrs = tuple(arr @ pick if xp is np else xp.dot(arr, pick) for arr in arrs)
+            arrs = tuple(contract(xp, arr, pick) for arr in arrs)
         out.append(tuple(arr / sizes[k] for arr in arrs))
     return out
 
